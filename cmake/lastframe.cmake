@@ -1,0 +1,23 @@
+# lastframe_module(NAME SOURCES ... [DEPS ...] [TESTS ...] [TEST_DEPS ...])
+# One folder under src/ is one module: a static library lf_NAME, and, when it
+# has tests, one GoogleTest binary lf_NAME_test whose cases CTest lists one by one.
+function(lastframe_module name)
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS;TESTS;TEST_DEPS" ${ARGN})
+  add_library(lf_${name} STATIC ${M_SOURCES})
+  target_include_directories(lf_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(lf_${name} PUBLIC ${M_DEPS})
+  if(M_TESTS)
+    lastframe_test(lf_${name}_test SOURCES ${M_TESTS} DEPS lf_${name} ${M_TEST_DEPS})
+  endif()
+endfunction()
+
+# lastframe_test(TARGET SOURCES ... DEPS ...): a GoogleTest binary registered with CTest.
+function(lastframe_test target)
+  cmake_parse_arguments(T "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${target} ${T_SOURCES})
+  target_link_libraries(${target} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
+  gtest_discover_tests(${target}
+    DISCOVERY_MODE PRE_TEST
+    PROPERTIES ENVIRONMENT "LASTFRAME_BINARY=$<TARGET_FILE:lastframe>;LASTFRAME_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+               TIMEOUT 120)
+endfunction()

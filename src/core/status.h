@@ -1,0 +1,93 @@
+#pragma once
+
+#include <cassert>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace lastframe {
+
+// The domain error codes of lastframe. Each maps to exactly one HTTP status, in
+// http/errors.cpp; nothing else decides statuses.
+enum class Code {
+  kOk,
+  kInvalidArgument,   // the caller sent something malformed or out of range
+  kNotFound,          // no such stream, object or frame
+  kUnauthenticated,   // missing or unverifiable credentials
+  kPermissionDenied,  // credentials verified but not allowed (expired URL)
+  kTooLarge,          // a body or field over its limit
+  kOverloaded,        // bounded queue full; retry later
+  kUnavailable,       // a dependency is down
+  kUpstreamFailed,    // a dependency answered with an error
+  kMediaError,        // the media itself cannot be decoded
+  kInternal,          // a broken invariant: a bug
+};
+
+// Returns the stable machine-readable name of |code| ("InvalidArgument", ...).
+std::string_view CodeName(Code code);
+
+// Status is the outcome of a fallible call: kOk, or an error code with a
+// machine-readable reason (defaults to CodeName(code)) and a human message.
+class [[nodiscard]] Status {
+ public:
+  Status() = default;
+  Status(Code code, std::string message, std::string reason = {})
+      : code_(code), message_(std::move(message)), reason_(std::move(reason)) {}
+
+  static Status Ok() { return {}; }
+  bool ok() const { return code_ == Code::kOk; }
+  Code code() const { return code_; }
+  const std::string& message() const { return message_; }
+  // The stable error name callers script against.
+  std::string reason() const { return reason_.empty() ? std::string(CodeName(code_)) : reason_; }
+  std::string ToString() const;
+
+ private:
+  Code code_ = Code::kOk;
+  std::string message_;
+  std::string reason_;
+};
+
+inline Status InvalidArgument(std::string message, std::string reason = {}) {
+  return {Code::kInvalidArgument, std::move(message), std::move(reason)};
+}
+inline Status NotFound(std::string message, std::string reason = {}) {
+  return {Code::kNotFound, std::move(message), std::move(reason)};
+}
+inline Status Internal(std::string message) { return {Code::kInternal, std::move(message)}; }
+
+// Result<T> holds either a value or a non-ok Status.
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) {  // NOLINT
+    assert(!std::get<Status>(v_).ok());
+  }
+
+  bool ok() const { return std::holds_alternative<T>(v_); }
+  const Status& status() const {
+    static const Status kOk;
+    return ok() ? kOk : std::get<Status>(v_);
+  }
+  T& value() & { return std::get<T>(v_); }
+  const T& value() const& { return std::get<T>(v_); }
+  T&& value() && { return std::get<T>(std::move(v_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+ private:
+  std::variant<T, Status> v_;
+};
+
+}  // namespace lastframe
+
+// Returns early from the enclosing function when |expr| is a non-ok Status.
+#define LF_RETURN_IF_ERROR(expr)              \
+  do {                                        \
+    ::lastframe::Status lf_status_ = (expr);  \
+    if (!lf_status_.ok()) return lf_status_;  \
+  } while (0)

@@ -1,0 +1,67 @@
+#include "core/time_format.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace lastframe {
+namespace {
+
+std::tm UtcTm(int64_t ms) {
+  std::time_t seconds = static_cast<std::time_t>(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  return tm;
+}
+
+bool AllDigits(std::string_view s) {
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+int ToInt(std::string_view s) {
+  int v = 0;
+  for (char c : s) v = v * 10 + (c - '0');
+  return v;
+}
+
+}  // namespace
+
+std::string FormatIso8601Ms(int64_t ms) {
+  std::tm tm = UtcTm(ms);
+  int millis = static_cast<int>(((ms % 1000) + 1000) % 1000);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  return buf;
+}
+
+std::string FormatAmzDate(int64_t ms) {
+  std::tm tm = UtcTm(ms);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+std::optional<int64_t> ParseAmzDate(std::string_view text) {
+  if (text.size() != 16 || text[8] != 'T' || text[15] != 'Z') return std::nullopt;
+  if (!AllDigits(text.substr(0, 8)) || !AllDigits(text.substr(9, 6))) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = ToInt(text.substr(0, 4)) - 1900;
+  tm.tm_mon = ToInt(text.substr(4, 2)) - 1;
+  tm.tm_mday = ToInt(text.substr(6, 2));
+  tm.tm_hour = ToInt(text.substr(9, 2));
+  tm.tm_min = ToInt(text.substr(11, 2));
+  tm.tm_sec = ToInt(text.substr(13, 2));
+  if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+      tm.tm_min > 59 || tm.tm_sec > 60)
+    return std::nullopt;
+  std::tm check = tm;
+  std::time_t t = timegm(&check);
+  // timegm normalises out-of-range days (Feb 31): reject those.
+  if (check.tm_mday != tm.tm_mday || check.tm_mon != tm.tm_mon) return std::nullopt;
+  return static_cast<int64_t>(t) * 1000;
+}
+
+}  // namespace lastframe

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace lastframe {
+
+// "2026-11-25T14:08:13.123Z" for |ms| since the epoch (UTC, millisecond precision).
+std::string FormatIso8601Ms(int64_t ms);
+// "20130524T000000Z", the compact form SigV4 uses, truncated to the second.
+std::string FormatAmzDate(int64_t ms);
+// Parses "YYYYMMDDTHHMMSSZ". Returns nullopt for anything else.
+std::optional<int64_t> ParseAmzDate(std::string_view text);
+
+}  // namespace lastframe

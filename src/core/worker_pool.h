@@ -1,0 +1,43 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace lastframe {
+
+// A fixed set of threads for CPU work (decode, encode), fed from a bounded
+// queue. TryPost never blocks: a full queue is the caller's signal to shed load
+// (HTTP 429), so the queue can never grow without bound.
+class WorkerPool {
+ public:
+  WorkerPool(size_t threads, size_t max_queued);
+  ~WorkerPool();  // runs what was queued, then joins
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Queues |task|. Returns false, and drops it, when max_queued tasks wait already
+  // or the pool is shutting down.
+  bool TryPost(std::function<void()> task);
+  // Stops taking tasks, finishes the queued ones and joins the threads.
+  void Shutdown();
+
+  size_t threads() const { return threads_.size(); }
+  size_t queued() const;
+
+ private:
+  void Run();
+
+  const size_t max_queued_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;  // guarded by mu_
+  bool stopping_ = false;                    // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace lastframe

@@ -1,0 +1,205 @@
+#include "store/stream_store.h"
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+}
+
+#include <algorithm>
+
+namespace lastframe::store {
+
+Stream::Stream(std::string name, StreamStore* store) : name_(std::move(name)), store_(store) {}
+
+bool Stream::AcquireWriter() {
+  std::lock_guard lock(mu_);
+  if (writer_) return false;
+  writer_ = true;
+  last_error_.clear();
+  return true;
+}
+
+void Stream::ReleaseWriter(const std::string& error) {
+  std::lock_guard lock(mu_);
+  writer_ = false;
+  last_error_ = error;
+}
+
+uint64_t Stream::BeginFragment(media::SharedCodecParameters codec, int64_t producer_ts_ms,
+                               int64_t timecode_ms, Frame first, int64_t arrival_ms) {
+  uint64_t number = store_->NextFragmentNumber();
+  const StoreOptions& opt = store_->options();
+  std::lock_guard lock(mu_);
+  if (!fragments_.empty()) fragments_.back().view.complete = true;
+  StoredFragment f;
+  f.view.number = number;
+  f.view.producer_ts_ms = producer_ts_ms;
+  f.view.server_ts_ms = arrival_ms;
+  f.view.timecode_ms = timecode_ms;
+  f.view.codec = std::move(codec);
+  f.view.bytes = first.size();
+  f.last_arrival_ms = arrival_ms;
+  bytes_ += first.size();
+  f.view.frames.push_back(std::move(first));
+  fragments_.push_back(std::move(f));
+  // Retention runs here too, so a busy stream never waits for the sweeper.
+  int64_t cutoff = arrival_ms - opt.retention_ms;
+  size_t max_bytes = opt.max_bytes_per_stream;
+  while (fragments_.size() > 1) {
+    const StoredFragment& oldest = fragments_.front();
+    if (oldest.last_arrival_ms >= cutoff && bytes_ <= max_bytes) break;
+    bytes_ -= oldest.view.bytes;
+    fragments_.pop_front();
+  }
+  return number;
+}
+
+bool Stream::Append(Frame frame, int64_t arrival_ms) {
+  std::lock_guard lock(mu_);
+  if (fragments_.empty() || fragments_.back().view.complete) return false;
+  StoredFragment& f = fragments_.back();
+  int64_t end = frame.pts_ms;
+  if (frame.packet && frame.packet->duration > 0) end += frame.packet->duration;
+  f.view.duration_ms = std::max(f.view.duration_ms, end - f.view.frames.front().pts_ms);
+  f.view.bytes += frame.size();
+  bytes_ += frame.size();
+  f.last_arrival_ms = arrival_ms;
+  f.view.frames.push_back(std::move(frame));
+  return true;
+}
+
+std::optional<FragmentView> Stream::CompleteFragment() {
+  std::lock_guard lock(mu_);
+  if (fragments_.empty() || fragments_.back().view.complete) return std::nullopt;
+  fragments_.back().view.complete = true;
+  return fragments_.back().view;
+}
+
+size_t Stream::OpenFragmentBytes() const {
+  std::lock_guard lock(mu_);
+  if (fragments_.empty() || fragments_.back().view.complete) return 0;
+  return fragments_.back().view.bytes;
+}
+
+std::optional<FragmentView> Stream::Latest() const {
+  std::lock_guard lock(mu_);
+  if (fragments_.empty()) return std::nullopt;
+  return fragments_.back().view;  // copies refs to the packets, not their data
+}
+
+StreamInfo Stream::Info(int64_t now_ms, int64_t live_window_ms) const {
+  std::lock_guard lock(mu_);
+  StreamInfo info;
+  info.name = name_;
+  info.producer_connected = writer_;
+  info.fragment_count = fragments_.size();
+  info.bytes = bytes_;
+  info.last_error = last_error_;
+  if (fragments_.empty()) {
+    info.state = last_error_.empty() ? "idle" : "error";
+    return info;
+  }
+  const StoredFragment& newest = fragments_.back();
+  const FragmentView& v = newest.view;
+  if (v.codec) {
+    info.codec = avcodec_get_name(v.codec->codec_id);
+    info.width = v.codec->width;
+    info.height = v.codec->height;
+  }
+  info.last_fragment_ms = v.server_ts_ms;
+  info.last_frame_ms = newest.last_arrival_ms;
+  // Rates over the retained fragments: frames and bytes per producer second.
+  size_t frames = 0, bytes = 0;
+  int64_t span_ms = 0;
+  for (const auto& f : fragments_) {
+    frames += f.view.frames.size();
+    bytes += f.view.bytes;
+  }
+  const FragmentView& oldest = fragments_.front().view;
+  if (!oldest.frames.empty() && !v.frames.empty()) {
+    int64_t first = oldest.frames.front().pts_ms;
+    int64_t last = first;
+    for (const Frame& fr : v.frames) last = std::max(last, fr.pts_ms);
+    span_ms = last - first;
+  }
+  if (span_ms > 0 && frames > 1) {
+    info.fps = static_cast<double>(frames - 1) * 1000.0 / static_cast<double>(span_ms);
+    info.bitrate_bps = static_cast<int64_t>(static_cast<double>(bytes) * 8000.0 /
+                                            static_cast<double>(span_ms + span_ms / (frames - 1)));
+  }
+  bool live = now_ms - newest.last_arrival_ms <= live_window_ms;
+  info.state = live ? "live" : (last_error_.empty() ? "stale" : "error");
+  return info;
+}
+
+void Stream::Trim(int64_t cutoff_ms, size_t max_bytes) {
+  std::lock_guard lock(mu_);
+  while (!fragments_.empty()) {
+    const StoredFragment& oldest = fragments_.front();
+    bool open = !oldest.view.complete;
+    if (open) break;
+    if (oldest.last_arrival_ms >= cutoff_ms && bytes_ <= max_bytes) break;
+    bytes_ -= oldest.view.bytes;
+    fragments_.pop_front();
+  }
+}
+
+StreamStore::StreamStore(const Clock& clock, StoreOptions options)
+    : clock_(clock),
+      options_(options),
+      // Numbers start from the clock so that they keep rising across restarts.
+      next_number_(static_cast<uint64_t>(clock.NowMs()) * 1000) {}
+
+std::shared_ptr<Stream> StreamStore::Open(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = streams_.find(name);
+  if (it != streams_.end()) return it->second;
+  auto stream = std::make_shared<Stream>(name, this);
+  streams_.emplace(name, stream);
+  return stream;
+}
+
+std::shared_ptr<Stream> StreamStore::Find(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  auto it = streams_.find(name);
+  return it == streams_.end() ? nullptr : it->second;
+}
+
+Result<FragmentView> StreamStore::LatestFragment(std::string_view name) const {
+  std::shared_ptr<Stream> stream = Find(name);
+  if (!stream) return NotFound("no stream named '" + std::string(name) + "'", "StreamNotFound");
+  std::optional<FragmentView> latest = stream->Latest();
+  if (!latest)
+    return NotFound("stream '" + std::string(name) + "' has no frame yet (or none retained)",
+                    "NoFrame");
+  return std::move(*latest);
+}
+
+std::vector<StreamInfo> StreamStore::List() const {
+  std::vector<std::shared_ptr<Stream>> streams;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, s] : streams_) streams.push_back(s);
+  }
+  int64_t now = clock_.NowMs();
+  std::vector<StreamInfo> out;
+  out.reserve(streams.size());
+  for (const auto& s : streams) out.push_back(s->Info(now, options_.live_window_ms));
+  return out;
+}
+
+void StreamStore::ApplyRetention() {
+  std::vector<std::shared_ptr<Stream>> streams;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, s] : streams_) streams.push_back(s);
+  }
+  int64_t cutoff = clock_.NowMs() - options_.retention_ms;
+  for (const auto& s : streams) s->Trim(cutoff, options_.max_bytes_per_stream);
+}
+
+uint64_t StreamStore::NextFragmentNumber() {
+  std::lock_guard lock(number_mu_);
+  return next_number_++;
+}
+
+}  // namespace lastframe::store

@@ -1,0 +1,115 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "store/fragment.h"
+#include "store/stream_source.h"
+
+namespace lastframe::store {
+
+struct StoreOptions {
+  int64_t retention_ms = 60'000;                 // fragments older than this are dropped
+  size_t max_bytes_per_stream = 64 * 1024 * 1024;  // oldest fragments go first past this
+  int64_t live_window_ms = 10'000;               // a stream is "live" if a frame came this recently
+};
+
+// What GET /v1/streams shows of one stream.
+struct StreamInfo {
+  std::string name;
+  std::string state;  // "live", "stale", "idle" (nothing retained) or "error"
+  bool producer_connected = false;
+  std::string codec;
+  int width = 0;
+  int height = 0;
+  double fps = 0;
+  int64_t bitrate_bps = 0;
+  std::optional<int64_t> last_fragment_ms;  // server arrival of the newest fragment
+  std::optional<int64_t> last_frame_ms;     // server arrival of the newest frame
+  size_t fragment_count = 0;
+  size_t bytes = 0;
+  std::string last_error;
+};
+
+class StreamStore;
+
+// One stream's fragments. The writer side (one producer at a time) appends;
+// any number of readers copy views. All methods are thread-safe.
+class Stream {
+ public:
+  Stream(std::string name, StreamStore* store);
+  const std::string& name() const { return name_; }
+
+  // Claims the stream for one producer. Returns false if another producer holds it.
+  bool AcquireWriter();
+  // Releases the claim; |error| (empty for a clean end) is shown in the stream's state.
+  void ReleaseWriter(const std::string& error);
+
+  // Starts a new fragment with |first| (a keyframe) and returns its number.
+  // Completes the previous fragment if still open.
+  uint64_t BeginFragment(media::SharedCodecParameters codec, int64_t producer_ts_ms,
+                         int64_t timecode_ms, Frame first, int64_t arrival_ms);
+  // Appends a frame to the open fragment. Returns false if none is open.
+  bool Append(Frame frame, int64_t arrival_ms);
+  // Marks the open fragment complete and returns its final view (nullopt if none open).
+  std::optional<FragmentView> CompleteFragment();
+  // Size in bytes of the open fragment (0 if none).
+  size_t OpenFragmentBytes() const;
+
+  std::optional<FragmentView> Latest() const;
+  StreamInfo Info(int64_t now_ms, int64_t live_window_ms) const;
+  // Drops fragments older than |cutoff_ms| and, oldest first, those over |max_bytes|.
+  // The open fragment is never dropped.
+  void Trim(int64_t cutoff_ms, size_t max_bytes);
+
+ private:
+  struct StoredFragment {
+    FragmentView view;
+    int64_t last_arrival_ms = 0;
+  };
+  const std::string name_;
+  StreamStore* const store_;
+  mutable std::mutex mu_;
+  std::deque<StoredFragment> fragments_;  // oldest first; the back may be open
+  size_t bytes_ = 0;
+  bool writer_ = false;
+  std::string last_error_;
+};
+
+// The embedded stream store: every stream's recent fragments, in memory,
+// bounded by retention and bytes.
+class StreamStore final : public StreamSource {
+ public:
+  StreamStore(const Clock& clock, StoreOptions options);
+
+  // The stream named |name|, created on first use.
+  std::shared_ptr<Stream> Open(const std::string& name);
+  std::shared_ptr<Stream> Find(std::string_view name) const;
+
+  Result<FragmentView> LatestFragment(std::string_view stream) const override;
+  std::vector<StreamInfo> List() const;
+  // Applies retention to every stream (also done on each fragment start).
+  void ApplyRetention();
+
+  const Clock& clock() const { return clock_; }
+  const StoreOptions& options() const { return options_; }
+  uint64_t NextFragmentNumber();
+
+ private:
+  const Clock& clock_;
+  const StoreOptions options_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Stream>, std::less<>> streams_;
+  std::mutex number_mu_;
+  uint64_t next_number_;
+};
+
+}  // namespace lastframe::store

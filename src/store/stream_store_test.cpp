@@ -1,0 +1,158 @@
+#include "store/stream_store.h"
+
+#include <gtest/gtest.h>
+
+namespace lastframe::store {
+namespace {
+
+Frame MakeTestFrame(int64_t pts_ms, bool key, int size = 1000, int64_t duration_ms = 200) {
+  media::PacketPtr pkt = media::MakePacket();
+  EXPECT_EQ(av_new_packet(pkt.get(), size), 0);
+  pkt->pts = pkt->dts = pts_ms;
+  pkt->duration = duration_ms;
+  if (key) pkt->flags |= AV_PKT_FLAG_KEY;
+  Frame f;
+  f.pts_ms = f.dts_ms = pts_ms;
+  f.keyframe = key;
+  f.packet = media::TakePacket(pkt.get());
+  return f;
+}
+
+media::SharedCodecParameters H264Params(int w, int h) {
+  AVCodecParameters par{};
+  par.codec_type = AVMEDIA_TYPE_VIDEO;
+  par.codec_id = AV_CODEC_ID_H264;
+  par.width = w;
+  par.height = h;
+  return *media::CopyCodecParameters(par);
+}
+
+// Pushes |gops| fragments of |frames| frames each at 5 fps, advancing |clock|.
+void PushGops(Stream& s, ManualClock& clock, int gops, int frames, int64_t* pts, int size = 1000) {
+  for (int g = 0; g < gops; ++g) {
+    s.BeginFragment(H264Params(640, 480), 1'000'000 + *pts, *pts, MakeTestFrame(*pts, true, size),
+                    clock.NowMs());
+    for (int i = 1; i < frames; ++i) {
+      *pts += 200;
+      clock.Advance(200);
+      ASSERT_TRUE(s.Append(MakeTestFrame(*pts, false, size), clock.NowMs()));
+    }
+    *pts += 200;
+    clock.Advance(200);
+  }
+}
+
+TEST(StreamStore, UnknownStreamAndEmptyStreamAreDistinctNotFounds) {
+  ManualClock clock(1'700'000'000'000);
+  StreamStore store(clock, {});
+  auto missing = store.LatestFragment("nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().reason(), "StreamNotFound");
+  store.Open("cam");
+  auto empty = store.LatestFragment("cam");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().reason(), "NoFrame");
+}
+
+TEST(StreamStore, LatestIncludesTheFragmentStillArriving) {
+  ManualClock clock(1'700'000'000'000);
+  StreamStore store(clock, {});
+  auto s = store.Open("cam");
+  int64_t pts = 0;
+  PushGops(*s, clock, 2, 10, &pts);
+  uint64_t open = s->BeginFragment(H264Params(640, 480), 0, pts, MakeTestFrame(pts, true),
+                                   clock.NowMs());
+  ASSERT_TRUE(s->Append(MakeTestFrame(pts + 200, false), clock.NowMs()));
+  auto latest = store.LatestFragment("cam");
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(latest->number, open);
+  EXPECT_FALSE(latest->complete);
+  ASSERT_EQ(latest->frames.size(), 2u);
+  EXPECT_TRUE(latest->frames[0].keyframe);
+  EXPECT_EQ(latest->frames[1].pts_ms, pts + 200);
+  auto done = s->CompleteFragment();
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(done->complete);
+  EXPECT_EQ(done->duration_ms, 400);
+  EXPECT_FALSE(s->Append(MakeTestFrame(pts + 400, false), clock.NowMs()));
+}
+
+TEST(StreamStore, FragmentNumbersRiseAcrossStreams) {
+  ManualClock clock(1'700'000'000'000);
+  StreamStore store(clock, {});
+  auto a = store.Open("a");
+  auto b = store.Open("b");
+  uint64_t n1 = a->BeginFragment(H264Params(64, 64), 0, 0, MakeTestFrame(0, true), 0);
+  uint64_t n2 = b->BeginFragment(H264Params(64, 64), 0, 0, MakeTestFrame(0, true), 0);
+  uint64_t n3 = a->BeginFragment(H264Params(64, 64), 0, 0, MakeTestFrame(0, true), 0);
+  EXPECT_LT(n1, n2);
+  EXPECT_LT(n2, n3);
+}
+
+TEST(StreamStore, RetentionDropsOldFragments) {
+  ManualClock clock(1'700'000'000'000);
+  StreamStore store(clock, {.retention_ms = 5'000});
+  auto s = store.Open("cam");
+  int64_t pts = 0;
+  PushGops(*s, clock, 3, 10, &pts);  // 3 x 2 s
+  s->CompleteFragment();
+  EXPECT_EQ(store.List()[0].fragment_count, 3u);
+  clock.Advance(1'000);  // only the first fragment's last frame is now > 5 s old
+  store.ApplyRetention();
+  EXPECT_EQ(store.List()[0].fragment_count, 2u);
+  clock.Advance(60'000);
+  store.ApplyRetention();
+  StreamInfo info = store.List()[0];
+  EXPECT_EQ(info.fragment_count, 0u);
+  EXPECT_EQ(info.state, "idle");
+  EXPECT_EQ(store.LatestFragment("cam").status().reason(), "NoFrame");
+}
+
+TEST(StreamStore, BytesPerStreamAreBounded) {
+  ManualClock clock(1'700'000'000'000);
+  StreamStore store(clock, {.retention_ms = 3'600'000, .max_bytes_per_stream = 50'000});
+  auto s = store.Open("cam");
+  int64_t pts = 0;
+  PushGops(*s, clock, 10, 10, &pts, 1000);  // 10 x 10 kB
+  s->CompleteFragment();
+  store.ApplyRetention();
+  StreamInfo info = store.List()[0];
+  EXPECT_LE(info.bytes, 50'000u);
+  EXPECT_GE(info.fragment_count, 4u);
+}
+
+TEST(StreamStore, OneWriterAtATime) {
+  ManualClock clock(0);
+  StreamStore store(clock, {});
+  auto s = store.Open("cam");
+  EXPECT_TRUE(s->AcquireWriter());
+  EXPECT_FALSE(s->AcquireWriter());
+  s->ReleaseWriter("");
+  EXPECT_TRUE(s->AcquireWriter());
+}
+
+TEST(StreamStore, InfoDescribesTheStream) {
+  ManualClock clock(1'700'000'000'000);
+  StreamStore store(clock, {});
+  auto s = store.Open("cam");
+  s->AcquireWriter();
+  int64_t pts = 0;
+  PushGops(*s, clock, 2, 10, &pts);
+  StreamInfo info = store.List()[0];
+  EXPECT_EQ(info.name, "cam");
+  EXPECT_EQ(info.state, "live");
+  EXPECT_TRUE(info.producer_connected);
+  EXPECT_EQ(info.codec, "h264");
+  EXPECT_EQ(info.width, 640);
+  EXPECT_EQ(info.height, 480);
+  EXPECT_NEAR(info.fps, 5.0, 0.01);
+  EXPECT_NEAR(static_cast<double>(info.bitrate_bps), 40'000.0, 1000.0);  // 1000 B x 5 fps
+  s->ReleaseWriter("connection reset");
+  clock.Advance(30'000);
+  info = store.List()[0];
+  EXPECT_EQ(info.state, "error");
+  EXPECT_EQ(info.last_error, "connection reset");
+}
+
+}  // namespace
+}  // namespace lastframe::store
