@@ -86,6 +86,14 @@ std::optional<FragmentView> Stream::Latest() const {
   return fragments_.back().view;  // copies refs to the packets, not their data
 }
 
+std::vector<FragmentView> Stream::Fragments() const {
+  std::lock_guard lock(mu_);
+  std::vector<FragmentView> out;
+  out.reserve(fragments_.size());
+  for (const auto& f : fragments_) out.push_back(f.view);
+  return out;
+}
+
 StreamInfo Stream::Info(int64_t now_ms, int64_t live_window_ms) const {
   std::lock_guard lock(mu_);
   StreamInfo info;

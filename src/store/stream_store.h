@@ -65,6 +65,8 @@ class Stream {
   size_t OpenFragmentBytes() const;
 
   std::optional<FragmentView> Latest() const;
+  // Every retained fragment, oldest first.
+  std::vector<FragmentView> Fragments() const;
   StreamInfo Info(int64_t now_ms, int64_t live_window_ms) const;
   // Drops fragments older than |cutoff_ms| and, oldest first, those over |max_bytes|.
   // The open fragment is never dropped.

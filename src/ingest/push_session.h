@@ -1,0 +1,92 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "core/status.h"
+#include "ingest/byte_pipe.h"
+#include "store/stream_store.h"
+
+namespace lastframe::ingest {
+
+// Kinesis Video's PutMedia acknowledgement error ids (API reference, PutMedia).
+enum class AckError {
+  kStreamReadError = 4000,
+  kMaxFragmentSizeReached = 4001,
+  kInvalidMkvData = 4006,
+  kInternalError = 5000,
+};
+
+struct PushOptions {
+  std::string stream;
+  // x-amzn-fragment-timecode-type: ABSOLUTE means the Matroska timecodes are
+  // epoch milliseconds; RELATIVE (default) means they count from producer_start_ms.
+  bool absolute_timecodes = false;
+  // x-amzn-producer-start-timestamp; the session's start when absent.
+  std::optional<int64_t> producer_start_ms;
+  size_t max_fragment_bytes = 50 * 1024 * 1024;  // Kinesis Video's fragment limit
+  size_t pipe_high_water = 1024 * 1024;
+};
+
+struct PushCallbacks {
+  // One acknowledgement, a JSON object without the trailing newline.
+  std::function<void(std::string)> on_ack;
+  // The writer may feed again after Feed returned false.
+  std::function<void()> on_space;
+  // The session is over: no more acks. Ok for a clean end of input.
+  std::function<void(Status)> on_done;
+};
+
+// One producer's Matroska stream, parsed incrementally as bytes arrive and cut
+// into fragments that each begin at a video keyframe, whatever the producer's
+// clusters are. The parse runs on a thread of the session's own (libavformat
+// pulls bytes and blocks for them); the socket side only ever calls Feed,
+// Finish and Abort, which never block. Callbacks run on the session's thread.
+class PushSession {
+ public:
+  // Claims |options.stream| (created if new) and starts parsing. Fails with
+  // reason "StreamBusy" when another producer is pushing to the same stream.
+  static Result<std::unique_ptr<PushSession>> Start(store::StreamStore& store, PushOptions options,
+                                                    PushCallbacks callbacks);
+  ~PushSession();  // aborts and joins
+  PushSession(const PushSession&) = delete;
+  PushSession& operator=(const PushSession&) = delete;
+
+  // Queues body bytes. Returns false when the caller should wait for on_space.
+  bool Feed(const uint8_t* data, size_t size);
+  // Blocks while the queue is full (in-process producers only, never I/O threads).
+  bool WaitForSpace();
+  // The body ended: finish the fragment in progress, then on_done.
+  void Finish();
+  // Stop now (connection lost, shutdown); on_done still follows.
+  void Abort();
+
+  // Fragments acknowledged so far.
+  uint64_t fragments() const { return fragments_.load(); }
+
+ private:
+  PushSession(store::StreamStore& store, std::shared_ptr<store::Stream> stream,
+              PushOptions options, PushCallbacks callbacks);
+  void Run();
+  Status Parse();
+  void AckFragment(const store::FragmentView& f);
+  void SendErrorAck(AckError id, const std::string& message, int64_t timecode,
+                std::optional<uint64_t> number);
+
+  store::StreamStore& store_;
+  std::shared_ptr<store::Stream> stream_;
+  const PushOptions options_;
+  const PushCallbacks callbacks_;
+  const int64_t start_ms_;
+  BytePipe pipe_;
+  std::atomic<uint64_t> fragments_{0};
+  std::thread thread_;
+};
+
+}  // namespace lastframe::ingest

@@ -1,0 +1,84 @@
+#include "support/http_client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <cctype>
+
+#include <gtest/gtest.h>
+
+namespace lastframe::testing {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+HttpResult HttpRequest(uint16_t port, const std::string& method, const std::string& target,
+                       const std::string& body, const std::map<std::string, std::string>& headers) {
+  HttpResult result;
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  beast::error_code ec;
+  stream.expires_after(std::chrono::seconds(60));
+  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return result;
+  http::request<http::string_body> req(http::string_to_verb(method), target, 11);
+  req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+  for (const auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
+  http::write(stream, req, ec);
+  if (ec) return result;
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(256 * 1024 * 1024);
+  http::read(stream, buffer, parser, ec);
+  if (ec && ec != http::error::end_of_stream) return result;
+  auto& res = parser.get();
+  result.status = res.result_int();
+  result.body = res.body();
+  for (const auto& field : res) {
+    std::string name(field.name_string());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    result.headers[name] = std::string(field.value());
+  }
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  return result;
+}
+
+std::string RawExchange(uint16_t port, const std::string& raw) {
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  beast::error_code ec;
+  stream.expires_after(std::chrono::seconds(10));
+  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return "";
+  net::write(stream, net::buffer(raw), ec);
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    size_t n = stream.read_some(net::buffer(buf), ec);
+    out.append(buf, n);
+    if (ec) break;
+  }
+  return out;
+}
+
+void SplitUrl(const std::string& url, uint16_t* port, std::string* target) {
+  const std::string prefix = "http://127.0.0.1:";
+  ASSERT_EQ(url.rfind(prefix, 0), 0u) << url;
+  size_t slash = url.find('/', prefix.size());
+  ASSERT_NE(slash, std::string::npos) << url;
+  *port = static_cast<uint16_t>(std::stoi(url.substr(prefix.size(), slash - prefix.size())));
+  *target = url.substr(slash);
+}
+
+}  // namespace lastframe::testing

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace lastframe::testing {
+
+struct HttpResult {
+  int status = 0;  // 0: no answer (connection failed or closed)
+  std::string body;
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+// One HTTP/1.1 request over a fresh loopback connection (Boost.Beast, sync).
+HttpResult HttpRequest(uint16_t port, const std::string& method, const std::string& target,
+                       const std::string& body = "",
+                       const std::map<std::string, std::string>& headers = {});
+inline HttpResult HttpGet(uint16_t port, const std::string& target) {
+  return HttpRequest(port, "GET", target);
+}
+
+// Sends |raw| bytes as they are and returns everything the server sends back
+// until it closes the connection (or 10 s pass).
+std::string RawExchange(uint16_t port, const std::string& raw);
+
+// "http://127.0.0.1:8080/a/b?c" -> port 8080, target "/a/b?c". Fails the test
+// on other shapes.
+void SplitUrl(const std::string& url, uint16_t* port, std::string* target);
+
+}  // namespace lastframe::testing
