@@ -1,0 +1,28 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace lastframe::objects {
+
+// Where snapshot images are kept and how viewers get them: the embedded
+// LocalStore, or any S3-compatible store. Implementations are thread-safe.
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  // Stores |bytes| under |key|, replacing what was there.
+  virtual Status Put(const std::string& key, std::string_view bytes,
+                     const std::string& content_type) = 0;
+  // A URL anyone can GET for |expires_s| seconds (1..604800).
+  virtual Result<std::string> PresignGet(const std::string& key, int64_t expires_s) = 0;
+};
+
+// Checks an object key: 1..1024 bytes, no control characters or backslashes,
+// no empty, "." or ".." segments, no leading '/'. Keys that pass can never
+// name a path outside the store's directory. InvalidArgument ("InvalidKey") otherwise.
+Status ValidateObjectKey(std::string_view key);
+
+}  // namespace lastframe::objects

@@ -1,0 +1,94 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/secret.h"
+#include "core/status.h"
+
+namespace lastframe::objects {
+
+// An access key pair. The secret half never prints (see Secret).
+struct Credentials {
+  std::string access_key_id;
+  Secret secret_access_key;
+  std::string session_token;  // optional (temporary credentials)
+};
+
+// Decoded query parameters, in the order they came.
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+std::string Sha256Hex(std::string_view data);
+// Raw (binary) HMAC-SHA256 of |data| under |key|.
+std::string HmacSha256(std::string_view key, std::string_view data);
+std::string HexEncode(std::string_view bytes);
+
+// URI-encodes as SigV4 requires: A-Z a-z 0-9 - . _ ~ stay, every other byte
+// becomes %XX (upper case); '/' stays unless |encode_slash|.
+std::string UriEncode(std::string_view s, bool encode_slash);
+// Decodes %XX escapes ('+' stays '+', as S3 reads paths). nullopt if malformed.
+std::optional<std::string> UriDecode(std::string_view s);
+// Parses "a=1&b=x%20y" into decoded pairs; a key without '=' has an empty
+// value. nullopt if an escape is malformed. In queries '+' means space.
+std::optional<QueryParams> ParseQuery(std::string_view raw);
+// SigV4's canonical query string: pairs encoded, then sorted by key and value.
+std::string CanonicalQueryString(const QueryParams& params);
+
+// The parts of a request that SigV4 signs.
+struct CanonicalRequest {
+  std::string method;
+  std::string path;  // decoded, starting with '/'
+  QueryParams query;  // decoded, without X-Amz-Signature
+  std::vector<std::pair<std::string, std::string>> headers;  // lower-case names, trimmed values
+  std::string payload_hash;  // hex SHA-256, or "UNSIGNED-PAYLOAD"
+  // The canonical form: method, URI, query, headers, signed header list, hash.
+  std::string ToString() const;
+  std::string SignedHeaders() const;
+};
+
+// Signs and verifies AWS Signature Version 4 for one service and region, with
+// the clock injected so that tests pin time.
+class SigV4 {
+ public:
+  SigV4(Credentials credentials, std::string region, std::string service, const Clock& clock);
+
+  const Credentials& credentials() const { return credentials_; }
+  const std::string& region() const { return region_; }
+
+  // "20130524/us-east-1/s3/aws4_request" for |now_ms|.
+  std::string Scope(int64_t now_ms) const;
+  // The hex signature of |request| at |now_ms| (its scope and date).
+  std::string Sign(const CanonicalRequest& request, int64_t now_ms) const;
+
+  // The query string (encoded, with X-Amz-Signature last) of a presigned
+  // request for |method| |path| on |host| valid |expires_s| seconds from now.
+  std::string PresignQuery(const std::string& method, const std::string& host,
+                           const std::string& path, int64_t expires_s,
+                           const QueryParams& extra = {}) const;
+
+  // Checks a presigned (query-authenticated) request: algorithm, credential
+  // scope, date, expiry (1..604800 s, not past, not in the future), and the
+  // signature, compared in constant time. Errors carry S3's codes as reasons:
+  // AuthorizationQueryParametersError (400), InvalidAccessKeyId,
+  // SignatureDoesNotMatch and AccessDenied (403).
+  Status VerifyPresigned(const std::string& method, const std::string& host,
+                         const std::string& path, const QueryParams& query) const;
+
+ private:
+  std::string SigningKey(const std::string& date) const;
+
+  const Credentials credentials_;
+  const std::string region_;
+  const std::string service_;
+  const Clock& clock_;
+};
+
+// The most a presigned URL may live, as S3 allows: 7 days.
+inline constexpr int64_t kMaxPresignExpiresSeconds = 604800;
+
+}  // namespace lastframe::objects

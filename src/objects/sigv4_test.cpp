@@ -1,0 +1,145 @@
+#include "objects/sigv4.h"
+
+#include <gtest/gtest.h>
+
+namespace lastframe::objects {
+namespace {
+
+// AWS's published example credentials and time (S3 API reference,
+// "Authenticating Requests: Using Query Parameters" and "... Authorization Header").
+const Credentials kExampleCredentials{"AKIAIOSFODNN7EXAMPLE",
+                                      Secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"), ""};
+constexpr int64_t kExampleTime = 1369353600000;  // 20130524T000000Z
+
+std::string Param(const QueryParams& q, const std::string& key) {
+  for (const auto& [k, v] : q)
+    if (k == key) return v;
+  return "";
+}
+
+TEST(SigV4, AwsPublishedPresignedUrlExample) {
+  ManualClock clock(kExampleTime);
+  SigV4 signer(kExampleCredentials, "us-east-1", "s3", clock);
+  std::string query = signer.PresignQuery("GET", "examplebucket.s3.amazonaws.com", "/test.txt", 86400);
+  EXPECT_EQ(query,
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+            "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
+            "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
+}
+
+TEST(SigV4, AwsPublishedGetObjectHeaderExample) {
+  ManualClock clock(kExampleTime);
+  SigV4 signer(kExampleCredentials, "us-east-1", "s3", clock);
+  CanonicalRequest req;
+  req.method = "GET";
+  req.path = "/test.txt";
+  req.payload_hash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+  req.headers = {{"host", "examplebucket.s3.amazonaws.com"},
+                 {"range", "bytes=0-9"},
+                 {"x-amz-content-sha256", req.payload_hash},
+                 {"x-amz-date", "20130524T000000Z"}};
+  EXPECT_EQ(req.SignedHeaders(), "host;range;x-amz-content-sha256;x-amz-date");
+  EXPECT_EQ(signer.Sign(req, kExampleTime),
+            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+}
+
+TEST(SigV4, UriEncodingFollowsS3) {
+  EXPECT_EQ(UriEncode("a b+c~d/é", false), "a%20b%2Bc~d/%C3%A9");
+  EXPECT_EQ(UriEncode("a/b", true), "a%2Fb");
+  EXPECT_EQ(UriDecode("a%20b%2Bc"), "a b+c");
+  EXPECT_EQ(UriDecode("a+b"), "a+b");  // paths keep '+'
+  EXPECT_FALSE(UriDecode("bad%2"));
+  EXPECT_FALSE(UriDecode("bad%zz"));
+  auto q = ParseQuery("a=1&b=x+y%21&flag");
+  ASSERT_TRUE(q);
+  EXPECT_EQ(Param(*q, "b"), "x y!");
+  EXPECT_EQ(q->size(), 3u);
+  EXPECT_FALSE(ParseQuery("a=%"));
+}
+
+class PresignRoundTrip : public ::testing::Test {
+ protected:
+  ManualClock clock_{1'764'000'000'000};
+  SigV4 signer_{Credentials{"LFKEY", Secret("s3cr3t"), ""}, "us-east-1", "s3", clock_};
+  const std::string host_ = "127.0.0.1:8080";
+  const std::string path_ = "/lastframe/snapshots/cam 1/+x.jpg";
+
+  Status Verify(const std::string& query, const std::string& path = "") {
+    auto q = ParseQuery(query);
+    EXPECT_TRUE(q);
+    return signer_.VerifyPresigned("GET", host_, path.empty() ? path_ : path, *q);
+  }
+  std::string Replace(std::string s, const std::string& from, const std::string& to) {
+    size_t at = s.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return s.replace(at, from.size(), to);
+  }
+};
+
+TEST_F(PresignRoundTrip, SignedThenVerified) {
+  std::string q = signer_.PresignQuery("GET", host_, path_, 600);
+  EXPECT_TRUE(Verify(q).ok()) << Verify(q).ToString();
+  clock_.Advance(600'000);
+  EXPECT_TRUE(Verify(q).ok());  // the last valid second
+}
+
+TEST_F(PresignRoundTrip, ExpiredIsAccessDenied) {
+  std::string q = signer_.PresignQuery("GET", host_, path_, 600);
+  clock_.Advance(601'000);
+  Status s = Verify(q);
+  EXPECT_EQ(s.reason(), "AccessDenied");
+  EXPECT_EQ(s.message(), "Request has expired");
+  EXPECT_EQ(s.code(), Code::kPermissionDenied);
+}
+
+TEST_F(PresignRoundTrip, TamperedSignatureKeyExpiryOrDateIsRejected) {
+  std::string q = signer_.PresignQuery("GET", host_, path_, 600);
+  std::string sig = q.substr(q.find("X-Amz-Signature=") + 16);
+  std::string flipped = sig;
+  flipped[0] = flipped[0] == 'a' ? 'b' : 'a';
+  EXPECT_EQ(Verify(Replace(q, sig, flipped)).reason(), "SignatureDoesNotMatch");
+  EXPECT_EQ(Verify(q, "/lastframe/snapshots/cam 1/other.jpg").reason(), "SignatureDoesNotMatch");
+  EXPECT_EQ(Verify(Replace(q, "X-Amz-Expires=600", "X-Amz-Expires=6000")).reason(),
+            "SignatureDoesNotMatch");
+  std::string date = q.substr(q.find("X-Amz-Date=") + 11, 16);
+  std::string later = date;
+  later[15 - 1] = later[14] == '9' ? '8' : '9';  // change the seconds
+  EXPECT_EQ(Verify(Replace(q, date, later)).reason(), "SignatureDoesNotMatch");
+  EXPECT_EQ(Verify(Replace(q, "LFKEY", "OTHER")).reason(), "InvalidAccessKeyId");
+  // A signature made with another secret.
+  SigV4 other(Credentials{"LFKEY", Secret("wrong"), ""}, "us-east-1", "s3", clock_);
+  EXPECT_EQ(Verify(other.PresignQuery("GET", host_, path_, 600)).reason(), "SignatureDoesNotMatch");
+  // Another host (a URL replayed elsewhere).
+  auto parsed = ParseQuery(q);
+  EXPECT_EQ(signer_.VerifyPresigned("GET", "evil:80", path_, *parsed).reason(),
+            "SignatureDoesNotMatch");
+  EXPECT_EQ(signer_.VerifyPresigned("PUT", host_, path_, *parsed).reason(),
+            "SignatureDoesNotMatch");
+}
+
+TEST_F(PresignRoundTrip, MalformedParametersAreQueryErrors) {
+  std::string q = signer_.PresignQuery("GET", host_, path_, 600);
+  EXPECT_EQ(Verify(Replace(q, "X-Amz-Expires=600", "X-Amz-Expires=604801")).reason(),
+            "AuthorizationQueryParametersError");
+  EXPECT_EQ(Verify(Replace(q, "X-Amz-Expires=600", "X-Amz-Expires=ten")).reason(),
+            "AuthorizationQueryParametersError");
+  EXPECT_EQ(Verify(Replace(q, "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA1")).reason(),
+            "AuthorizationQueryParametersError");
+  EXPECT_EQ(Verify("X-Amz-Algorithm=AWS4-HMAC-SHA256").reason(),
+            "AuthorizationQueryParametersError");
+  EXPECT_EQ(Verify(Replace(q, "X-Amz-Date=", "X-Amz-Date=x")).reason(),
+            "AuthorizationQueryParametersError");
+  EXPECT_EQ(Verify(Replace(q, "us-east-1", "eu-west-1")).reason(),
+            "AuthorizationQueryParametersError");
+}
+
+TEST_F(PresignRoundTrip, FutureDatedBeyondSkewIsRejected) {
+  clock_.Advance(3'600'000);
+  std::string q = signer_.PresignQuery("GET", host_, path_, 600);
+  clock_.Advance(-3'600'000);
+  EXPECT_EQ(Verify(q).message(), "Request is not valid yet");
+}
+
+}  // namespace
+}  // namespace lastframe::objects
