@@ -132,12 +132,13 @@ Result<EncodedImage> CompressYuv420(const uint8_t* const planes[3], const int st
   return img;
 }
 
-Result<EncodedImage> CompressRgb(const uint8_t* rgb, int stride, int w, int h, int quality) {
+Result<EncodedImage> CompressRgb(const uint8_t* rgb, int stride, int w, int h, int quality,
+                                 int subsampling) {
   TjHandle tj(tjInitCompress());
   if (!tj) return Internal("cannot create a JPEG compressor");
   unsigned char* jpeg = nullptr;
   unsigned long size = 0;
-  int rc = tjCompress2(tj.get(), rgb, w, stride, h, TJPF_RGB, &jpeg, &size, TJSAMP_420, quality, 0);
+  int rc = tjCompress2(tj.get(), rgb, w, stride, h, TJPF_RGB, &jpeg, &size, subsampling, quality, 0);
   if (rc != 0) {
     std::string why = tjGetErrorStr2(tj.get());
     tjFree(jpeg);
@@ -216,25 +217,33 @@ Result<EncodedImage> EncodeImage(const AVFrame& frame, const EncodeOptions& opti
   int quality = std::clamp(options.quality, 1, 100);
   bool same_size = w == frame.width && h == frame.height;
   bool planar420 = fmt == AV_PIX_FMT_YUVJ420P || fmt == AV_PIX_FMT_YUV420P;
-  if (IsBt601(frame.colorspace)) {
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(fmt);
+  if (desc == nullptr) return Status(Code::kMediaError, "unknown pixel format");
+  bool chroma420 = desc->log2_chroma_w == 1 && desc->log2_chroma_h == 1 &&
+                   (desc->flags & AV_PIX_FMT_FLAG_RGB) == 0 && desc->nb_components >= 3;
+  if (IsBt601(frame.colorspace) && chroma420) {
     if (same_size && planar420 && IsFullRange(frame)) {
       // Already JFIF's colour space: compress the decoder's planes as they are.
       const uint8_t* planes[3] = {frame.data[0], frame.data[1], frame.data[2]};
       const int strides[3] = {frame.linesize[0], frame.linesize[1], frame.linesize[2]};
       return CompressYuv420(planes, strides, w, h, quality);
     }
-    // swscale does the size, subsampling and bit depth; the range expansion is
-    // ours, because swscale skips it on some YUV-to-YUV paths (10-bit input).
+    // swscale does the size and bit depth; the range expansion is ours,
+    // because swscale skips it on some YUV-to-YUV paths (10-bit input).
     Planes yuv;
     LF_RETURN_IF_ERROR(Convert(frame, AV_PIX_FMT_YUV420P, w, h, &yuv));
     if (!IsFullRange(frame)) ExpandToFullRange(&yuv, w, h);
     const uint8_t* planes[3] = {yuv.data[0], yuv.data[1], yuv.data[2]};
     return CompressYuv420(planes, yuv.linesize, w, h, quality);
   }
-  // Other matrices (BT.709, BT.2020): go through RGB so that colours stay true.
+  // Other matrices (BT.709, BT.2020) and chroma layouts go through RGB so that
+  // colours stay true, and keep the source's chroma resolution.
+  int subsampling = TJSAMP_420;
+  if (desc->log2_chroma_w == 0 && desc->log2_chroma_h == 0) subsampling = TJSAMP_444;
+  else if (desc->log2_chroma_w == 1 && desc->log2_chroma_h == 0) subsampling = TJSAMP_422;
   Planes rgb;
   LF_RETURN_IF_ERROR(Convert(frame, AV_PIX_FMT_RGB24, w, h, &rgb));
-  return CompressRgb(rgb.data[0], rgb.linesize[0], w, h, quality);
+  return CompressRgb(rgb.data[0], rgb.linesize[0], w, h, quality, subsampling);
 }
 
 }  // namespace lastframe::media

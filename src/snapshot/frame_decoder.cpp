@@ -1,0 +1,70 @@
+#include "snapshot/frame_decoder.h"
+
+namespace lastframe::snapshot {
+
+Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, int threads) {
+  if (!fragment.codec || fragment.frames.empty())
+    return NotFound("the fragment holds no frame", "NoFrame");
+  const AVCodec* codec = avcodec_find_decoder(fragment.codec->codec_id);
+  if (codec == nullptr)
+    return Status(Code::kMediaError, std::string("no decoder for codec ") +
+                                         avcodec_get_name(fragment.codec->codec_id));
+  media::CodecContextPtr ctx(avcodec_alloc_context3(codec));
+  if (!ctx) return Internal("out of memory");
+  int err = avcodec_parameters_to_context(ctx.get(), fragment.codec.get());
+  if (err < 0) return media::AvError(err, "configuring the decoder");
+  ctx->pkt_timebase = {1, 1000};
+  ctx->thread_count = threads;
+  ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+  if ((err = avcodec_open2(ctx.get(), codec, nullptr)) < 0)
+    return media::AvError(err, "opening the decoder");
+
+  media::FramePtr frame = media::MakeFrame();
+  media::FramePtr newest;
+  int64_t newest_pts = INT64_MIN;
+  int decode_errors = 0;
+  Status last_error;
+  auto drain = [&]() {
+    for (;;) {
+      int rc = avcodec_receive_frame(ctx.get(), frame.get());
+      if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return;
+      if (rc < 0) {
+        ++decode_errors;
+        last_error = media::AvError(rc, "decoding");
+        return;
+      }
+      int64_t pts = frame->best_effort_timestamp != AV_NOPTS_VALUE ? frame->best_effort_timestamp
+                                                                  : frame->pts;
+      if (!newest || pts >= newest_pts) {
+        newest_pts = pts;
+        newest = std::move(frame);
+        frame = media::MakeFrame();
+      } else {
+        av_frame_unref(frame.get());
+      }
+    }
+  };
+  for (const store::Frame& f : fragment.frames) {
+    int rc = avcodec_send_packet(ctx.get(), f.packet.get());
+    if (rc == AVERROR(EAGAIN)) {
+      drain();
+      rc = avcodec_send_packet(ctx.get(), f.packet.get());
+    }
+    if (rc < 0 && rc != AVERROR(EAGAIN)) {
+      ++decode_errors;
+      last_error = media::AvError(rc, "decoding");
+    }
+    drain();
+  }
+  avcodec_send_packet(ctx.get(), nullptr);  // flush the frames the decoder holds back
+  drain();
+  if (!newest)
+    return Status(Code::kMediaError,
+                  "no frame of the fragment could be decoded" +
+                      (last_error.ok() ? std::string() : " (" + last_error.message() + ")"));
+  // The picture's timestamp, for the caller.
+  newest->pts = newest_pts;
+  return newest;
+}
+
+}  // namespace lastframe::snapshot

@@ -1,0 +1,191 @@
+#include <future>
+
+#include <gtest/gtest.h>
+
+#include "core/worker_pool.h"
+#include "ingest/push_session.h"
+#include "objects/local_store.h"
+#include "snapshot/frame_decoder.h"
+#include "snapshot/snapshot_service.h"
+#include "support/media_check.h"
+#include "support/temp_dir.h"
+
+namespace lastframe::snapshot {
+namespace {
+
+using testing::DecodeAllFramesWithFfmpeg;
+using testing::DecodeJpeg;
+using testing::MakeClip;
+using testing::Psnr;
+using testing::ReadFile;
+using testing::TempDir;
+
+// Pushes a clip file into |store| as stream |name| and waits for the end.
+void PushFile(store::StreamStore& store, const std::string& name, const std::string& path) {
+  std::promise<Status> done;
+  auto session = ingest::PushSession::Start(
+      store, {.stream = name}, {.on_done = [&](Status s) { done.set_value(s); }});
+  ASSERT_TRUE(session.ok());
+  std::string bytes = ReadFile(path);
+  for (size_t off = 0; off < bytes.size(); off += 4096) {
+    size_t n = std::min<size_t>(4096, bytes.size() - off);
+    if (!(*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data() + off), n))
+      (*session)->WaitForSpace();
+  }
+  (*session)->Finish();
+  ASSERT_TRUE(done.get_future().get().ok());
+}
+
+struct Case {
+  std::string name;
+  int width, height;
+  std::vector<std::string> encode;
+};
+
+class NewestFrame : public ::testing::TestWithParam<Case> {};
+
+// The snapshot is the clip's last frame as ffmpeg itself decodes it: much
+// closer to it than to the frame before, and close enough to be the same picture.
+TEST_P(NewestFrame, MatchesFfmpegsDecodeOfTheLastFrame) {
+  const Case& c = GetParam();
+  TempDir dir;
+  std::vector<std::string> args = {
+      "-f", "lavfi", "-i",
+      "testsrc2=size=" + std::to_string(c.width) + "x" + std::to_string(c.height) + ":rate=10",
+      "-t", "2.3"};
+  args.insert(args.end(), c.encode.begin(), c.encode.end());
+  std::string clip = MakeClip(dir.file("clip.mkv"), args);
+  store::StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  PushFile(store, "cam", clip);
+
+  WorkerPool workers(1, 4);
+  objects::LocalStoreOptions lo;
+  lo.root = dir.path() / "objects";
+  lo.public_url = "http://127.0.0.1:1";
+  lo.credentials = {"K", Secret("S"), ""};
+  auto objects = objects::LocalStore::Open(lo, SystemClock::Get());
+  ASSERT_TRUE(objects.ok());
+  SnapshotService service(store, **objects, workers, SystemClock::Get());
+  auto image = service.Render("cam", {media::ImageFormat::kJpeg, 95});
+  ASSERT_TRUE(image.ok()) << image.status().ToString();
+  EXPECT_EQ(image->width, c.width);
+  EXPECT_EQ(image->height, c.height);
+
+  auto reference = DecodeAllFramesWithFfmpeg(clip, c.width, c.height);
+  ASSERT_EQ(reference.size(), 23u);
+  auto got = DecodeJpeg(image->bytes);
+  double to_last = Psnr(got, reference.back());
+  double to_previous = Psnr(got, reference[reference.size() - 2]);
+  RecordProperty("psnr_last", std::to_string(to_last));
+  EXPECT_GT(to_last, 32.0);
+  EXPECT_GT(to_last, to_previous + 3.0) << "last " << to_last << " previous " << to_previous;
+  // The 23rd frame at 10 fps is 2.2 s after the first.
+  auto fragment = store.LatestFragment("cam");
+  EXPECT_EQ(image->frame_timestamp_ms - fragment->producer_ts_ms + fragment->frames[0].pts_ms,
+            2200);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Profiles, NewestFrame,
+    ::testing::Values(
+        Case{"h264", 320, 240, {"-c:v", "libx264", "-g", "10", "-bf", "0", "-pix_fmt", "yuv420p"}},
+        Case{"h264_bframes", 320, 240, {"-c:v", "libx264", "-g", "10", "-bf", "3", "-pix_fmt", "yuv420p"}},
+        Case{"h264_10bit", 320, 240, {"-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv420p10le"}},
+        Case{"h264_fullrange", 320, 240, {"-c:v", "libx264", "-g", "10", "-pix_fmt", "yuvj420p"}},
+        Case{"h264_odd_size_444", 321, 241,
+             {"-vf", "scale=321:241", "-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv444p"}},
+        Case{"h264_bt709", 320, 240,
+             {"-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv420p", "-colorspace", "bt709",
+              "-color_primaries", "bt709", "-color_trc", "bt709"}},
+        Case{"hevc", 320, 240,
+             {"-c:v", "libx265", "-x265-params", "keyint=10:log-level=error", "-pix_fmt", "yuv420p"}}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(SnapshotService, PublishesToTheObjectStoreWithASignedUrl) {
+  TempDir dir;
+  std::string clip = MakeClip(dir.file("clip.mkv"),
+                              {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "1",
+                               "-c:v", "libx264", "-g", "10"});
+  store::StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  PushFile(store, "cam", clip);
+  WorkerPool workers(1, 4);
+  ManualClock clock(1'764'000'000'000);
+  objects::LocalStoreOptions lo;
+  lo.root = dir.path() / "objects";
+  lo.public_url = "http://127.0.0.1:1";
+  lo.credentials = {"K", Secret("S"), ""};
+  auto objects = objects::LocalStore::Open(lo, clock);
+  ASSERT_TRUE(objects.ok());
+  SnapshotService service(store, **objects, workers, clock);
+
+  std::promise<Result<PublishedImage>> promise;
+  ASSERT_TRUE(service
+                  .PublishAsync("cam", {media::ImageFormat::kJpeg, 80, 80, 0}, 600,
+                                [&](Result<PublishedImage> r) { promise.set_value(std::move(r)); })
+                  .ok());
+  Result<PublishedImage> published = promise.get_future().get();
+  ASSERT_TRUE(published.ok()) << published.status().ToString();
+  EXPECT_EQ(published->image.width, 80);
+  EXPECT_EQ(published->image.height, 60);
+  EXPECT_EQ(published->expires_at_ms, clock.NowMs() + 600'000);
+  EXPECT_EQ(published->key, "snapshots/cam/" + std::to_string(published->image.frame_timestamp_ms) +
+                                "_80x60.jpg");
+  auto stored = ReadFile((dir.path() / "objects/lastframe" / published->key).string());
+  EXPECT_EQ(stored.size(), published->bytes);
+  EXPECT_EQ(DecodeJpeg(stored).width, 80);
+  EXPECT_NE(published->url.find("X-Amz-Signature="), std::string::npos);
+}
+
+TEST(SnapshotService, UnknownStreamAndOverload) {
+  ManualClock clock(0);
+  store::StreamStore store(clock, {});
+  TempDir dir;
+  objects::LocalStoreOptions lo;
+  lo.root = dir.path();
+  lo.public_url = "http://127.0.0.1:1";
+  auto objects = objects::LocalStore::Open(lo, clock);
+  ASSERT_TRUE(objects.ok());
+  WorkerPool workers(1, 1);
+  SnapshotService service(store, **objects, workers, clock);
+  EXPECT_EQ(service.Render("nope", {}).status().reason(), "StreamNotFound");
+
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> started;
+  ASSERT_TRUE(workers.TryPost([&] {
+    started.set_value();
+    released.wait();
+  }));
+  started.get_future().wait();
+  std::promise<Status> first;
+  ASSERT_TRUE(service.RenderAsync("nope", {}, [&](Result<Image> r) { first.set_value(r.status()); })
+                  .ok());  // fills the one queue slot
+  Status refused = service.RenderAsync("nope", {}, [](Result<Image>) { FAIL() << "must not run"; });
+  EXPECT_EQ(refused.code(), Code::kOverloaded);
+  release.set_value();
+  EXPECT_EQ(first.get_future().get().reason(), "StreamNotFound");
+}
+
+TEST(FrameDecoder, CorruptPacketsGiveMediaError) {
+  store::FragmentView f;
+  AVCodecParameters par{};
+  par.codec_type = AVMEDIA_TYPE_VIDEO;
+  par.codec_id = AV_CODEC_ID_H264;
+  par.width = 64;
+  par.height = 64;
+  f.codec = *media::CopyCodecParameters(par);
+  media::PacketPtr pkt = media::MakePacket();
+  ASSERT_EQ(av_new_packet(pkt.get(), 1000), 0);
+  for (int i = 0; i < 1000; ++i) pkt->data[i] = static_cast<uint8_t>(i * 31 + 7);
+  pkt->pts = pkt->dts = 0;
+  store::Frame frame;
+  frame.packet = media::TakePacket(pkt.get());
+  frame.keyframe = true;
+  f.frames.push_back(frame);
+  auto decoded = DecodeNewestFrame(f);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.status().code(), Code::kMediaError);
+}
+
+}  // namespace
+}  // namespace lastframe::snapshot
