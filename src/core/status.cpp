@@ -9,6 +9,7 @@ std::string_view CodeName(Code code) {
     case Code::kNotFound: return "NotFound";
     case Code::kUnauthenticated: return "Unauthenticated";
     case Code::kPermissionDenied: return "PermissionDenied";
+    case Code::kConflict: return "Conflict";
     case Code::kTooLarge: return "TooLarge";
     case Code::kOverloaded: return "Overloaded";
     case Code::kUnavailable: return "Unavailable";

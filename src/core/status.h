@@ -16,6 +16,7 @@ enum class Code {
   kNotFound,          // no such stream, object or frame
   kUnauthenticated,   // missing or unverifiable credentials
   kPermissionDenied,  // credentials verified but not allowed (expired URL)
+  kConflict,          // the resource is held by someone else (a stream's producer)
   kTooLarge,          // a body or field over its limit
   kOverloaded,        // bounded queue full; retry later
   kUnavailable,       // a dependency is down

@@ -36,7 +36,7 @@ Result<std::unique_ptr<PushSession>> PushSession::Start(store::StreamStore& stor
                                                         PushCallbacks callbacks) {
   std::shared_ptr<store::Stream> stream = store.Open(options.stream);
   if (!stream->AcquireWriter())
-    return Status(Code::kOverloaded,
+    return Status(Code::kConflict,
                   "another producer is already pushing to stream '" + options.stream + "'",
                   "StreamBusy");
   std::unique_ptr<PushSession> session(

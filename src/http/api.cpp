@@ -1,0 +1,346 @@
+#include "http/api.h"
+
+#include <charconv>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "core/stream_name.h"
+#include "core/time_format.h"
+#include "ingest/push_session.h"
+#include "objects/sigv4.h"
+
+namespace lastframe::http {
+
+namespace bhttp = boost::beast::http;
+using nlohmann::json;
+
+namespace {
+
+Response MethodNotAllowed(const std::string& allow) {
+  Response res = JsonError(405, "MethodNotAllowed", "allowed methods: " + allow);
+  res.set(bhttp::field::allow, allow);
+  return res;
+}
+
+bool IsGet(const Request& r) {
+  return r.header.method() == bhttp::verb::get || r.header.method() == bhttp::verb::head;
+}
+
+// Query parameters of one request, each at most once.
+class Params {
+ public:
+  static Result<Params> Parse(const std::string& raw) {
+    auto q = objects::ParseQuery(raw);
+    if (!q) return InvalidArgument("malformed query string (bad percent-encoding)");
+    Params p;
+    for (auto& [k, v] : *q) {
+      for (const auto& [k2, v2] : p.q_)
+        if (k2 == k) return InvalidArgument("parameter '" + k + "' given more than once");
+      p.q_.emplace_back(std::move(k), std::move(v));
+    }
+    return p;
+  }
+  const std::string* Get(std::string_view name) const {
+    for (const auto& [k, v] : q_)
+      if (k == name) return &v;
+    return nullptr;
+  }
+  // An integer in [min, max], or |fallback| when absent.
+  Result<int64_t> Int(std::string_view name, int64_t min, int64_t max, int64_t fallback) const {
+    const std::string* v = Get(name);
+    if (v == nullptr) return fallback;
+    int64_t out = 0;
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+    if (v->empty() || ec != std::errc() || end != v->data() + v->size() || out < min || out > max)
+      return InvalidArgument("parameter '" + std::string(name) + "' must be an integer from " +
+                             std::to_string(min) + " to " + std::to_string(max));
+    return out;
+  }
+  Result<bool> Bool(std::string_view name) const {
+    const std::string* v = Get(name);
+    if (v == nullptr) return false;
+    if (*v == "1" || *v == "true") return true;
+    if (*v == "0" || *v == "false") return false;
+    return InvalidArgument("parameter '" + std::string(name) + "' must be 1, 0, true or false");
+  }
+  const objects::QueryParams& all() const { return q_; }
+
+ private:
+  objects::QueryParams q_;
+};
+
+struct SnapshotRequest {
+  media::EncodeOptions encode;
+  int64_t expires_s = 600;
+  bool redirect = false;
+};
+
+Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const ApiOptions& o,
+                                             std::optional<media::ImageFormat> fixed_format) {
+  SnapshotRequest r;
+  auto quality = p.Int("quality", 1, 100, o.default_quality);
+  if (!quality.ok()) return quality.status();
+  auto width = p.Int("width", 1, o.max_dimension, 0);
+  if (!width.ok()) return width.status();
+  auto height = p.Int("height", 1, o.max_dimension, 0);
+  if (!height.ok()) return height.status();
+  auto expires = p.Int("expires", 1, objects::kMaxPresignExpiresSeconds, o.default_expires_s);
+  if (!expires.ok()) return expires.status();
+  auto redirect = p.Bool("redirect");
+  if (!redirect.ok()) return redirect.status();
+  r.encode.quality = static_cast<int>(*quality);
+  r.encode.width = static_cast<int>(*width);
+  r.encode.height = static_cast<int>(*height);
+  r.expires_s = *expires;
+  r.redirect = *redirect;
+  if (fixed_format) {
+    r.encode.format = *fixed_format;
+  } else if (const std::string* f = p.Get("format")) {
+    if (*f == "jpeg" || *f == "jpg") r.encode.format = media::ImageFormat::kJpeg;
+    else if (*f == "png") r.encode.format = media::ImageFormat::kPng;
+    else return InvalidArgument("parameter 'format' must be jpeg or png");
+  }
+  return r;
+}
+
+json StreamJson(const store::StreamInfo& s) {
+  auto time = [](const std::optional<int64_t>& ms) -> json {
+    return ms ? json(FormatIso8601Ms(*ms)) : json(nullptr);
+  };
+  json j = {{"name", s.name},
+            {"state", s.state},
+            {"producer_connected", s.producer_connected},
+            {"codec", s.codec.empty() ? json(nullptr) : json(s.codec)},
+            {"width", s.width},
+            {"height", s.height},
+            {"fps", std::round(s.fps * 100) / 100},
+            {"bitrate_bps", s.bitrate_bps},
+            {"last_fragment_time", time(s.last_fragment_ms)},
+            {"last_frame_time", time(s.last_frame_ms)},
+            {"fragment_count", s.fragment_count},
+            {"bytes", s.bytes}};
+  if (!s.last_error.empty()) j["last_error"] = s.last_error;
+  return j;
+}
+
+json PublishedJson(const snapshot::PublishedImage& p, int64_t expires_s) {
+  return {{"url", p.url},
+          {"expires_at", FormatIso8601Ms(p.expires_at_ms)},
+          {"expires_in", expires_s},
+          {"frame_timestamp", FormatIso8601Ms(p.image.frame_timestamp_ms)},
+          {"frame_timestamp_ms", p.image.frame_timestamp_ms},
+          {"fragment_number", std::to_string(p.image.fragment_number)},
+          {"width", p.image.width},
+          {"height", p.image.height},
+          {"format", media::ImageFormatName(p.image.format)},
+          {"bytes", p.bytes},
+          {"key", p.key}};
+}
+
+// Adapts a PushSession to the server's streamed-upload interface.
+class PushSink final : public UploadSink {
+ public:
+  explicit PushSink(std::unique_ptr<ingest::PushSession> session) : session_(std::move(session)) {}
+  bool Feed(const uint8_t* data, size_t size) override { return session_->Feed(data, size); }
+  void Finish() override { session_->Finish(); }
+  void Abort() override { session_->Abort(); }
+
+ private:
+  std::unique_ptr<ingest::PushSession> session_;
+};
+
+}  // namespace
+
+Api::Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
+         const objects::LocalStore* local_objects, const Clock& clock, ApiOptions options)
+    : streams_(streams),
+      snapshots_(snapshots),
+      local_objects_(local_objects),
+      clock_(clock),
+      options_(options) {}
+
+bool Api::IsUpload(const Request& r) const {
+  return r.path == "/putMedia" && r.header.method() == bhttp::verb::post;
+}
+
+void Api::Handle(Request req, Respond respond) {
+  const std::string& path = req.path;
+  if (path == "/healthz") {
+    if (!IsGet(req)) return respond(MethodNotAllowed("GET, HEAD"));
+    return respond(JsonResponse(200, json{{"status", "ok"}}.dump()));
+  }
+  if (path == "/snapshot") {
+    if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
+    return RecipeSnapshot(req, std::move(respond));
+  }
+  if (path == "/putMedia") return respond(MethodNotAllowed("POST"));
+  if (path == "/v1/streams" || path == "/v1/streams/") {
+    if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
+    return ListStreams(std::move(respond));
+  }
+  const std::string prefix = "/v1/streams/";
+  if (path.rfind(prefix, 0) == 0) {
+    std::string rest = path.substr(prefix.size());
+    size_t slash = rest.find('/');
+    std::string name = rest.substr(0, slash);
+    std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    if (Status s = ValidateStreamName(name); !s.ok()) return respond(JsonError(s));
+    if (action != "" && action != "snapshot" && action != "latest.jpg" && action != "latest.png")
+      return respond(JsonError(404, "NotFound", "no route for " + path));
+    if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
+    if (action == "snapshot") return Snapshot(req, name, std::move(respond));
+    if (action == "latest.jpg") return LatestImage(req, name, media::ImageFormat::kJpeg, std::move(respond));
+    if (action == "latest.png") return LatestImage(req, name, media::ImageFormat::kPng, std::move(respond));
+    auto stream = streams_.Find(name);
+    if (!stream) return respond(JsonError(NotFound("no stream named '" + name + "'", "StreamNotFound")));
+    return respond(JsonResponse(
+        200, StreamJson(stream->Info(clock_.NowMs(), streams_.options().live_window_ms)).dump()));
+  }
+  if (local_objects_ != nullptr && path.rfind("/" + local_objects_->bucket() + "/", 0) == 0)
+    return GetObject(req, std::move(respond));
+  respond(JsonError(404, "NotFound", "no route for " + path));
+}
+
+void Api::ListStreams(Respond respond) {
+  json list = json::array();
+  for (const auto& s : streams_.List()) list.push_back(StreamJson(s));
+  respond(JsonResponse(200, json{{"streams", list}}.dump()));
+}
+
+void Api::Snapshot(const Request& req, const std::string& stream, Respond respond) {
+  auto params = Params::Parse(req.raw_query);
+  if (!params.ok()) return respond(JsonError(params.status()));
+  auto parsed = ParseSnapshotRequest(*params, options_, std::nullopt);
+  if (!parsed.ok()) return respond(JsonError(parsed.status()));
+  SnapshotRequest r = *parsed;
+  auto shared = std::make_shared<Respond>(std::move(respond));
+  Status queued = snapshots_.PublishAsync(
+      stream, r.encode, r.expires_s, [shared, r](Result<snapshot::PublishedImage> p) {
+        if (!p.ok()) return (*shared)(JsonError(p.status()));
+        Response res = JsonResponse(r.redirect ? 302 : 200, PublishedJson(*p, r.expires_s).dump());
+        if (r.redirect) res.set(bhttp::field::location, p->url);
+        (*shared)(std::move(res));
+      });
+  if (!queued.ok()) (*shared)(JsonError(queued));
+}
+
+void Api::RecipeSnapshot(const Request& req, Respond respond) {
+  // The original recipe's shape: the URL in "body", the status in "statusCode".
+  auto recipe_error = [](const Status& s) {
+    unsigned status = HttpStatusOf(s.code());
+    Response res = JsonResponse(status, json{{"statusCode", status},
+                                             {"body", s.message()},
+                                             {"code", s.reason()},
+                                             {"message", s.message()}}
+                                            .dump());
+    if (s.code() == Code::kOverloaded) res.set(bhttp::field::retry_after, "1");
+    return res;
+  };
+  auto params = Params::Parse(req.raw_query);
+  if (!params.ok()) return respond(recipe_error(params.status()));
+  const std::string* name = params->Get("stream_name");
+  if (name == nullptr)
+    return respond(recipe_error(InvalidArgument("parameter 'stream_name' is required", "MissingParameter")));
+  if (Status s = ValidateStreamName(*name); !s.ok()) return respond(recipe_error(s));
+  auto parsed = ParseSnapshotRequest(*params, options_, std::nullopt);
+  if (!parsed.ok()) return respond(recipe_error(parsed.status()));
+  SnapshotRequest r = *parsed;
+  auto shared = std::make_shared<Respond>(std::move(respond));
+  Status queued = snapshots_.PublishAsync(
+      *name, r.encode, r.expires_s, [shared, r, recipe_error](Result<snapshot::PublishedImage> p) {
+        if (!p.ok()) return (*shared)(recipe_error(p.status()));
+        json j = PublishedJson(*p, r.expires_s);
+        j["statusCode"] = 200;
+        j["body"] = p->url;
+        (*shared)(JsonResponse(200, j.dump()));
+      });
+  if (!queued.ok()) (*shared)(recipe_error(queued));
+}
+
+void Api::LatestImage(const Request& req, const std::string& stream, media::ImageFormat format,
+                      Respond respond) {
+  auto params = Params::Parse(req.raw_query);
+  if (!params.ok()) return respond(JsonError(params.status()));
+  auto parsed = ParseSnapshotRequest(*params, options_, format);
+  if (!parsed.ok()) return respond(JsonError(parsed.status()));
+  auto shared = std::make_shared<Respond>(std::move(respond));
+  Status queued = snapshots_.RenderAsync(stream, parsed->encode, [shared](Result<snapshot::Image> img) {
+    if (!img.ok()) return (*shared)(JsonError(img.status()));
+    Response res{bhttp::status::ok, 11};
+    res.set(bhttp::field::content_type, media::ImageContentType(img->format));
+    res.set(bhttp::field::cache_control, "no-store");
+    res.set("X-Frame-Timestamp", FormatIso8601Ms(img->frame_timestamp_ms));
+    res.set("X-Fragment-Number", std::to_string(img->fragment_number));
+    res.body() = std::move(img->bytes);
+    (*shared)(std::move(res));
+  });
+  if (!queued.ok()) (*shared)(JsonError(queued));
+}
+
+void Api::GetObject(const Request& req, Respond respond) {
+  const std::string resource = req.path;
+  if (!IsGet(req)) {
+    Response res = S3Error(Status(Code::kInvalidArgument, "The specified method is not allowed "
+                                  "against this resource.", "MethodNotAllowed"), resource);
+    res.result(405);
+    res.set(bhttp::field::allow, "GET, HEAD");
+    return respond(std::move(res));
+  }
+  auto query = objects::ParseQuery(req.raw_query);
+  if (!query)
+    return respond(S3Error(InvalidArgument("malformed query string", "InvalidArgument"), resource));
+  std::string rest = req.path.substr(1);
+  size_t slash = rest.find('/');
+  std::string bucket = rest.substr(0, slash);
+  std::string key = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  std::string host(req.header[bhttp::field::host]);
+  auto object = local_objects_->GetPresigned(std::string(req.header.method_string()), host, bucket,
+                                             key, *query);
+  if (!object.ok()) return respond(S3Error(object.status(), resource));
+  Response res{bhttp::status::ok, 11};
+  res.set(bhttp::field::content_type, object->content_type);
+  res.set(bhttp::field::cache_control, "private, max-age=600");
+  res.body() = std::move(object->bytes);
+  respond(std::move(res));
+}
+
+std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Request& req,
+                                                                     UploadEvents events) {
+  auto name_field = req.header.find("x-amzn-stream-name");
+  if (name_field == req.header.end())
+    return JsonError(InvalidArgument("header x-amzn-stream-name is required", "MissingParameter"));
+  std::string name(name_field->value());
+  if (Status s = ValidateStreamName(name); !s.ok()) return JsonError(s);
+  ingest::PushOptions options;
+  options.stream = name;
+  auto type = req.header.find("x-amzn-fragment-timecode-type");
+  if (type != req.header.end()) {
+    if (type->value() == "ABSOLUTE") options.absolute_timecodes = true;
+    else if (type->value() != "RELATIVE")
+      return JsonError(InvalidArgument("x-amzn-fragment-timecode-type must be ABSOLUTE or RELATIVE"));
+  }
+  auto start = req.header.find("x-amzn-producer-start-timestamp");
+  if (start != req.header.end()) {
+    std::string v(start->value());
+    double seconds = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
+    if (v.empty() || ec != std::errc() || end != v.data() + v.size() || seconds < 0 ||
+        seconds > 1e11)
+      return JsonError(InvalidArgument(
+          "x-amzn-producer-start-timestamp must be epoch seconds, e.g. 1764000000.123"));
+    options.producer_start_ms = static_cast<int64_t>(std::llround(seconds * 1000));
+  }
+  auto length = req.header.find(bhttp::field::content_length);
+  if (length != req.header.end() && length->value() == "0")
+    return JsonError(InvalidArgument("the request body is empty: send a Matroska stream", "EmptyBody"));
+  auto session = ingest::PushSession::Start(
+      streams_, options,
+      {.on_ack = events.on_line,
+       .on_space = events.on_space,
+       .on_done = [done = events.on_done](Status) { done(); }});
+  if (!session.ok()) return JsonError(session.status());
+  return std::unique_ptr<UploadSink>(new PushSink(std::move(*session)));
+}
+
+}  // namespace lastframe::http

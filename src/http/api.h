@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/clock.h"
+#include "http/server.h"
+#include "objects/local_store.h"
+#include "snapshot/snapshot_service.h"
+#include "store/stream_store.h"
+
+namespace lastframe::http {
+
+struct ApiOptions {
+  int64_t default_expires_s = 600;
+  int default_quality = 80;
+  int max_dimension = 8192;  // width/height a caller may ask for
+};
+
+// lastframe's HTTP API (see README "HTTP API"): thin handlers that parse and
+// validate, call the store, the snapshot service or the object store, and
+// render JSON. Heavy work runs on the snapshot service's workers.
+class Api final : public Application {
+ public:
+  // |local_objects| may be null when images go to an external store.
+  Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
+      const objects::LocalStore* local_objects, const Clock& clock, ApiOptions options = {});
+
+  void Handle(Request request, Respond respond) override;
+  bool IsUpload(const Request& request) const override;
+  std::variant<std::unique_ptr<UploadSink>, Response> StartUpload(const Request& request,
+                                                                  UploadEvents events) override;
+
+ private:
+  void Snapshot(const Request& req, const std::string& stream, Respond respond);
+  void RecipeSnapshot(const Request& req, Respond respond);
+  void LatestImage(const Request& req, const std::string& stream, media::ImageFormat format,
+                   Respond respond);
+  void ListStreams(Respond respond);
+  void GetObject(const Request& req, Respond respond);
+
+  store::StreamStore& streams_;
+  snapshot::SnapshotService& snapshots_;
+  const objects::LocalStore* local_objects_;
+  const Clock& clock_;
+  const ApiOptions options_;
+};
+
+}  // namespace lastframe::http

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <boost/beast/http.hpp>
+#include <string>
+
+#include "core/status.h"
+
+namespace lastframe::http {
+
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+// The one place where domain error codes become HTTP statuses.
+unsigned HttpStatusOf(Code code);
+
+// A JSON response: |status| with |body| (already serialised).
+Response JsonResponse(unsigned status, std::string body);
+// {"code": reason, "message": message} with the status of |error|'s code.
+// Overloaded errors carry Retry-After.
+Response JsonError(const Status& error);
+// The same for errors of the HTTP layer itself (405, 431, ...).
+Response JsonError(unsigned status, const std::string& code, const std::string& message);
+// S3's XML error document, for the object routes that S3 clients call.
+Response S3Error(const Status& error, const std::string& resource);
+
+}  // namespace lastframe::http

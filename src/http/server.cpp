@@ -1,0 +1,438 @@
+#include "http/server.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/optional.hpp>
+
+#include <array>
+#include <cstdio>
+#include <deque>
+#include <variant>
+#include <optional>
+
+#include <spdlog/spdlog.h>
+
+#include "objects/sigv4.h"
+
+namespace lastframe::http {
+
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+// Presigned URLs are bearer credentials: logs keep the path only.
+std::string LoggableTarget(const std::string& target) {
+  size_t q = target.find('?');
+  if (q == std::string::npos) return target;
+  if (target.find("X-Amz-Signature", q) != std::string::npos)
+    return target.substr(0, q) + "?<presigned>";
+  return target;
+}
+
+}  // namespace
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Server& server)
+      : stream_(std::move(socket)), server_(server), options_(server.options_) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+  ~Session() { server_.Unregister(this); }
+
+  void Start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+  }
+
+  // Called on Stop, from any thread.
+  void Shutdown() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->OnShutdown(); });
+  }
+
+ private:
+  // ---- ordinary requests ----
+  void ReadHeader() {
+    if (shutting_down_) return Close();
+    log_method_ = log_target_ = "-";
+    is_head_ = false;
+    header_parser_.emplace();
+    header_parser_->header_limit(static_cast<uint32_t>(options_.max_header_bytes));
+    idle_ = true;
+    stream_.expires_after(options_.request_timeout);
+    bhttp::async_read_header(stream_, buffer_, *header_parser_,
+                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, size_t) {
+    idle_ = false;
+    started_ = std::chrono::steady_clock::now();
+    if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted ||
+        ec == beast::error::timeout || ec == net::error::eof || ec == net::error::connection_reset)
+      return Close();
+    if (ec == bhttp::error::header_limit)
+      return SendError(431, "RequestHeaderFieldsTooLarge",
+                       "request header larger than " + std::to_string(options_.max_header_bytes) +
+                           " bytes");
+    if (ec) return SendError(400, "BadRequest", "malformed HTTP request: " + ec.message());
+
+    request_ = Request{};
+    request_.header = header_parser_->get().base();
+    request_.remote = remote_;
+    std::string target(request_.header.target());
+    size_t q = target.find('?');
+    request_.raw_path = target.substr(0, q);
+    request_.raw_query = q == std::string::npos ? "" : target.substr(q + 1);
+    auto decoded = objects::UriDecode(request_.raw_path);
+    if (!decoded || request_.raw_path.empty() || request_.raw_path[0] != '/')
+      return SendError(400, "BadRequest", "malformed request target");
+    request_.path = std::move(*decoded);
+    keep_alive_ = header_parser_->get().keep_alive();
+    log_method_ = std::string(request_.header.method_string());
+    log_target_ = LoggableTarget(target);
+    is_head_ = request_.header.method() == bhttp::verb::head;
+
+    if (server_.app_.IsUpload(request_)) return StartUpload();
+
+    body_parser_.emplace(std::move(*header_parser_));
+    body_parser_->body_limit(options_.max_body_bytes);
+    bhttp::async_read(stream_, buffer_, *body_parser_,
+                      beast::bind_front_handler(&Session::OnBody, shared_from_this()));
+  }
+
+  void OnBody(beast::error_code ec, size_t) {
+    if (ec == bhttp::error::body_limit)
+      return SendError(413, "TooLarge",
+                       "request body larger than " + std::to_string(options_.max_body_bytes) +
+                           " bytes");
+    if (ec == beast::error::timeout || ec == net::error::operation_aborted) return Close();
+    if (ec) return SendError(400, "BadRequest", "malformed request body: " + ec.message());
+    request_.body = std::move(body_parser_->get().body());
+    body_parser_.reset();
+    std::weak_ptr<Session> weak = shared_from_this();
+    auto executor = stream_.get_executor();
+    server_.app_.Handle(std::move(request_), [weak, executor](Response res) {
+      // Back onto this connection's strand, whatever thread answered.
+      net::post(executor, [weak, res = std::move(res)]() mutable {
+        if (auto self = weak.lock()) self->Send(std::move(res));
+      });
+    });
+    // The handler's Respond keeps only a weak reference: hold ourselves until it answers.
+    awaiting_ = shared_from_this();
+  }
+
+  void SendError(unsigned status, const std::string& code, const std::string& message) {
+    keep_alive_ = false;  // the stream is out of sync: answer and close
+    Send(JsonError(status, code, message));
+  }
+
+  void Send(Response res) {
+    auto keep = std::move(awaiting_);  // released when this returns; the write holds us
+    if (stopping_writes_) return;
+    bool keep_alive = keep_alive_ && !shutting_down_;
+    res.version(11);
+    res.keep_alive(keep_alive);
+    res.set(bhttp::field::server, "lastframe");
+    if (is_head_) {
+      size_t length = res.body().size();  // HEAD: the length of what GET would send
+      res.body().clear();
+      res.content_length(length);
+    } else {
+      res.prepare_payload();
+    }
+    auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                             started_)
+                       .count();
+    spdlog::info("http method={} target={} status={} bytes={} ms={:.1f} remote={}", log_method_,
+                 log_target_, res.result_int(), res.body().size(), elapsed, remote_);
+    response_ = std::make_shared<Response>(std::move(res));
+    stream_.expires_after(options_.request_timeout);
+    bhttp::async_write(stream_, *response_,
+                       [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                         self->response_.reset();
+                         if (ec || !keep_alive) return self->Close();
+                         self->ReadHeader();
+                       });
+  }
+
+  // ---- streamed uploads (PutMedia) ----
+  void StartUpload() {
+    std::weak_ptr<Session> weak = shared_from_this();
+    auto ex = stream_.get_executor();
+    UploadEvents events;
+    events.on_line = [weak, ex](std::string line) {
+      net::post(ex, [weak, line = std::move(line)]() mutable {
+        if (auto self = weak.lock()) self->QueueLine(std::move(line));
+      });
+    };
+    events.on_space = [weak, ex] {
+      net::post(ex, [weak] {
+        if (auto self = weak.lock()) self->ResumeUpload();
+      });
+    };
+    events.on_done = [weak, ex] {
+      net::post(ex, [weak] {
+        if (auto self = weak.lock()) self->UploadDone();
+      });
+    };
+    auto started = server_.app_.StartUpload(request_, std::move(events));
+    if (auto* refused = std::get_if<Response>(&started)) {
+      keep_alive_ = false;
+      return Send(std::move(*refused));
+    }
+    sink_ = std::move(std::get<std::unique_ptr<UploadSink>>(started));
+    upload_parser_.emplace(std::move(*header_parser_));
+    upload_parser_->body_limit(boost::none);
+    upload_self_ = shared_from_this();  // alive until the sink says it is done
+    spdlog::info("http method={} target={} upload=started remote={}", log_method_, log_target_,
+                 remote_);
+    // Kinesis Video answers 200 at once and streams acknowledgements after it.
+    QueueRaw(
+        "HTTP/1.1 200 OK\r\nServer: lastframe\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    ReadUpload();
+  }
+
+  void ReadUpload() {
+    if (upload_reading_done_) return;
+    paused_ = false;
+    auto& body = upload_parser_->get().body();
+    body.data = upload_buffer_.data();
+    body.size = upload_buffer_.size();
+    stream_.expires_after(options_.upload_idle_timeout);
+    bhttp::async_read_some(stream_, buffer_, *upload_parser_,
+                           beast::bind_front_handler(&Session::OnUploadRead, shared_from_this()));
+  }
+
+  void OnUploadRead(beast::error_code ec, size_t) {
+    if (ec == bhttp::error::need_buffer) ec = {};
+    size_t got = upload_buffer_.size() - upload_parser_->get().body().size;
+    bool more = true;
+    if (got > 0 && sink_) more = sink_->Feed(upload_buffer_.data(), got);
+    if (ec || upload_parser_->is_done()) {
+      upload_reading_done_ = true;
+      if (!sink_) return;
+      // A connection that ends early still delivered whole frames: let the
+      // parser keep them. (ffmpeg, which never reads the acknowledgements,
+      // ends its upload with a reset rather than a clean close.)
+      if (ec) spdlog::info("http upload from {} ended: {}", remote_, ec.message());
+      sink_->Finish();
+      return;
+    }
+    if (!more) {
+      paused_ = true;  // ResumeUpload reads again once the parser has caught up
+      return;
+    }
+    ReadUpload();
+  }
+
+  void ResumeUpload() {
+    if (paused_ && !upload_reading_done_) ReadUpload();
+  }
+
+  void QueueLine(std::string line) {
+    line.push_back('\n');
+    char size[20];
+    std::snprintf(size, sizeof size, "%zx\r\n", line.size());
+    QueueRaw(size + line + "\r\n");
+  }
+
+  void QueueRaw(std::string bytes) {
+    if (stopping_writes_) return;
+    // A producer that never reads its acknowledgements must not grow this
+    // without bound: past the cap, the oldest unsent lines are dropped.
+    constexpr size_t kMaxQueued = 1024;
+    if (writes_.size() >= kMaxQueued) writes_.erase(writes_.begin() + 1);
+    writes_.push_back(std::move(bytes));
+    if (!writing_) WriteNext();
+  }
+
+  void WriteNext() {
+    if (writes_.empty()) {
+      writing_ = false;
+      if (upload_finished_) FinishUpload();
+      return;
+    }
+    writing_ = true;
+    net::async_write(stream_, net::buffer(writes_.front()),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->writes_.pop_front();
+                       if (ec) {
+                         self->stopping_writes_ = true;
+                         self->writes_.clear();
+                         self->writing_ = false;
+                         if (self->sink_) self->sink_->Abort();
+                         if (self->upload_finished_) self->FinishUpload();
+                         return;
+                       }
+                       self->WriteNext();
+                     });
+  }
+
+  void UploadDone() {
+    if (upload_finished_) return;
+    upload_finished_ = true;
+    QueueRaw("0\r\n\r\n");
+    if (!writing_) FinishUpload();
+  }
+
+  void FinishUpload() {
+    auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                             started_)
+                       .count();
+    spdlog::info("http method={} target={} status=200 upload=ended ms={:.1f} remote={}",
+                 log_method_, log_target_, elapsed, remote_);
+    Close();
+    upload_self_.reset();  // may destroy us once the current handler returns
+  }
+
+  void OnShutdown() {
+    shutting_down_ = true;
+    if (sink_ && !upload_finished_) {
+      upload_reading_done_ = true;
+      sink_->Abort();  // the sink ends promptly and calls on_done
+      return;
+    }
+    if (idle_) {
+      beast::error_code ec;
+      stream_.socket().cancel(ec);  // the pending header read ends and closes
+    }
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  Server& server_;
+  const ServerOptions& options_;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::empty_body>> header_parser_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> body_parser_;
+  std::optional<bhttp::request_parser<bhttp::buffer_body>> upload_parser_;
+  Request request_;
+  std::string log_method_ = "-";  // kept for the log line: request_ moves to the handler
+  std::string log_target_ = "-";
+  bool is_head_ = false;
+  bool keep_alive_ = false;
+  bool idle_ = false;
+  bool shutting_down_ = false;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::shared_ptr<Response> response_;
+  std::shared_ptr<Session> awaiting_;
+
+  std::unique_ptr<UploadSink> sink_;
+  std::shared_ptr<Session> upload_self_;
+  std::array<uint8_t, 64 * 1024> upload_buffer_{};
+  bool paused_ = false;
+  bool upload_reading_done_ = false;
+  bool upload_finished_ = false;
+  std::deque<std::string> writes_;
+  bool writing_ = false;
+  bool stopping_writes_ = false;
+};
+
+Server::Server(ServerOptions options, Application& app)
+    : options_(std::move(options)), app_(app), acceptor_(ioc_), drain_timer_(ioc_) {}
+
+Server::~Server() = default;
+
+Status Server::Listen() {
+  beast::error_code ec;
+  auto address = net::ip::make_address(options_.host, ec);
+  if (ec) return InvalidArgument("cannot listen on '" + options_.host + "': not an IP address");
+  tcp::endpoint endpoint(address, options_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Status(Code::kUnavailable, "cannot listen on " + options_.host + ":" +
+                                          std::to_string(options_.port) + ": " + ec.message());
+  port_ = acceptor_.local_endpoint().port();
+  Accept();
+  return Status::Ok();
+}
+
+void Server::Accept() {
+  acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+      spdlog::warn("accept failed: {}", ec.message());
+    } else if (connections() >= options_.max_connections) {
+      spdlog::warn("connection refused: {} connections open", options_.max_connections);
+      socket.close(ec);
+    } else {
+      socket.set_option(tcp::no_delay(true), ec);
+      auto session = std::make_shared<Session>(std::move(socket), *this);
+      Register(session);
+      session->Start();
+    }
+    if (!stopping_) Accept();
+  });
+}
+
+void Server::Register(const std::shared_ptr<Session>& s) {
+  std::lock_guard lock(mu_);
+  sessions_[s.get()] = s;
+}
+
+void Server::Unregister(Session* s) {
+  bool last = false;
+  {
+    std::lock_guard lock(mu_);
+    sessions_.erase(s);
+    last = sessions_.empty();
+  }
+  if (last && stopping_) net::post(ioc_, [this] { ioc_.stop(); });
+}
+
+size_t Server::connections() const {
+  std::lock_guard lock(mu_);
+  return sessions_.size();
+}
+
+void Server::Run() {
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < options_.io_threads; ++i) threads.emplace_back([this] { ioc_.run(); });
+  ioc_.run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::Stop() {
+  if (stopping_.exchange(true)) return;
+  net::post(ioc_, [this] {
+    beast::error_code ec;
+    acceptor_.close(ec);
+    std::vector<std::shared_ptr<Session>> live;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [ptr, weak] : sessions_)
+        if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+    spdlog::info("draining {} connection(s)", live.size());
+    if (live.empty()) {
+      ioc_.stop();
+      return;
+    }
+    for (auto& s : live) s->Shutdown();
+    drain_timer_.expires_after(options_.drain_timeout);
+    drain_timer_.async_wait([this](beast::error_code e) {
+      if (!e) {
+        spdlog::warn("drain timeout: closing {} connection(s)", connections());
+        ioc_.stop();
+      }
+    });
+  });
+}
+
+}  // namespace lastframe::http

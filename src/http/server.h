@@ -1,0 +1,125 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "core/status.h"
+#include "http/errors.h"
+
+namespace lastframe::http {
+
+// A request as handlers see it: the header, the decoded path and query, and
+// (for ordinary routes) the whole body, already bounded by the server.
+struct Request {
+  boost::beast::http::request_header<> header;
+  std::string path;       // percent-decoded, without the query
+  std::string raw_path;   // as sent
+  std::string raw_query;  // as sent, without '?'
+  std::string body;
+  std::string remote;     // "ip:port"
+  std::string target() const { return std::string(header.target()); }
+};
+
+// Answers a request exactly once, from any thread.
+using Respond = std::function<void(Response)>;
+
+// A request body consumed as it streams in (PutMedia). Feed/Finish/Abort are
+// called on the connection's I/O strand and must never block.
+class UploadSink {
+ public:
+  virtual ~UploadSink() = default;
+  // Takes body bytes; false asks the connection to stop reading until
+  // UploadEvents::on_space.
+  virtual bool Feed(const uint8_t* data, size_t size) = 0;
+  virtual void Finish() = 0;  // the body ended
+  virtual void Abort() = 0;   // the connection failed or the server stops
+};
+
+// What a sink tells its connection, from any thread.
+struct UploadEvents {
+  std::function<void(std::string line)> on_line;  // one line of the streamed response body
+  std::function<void()> on_space;
+  std::function<void()> on_done;  // no more lines; close after sending them
+};
+
+// The routes. Handlers run on I/O threads: they validate, hand heavy work to
+// a worker pool and return at once; the answer comes through Respond.
+class Application {
+ public:
+  virtual ~Application() = default;
+  virtual void Handle(Request request, Respond respond) = 0;
+  // Whether |request|'s body must be streamed (its header alone is read).
+  virtual bool IsUpload(const Request& request) const = 0;
+  // Starts a streamed upload, or refuses it with an error response.
+  virtual std::variant<std::unique_ptr<UploadSink>, Response> StartUpload(const Request& request,
+                                                                         UploadEvents events) = 0;
+};
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  size_t io_threads = 2;
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 1024 * 1024;  // ordinary requests; uploads stream unbounded
+  std::chrono::seconds request_timeout{30};  // to read a request, or write a response
+  std::chrono::seconds upload_idle_timeout{30};  // a producer that sends nothing is dropped
+  std::chrono::seconds drain_timeout{5};  // on Stop, in-flight requests get this long
+  size_t max_connections = 4096;
+};
+
+class Session;
+
+// An HTTP/1.1 server on Boost.Beast: a listener, one session per connection
+// on its own strand, keep-alive, bounded headers and bodies, timeouts, and a
+// graceful drain on Stop.
+class Server {
+ public:
+  Server(ServerOptions options, Application& app);
+  ~Server();
+
+  // Binds and listens. Afterwards port() is the bound port (for port 0).
+  Status Listen();
+  uint16_t port() const { return port_; }
+  boost::asio::io_context& io_context() { return ioc_; }
+
+  // Runs the I/O threads until Stop has drained; blocks.
+  void Run();
+  // Stops accepting, lets in-flight requests finish (up to drain_timeout),
+  // ends uploads, then returns Run. Thread-safe; idempotent.
+  void Stop();
+
+  size_t connections() const;
+
+ private:
+  friend class Session;
+  void Accept();
+  void Register(const std::shared_ptr<Session>& s);
+  void Unregister(Session* s);
+
+  const ServerOptions options_;
+  Application& app_;
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer drain_timer_;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mu_;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
+};
+
+}  // namespace lastframe::http
