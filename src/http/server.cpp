@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdio>
 #include <deque>
+#include <limits>
 #include <variant>
 #include <optional>
 
@@ -64,6 +65,10 @@ class Session : public std::enable_shared_from_this<Session> {
     is_head_ = false;
     header_parser_.emplace();
     header_parser_->header_limit(static_cast<uint32_t>(options_.max_header_bytes));
+    // Body limits depend on the route, known only once the header is read.
+    // (Not boost::none: Beast 1.74 compares a Content-Length against an empty
+    // optional as "over the limit".)
+    header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     idle_ = true;
     stream_.expires_after(options_.request_timeout);
     bhttp::async_read_header(stream_, buffer_, *header_parser_,
@@ -100,6 +105,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
     if (server_.app_.IsUpload(request_)) return StartUpload();
 
+    // A declared length is checked here; chunked bodies by the parser as they come.
+    if (auto length = header_parser_->content_length(); length && *length > options_.max_body_bytes)
+      return SendError(413, "TooLarge",
+                       "request body larger than " + std::to_string(options_.max_body_bytes) +
+                           " bytes");
     body_parser_.emplace(std::move(*header_parser_));
     body_parser_->body_limit(options_.max_body_bytes);
     bhttp::async_read(stream_, buffer_, *body_parser_,
@@ -129,6 +139,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void SendError(unsigned status, const std::string& code, const std::string& message) {
     keep_alive_ = false;  // the stream is out of sync: answer and close
+    linger_ = true;
     Send(JsonError(status, code, message));
   }
 
@@ -156,6 +167,7 @@ class Session : public std::enable_shared_from_this<Session> {
     bhttp::async_write(stream_, *response_,
                        [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                          self->response_.reset();
+                         if (!ec && !keep_alive && self->linger_) return self->LingeringClose();
                          if (ec || !keep_alive) return self->Close();
                          self->ReadHeader();
                        });
@@ -184,11 +196,12 @@ class Session : public std::enable_shared_from_this<Session> {
     auto started = server_.app_.StartUpload(request_, std::move(events));
     if (auto* refused = std::get_if<Response>(&started)) {
       keep_alive_ = false;
+      linger_ = true;
       return Send(std::move(*refused));
     }
     sink_ = std::move(std::get<std::unique_ptr<UploadSink>>(started));
     upload_parser_.emplace(std::move(*header_parser_));
-    upload_parser_->body_limit(boost::none);
+    upload_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     upload_self_ = shared_from_this();  // alive until the sink says it is done
     spdlog::info("http method={} target={} upload=started remote={}", log_method_, log_target_,
                  remote_);
@@ -305,6 +318,26 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // After refusing a request whose body is still arriving: stop sending, and
+  // read and discard for a while, so the client finishes writing and reads
+  // our answer instead of meeting a reset.
+  void LingeringClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(5));
+    Discard();
+  }
+  void Discard() {
+    constexpr size_t kMaxDiscard = 64 * 1024 * 1024;
+    stream_.async_read_some(
+        net::buffer(upload_buffer_),
+        [self = shared_from_this()](beast::error_code ec, size_t n) {
+          self->discarded_ += n;
+          if (ec || self->discarded_ > kMaxDiscard) return self->Close();
+          self->Discard();
+        });
+  }
+
   void Close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -323,6 +356,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string log_method_ = "-";  // kept for the log line: request_ moves to the handler
   std::string log_target_ = "-";
   bool is_head_ = false;
+  bool linger_ = false;
+  size_t discarded_ = 0;
   bool keep_alive_ = false;
   bool idle_ = false;
   bool shutting_down_ = false;

@@ -1,0 +1,198 @@
+// Bad input of every kind gets a precise status or error acknowledgement, and
+// harms nothing: the server stays healthy and other streams keep working.
+
+#include <signal.h>
+
+#include <random>
+
+#include "core/clock.h"
+#include "e2e/e2e_util.h"
+#include "objects/sigv4.h"
+
+namespace lastframe::testing {
+namespace {
+
+using nlohmann::json;
+
+class BadInputTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    clip_ = TestClip(dir_, "good.mkv", 160, 120, 10, 2, 10);
+    ASSERT_EQ(PushOneShot(port(), "good", ReadFile(clip_)).status, 200);
+  }
+  void TearDown() override {
+    // Whatever happened, the server is healthy and the good stream still answers.
+    EXPECT_EQ(HttpGet(port(), "/healthz").status, 200);
+    HttpResult snap = HttpGet(port(), "/v1/streams/good/snapshot");
+    EXPECT_EQ(snap.status, 200) << snap.body;
+  }
+  uint16_t port() { return server_.port(); }
+  void ExpectError(const HttpResult& r, int status, const std::string& code) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(JsonOf(r)["code"], code) << r.body;
+    EXPECT_EQ(r.header("content-type"), "application/json");
+  }
+  // A presigned URL for |path| made by our own signer at |signed_at_ms|.
+  std::string SignedTarget(const std::string& path, int64_t signed_at_ms, int64_t expires_s,
+                           const std::string& secret = kSecretKey) {
+    ManualClock clock(signed_at_ms);
+    objects::SigV4 signer({kAccessKey, Secret(secret), ""}, "us-east-1", "s3", clock);
+    return path + "?" +
+           signer.PresignQuery("GET", "127.0.0.1:" + std::to_string(port()), path, expires_s);
+  }
+  std::string SnapshotKeyPath() {
+    json j = JsonOf(HttpGet(port(), "/v1/streams/good/snapshot"));
+    return "/lastframe/" + j["key"].get<std::string>();
+  }
+
+  TempDir dir_;
+  LastframeServer server_{dir_.file("data"), TestServerArgs()};
+  std::string clip_;
+};
+
+TEST_F(BadInputTest, RandomBytesGetAnInvalidMkvAck) {
+  std::string junk(200'000, '\0');
+  std::mt19937 rng(1);
+  for (char& c : junk) c = static_cast<char>(rng());
+  HttpResult r = PushOneShot(port(), "junk", junk);
+  ASSERT_EQ(r.status, 200);
+  auto acks = Acks(r.body);
+  ASSERT_EQ(acks.size(), 1u) << r.body;
+  EXPECT_EQ(acks[0]["EventType"], "ERROR");
+  EXPECT_EQ(acks[0]["ErrorId"], 4006);
+  EXPECT_EQ(acks[0]["ErrorCode"], "INVALID_MKV_DATA");
+  ExpectError(HttpGet(port(), "/v1/streams/junk/snapshot"), 404, "NoFrame");
+  EXPECT_EQ(JsonOf(HttpGet(port(), "/v1/streams/junk"))["state"], "error");
+}
+
+TEST_F(BadInputTest, TruncatedClipKeepsItsWholeFragments) {
+  std::string bytes = ReadFile(TestClip(dir_, "long.mkv", 160, 120, 10, 3, 10));
+  HttpResult r = PushOneShot(port(), "cut", bytes.substr(0, bytes.size() * 3 / 4));
+  ASSERT_EQ(r.status, 200);
+  int persisted = 0;
+  for (const auto& a : Acks(r.body)) persisted += a["EventType"] == "PERSISTED";
+  EXPECT_GE(persisted, 2);
+  EXPECT_EQ(HttpGet(port(), "/v1/streams/cut/snapshot").status, 200);
+}
+
+TEST_F(BadInputTest, PutMediaHeadersAndBodyAreValidated) {
+  std::string clip = ReadFile(clip_);
+  ExpectError(HttpRequest(port(), "POST", "/putMedia", clip), 400, "MissingParameter");
+  ExpectError(HttpRequest(port(), "POST", "/putMedia", clip, {{"x-amzn-stream-name", "a/b"}}),
+              400, "InvalidStreamName");
+  ExpectError(HttpRequest(port(), "POST", "/putMedia", clip,
+                          {{"x-amzn-stream-name", std::string(257, 'x')}}),
+              400, "InvalidStreamName");
+  ExpectError(HttpRequest(port(), "POST", "/putMedia", "", {{"x-amzn-stream-name", "e"}}), 400,
+              "EmptyBody");
+  ExpectError(HttpRequest(port(), "POST", "/putMedia", clip,
+                          {{"x-amzn-stream-name", "t"}, {"x-amzn-fragment-timecode-type", "SOMETIMES"}}),
+              400, "InvalidArgument");
+  ExpectError(HttpRequest(port(), "POST", "/putMedia", clip,
+                          {{"x-amzn-stream-name", "t"}, {"x-amzn-producer-start-timestamp", "soon"}}),
+              400, "InvalidArgument");
+  ExpectError(HttpGet(port(), "/putMedia"), 405, "MethodNotAllowed");
+}
+
+TEST_F(BadInputTest, SecondProducerOnALiveStreamIsRefused) {
+  Process producer({"ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+                    "testsrc2=size=160x120:rate=10", "-t", "30", "-c:v", "libx264", "-g", "10",
+                    "-f", "matroska", "-live", "1", "-method", "POST", "-chunked_post", "1",
+                    "-headers", "x-amzn-stream-name: busy\r\n",
+                    "http://127.0.0.1:" + std::to_string(port()) + "/putMedia"});
+  ASSERT_TRUE(Eventually([&] {
+    HttpResult r = HttpGet(port(), "/v1/streams/busy");
+    return r.status == 200 && JsonOf(r)["producer_connected"] == true;
+  }));
+  ExpectError(PushOneShot(port(), "busy", ReadFile(clip_)), 409, "StreamBusy");
+  producer.Signal(SIGKILL);
+  producer.Wait();
+}
+
+TEST_F(BadInputTest, HugeHeaderAndGarbageRequests) {
+  std::string huge = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(64 * 1024, 'a') +
+                     "\r\n\r\n";
+  std::string reply = RawExchange(port(), huge);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 431", 0), 0u) << reply.substr(0, 200);
+  EXPECT_NE(reply.find("RequestHeaderFieldsTooLarge"), std::string::npos);
+  reply = RawExchange(port(), "NOT AN HTTP REQUEST\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+  reply = RawExchange(port(), "POST /putMedia HTTP/1.1\r\nHost: x\r\nx-amzn-stream-name: chunky\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\nZZZ\r\nnot a chunk\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;  // accepted, then the stream breaks
+  EXPECT_TRUE(Eventually([&] {
+    return JsonOf(HttpGet(port(), "/v1/streams/chunky"))["producer_connected"] == false;
+  }));
+  ExpectError(HttpRequest(port(), "POST", "/healthz", std::string(2 * 1024 * 1024, 'x')), 413,
+              "TooLarge");
+}
+
+TEST_F(BadInputTest, SnapshotParametersAreValidated) {
+  for (const char* q : {"quality=0", "quality=101", "quality=abc", "quality=8x", "width=0",
+                        "width=99999", "height=-5", "expires=0", "expires=604801",
+                        "format=gif", "redirect=maybe", "quality=80&quality=90", "a=%zz"}) {
+    HttpResult r = HttpGet(port(), std::string("/v1/streams/good/snapshot?") + q);
+    ExpectError(r, 400, "InvalidArgument");
+  }
+  ExpectError(HttpGet(port(), "/v1/streams/bad%20name/snapshot"), 400, "InvalidStreamName");
+  ExpectError(HttpGet(port(), "/v1/streams/../snapshot"), 400, "InvalidStreamName");
+  ExpectError(HttpGet(port(), "/snapshot?stream_name=a%2Fb"), 400, "InvalidStreamName");
+  ExpectError(HttpGet(port(), "/v1/streams/nobody/snapshot"), 404, "StreamNotFound");
+  ExpectError(HttpGet(port(), "/v1/streams/nobody/latest.jpg"), 404, "StreamNotFound");
+  ExpectError(HttpGet(port(), "/v1/streams/good/nothing"), 404, "NotFound");
+  ExpectError(HttpGet(port(), "/nothing/here"), 404, "NotFound");
+  HttpResult post = HttpRequest(port(), "POST", "/v1/streams/good/snapshot", "x");
+  ExpectError(post, 405, "MethodNotAllowed");
+  EXPECT_EQ(post.header("allow"), "GET");
+}
+
+TEST_F(BadInputTest, ExpiredTamperedAndForeignUrlsAreRefused) {
+  std::string path = SnapshotKeyPath();
+  int64_t now = SystemClock::Get().NowMs();
+  EXPECT_EQ(HttpGet(port(), SignedTarget(path, now, 60)).status, 200);  // our signer agrees
+
+  HttpResult expired = HttpGet(port(), SignedTarget(path, now - 3'600'000, 60));
+  EXPECT_EQ(expired.status, 403);
+  EXPECT_NE(expired.body.find("<Code>AccessDenied</Code>"), std::string::npos);
+  EXPECT_NE(expired.body.find("Request has expired"), std::string::npos);
+
+  std::string good = SignedTarget(path, now, 60);
+  std::string tampered = good;
+  char& last = tampered.back();
+  last = last == '0' ? '1' : '0';
+  HttpResult bad_sig = HttpGet(port(), tampered);
+  EXPECT_EQ(bad_sig.status, 403);
+  EXPECT_NE(bad_sig.body.find("<Code>SignatureDoesNotMatch</Code>"), std::string::npos);
+
+  HttpResult wrong_secret = HttpGet(port(), SignedTarget(path, now, 60, "not-the-secret"));
+  EXPECT_EQ(wrong_secret.status, 403);
+  EXPECT_NE(wrong_secret.body.find("SignatureDoesNotMatch"), std::string::npos);
+
+  HttpResult unsigned_get = HttpGet(port(), path);
+  EXPECT_EQ(unsigned_get.status, 400);
+  EXPECT_NE(unsigned_get.body.find("AuthorizationQueryParametersError"), std::string::npos);
+}
+
+TEST_F(BadInputTest, KeysCannotEscapeTheDataDirectory) {
+  WriteFile(dir_.file("secret.txt"), "do not serve");
+  int64_t now = SystemClock::Get().NowMs();
+  for (const std::string& raw : {std::string("/lastframe/../../secret.txt"),
+                                 std::string("/lastframe/%2e%2e/%2e%2e/secret.txt"),
+                                 std::string("/lastframe/..%2F..%2Fsecret.txt"),
+                                 std::string("/lastframe/a%5C..%5Csecret.txt")}) {
+    std::string reply = RawExchange(
+        port(), "GET " + raw + "?X-Amz-Date=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << raw << "\n" << reply;
+    EXPECT_NE(reply.find("<Code>InvalidKey</Code>"), std::string::npos) << reply;
+    EXPECT_EQ(reply.find("do not serve"), std::string::npos);
+  }
+  // Even correctly signed, a traversal key is refused before any file is opened.
+  HttpResult signed_traversal = HttpGet(port(), SignedTarget("/lastframe/x/../../../secret.txt", now, 60));
+  EXPECT_EQ(signed_traversal.status, 400);
+  EXPECT_EQ(signed_traversal.body.find("do not serve"), std::string::npos);
+  HttpResult other_bucket = HttpGet(port(), SignedTarget("/otherbucket/k.jpg", now, 60));
+  EXPECT_EQ(other_bucket.status, 404);
+}
+
+}  // namespace
+}  // namespace lastframe::testing

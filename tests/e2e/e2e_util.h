@@ -1,0 +1,87 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/http_client.h"
+#include "support/media_check.h"
+#include "support/process.h"
+#include "support/server.h"
+#include "support/temp_dir.h"
+
+namespace lastframe::testing {
+
+// Credentials the tests give the server, so they can sign URLs themselves.
+inline const char* kAccessKey = "LFTESTKEY0000000000";
+inline const char* kSecretKey = "test-secret-key-for-e2e-only";
+
+inline std::vector<std::string> TestServerArgs() {
+  return {"--access-key", kAccessKey, "--secret-key", kSecretKey, "--retention", "600"};
+}
+
+// Repeats |probe| until it returns true or |timeout| passes: for state that
+// a live producer reaches in its own time. Returns whether it became true.
+inline bool Eventually(const std::function<bool()>& probe,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (probe()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));  // poll interval, bounded
+  }
+  return probe();
+}
+
+inline nlohmann::json JsonOf(const HttpResult& r) {
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << r.body;
+  return j;
+}
+
+// The acknowledgement lines of a PutMedia response body.
+inline std::vector<nlohmann::json> Acks(const std::string& body) {
+  std::vector<nlohmann::json> out;
+  size_t start = 0;
+  while (start < body.size()) {
+    size_t nl = body.find('\n', start);
+    std::string line = body.substr(start, nl - start);
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return out;
+}
+
+// A clip made by ffmpeg: testsrc2 |seconds| long, H.264 GOP |gop|, no B-frames.
+inline std::string TestClip(const TempDir& dir, const std::string& name, int w, int h, int fps,
+                            double seconds, int gop) {
+  return MakeClip(dir.file(name),
+                  {"-f", "lavfi", "-i",
+                   "testsrc2=size=" + std::to_string(w) + "x" + std::to_string(h) +
+                       ":rate=" + std::to_string(fps),
+                   "-t", std::to_string(seconds), "-c:v", "libx264", "-g", std::to_string(gop),
+                   "-bf", "0", "-sc_threshold", "0", "-pix_fmt", "yuv420p"});
+}
+
+// Pushes a file in one plain POST (Content-Length), as a batch uploader would.
+inline HttpResult PushOneShot(uint16_t port, const std::string& stream, const std::string& bytes) {
+  return HttpRequest(port, "POST", "/putMedia", bytes, {{"x-amzn-stream-name", stream}});
+}
+
+// Pushes a file with the ffmpeg CLI, chunked, as a live producer does (without -re).
+inline int PushWithFfmpeg(uint16_t port, const std::string& stream, const std::string& clip) {
+  std::string out;
+  int rc = RunCommand({"ffmpeg", "-hide_banner", "-loglevel", "error", "-i", clip, "-c", "copy",
+                       "-f", "matroska", "-live", "1", "-method", "POST", "-chunked_post", "1",
+                       "-headers", "x-amzn-stream-name: " + stream + "\r\n",
+                       "http://127.0.0.1:" + std::to_string(port) + "/putMedia"},
+                      &out);
+  EXPECT_EQ(rc, 0) << out;
+  return rc;
+}
+
+}  // namespace lastframe::testing
