@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds lastframe twice, a normal build and an ASan+UBSan build, and runs
+# every unit and end-to-end test in each. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+jobs="${JOBS:-2}"
+./scripts/install-deps.sh
+
+run_suite() {  # run_suite BUILD_DIR CMAKE_ARGS...
+  local dir="$1"; shift
+  echo "== configure ${dir}"
+  cmake -S . -B "${dir}" -G Ninja "$@" >/dev/null
+  echo "== build ${dir}"
+  cmake --build "${dir}" -j "${jobs}"
+  echo "== test ${dir}"
+  (cd "${dir}" && ctest --output-on-failure -j "${jobs}" --timeout 300)
+}
+
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+# Sanitizers: any report fails the test that triggered it. The spawned server
+# binary is the instrumented one too, so end-to-end tests check it as well.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DLASTFRAME_SANITIZE=ON -DLASTFRAME_BENCHMARKS=OFF
