@@ -277,10 +277,12 @@ class Session : public std::enable_shared_from_this<Session> {
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->writes_.pop_front();
                        if (ec) {
+                         // The peer stopped reading (ffmpeg never reads its acks and
+                         // resets on close). Stop writing, but keep reading: the bytes
+                         // it sent before are still to be parsed.
                          self->stopping_writes_ = true;
                          self->writes_.clear();
                          self->writing_ = false;
-                         if (self->sink_) self->sink_->Abort();
                          if (self->upload_finished_) self->FinishUpload();
                          return;
                        }

@@ -134,11 +134,14 @@ void DemoProducer::Run() {
   enc->framerate = {options_.fps, 1};
   enc->gop_size = options_.gop;
   enc->max_b_frames = 0;
-  enc->bit_rate = options_.bitrate;
+  // Constant bit rate, as cameras send: x264 pads the simple picture up to it.
+  enc->bit_rate = enc->rc_min_rate = enc->rc_max_rate = options_.bitrate;
+  enc->rc_buffer_size = static_cast<int>(options_.bitrate);
   enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;  // Matroska keeps SPS/PPS in CodecPrivate
   av_opt_set(enc->priv_data, "preset", "veryfast", 0);
   av_opt_set(enc->priv_data, "tune", "zerolatency", 0);
-  av_opt_set(enc->priv_data, "x264-params", "scenecut=0", 0);  // keyframes exactly every GOP
+  // Keyframes exactly every GOP; HRD signalling makes the rate constant.
+  av_opt_set(enc->priv_data, "x264-params", "scenecut=0:nal-hrd=cbr", 0);
   if (int err = avcodec_open2(enc.get(), codec, nullptr); err < 0) {
     spdlog::error("demo: {}", media::AvError(err, "opening the H.264 encoder").ToString());
     return;

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <chrono>
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <string>
 #include <thread>
