@@ -215,14 +215,13 @@ void Api::Snapshot(const Request& req, const std::string& stream, Respond respon
   if (!parsed.ok()) return respond(JsonError(parsed.status()));
   SnapshotRequest r = *parsed;
   auto shared = std::make_shared<Respond>(std::move(respond));
-  Status queued = snapshots_.PublishAsync(
+  snapshots_.PublishAsync(
       stream, r.encode, r.expires_s, [shared, r](Result<snapshot::PublishedImage> p) {
         if (!p.ok()) return (*shared)(JsonError(p.status()));
         Response res = JsonResponse(r.redirect ? 302 : 200, PublishedJson(*p, r.expires_s).dump());
         if (r.redirect) res.set(bhttp::field::location, p->url);
         (*shared)(std::move(res));
       });
-  if (!queued.ok()) (*shared)(JsonError(queued));
 }
 
 void Api::RecipeSnapshot(const Request& req, Respond respond) {
@@ -247,7 +246,7 @@ void Api::RecipeSnapshot(const Request& req, Respond respond) {
   if (!parsed.ok()) return respond(recipe_error(parsed.status()));
   SnapshotRequest r = *parsed;
   auto shared = std::make_shared<Respond>(std::move(respond));
-  Status queued = snapshots_.PublishAsync(
+  snapshots_.PublishAsync(
       *name, r.encode, r.expires_s, [shared, r, recipe_error](Result<snapshot::PublishedImage> p) {
         if (!p.ok()) return (*shared)(recipe_error(p.status()));
         json j = PublishedJson(*p, r.expires_s);
@@ -255,7 +254,6 @@ void Api::RecipeSnapshot(const Request& req, Respond respond) {
         j["body"] = p->url;
         (*shared)(JsonResponse(200, j.dump()));
       });
-  if (!queued.ok()) (*shared)(recipe_error(queued));
 }
 
 void Api::LatestImage(const Request& req, const std::string& stream, media::ImageFormat format,
@@ -265,7 +263,7 @@ void Api::LatestImage(const Request& req, const std::string& stream, media::Imag
   auto parsed = ParseSnapshotRequest(*params, options_, format);
   if (!parsed.ok()) return respond(JsonError(parsed.status()));
   auto shared = std::make_shared<Respond>(std::move(respond));
-  Status queued = snapshots_.RenderAsync(stream, parsed->encode, [shared](Result<snapshot::Image> img) {
+  snapshots_.RenderAsync(stream, parsed->encode, [shared](Result<snapshot::Image> img) {
     if (!img.ok()) return (*shared)(JsonError(img.status()));
     Response res{bhttp::status::ok, 11};
     res.set(bhttp::field::content_type, media::ImageContentType(img->format));
@@ -275,7 +273,6 @@ void Api::LatestImage(const Request& req, const std::string& stream, media::Imag
     res.body() = std::move(img->bytes);
     (*shared)(std::move(res));
   });
-  if (!queued.ok()) (*shared)(JsonError(queued));
 }
 
 void Api::GetObject(const Request& req, Respond respond) {

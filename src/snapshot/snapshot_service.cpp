@@ -9,17 +9,34 @@ Status Overloaded() {
   return Status(Code::kOverloaded, "too many snapshots in progress; retry shortly", "Overloaded");
 }
 
+// Names one rendering: the stream, its newest frame, the options, publishing.
+std::string CacheKey(const std::string& stream, const store::FragmentView& f,
+                     const media::EncodeOptions& o, bool publish) {
+  return stream + '\n' + std::to_string(f.number) + ':' + std::to_string(f.frames.size()) + ':' +
+         media::ImageFormatName(o.format) + ':' + std::to_string(o.quality) + ':' +
+         std::to_string(o.width) + 'x' + std::to_string(o.height) + (publish ? ":p" : "");
+}
+
 }  // namespace
 
 SnapshotService::SnapshotService(const store::StreamSource& source, objects::ObjectStore& objects,
-                                 WorkerPool& workers, const Clock& clock)
-    : source_(source), objects_(objects), workers_(workers), clock_(clock) {}
+                                 WorkerPool& workers, const Clock& clock, size_t max_cache_bytes)
+    : source_(source),
+      objects_(objects),
+      workers_(workers),
+      clock_(clock),
+      max_cache_bytes_(max_cache_bytes) {}
 
 Result<Image> SnapshotService::Render(const std::string& stream,
                                       const media::EncodeOptions& options) const {
   Result<store::FragmentView> fragment = source_.LatestFragment(stream);
   if (!fragment.ok()) return fragment.status();
-  Result<media::FramePtr> frame = DecodeNewestFrame(*fragment);
+  return RenderFragment(*fragment, options);
+}
+
+Result<Image> SnapshotService::RenderFragment(const store::FragmentView& fragment,
+                                              const media::EncodeOptions& options) const {
+  Result<media::FramePtr> frame = DecodeNewestFrame(fragment);
   if (!frame.ok()) return frame.status();
   const AVFrame& f = **frame;
   media::EncodeOptions fitted = options;
@@ -31,44 +48,118 @@ Result<Image> SnapshotService::Render(const std::string& stream,
   image.format = encoded->format;
   image.width = encoded->width;
   image.height = encoded->height;
-  image.fragment_number = fragment->number;
-  int64_t first_pts = fragment->frames.front().pts_ms;
-  image.frame_timestamp_ms = fragment->producer_ts_ms + (f.pts - first_pts);
+  image.fragment_number = fragment.number;
+  int64_t first_pts = fragment.frames.front().pts_ms;
+  image.frame_timestamp_ms = fragment.producer_ts_ms + (f.pts - first_pts);
   return image;
 }
 
-Status SnapshotService::RenderAsync(const std::string& stream, media::EncodeOptions options,
-                                    ImageCallback done) {
+void SnapshotService::Acquire(const std::string& stream, const media::EncodeOptions& options,
+                              bool publish, Waiter done) {
+  // Reading the newest fragment copies references only: cheap on any thread.
+  Result<store::FragmentView> fragment = source_.LatestFragment(stream);
+  if (!fragment.ok()) return done(fragment.status());
+  std::string key = CacheKey(stream, *fragment, options, publish);
+  {
+    std::unique_lock lock(mu_);
+    if (auto it = cache_.find(key); it != cache_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second.lru);
+      ++stats_.cache_hits;
+      Rendered hit = it->second.rendered;
+      lock.unlock();
+      return done(std::move(hit));
+    }
+    if (auto it = in_flight_.find(key); it != in_flight_.end()) {
+      ++stats_.coalesced;
+      it->second.push_back(std::move(done));
+      return;
+    }
+    in_flight_[key].push_back(std::move(done));
+  }
   bool queued = workers_.TryPost(
-      [this, stream, options, done = std::move(done)] { done(Render(stream, options)); });
-  return queued ? Status::Ok() : Overloaded();
+      [this, key, stream, fragment = std::move(*fragment), options, publish]() mutable {
+        Result<Rendered> result = Work(stream, fragment, options, publish);
+        std::vector<Waiter> waiters;
+        {
+          std::lock_guard lock(mu_);
+          ++stats_.renders;
+          if (result.ok()) Insert(key, *result);
+          waiters = std::move(in_flight_[key]);
+          in_flight_.erase(key);
+        }
+        for (auto& w : waiters) w(result);
+      });
+  if (!queued) {
+    std::vector<Waiter> waiters;
+    {
+      std::lock_guard lock(mu_);
+      waiters = std::move(in_flight_[key]);
+      in_flight_.erase(key);
+    }
+    for (auto& w : waiters) w(Overloaded());
+  }
 }
 
-Status SnapshotService::PublishAsync(const std::string& stream, media::EncodeOptions options,
-                                     int64_t expires_s, PublishCallback done) {
-  bool queued = workers_.TryPost([this, stream, options, expires_s, done = std::move(done)] {
-    done(Publish(stream, options, expires_s));
-  });
-  return queued ? Status::Ok() : Overloaded();
-}
-
-Result<PublishedImage> SnapshotService::Publish(const std::string& stream,
-                                                const media::EncodeOptions& options,
-                                                int64_t expires_s) {
-  Result<Image> image = Render(stream, options);
+Result<SnapshotService::Rendered> SnapshotService::Work(const std::string& stream,
+                                                        const store::FragmentView& fragment,
+                                                        const media::EncodeOptions& options,
+                                                        bool publish) {
+  Result<Image> image = RenderFragment(fragment, options);
   if (!image.ok()) return image.status();
-  PublishedImage out;
-  out.key = ObjectKey(stream, *image, options);
-  LF_RETURN_IF_ERROR(
-      objects_.Put(out.key, image->bytes, media::ImageContentType(image->format)));
-  Result<std::string> url = objects_.PresignGet(out.key, expires_s);
-  if (!url.ok()) return url.status();
-  out.url = std::move(*url);
-  out.expires_at_ms = clock_.NowMs() + expires_s * 1000;
-  out.bytes = image->bytes.size();
-  out.image = std::move(*image);
-  out.image.bytes.clear();
+  Rendered out;
+  if (publish) {
+    out.object_key = ObjectKey(stream, *image, options);
+    LF_RETURN_IF_ERROR(
+        objects_.Put(out.object_key, image->bytes, media::ImageContentType(image->format)));
+  }
+  out.image = std::make_shared<const Image>(std::move(*image));
   return out;
+}
+
+void SnapshotService::Insert(const std::string& key, const Rendered& rendered) {
+  if (cache_.count(key)) return;
+  size_t size = rendered.image->bytes.size();
+  if (size > max_cache_bytes_) return;
+  lru_.push_front(key);
+  cache_.emplace(key, CacheEntry{rendered, lru_.begin()});
+  cache_bytes_ += size;
+  while (cache_bytes_ > max_cache_bytes_ && !lru_.empty()) {
+    auto it = cache_.find(lru_.back());
+    cache_bytes_ -= it->second.rendered.image->bytes.size();
+    cache_.erase(it);
+    lru_.pop_back();
+  }
+}
+
+void SnapshotService::RenderAsync(const std::string& stream, media::EncodeOptions options,
+                                  ImageCallback done) {
+  Acquire(stream, options, false, [done = std::move(done)](Result<Rendered> r) {
+    if (!r.ok()) return done(r.status());
+    done(*r->image);  // a copy: the cached image stays shared
+  });
+}
+
+void SnapshotService::PublishAsync(const std::string& stream, media::EncodeOptions options,
+                                   int64_t expires_s, PublishCallback done) {
+  Acquire(stream, options, true,
+          [this, expires_s, done = std::move(done)](Result<Rendered> r) {
+            if (!r.ok()) return done(r.status());
+            // Each caller gets its own signature and expiry: an HMAC, microseconds.
+            Result<std::string> url = objects_.PresignGet(r->object_key, expires_s);
+            if (!url.ok()) return done(url.status());
+            PublishedImage out;
+            out.image.format = r->image->format;
+            out.image.width = r->image->width;
+            out.image.height = r->image->height;
+            out.image.frame_timestamp_ms = r->image->frame_timestamp_ms;
+            out.image.fragment_number = r->image->fragment_number;
+            out.bytes = r->image->bytes.size();
+            out.key = r->object_key;
+            out.url = std::move(*url);
+            // The signature's date has whole seconds: so has the expiry.
+            out.expires_at_ms = clock_.NowMs() / 1000 * 1000 + expires_s * 1000;
+            done(std::move(out));
+          });
 }
 
 std::string SnapshotService::ObjectKey(const std::string& stream, const Image& image,
@@ -79,6 +170,11 @@ std::string SnapshotService::ObjectKey(const std::string& stream, const Image& i
   if (options.width > 0 || options.height > 0)
     key += "_" + std::to_string(image.width) + "x" + std::to_string(image.height);
   return key + "." + media::ImageExtension(image.format);
+}
+
+SnapshotStats SnapshotService::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
 }
 
 }  // namespace lastframe::snapshot

@@ -2,7 +2,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/status.h"
@@ -25,47 +30,86 @@ struct Image {
 
 // An image put in the object store, and a signed URL to it.
 struct PublishedImage {
-  Image image;  // bytes cleared after upload: callers want the URL
+  Image image;  // without bytes: callers want the URL
   size_t bytes = 0;
   std::string key;
   std::string url;
   int64_t expires_at_ms = 0;
 };
 
+struct SnapshotStats {
+  uint64_t renders = 0;    // decodes + encodes done
+  uint64_t cache_hits = 0; // answered from the cache (same frame, same options)
+  uint64_t coalesced = 0;  // joined a render already in progress
+};
+
 // Takes the newest frame of a stream: reads the latest fragment from a
-// StreamSource, decodes and encodes on the worker pool (never on the
-// caller's thread), and optionally publishes to an ObjectStore.
+// StreamSource, decodes and encodes on the worker pool (never on the caller's
+// thread) and optionally publishes to an ObjectStore.
+//
+// The newest frame is named by (fragment number, frames in it): while no frame
+// arrives, the same request is answered from a cache (a repeat snapshot costs
+// one URL signature), and concurrent requests for the same frame and options
+// share one render.
 class SnapshotService {
  public:
   SnapshotService(const store::StreamSource& source, objects::ObjectStore& objects,
-                  WorkerPool& workers, const Clock& clock);
+                  WorkerPool& workers, const Clock& clock, size_t max_cache_bytes = 64 << 20);
 
-  // Renders synchronously on the calling thread (for workers and tests).
+  // Renders synchronously on the calling thread (no cache).
   Result<Image> Render(const std::string& stream, const media::EncodeOptions& options) const;
 
   using ImageCallback = std::function<void(Result<Image>)>;
   using PublishCallback = std::function<void(Result<PublishedImage>)>;
 
-  // Queues a render; |done| runs on a worker thread. Returns Overloaded (and
-  // never calls |done|) when the worker queue is full.
-  Status RenderAsync(const std::string& stream, media::EncodeOptions options, ImageCallback done);
-  // Queues a render, a Put and a presign (|expires_s| 1..604800).
-  Status PublishAsync(const std::string& stream, media::EncodeOptions options, int64_t expires_s,
-                      PublishCallback done);
+  // |done| runs exactly once: at once on the calling thread when the answer is
+  // known (an unknown stream, a cached image), else on a worker thread. A full
+  // worker queue gives Overloaded.
+  void RenderAsync(const std::string& stream, media::EncodeOptions options, ImageCallback done);
+  // As RenderAsync, then put in the object store and presigned for |expires_s|
+  // seconds (1..604800).
+  void PublishAsync(const std::string& stream, media::EncodeOptions options, int64_t expires_s,
+                    PublishCallback done);
 
   // The object key of an image: "snapshots/<stream>/<frame ms>.jpg", with
   // "_q<quality>" and "_<w>x<h>" added when they differ from the defaults.
   static std::string ObjectKey(const std::string& stream, const Image& image,
                                const media::EncodeOptions& options);
 
+  SnapshotStats stats() const;
+
  private:
-  Result<PublishedImage> Publish(const std::string& stream, const media::EncodeOptions& options,
-                                 int64_t expires_s);
+  struct Rendered {
+    std::shared_ptr<const Image> image;
+    std::string object_key;  // set when published
+  };
+  using Waiter = std::function<void(Result<Rendered>)>;
+  struct CacheEntry {
+    Rendered rendered;
+    std::list<std::string>::iterator lru;
+  };
+
+  // Finds or makes the render of |stream|'s newest frame with |options|.
+  void Acquire(const std::string& stream, const media::EncodeOptions& options, bool publish,
+               Waiter done);
+  Result<Rendered> Work(const std::string& stream, const store::FragmentView& fragment,
+                        const media::EncodeOptions& options, bool publish);
+  Result<Image> RenderFragment(const store::FragmentView& fragment,
+                               const media::EncodeOptions& options) const;
+  void Insert(const std::string& key, const Rendered& rendered);  // mu_ held
 
   const store::StreamSource& source_;
   objects::ObjectStore& objects_;
   WorkerPool& workers_;
   const Clock& clock_;
+  const size_t max_cache_bytes_;
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, CacheEntry> cache_;             // guarded by mu_
+  std::list<std::string> lru_;                                    // front: most recent
+  size_t cache_bytes_ = 0;                                        // guarded by mu_
+  std::unordered_map<std::string, std::vector<Waiter>> in_flight_;  // guarded by mu_
+  SnapshotStats stats_;                                           // guarded by mu_
 };
 
 }  // namespace lastframe::snapshot

@@ -101,69 +101,122 @@ INSTANTIATE_TEST_SUITE_P(
              {"-c:v", "libx265", "-x265-params", "keyint=10:log-level=error", "-pix_fmt", "yuv420p"}}),
     [](const auto& info) { return info.param.name; });
 
-TEST(SnapshotService, PublishesToTheObjectStoreWithASignedUrl) {
-  TempDir dir;
-  std::string clip = MakeClip(dir.file("clip.mkv"),
-                              {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "1",
-                               "-c:v", "libx264", "-g", "10"});
-  store::StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
-  PushFile(store, "cam", clip);
-  WorkerPool workers(1, 4);
-  ManualClock clock(1'764'000'000'000);
-  objects::LocalStoreOptions lo;
-  lo.root = dir.path() / "objects";
-  lo.public_url = "http://127.0.0.1:1";
-  lo.credentials = {"K", Secret("S"), ""};
-  auto objects = objects::LocalStore::Open(lo, clock);
-  ASSERT_TRUE(objects.ok());
-  SnapshotService service(store, **objects, workers, clock);
+class SnapshotServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string clip = MakeClip(dir_.file("clip.mkv"),
+                                {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "1",
+                                 "-c:v", "libx264", "-g", "10"});
+    PushFile(store_, "cam", clip);
+    objects::LocalStoreOptions lo;
+    lo.root = dir_.path() / "objects";
+    lo.public_url = "http://127.0.0.1:1";
+    lo.credentials = {"K", Secret("S"), ""};
+    auto objects = objects::LocalStore::Open(lo, clock_);
+    ASSERT_TRUE(objects.ok());
+    objects_ = std::move(*objects);
+    service_ = std::make_unique<SnapshotService>(store_, *objects_, workers_, clock_);
+  }
 
-  std::promise<Result<PublishedImage>> promise;
-  ASSERT_TRUE(service
-                  .PublishAsync("cam", {media::ImageFormat::kJpeg, 80, 80, 0}, 600,
-                                [&](Result<PublishedImage> r) { promise.set_value(std::move(r)); })
-                  .ok());
-  Result<PublishedImage> published = promise.get_future().get();
+  Result<PublishedImage> Publish(media::EncodeOptions options, int64_t expires_s = 600) {
+    std::promise<Result<PublishedImage>> promise;
+    service_->PublishAsync("cam", options, expires_s,
+                           [&](Result<PublishedImage> r) { promise.set_value(std::move(r)); });
+    return promise.get_future().get();
+  }
+
+  // Occupies the only worker until the returned promise is set.
+  std::promise<void> BlockWorker() {
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::promise<void> started;
+    EXPECT_TRUE(workers_.TryPost([&started, released] {
+      started.set_value();
+      released.wait();
+    }));
+    started.get_future().wait();
+    return release;
+  }
+
+  TempDir dir_;
+  ManualClock clock_{1'764'000'000'500};
+  store::StreamStore store_{SystemClock::Get(), {.retention_ms = 3'600'000}};
+  WorkerPool workers_{1, 4};
+  std::unique_ptr<objects::LocalStore> objects_;
+  std::unique_ptr<SnapshotService> service_;
+};
+
+TEST_F(SnapshotServiceTest, PublishesToTheObjectStoreWithASignedUrl) {
+  Result<PublishedImage> published = Publish({media::ImageFormat::kJpeg, 80, 80, 0});
   ASSERT_TRUE(published.ok()) << published.status().ToString();
   EXPECT_EQ(published->image.width, 80);
   EXPECT_EQ(published->image.height, 60);
-  EXPECT_EQ(published->expires_at_ms, clock.NowMs() + 600'000);
+  // The URL is signed at a whole second: it expires 600 s after that second.
+  EXPECT_EQ(published->expires_at_ms, 1'764'000'000'000 + 600'000);
   EXPECT_EQ(published->key, "snapshots/cam/" + std::to_string(published->image.frame_timestamp_ms) +
                                 "_80x60.jpg");
-  auto stored = ReadFile((dir.path() / "objects/lastframe" / published->key).string());
+  auto stored = ReadFile((dir_.path() / "objects/lastframe" / published->key).string());
   EXPECT_EQ(stored.size(), published->bytes);
   EXPECT_EQ(DecodeJpeg(stored).width, 80);
   EXPECT_NE(published->url.find("X-Amz-Signature="), std::string::npos);
 }
 
-TEST(SnapshotService, UnknownStreamAndOverload) {
-  ManualClock clock(0);
-  store::StreamStore store(clock, {});
-  TempDir dir;
-  objects::LocalStoreOptions lo;
-  lo.root = dir.path();
-  lo.public_url = "http://127.0.0.1:1";
-  auto objects = objects::LocalStore::Open(lo, clock);
-  ASSERT_TRUE(objects.ok());
-  WorkerPool workers(1, 1);
-  SnapshotService service(store, **objects, workers, clock);
-  EXPECT_EQ(service.Render("nope", {}).status().reason(), "StreamNotFound");
+TEST_F(SnapshotServiceTest, SameFrameSameOptionsIsRenderedOnce) {
+  auto first = Publish({});
+  ASSERT_TRUE(first.ok());
+  clock_.Advance(5'000);
+  auto second = Publish({}, 60);  // answered from the cache, signed anew
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->key, first->key);
+  EXPECT_NE(second->url, first->url);
+  EXPECT_NE(second->url.find("X-Amz-Expires=60"), std::string::npos);
+  auto other_options = Publish({media::ImageFormat::kJpeg, 50});
+  ASSERT_TRUE(other_options.ok());
+  EXPECT_NE(other_options->key, first->key);
+  SnapshotStats stats = service_->stats();
+  EXPECT_EQ(stats.renders, 2u);
+  EXPECT_EQ(stats.cache_hits, 1u);
+}
 
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::promise<void> started;
-  ASSERT_TRUE(workers.TryPost([&] {
-    started.set_value();
-    released.wait();
-  }));
-  started.get_future().wait();
-  std::promise<Status> first;
-  ASSERT_TRUE(service.RenderAsync("nope", {}, [&](Result<Image> r) { first.set_value(r.status()); })
-                  .ok());  // fills the one queue slot
-  Status refused = service.RenderAsync("nope", {}, [](Result<Image>) { FAIL() << "must not run"; });
+TEST_F(SnapshotServiceTest, ConcurrentRequestsShareOneRender) {
+  std::promise<void> release = BlockWorker();
+  std::vector<std::promise<Result<PublishedImage>>> results(5);
+  for (auto& p : results)
+    service_->PublishAsync("cam", {}, 600,
+                           [&p](Result<PublishedImage> r) { p.set_value(std::move(r)); });
+  release.set_value();
+  std::string key;
+  for (auto& p : results) {
+    auto r = p.get_future().get();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (key.empty()) key = r->key;
+    EXPECT_EQ(r->key, key);
+  }
+  SnapshotStats stats = service_->stats();
+  EXPECT_EQ(stats.renders, 1u);
+  EXPECT_EQ(stats.coalesced, 4u);
+}
+
+TEST_F(SnapshotServiceTest, UnknownStreamAnswersAtOnceAndAFullQueueOverloads) {
+  bool answered = false;
+  service_->RenderAsync("nope", {}, [&](Result<Image> r) {
+    EXPECT_EQ(r.status().reason(), "StreamNotFound");
+    answered = true;
+  });
+  EXPECT_TRUE(answered);  // no worker needed to know
+
+  std::promise<void> release = BlockWorker();
+  // Four different renders fill the queue of four; the fifth is refused.
+  std::vector<std::promise<Status>> queued(4);
+  for (int q = 0; q < 4; ++q)
+    service_->RenderAsync("cam", {media::ImageFormat::kJpeg, 10 + q},
+                          [&queued, q](Result<Image> r) { queued[q].set_value(r.status()); });
+  Status refused;
+  service_->RenderAsync("cam", {media::ImageFormat::kJpeg, 99},
+                        [&](Result<Image> r) { refused = r.status(); });
   EXPECT_EQ(refused.code(), Code::kOverloaded);
   release.set_value();
-  EXPECT_EQ(first.get_future().get().reason(), "StreamNotFound");
+  for (auto& q : queued) EXPECT_TRUE(q.get_future().get().ok());
 }
 
 TEST(FrameDecoder, CorruptPacketsGiveMediaError) {
