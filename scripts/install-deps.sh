@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package lastframe needs to build, run and test.
+# Installs every Debian 12 package lastframe needs to build, run and test
+# (and, with --bench, to run the benchmarks: OpenCV for the recipe's method, wrk).
 # Idempotent: packages already present are left alone; apt-get update runs once
 # and only when something is missing.
 set -euo pipefail
@@ -14,6 +15,10 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl
 )
+
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(python3-opencv wrk)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

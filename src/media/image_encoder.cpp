@@ -113,16 +113,15 @@ void ExpandToFullRange(Planes* yuv, int w, int h) {
     }
 }
 
-Result<EncodedImage> CompressYuv420(const uint8_t* const planes[3], const int strides[3], int w,
-                                    int h, int quality) {
+// Runs one TurboJPEG compression (|compress| fills the buffer TurboJPEG
+// allocates) and owns the result.
+template <typename CompressFn>
+Result<EncodedImage> Compress(int w, int h, CompressFn compress) {
   TjHandle tj(tjInitCompress());
   if (!tj) return Internal("cannot create a JPEG compressor");
   unsigned char* jpeg = nullptr;
   unsigned long size = 0;
-  const unsigned char* p[3] = {planes[0], planes[1], planes[2]};
-  int rc = tjCompressFromYUVPlanes(tj.get(), p, w, strides, h, TJSAMP_420, &jpeg, &size, quality,
-                                   0);
-  if (rc != 0) {
+  if (compress(tj.get(), &jpeg, &size) != 0) {
     std::string why = tjGetErrorStr2(tj.get());
     tjFree(jpeg);
     return Internal("JPEG compression failed: " + why);
@@ -132,21 +131,19 @@ Result<EncodedImage> CompressYuv420(const uint8_t* const planes[3], const int st
   return img;
 }
 
+Result<EncodedImage> CompressYuv420(const uint8_t* const planes[3], const int strides[3], int w,
+                                    int h, int quality) {
+  const unsigned char* p[3] = {planes[0], planes[1], planes[2]};
+  return Compress(w, h, [&](tjhandle tj, unsigned char** jpeg, unsigned long* size) {
+    return tjCompressFromYUVPlanes(tj, p, w, strides, h, TJSAMP_420, jpeg, size, quality, 0);
+  });
+}
+
 Result<EncodedImage> CompressRgb(const uint8_t* rgb, int stride, int w, int h, int quality,
                                  int subsampling) {
-  TjHandle tj(tjInitCompress());
-  if (!tj) return Internal("cannot create a JPEG compressor");
-  unsigned char* jpeg = nullptr;
-  unsigned long size = 0;
-  int rc = tjCompress2(tj.get(), rgb, w, stride, h, TJPF_RGB, &jpeg, &size, subsampling, quality, 0);
-  if (rc != 0) {
-    std::string why = tjGetErrorStr2(tj.get());
-    tjFree(jpeg);
-    return Internal("JPEG compression failed: " + why);
-  }
-  EncodedImage img{std::string(reinterpret_cast<char*>(jpeg), size), ImageFormat::kJpeg, w, h};
-  tjFree(jpeg);
-  return img;
+  return Compress(w, h, [&](tjhandle tj, unsigned char** jpeg, unsigned long* size) {
+    return tjCompress2(tj, rgb, w, stride, h, TJPF_RGB, jpeg, size, subsampling, quality, 0);
+  });
 }
 
 Result<EncodedImage> EncodePngRgb(const Planes& rgb, int w, int h) {

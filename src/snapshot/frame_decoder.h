@@ -9,7 +9,8 @@ namespace lastframe::snapshot {
 // Decodes |fragment| from its keyframe to its last frame and returns the
 // newest picture: the decoded frame with the highest presentation time (with
 // B-frames the last packet sent is not the last shown). Packets that fail to
-// decode are skipped; MediaError if none decodes. |threads| 0 lets FFmpeg choose.
+// decode are skipped; MediaError if none decodes. |threads| 0 picks by the
+// amount of work: one thread for short or small fragments, FFmpeg's choice else.
 Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, int threads = 0);
 
 }  // namespace lastframe::snapshot

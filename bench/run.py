@@ -1,0 +1,271 @@
+#!/usr/bin/python3
+"""lastframe's snapshot benchmark: one command, every figure of BENCHMARKS.md.
+
+  bench/run.py [--runs N] [--quick]
+
+Generates the clips with ffmpeg, then measures on this machine, in one run:
+floor (Google Benchmark, in process), the recipe's method (OpenCV), the ffmpeg
+CLI (-sseof), lastframe cold and warm over HTTP, lastframe under load (wrk),
+memory per stream; and prints a Markdown report with medians and ratios.
+Needs a RelWithDebInfo build in build/ (make build) and: python3-opencv, wrk.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "build", "src", "app", "lastframe")
+BENCH = os.path.join(ROOT, "build", "bench", "lf_snapshot_bench")
+
+# name, description, ffmpeg encoding arguments
+PROFILES = [
+    ("p480", "640x480 5 fps 1 Mbps GOP 10 (the recipe's stream), 6 s",
+     ["-f", "lavfi", "-i", "testsrc2=size=640x480:rate=5", "-t", "6", "-c:v", "libx264",
+      "-b:v", "1M", "-g", "10", "-bf", "0", "-sc_threshold", "0", "-pix_fmt", "yuv420p"]),
+    ("p1080", "1920x1080 30 fps 4 Mbps GOP 60, no B-frames, 4 s",
+     ["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-t", "4", "-c:v", "libx264",
+      "-preset", "veryfast", "-b:v", "4M", "-g", "60", "-bf", "0", "-sc_threshold", "0",
+      "-pix_fmt", "yuv420p"]),
+    ("p1080b", "1920x1080 30 fps 4 Mbps GOP 60, B-frames, 4 s",
+     ["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-t", "4", "-c:v", "libx264",
+      "-preset", "veryfast", "-b:v", "4M", "-g", "60", "-bf", "3", "-sc_threshold", "0",
+      "-pix_fmt", "yuv420p"]),
+    ("p2160", "3840x2160 30 fps 16 Mbps GOP 60, 2 s",
+     ["-f", "lavfi", "-i", "testsrc2=size=3840x2160:rate=30", "-t", "2", "-c:v", "libx264",
+      "-preset", "ultrafast", "-b:v", "16M", "-g", "60", "-bf", "0", "-sc_threshold", "0",
+      "-pix_fmt", "yuv420p"]),
+]
+
+
+def ms(seconds):
+    return seconds * 1000.0
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def make_clips(dirname, profiles):
+    for name, _, args in profiles:
+        path = os.path.join(dirname, name + ".mkv")
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args, path],
+                       check=True)
+
+
+def floor(clips_dir, runs):
+    env = dict(os.environ, LASTFRAME_BENCH_CLIPS=clips_dir)
+    out = subprocess.run([BENCH, "--benchmark_format=json",
+                          f"--benchmark_repetitions={runs}",
+                          "--benchmark_report_aggregates_only=true"],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    result = {}
+    for b in json.loads(out)["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            result[b["run_name"].replace("/real_time", "")] = b["real_time"]  # ms
+    return result
+
+
+def recipe(clip, runs):
+    out = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "recipe_method.py"),
+                          clip, str(runs)], check=True, capture_output=True, text=True).stdout
+    return median([ms(float(x)) for x in out.split()])
+
+
+def ffmpeg_cli(clip, runs, out_dir):
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-sseof", "-3",
+                        "-i", clip, "-update", "1", "-q:v", "4",
+                        os.path.join(out_dir, "last.jpg")], check=True)
+        times.append(ms(time.perf_counter() - start))
+    return median(times)
+
+
+class Server:
+    def __init__(self, data_dir):
+        os.makedirs(data_dir, exist_ok=True)
+        self.log = open(os.path.join(data_dir, "server.log"), "w+")
+        # Default log level: one line per request, as users run it.
+        self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                      data_dir, "--retention", "3600"],
+                                     stderr=self.log, stdout=self.log)
+        self.port = None
+        deadline = time.time() + 20
+        while time.time() < deadline and self.port is None:
+            with open(self.log.name) as f:
+                m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", f.read())
+            if m:
+                self.port = int(m.group(1))
+            else:
+                time.sleep(0.05)
+        if self.port is None:
+            raise SystemExit("lastframe did not start")
+
+    def conn(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+    def push(self, stream, data):
+        c = self.conn()
+        c.request("POST", "/putMedia", body=data, headers={"x-amzn-stream-name": stream})
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200 or b"ERROR" in body:
+            raise SystemExit(f"push failed: {r.status} {body[:200]}")
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+def timed_get(conn, path):
+    start = time.perf_counter()
+    conn.request("GET", path)
+    r = conn.getresponse()
+    body = r.read()
+    elapsed = ms(time.perf_counter() - start)
+    if r.status != 200:
+        raise SystemExit(f"GET {path}: {r.status} {body[:200]}")
+    return elapsed
+
+
+def lastframe_cold_warm(server, name, data, runs):
+    cold, warm = [], []
+    for i in range(runs):
+        stream = f"{name}-{i}"
+        server.push(stream, data)
+        c = server.conn()
+        cold.append(timed_get(c, f"/v1/streams/{stream}/snapshot"))
+        for _ in range(10):
+            warm.append(timed_get(c, f"/v1/streams/{stream}/snapshot"))
+    return median(cold), median(warm)
+
+
+WRK_SCRIPT = """
+local streams = %d
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "/v1/streams/load-" .. (i %% streams) .. "/snapshot")
+end
+"""
+
+
+def load(server, data, streams, seconds, clients):
+    for i in range(streams):
+        server.push(f"load-{i}", data)
+    c = server.conn()
+    for i in range(streams):  # first looks: the load below measures warm looks
+        timed_get(c, f"/v1/streams/load-{i}/snapshot")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % streams)
+        script = f.name
+    cpu0 = server.cpu_seconds()
+    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", script,
+                          f"http://127.0.0.1:{server.port}"],
+                         check=True, capture_output=True, text=True).stdout
+    cpu = (server.cpu_seconds() - cpu0) / seconds
+    os.unlink(script)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    def pct(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50": pct(50), "p99": pct(99), "cpu": cpu,
+            "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(1) if errors else "none"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="the recipe profile only")
+    ap.add_argument("--load-seconds", type=int, default=10)
+    args = ap.parse_args()
+    for tool in (BIN, BENCH):
+        if not os.path.exists(tool):
+            raise SystemExit(f"{tool} missing: run `make build` first")
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk missing: apt-get install wrk python3-opencv")
+    profiles = PROFILES[:1] if args.quick else PROFILES
+    work = tempfile.mkdtemp(prefix="lastframe-bench-")
+    try:
+        clips = os.path.join(work, "clips")
+        os.makedirs(clips)
+        make_clips(clips, profiles)
+        floors = floor(clips, args.runs)
+        server = Server(os.path.join(work, "data"))
+        rss0 = server.rss_kib()
+        rows = []
+        for name, desc, _ in profiles:
+            clip = os.path.join(clips, name + ".mkv")
+            with open(clip, "rb") as f:
+                data = f.read()
+            cold, warm = lastframe_cold_warm(server, name, data, args.runs)
+            rows.append({
+                "name": name, "desc": desc,
+                "floor1": floors.get(f"floor/{name}/threads:1", float("nan")),
+                "floor2": floors.get(f"floor/{name}/threads:2", float("nan")),
+                "encode": floors.get(f"encode/{name}", float("nan")),
+                "recipe": recipe(clip, args.runs),
+                "ffmpeg": ffmpeg_cli(clip, args.runs, work),
+                "cold": cold, "warm": warm,
+            })
+        server.stop()
+        # Load and memory on a fresh server: 50 streams of the recipe's profile.
+        server = Server(os.path.join(work, "data-load"))
+        idle_rss0 = server.rss_kib()
+        with open(os.path.join(clips, "p480.mkv"), "rb") as f:
+            p480 = f.read()
+        loaded = load(server, p480, 50, args.load_seconds, 50)
+        per_stream = (server.rss_kib() - idle_rss0) / 50
+        server.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    cpu = open("/proc/cpuinfo").read()
+    model = re.search(r"model name\s*:\s*(.*)", cpu)
+    print(f"Machine: {os.cpu_count()} cores, {model.group(1) if model else 'unknown CPU'}; "
+          f"medians of {args.runs} runs; all times in ms.\n")
+    print("| clip | floor 1 thr | floor 2 thr | JPEG encode | recipe method | ffmpeg CLI | "
+          "lastframe cold | lastframe warm, same frame | recipe / cold | ffmpeg / cold | "
+          "cold / floor 2 thr |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['desc']} | {r['floor1']:.1f} | {r['floor2']:.1f} | {r['encode']:.1f} | "
+              f"{r['recipe']:.1f} | {r['ffmpeg']:.1f} | {r['cold']:.1f} | {r['warm']:.2f} | "
+              f"{r['recipe'] / r['cold']:.2f}x | {r['ffmpeg'] / r['cold']:.1f}x | "
+              f"{r['cold'] / r['floor2']:.2f}x |")
+    print()
+    print(f"Load: 50 streams (640x480), 50 connections, {args.load_seconds} s of wrk, warm "
+          f"(same frame): {loaded['rps']:.0f} snapshots/s, p50 {loaded['p50']:.2f} ms, "
+          f"p99 {loaded['p99']:.2f} ms, server CPU {loaded['cpu'] * 100:.0f}% of one core, "
+          f"non-2xx {loaded['non2xx']}, socket errors {loaded['socket_errors']}.")
+    print(f"Memory: {per_stream:.0f} KiB RSS per stream holding a 6 s 640x480 clip "
+          f"(server idle RSS {idle_rss0 / 1024:.1f} MiB).")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
