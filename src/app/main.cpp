@@ -40,6 +40,8 @@ struct ServeConfig {
   size_t io_threads = 0;
   size_t workers = 0;
   size_t max_queued = 0;
+  size_t warm_decoders = 64;
+  bool warm_all = false;
   std::string log_level = "info";
 };
 
@@ -147,7 +149,10 @@ int Serve(const ServeConfig& cfg) {
   }
   const size_t workers_n = cfg.workers ? cfg.workers : cores;
   WorkerPool workers(workers_n, cfg.max_queued ? cfg.max_queued : 64 * workers_n);
-  snapshot::SnapshotService snapshots(streams, **local, workers, clock);
+  snapshot::SnapshotService snapshots(
+      streams, **local, workers, clock,
+      {.max_warm_decoders = cfg.warm_decoders, .warm_all = cfg.warm_all});
+  streams.SetFrameObserver([&snapshots](const std::string& s) { snapshots.OnFrame(s); });
   http::Api api(streams, snapshots, local->get(), clock);
   deferred.Set(&api);
 
@@ -158,6 +163,7 @@ int Serve(const ServeConfig& cfg) {
     retention.async_wait([&](boost::system::error_code e) {
       if (e) return;
       streams.ApplyRetention();
+      snapshots.SweepIdle();
       schedule_retention();
     });
   };
@@ -227,6 +233,13 @@ int main(int argc, char** argv) {
   serve->add_option("--max-queued", cfg.max_queued,
                     "snapshots that may wait for a worker before 429 (default: 64 per worker)")
       ->envname("LASTFRAME_MAX_QUEUED")->check(CLI::Range(1, 100000));
+  serve->add_option("--warm-decoders", cfg.warm_decoders,
+                    "streams whose decoder stays alive between looks")
+      ->envname("LASTFRAME_WARM_DECODERS")->capture_default_str()->check(CLI::Range(1, 100000));
+  serve->add_flag("--warm-all", cfg.warm_all,
+                  "decode every stream as frames arrive (up to --warm-decoders streams, on spare "
+                  "worker time), so that first looks are instant too")
+      ->envname("LASTFRAME_WARM_ALL");
   serve->add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
       ->envname("LASTFRAME_LOG_LEVEL")->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -71,7 +71,7 @@ class Params {
 };
 
 struct SnapshotRequest {
-  media::EncodeOptions encode;
+  snapshot::SnapshotOptions options;
   int64_t expires_s = 600;
   bool redirect = false;
 };
@@ -89,17 +89,22 @@ Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const ApiOptions& 
   if (!expires.ok()) return expires.status();
   auto redirect = p.Bool("redirect");
   if (!redirect.ok()) return redirect.status();
-  r.encode.quality = static_cast<int>(*quality);
-  r.encode.width = static_cast<int>(*width);
-  r.encode.height = static_cast<int>(*height);
+  media::EncodeOptions& encode = r.options.encode;
+  encode.quality = static_cast<int>(*quality);
+  encode.width = static_cast<int>(*width);
+  encode.height = static_cast<int>(*height);
   r.expires_s = *expires;
   r.redirect = *redirect;
   if (fixed_format) {
-    r.encode.format = *fixed_format;
+    encode.format = *fixed_format;
   } else if (const std::string* f = p.Get("format")) {
-    if (*f == "jpeg" || *f == "jpg") r.encode.format = media::ImageFormat::kJpeg;
-    else if (*f == "png") r.encode.format = media::ImageFormat::kPng;
+    if (*f == "jpeg" || *f == "jpg") encode.format = media::ImageFormat::kJpeg;
+    else if (*f == "png") encode.format = media::ImageFormat::kPng;
     else return InvalidArgument("parameter 'format' must be jpeg or png");
+  }
+  if (const std::string* m = p.Get("mode")) {
+    if (*m == "keyframe") r.options.keyframe_only = true;
+    else if (*m != "newest") return InvalidArgument("parameter 'mode' must be newest or keyframe");
   }
   return r;
 }
@@ -170,6 +175,10 @@ void Api::Handle(Request req, Respond respond) {
     if (!IsGet(req)) return respond(MethodNotAllowed("GET, HEAD"));
     return respond(JsonResponse(200, json{{"status", "ok"}}.dump()));
   }
+  if (path == "/metrics") {
+    if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
+    return respond(Metrics());
+  }
   if (path == "/snapshot") {
     if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
     return RecipeSnapshot(req, std::move(respond));
@@ -202,6 +211,49 @@ void Api::Handle(Request req, Respond respond) {
   respond(JsonError(404, "NotFound", "no route for " + path));
 }
 
+Response Api::Metrics() const {
+  snapshot::SnapshotStats s = snapshots_.stats();
+  size_t live = 0, producers = 0;
+  auto streams = streams_.List();
+  for (const auto& st : streams) {
+    live += st.state == "live";
+    producers += st.producer_connected;
+  }
+  std::string body;
+  auto metric = [&body](const char* name, const char* type, const char* help, double value) {
+    body += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+            name + " " + std::to_string(value) + "\n";
+  };
+  metric("lastframe_streams", "gauge", "Streams known.", static_cast<double>(streams.size()));
+  metric("lastframe_streams_live", "gauge", "Streams with a frame in the live window.",
+         static_cast<double>(live));
+  metric("lastframe_producers_connected", "gauge", "Producers pushing now.",
+         static_cast<double>(producers));
+  metric("lastframe_snapshot_renders_total", "counter", "Decodes and encodes done.",
+         static_cast<double>(s.renders));
+  metric("lastframe_snapshot_cache_hits_total", "counter",
+         "Snapshots answered from the image cache.", static_cast<double>(s.cache_hits));
+  metric("lastframe_snapshot_coalesced_total", "counter",
+         "Snapshots that joined a render in progress.", static_cast<double>(s.coalesced));
+  metric("lastframe_warm_decoder_hits_total", "counter",
+         "Renders that decoded only the frames new since the last look.",
+         static_cast<double>(s.warm.warm_hits));
+  metric("lastframe_warm_decoder_resets_total", "counter",
+         "Renders that decoded from a fragment's keyframe.", static_cast<double>(s.warm.resets));
+  metric("lastframe_warm_decoder_fallbacks_total", "counter",
+         "Renders of reordering (B-frame) streams, decoded cold.",
+         static_cast<double>(s.warm.fallbacks));
+  metric("lastframe_warm_decoder_catch_ups_total", "counter",
+         "Frames fed to decoders ahead of a look (--warm-all).",
+         static_cast<double>(s.warm.catch_ups));
+  metric("lastframe_warm_decoders", "gauge", "Decoders kept alive.",
+         static_cast<double>(s.warm.decoders));
+  Response res{bhttp::status::ok, 11};
+  res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
+  res.body() = std::move(body);
+  return res;
+}
+
 void Api::ListStreams(Respond respond) {
   json list = json::array();
   for (const auto& s : streams_.List()) list.push_back(StreamJson(s));
@@ -216,7 +268,7 @@ void Api::Snapshot(const Request& req, const std::string& stream, Respond respon
   SnapshotRequest r = *parsed;
   auto shared = std::make_shared<Respond>(std::move(respond));
   snapshots_.PublishAsync(
-      stream, r.encode, r.expires_s, [shared, r](Result<snapshot::PublishedImage> p) {
+      stream, r.options, r.expires_s, [shared, r](Result<snapshot::PublishedImage> p) {
         if (!p.ok()) return (*shared)(JsonError(p.status()));
         Response res = JsonResponse(r.redirect ? 302 : 200, PublishedJson(*p, r.expires_s).dump());
         if (r.redirect) res.set(bhttp::field::location, p->url);
@@ -247,7 +299,7 @@ void Api::RecipeSnapshot(const Request& req, Respond respond) {
   SnapshotRequest r = *parsed;
   auto shared = std::make_shared<Respond>(std::move(respond));
   snapshots_.PublishAsync(
-      *name, r.encode, r.expires_s, [shared, r, recipe_error](Result<snapshot::PublishedImage> p) {
+      *name, r.options, r.expires_s, [shared, r, recipe_error](Result<snapshot::PublishedImage> p) {
         if (!p.ok()) return (*shared)(recipe_error(p.status()));
         json j = PublishedJson(*p, r.expires_s);
         j["statusCode"] = 200;
@@ -263,7 +315,7 @@ void Api::LatestImage(const Request& req, const std::string& stream, media::Imag
   auto parsed = ParseSnapshotRequest(*params, options_, format);
   if (!parsed.ok()) return respond(JsonError(parsed.status()));
   auto shared = std::make_shared<Respond>(std::move(respond));
-  snapshots_.RenderAsync(stream, parsed->encode, [shared](Result<snapshot::Image> img) {
+  snapshots_.RenderAsync(stream, parsed->options, [shared](Result<snapshot::Image> img) {
     if (!img.ok()) return (*shared)(JsonError(img.status()));
     Response res{bhttp::status::ok, 11};
     res.set(bhttp::field::content_type, media::ImageContentType(img->format));

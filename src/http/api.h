@@ -37,6 +37,7 @@ class Api final : public Application {
   void LatestImage(const Request& req, const std::string& stream, media::ImageFormat format,
                    Respond respond);
   void ListStreams(Respond respond);
+  Response Metrics() const;
   void GetObject(const Request& req, Respond respond);
 
   store::StreamStore& streams_;

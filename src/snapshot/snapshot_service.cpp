@@ -11,36 +11,49 @@ Status Overloaded() {
 
 // Names one rendering: the stream, its newest frame, the options, publishing.
 std::string CacheKey(const std::string& stream, const store::FragmentView& f,
-                     const media::EncodeOptions& o, bool publish) {
-  return stream + '\n' + std::to_string(f.number) + ':' + std::to_string(f.frames.size()) + ':' +
+                     const SnapshotOptions& so, bool publish) {
+  const media::EncodeOptions& o = so.encode;
+  // In keyframe mode every frame count of the fragment shows the same picture.
+  size_t frames = so.keyframe_only ? 1 : f.frames.size();
+  return stream + '\n' + std::to_string(f.number) + ':' + std::to_string(frames) + ':' +
          media::ImageFormatName(o.format) + ':' + std::to_string(o.quality) + ':' +
-         std::to_string(o.width) + 'x' + std::to_string(o.height) + (publish ? ":p" : "");
+         std::to_string(o.width) + 'x' + std::to_string(o.height) + (so.keyframe_only ? ":k" : "") +
+         (publish ? ":p" : "");
 }
 
 }  // namespace
 
 SnapshotService::SnapshotService(const store::StreamSource& source, objects::ObjectStore& objects,
-                                 WorkerPool& workers, const Clock& clock, size_t max_cache_bytes)
+                                 WorkerPool& workers, const Clock& clock, ServiceOptions options)
     : source_(source),
       objects_(objects),
       workers_(workers),
       clock_(clock),
-      max_cache_bytes_(max_cache_bytes) {}
+      options_(options),
+      warm_(clock, options.max_warm_decoders, options.warm_idle_ms) {}
 
-Result<Image> SnapshotService::Render(const std::string& stream,
-                                      const media::EncodeOptions& options) const {
+Result<Image> SnapshotService::Render(const std::string& stream, const SnapshotOptions& options) {
   Result<store::FragmentView> fragment = source_.LatestFragment(stream);
   if (!fragment.ok()) return fragment.status();
-  return RenderFragment(*fragment, options);
+  return RenderFragment(stream, *fragment, options);
 }
 
-Result<Image> SnapshotService::RenderFragment(const store::FragmentView& fragment,
-                                              const media::EncodeOptions& options) const {
-  Result<media::FramePtr> frame = DecodeNewestFrame(fragment);
+Result<Image> SnapshotService::RenderFragment(const std::string& stream,
+                                              const store::FragmentView& fragment,
+                                              const SnapshotOptions& options) {
+  Result<media::FramePtr> frame = Status(Code::kInternal, "unset");
+  if (options.keyframe_only) {
+    store::FragmentView keyframe = fragment;
+    keyframe.frames.resize(1);
+    frame = DecodeNewestFrame(keyframe, 1);
+  } else {
+    frame = warm_.Newest(stream, fragment);
+  }
   if (!frame.ok()) return frame.status();
   const AVFrame& f = **frame;
-  media::EncodeOptions fitted = options;
-  media::FitSize(f.width, f.height, options.width, options.height, &fitted.width, &fitted.height);
+  media::EncodeOptions fitted = options.encode;
+  media::FitSize(f.width, f.height, options.encode.width, options.encode.height, &fitted.width,
+                 &fitted.height);
   Result<media::EncodedImage> encoded = media::EncodeImage(f, fitted);
   if (!encoded.ok()) return encoded.status();
   Image image;
@@ -54,7 +67,7 @@ Result<Image> SnapshotService::RenderFragment(const store::FragmentView& fragmen
   return image;
 }
 
-void SnapshotService::Acquire(const std::string& stream, const media::EncodeOptions& options,
+void SnapshotService::Acquire(const std::string& stream, const SnapshotOptions& options,
                               bool publish, Waiter done) {
   // Reading the newest fragment copies references only: cheap on any thread.
   Result<store::FragmentView> fragment = source_.LatestFragment(stream);
@@ -102,9 +115,9 @@ void SnapshotService::Acquire(const std::string& stream, const media::EncodeOpti
 
 Result<SnapshotService::Rendered> SnapshotService::Work(const std::string& stream,
                                                         const store::FragmentView& fragment,
-                                                        const media::EncodeOptions& options,
+                                                        const SnapshotOptions& options,
                                                         bool publish) {
-  Result<Image> image = RenderFragment(fragment, options);
+  Result<Image> image = RenderFragment(stream, fragment, options);
   if (!image.ok()) return image.status();
   Rendered out;
   if (publish) {
@@ -119,11 +132,11 @@ Result<SnapshotService::Rendered> SnapshotService::Work(const std::string& strea
 void SnapshotService::Insert(const std::string& key, const Rendered& rendered) {
   if (cache_.count(key)) return;
   size_t size = rendered.image->bytes.size();
-  if (size > max_cache_bytes_) return;
+  if (size > options_.max_cache_bytes) return;
   lru_.push_front(key);
   cache_.emplace(key, CacheEntry{rendered, lru_.begin()});
   cache_bytes_ += size;
-  while (cache_bytes_ > max_cache_bytes_ && !lru_.empty()) {
+  while (cache_bytes_ > options_.max_cache_bytes && !lru_.empty()) {
     auto it = cache_.find(lru_.back());
     cache_bytes_ -= it->second.rendered.image->bytes.size();
     cache_.erase(it);
@@ -131,7 +144,7 @@ void SnapshotService::Insert(const std::string& key, const Rendered& rendered) {
   }
 }
 
-void SnapshotService::RenderAsync(const std::string& stream, media::EncodeOptions options,
+void SnapshotService::RenderAsync(const std::string& stream, SnapshotOptions options,
                                   ImageCallback done) {
   Acquire(stream, options, false, [done = std::move(done)](Result<Rendered> r) {
     if (!r.ok()) return done(r.status());
@@ -139,7 +152,7 @@ void SnapshotService::RenderAsync(const std::string& stream, media::EncodeOption
   });
 }
 
-void SnapshotService::PublishAsync(const std::string& stream, media::EncodeOptions options,
+void SnapshotService::PublishAsync(const std::string& stream, SnapshotOptions options,
                                    int64_t expires_s, PublishCallback done) {
   Acquire(stream, options, true,
           [this, expires_s, done = std::move(done)](Result<Rendered> r) {
@@ -163,18 +176,47 @@ void SnapshotService::PublishAsync(const std::string& stream, media::EncodeOptio
 }
 
 std::string SnapshotService::ObjectKey(const std::string& stream, const Image& image,
-                                       const media::EncodeOptions& options) {
+                                       const SnapshotOptions& options) {
+  const media::EncodeOptions& o = options.encode;
   std::string key = "snapshots/" + stream + "/" + std::to_string(image.frame_timestamp_ms);
-  if (options.format == media::ImageFormat::kJpeg && options.quality != 80)
-    key += "_q" + std::to_string(options.quality);
-  if (options.width > 0 || options.height > 0)
+  if (o.format == media::ImageFormat::kJpeg && o.quality != 80)
+    key += "_q" + std::to_string(o.quality);
+  if (o.width > 0 || o.height > 0)
     key += "_" + std::to_string(image.width) + "x" + std::to_string(image.height);
   return key + "." + media::ImageExtension(image.format);
 }
 
+void SnapshotService::OnFrame(const std::string& stream) {
+  if (!options_.warm_all) return;
+  {
+    std::lock_guard lock(mu_);
+    // One catch-up per stream in the queue at a time, and only on spare
+    // capacity: looks come first.
+    if (catching_up_.count(stream)) return;
+    catching_up_[stream] = true;
+  }
+  bool queued = workers_.queued() < workers_.threads() &&
+                workers_.TryPost([this, stream] {
+                  {
+                    std::lock_guard lock(mu_);
+                    catching_up_.erase(stream);
+                  }
+                  Result<store::FragmentView> f = source_.LatestFragment(stream);
+                  if (f.ok()) warm_.CatchUp(stream, *f);
+                });
+  if (!queued) {
+    std::lock_guard lock(mu_);
+    catching_up_.erase(stream);
+  }
+}
+
+void SnapshotService::SweepIdle() { warm_.SweepIdle(); }
+
 SnapshotStats SnapshotService::stats() const {
   std::lock_guard lock(mu_);
-  return stats_;
+  SnapshotStats s = stats_;
+  s.warm = warm_.stats();
+  return s;
 }
 
 }  // namespace lastframe::snapshot

@@ -14,6 +14,7 @@
 #include "core/worker_pool.h"
 #include "media/image_encoder.h"
 #include "objects/object_store.h"
+#include "snapshot/warm_decoders.h"
 #include "store/stream_source.h"
 
 namespace lastframe::snapshot {
@@ -37,10 +38,28 @@ struct PublishedImage {
   int64_t expires_at_ms = 0;
 };
 
+// What to render: the image's encoding, and which frame.
+struct SnapshotOptions {
+  media::EncodeOptions encode;
+  // The newest fragment's keyframe instead of its newest frame: one frame to
+  // decode, the cheapest still, but up to a GOP older.
+  bool keyframe_only = false;
+};
+
+struct ServiceOptions {
+  size_t max_cache_bytes = 64 << 20;  // encoded images kept for repeat looks
+  size_t max_warm_decoders = 64;      // streams whose decoder stays alive
+  int64_t warm_idle_ms = 60'000;      // a decoder unused this long is dropped
+  // Feed every stream's decoder as frames arrive (up to max_warm_decoders
+  // streams, on spare worker capacity), so that even first looks need no GOP decode.
+  bool warm_all = false;
+};
+
 struct SnapshotStats {
   uint64_t renders = 0;    // decodes + encodes done
   uint64_t cache_hits = 0; // answered from the cache (same frame, same options)
   uint64_t coalesced = 0;  // joined a render already in progress
+  WarmDecoderStats warm;
 };
 
 // Takes the newest frame of a stream: reads the latest fragment from a
@@ -54,10 +73,10 @@ struct SnapshotStats {
 class SnapshotService {
  public:
   SnapshotService(const store::StreamSource& source, objects::ObjectStore& objects,
-                  WorkerPool& workers, const Clock& clock, size_t max_cache_bytes = 64 << 20);
+                  WorkerPool& workers, const Clock& clock, ServiceOptions options = {});
 
-  // Renders synchronously on the calling thread (no cache).
-  Result<Image> Render(const std::string& stream, const media::EncodeOptions& options) const;
+  // Renders synchronously on the calling thread (no image cache).
+  Result<Image> Render(const std::string& stream, const SnapshotOptions& options);
 
   using ImageCallback = std::function<void(Result<Image>)>;
   using PublishCallback = std::function<void(Result<PublishedImage>)>;
@@ -65,16 +84,22 @@ class SnapshotService {
   // |done| runs exactly once: at once on the calling thread when the answer is
   // known (an unknown stream, a cached image), else on a worker thread. A full
   // worker queue gives Overloaded.
-  void RenderAsync(const std::string& stream, media::EncodeOptions options, ImageCallback done);
+  void RenderAsync(const std::string& stream, SnapshotOptions options, ImageCallback done);
   // As RenderAsync, then put in the object store and presigned for |expires_s|
   // seconds (1..604800).
-  void PublishAsync(const std::string& stream, media::EncodeOptions options, int64_t expires_s,
+  void PublishAsync(const std::string& stream, SnapshotOptions options, int64_t expires_s,
                     PublishCallback done);
+
+  // A frame arrived on |stream| (the store's observer): with warm_all, feeds
+  // its decoder on a worker if the queue has room to spare.
+  void OnFrame(const std::string& stream);
+  // Drops idle warm decoders; call periodically.
+  void SweepIdle();
 
   // The object key of an image: "snapshots/<stream>/<frame ms>.jpg", with
   // "_q<quality>" and "_<w>x<h>" added when they differ from the defaults.
   static std::string ObjectKey(const std::string& stream, const Image& image,
-                               const media::EncodeOptions& options);
+                               const SnapshotOptions& options);
 
   SnapshotStats stats() const;
 
@@ -90,19 +115,20 @@ class SnapshotService {
   };
 
   // Finds or makes the render of |stream|'s newest frame with |options|.
-  void Acquire(const std::string& stream, const media::EncodeOptions& options, bool publish,
+  void Acquire(const std::string& stream, const SnapshotOptions& options, bool publish,
                Waiter done);
   Result<Rendered> Work(const std::string& stream, const store::FragmentView& fragment,
-                        const media::EncodeOptions& options, bool publish);
-  Result<Image> RenderFragment(const store::FragmentView& fragment,
-                               const media::EncodeOptions& options) const;
+                        const SnapshotOptions& options, bool publish);
+  Result<Image> RenderFragment(const std::string& stream, const store::FragmentView& fragment,
+                               const SnapshotOptions& options);
   void Insert(const std::string& key, const Rendered& rendered);  // mu_ held
 
   const store::StreamSource& source_;
   objects::ObjectStore& objects_;
   WorkerPool& workers_;
   const Clock& clock_;
-  const size_t max_cache_bytes_;
+  const ServiceOptions options_;
+  WarmDecoders warm_;
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, CacheEntry> cache_;             // guarded by mu_
@@ -110,6 +136,7 @@ class SnapshotService {
   size_t cache_bytes_ = 0;                                        // guarded by mu_
   std::unordered_map<std::string, std::vector<Waiter>> in_flight_;  // guarded by mu_
   SnapshotStats stats_;                                           // guarded by mu_
+  std::unordered_map<std::string, bool> catching_up_;             // guarded by mu_
 };
 
 }  // namespace lastframe::snapshot

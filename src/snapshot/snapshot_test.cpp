@@ -66,7 +66,7 @@ TEST_P(NewestFrame, MatchesFfmpegsDecodeOfTheLastFrame) {
   auto objects = objects::LocalStore::Open(lo, SystemClock::Get());
   ASSERT_TRUE(objects.ok());
   SnapshotService service(store, **objects, workers, SystemClock::Get());
-  auto image = service.Render("cam", {media::ImageFormat::kJpeg, 95});
+  auto image = service.Render("cam", {{media::ImageFormat::kJpeg, 95}});
   ASSERT_TRUE(image.ok()) << image.status().ToString();
   EXPECT_EQ(image->width, c.width);
   EXPECT_EQ(image->height, c.height);
@@ -118,7 +118,7 @@ class SnapshotServiceTest : public ::testing::Test {
     service_ = std::make_unique<SnapshotService>(store_, *objects_, workers_, clock_);
   }
 
-  Result<PublishedImage> Publish(media::EncodeOptions options, int64_t expires_s = 600) {
+  Result<PublishedImage> Publish(SnapshotOptions options, int64_t expires_s = 600) {
     std::promise<Result<PublishedImage>> promise;
     service_->PublishAsync("cam", options, expires_s,
                            [&](Result<PublishedImage> r) { promise.set_value(std::move(r)); });
@@ -147,7 +147,7 @@ class SnapshotServiceTest : public ::testing::Test {
 };
 
 TEST_F(SnapshotServiceTest, PublishesToTheObjectStoreWithASignedUrl) {
-  Result<PublishedImage> published = Publish({media::ImageFormat::kJpeg, 80, 80, 0});
+  Result<PublishedImage> published = Publish({{media::ImageFormat::kJpeg, 80, 80, 0}});
   ASSERT_TRUE(published.ok()) << published.status().ToString();
   EXPECT_EQ(published->image.width, 80);
   EXPECT_EQ(published->image.height, 60);
@@ -170,12 +170,26 @@ TEST_F(SnapshotServiceTest, SameFrameSameOptionsIsRenderedOnce) {
   EXPECT_EQ(second->key, first->key);
   EXPECT_NE(second->url, first->url);
   EXPECT_NE(second->url.find("X-Amz-Expires=60"), std::string::npos);
-  auto other_options = Publish({media::ImageFormat::kJpeg, 50});
+  auto other_options = Publish({{media::ImageFormat::kJpeg, 50}});
   ASSERT_TRUE(other_options.ok());
   EXPECT_NE(other_options->key, first->key);
   SnapshotStats stats = service_->stats();
   EXPECT_EQ(stats.renders, 2u);
   EXPECT_EQ(stats.cache_hits, 1u);
+}
+
+TEST_F(SnapshotServiceTest, KeyframeModeShowsTheFragmentsFirstFrame) {
+  auto fragment = store_.LatestFragment("cam");
+  ASSERT_TRUE(fragment.ok());
+  auto newest = service_->Render("cam", {});
+  auto keyframe = service_->Render("cam", {.keyframe_only = true});
+  ASSERT_TRUE(newest.ok() && keyframe.ok());
+  EXPECT_EQ(keyframe->frame_timestamp_ms, fragment->producer_ts_ms);
+  int64_t last_pts = 0;  // in presentation order: the clip has B-frames
+  for (const auto& f : fragment->frames) last_pts = std::max(last_pts, f.pts_ms);
+  EXPECT_EQ(newest->frame_timestamp_ms,
+            fragment->producer_ts_ms + last_pts - fragment->frames[0].pts_ms);
+  EXPECT_NE(keyframe->bytes, newest->bytes);
 }
 
 TEST_F(SnapshotServiceTest, ConcurrentRequestsShareOneRender) {
@@ -209,10 +223,10 @@ TEST_F(SnapshotServiceTest, UnknownStreamAnswersAtOnceAndAFullQueueOverloads) {
   // Four different renders fill the queue of four; the fifth is refused.
   std::vector<std::promise<Status>> queued(4);
   for (int q = 0; q < 4; ++q)
-    service_->RenderAsync("cam", {media::ImageFormat::kJpeg, 10 + q},
+    service_->RenderAsync("cam", {{media::ImageFormat::kJpeg, 10 + q}},
                           [&queued, q](Result<Image> r) { queued[q].set_value(r.status()); });
   Status refused;
-  service_->RenderAsync("cam", {media::ImageFormat::kJpeg, 99},
+  service_->RenderAsync("cam", {{media::ImageFormat::kJpeg, 99}},
                         [&](Result<Image> r) { refused = r.status(); });
   EXPECT_EQ(refused.code(), Code::kOverloaded);
   release.set_value();

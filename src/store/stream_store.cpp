@@ -27,6 +27,14 @@ void Stream::ReleaseWriter(const std::string& error) {
 uint64_t Stream::BeginFragment(media::SharedCodecParameters codec, int64_t producer_ts_ms,
                                int64_t timecode_ms, Frame first, int64_t arrival_ms) {
   uint64_t number = store_->NextFragmentNumber();
+  InsertFragment(number, std::move(codec), producer_ts_ms, timecode_ms, std::move(first), arrival_ms);
+  store_->NotifyFrame(name_);
+  return number;
+}
+
+void Stream::InsertFragment(uint64_t number, media::SharedCodecParameters codec,
+                         int64_t producer_ts_ms, int64_t timecode_ms, Frame first,
+                         int64_t arrival_ms) {
   const StoreOptions& opt = store_->options();
   std::lock_guard lock(mu_);
   if (!fragments_.empty()) fragments_.back().view.complete = true;
@@ -50,10 +58,15 @@ uint64_t Stream::BeginFragment(media::SharedCodecParameters codec, int64_t produ
     bytes_ -= oldest.view.bytes;
     fragments_.pop_front();
   }
-  return number;
 }
 
 bool Stream::Append(Frame frame, int64_t arrival_ms) {
+  if (!InsertFrame(std::move(frame), arrival_ms)) return false;
+  store_->NotifyFrame(name_);
+  return true;
+}
+
+bool Stream::InsertFrame(Frame frame, int64_t arrival_ms) {
   std::lock_guard lock(mu_);
   if (fragments_.empty() || fragments_.back().view.complete) return false;
   StoredFragment& f = fragments_.back();

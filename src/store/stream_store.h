@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,6 +74,10 @@ class Stream {
   void Trim(int64_t cutoff_ms, size_t max_bytes);
 
  private:
+  void InsertFragment(uint64_t number, media::SharedCodecParameters codec, int64_t producer_ts_ms,
+                   int64_t timecode_ms, Frame first, int64_t arrival_ms);
+  bool InsertFrame(Frame frame, int64_t arrival_ms);
+
   struct StoredFragment {
     FragmentView view;
     int64_t last_arrival_ms = 0;
@@ -101,6 +106,15 @@ class StreamStore final : public StreamSource {
   // Applies retention to every stream (also done on each fragment start).
   void ApplyRetention();
 
+  // Called (on the producer's thread, without locks held) after each frame is
+  // stored. Set once, before any producer starts; must not block.
+  void SetFrameObserver(std::function<void(const std::string& stream)> observer) {
+    observer_ = std::move(observer);
+  }
+  void NotifyFrame(const std::string& stream) const {
+    if (observer_) observer_(stream);
+  }
+
   const Clock& clock() const { return clock_; }
   const StoreOptions& options() const { return options_; }
   uint64_t NextFragmentNumber();
@@ -110,6 +124,7 @@ class StreamStore final : public StreamSource {
   const StoreOptions options_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Stream>, std::less<>> streams_;
+  std::function<void(const std::string&)> observer_;
   std::mutex number_mu_;
   uint64_t next_number_;
 };

@@ -130,7 +130,7 @@ TEST_F(BadInputTest, HugeHeaderAndGarbageRequests) {
 TEST_F(BadInputTest, SnapshotParametersAreValidated) {
   for (const char* q : {"quality=0", "quality=101", "quality=abc", "quality=8x", "width=0",
                         "width=99999", "height=-5", "expires=0", "expires=604801",
-                        "format=gif", "redirect=maybe", "quality=80&quality=90", "a=%zz"}) {
+                        "format=gif", "redirect=maybe", "mode=oldest", "quality=80&quality=90", "a=%zz"}) {
     HttpResult r = HttpGet(port(), std::string("/v1/streams/good/snapshot?") + q);
     ExpectError(r, 400, "InvalidArgument");
   }

@@ -21,6 +21,14 @@ RgbImage FetchJpeg(const std::string& url) {
   return DecodeJpeg(r.body);
 }
 
+// A value of lastframe's /metrics (Prometheus text), or -1 if absent.
+double Metric(uint16_t port, const std::string& name) {
+  HttpResult r = HttpGet(port, "/metrics");
+  size_t at = r.body.find("\n" + name + " ");
+  if (r.status != 200 || at == std::string::npos) return -1;
+  return std::stod(r.body.substr(at + name.size() + 2));
+}
+
 json StreamInfo(uint16_t port, const std::string& name) {
   HttpResult r = HttpGet(port, "/v1/streams/" + name);
   EXPECT_EQ(r.status, 200) << r.body;
@@ -134,6 +142,13 @@ TEST_F(ServeTest, LivePushSnapshotsShowNewerFrames) {
     second = JsonOf(r);
     return second["frame_timestamp_ms"] > first["frame_timestamp_ms"];
   })) << "no newer frame than " << first.dump();
+  // A low-delay stream keeps its decoder warm: a look at a newer frame of the
+  // same fragment feeds it only the new frames, no keyframe-to-end decode.
+  EXPECT_TRUE(Eventually([&] {
+    HttpGet(port(), "/v1/streams/live/snapshot");
+    return Metric(port(), "lastframe_warm_decoder_hits_total") > 0;
+  })) << HttpGet(port(), "/metrics").body;
+  EXPECT_EQ(Metric(port(), "lastframe_warm_decoders"), 1);
   // Each URL shows its own frame, and both still work.
   EXPECT_NE(first["url"], second["url"]);
   RgbImage a = FetchJpeg(first["url"]);
@@ -166,6 +181,11 @@ TEST_F(ServeTest, ResizeAndPngAndRedirect) {
   HttpResult img = HttpGet(p, target);
   EXPECT_EQ(img.header("content-type"), "image/png");
   EXPECT_EQ(img.body.substr(1, 3), "PNG");
+
+  json keyframe = JsonOf(HttpGet(port(), "/v1/streams/cam/snapshot?mode=keyframe"));
+  json newest = JsonOf(HttpGet(port(), "/v1/streams/cam/snapshot"));
+  EXPECT_LT(keyframe["frame_timestamp_ms"], newest["frame_timestamp_ms"]);
+  EXPECT_EQ(keyframe["fragment_number"], newest["fragment_number"]);
 
   HttpResult redirect = HttpGet(port(), "/v1/streams/cam/snapshot?redirect=1");
   EXPECT_EQ(redirect.status, 302);

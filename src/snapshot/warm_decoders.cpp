@@ -1,0 +1,147 @@
+#include "snapshot/warm_decoders.h"
+
+#include "snapshot/frame_decoder.h"
+
+namespace lastframe::snapshot {
+
+WarmDecoders::WarmDecoders(const Clock& clock, size_t max_decoders, int64_t idle_ms)
+    : clock_(clock), max_decoders_(max_decoders), idle_ms_(idle_ms) {}
+
+std::shared_ptr<WarmDecoders::Warm> WarmDecoders::Acquire(const std::string& stream,
+                                                          bool may_evict) {
+  std::lock_guard lock(mu_);
+  int64_t now = clock_.NowMs();
+  auto it = slots_.find(stream);
+  if (it != slots_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    it->second.last_used_ms = now;
+    return it->second.warm;
+  }
+  if (!may_evict && slots_.size() >= max_decoders_) return nullptr;
+  while (!lru_.empty() && slots_.size() >= max_decoders_) {
+    slots_.erase(lru_.back());
+    lru_.pop_back();
+  }
+  lru_.push_front(stream);
+  auto warm = std::make_shared<Warm>();
+  slots_.emplace(stream, Slot{warm, now, lru_.begin()});
+  return warm;
+}
+
+Status WarmDecoders::Reset(Warm& w, const store::FragmentView& fragment) {
+  w.newest.reset();
+  w.newest_pts = INT64_MIN;
+  w.fed = 0;
+  w.fragment = fragment.number;
+  if (w.ctx && w.codec == fragment.codec) {
+    avcodec_flush_buffers(w.ctx.get());
+    return Status::Ok();
+  }
+  const AVCodec* codec = avcodec_find_decoder(fragment.codec->codec_id);
+  if (codec == nullptr) return Status(Code::kMediaError, "no decoder for this codec");
+  media::CodecContextPtr ctx(avcodec_alloc_context3(codec));
+  if (!ctx) return Internal("out of memory");
+  int err = avcodec_parameters_to_context(ctx.get(), fragment.codec.get());
+  if (err < 0) return media::AvError(err, "configuring the decoder");
+  ctx->pkt_timebase = {1, 1000};
+  ctx->thread_count = 1;  // frame threads would hold frames back
+  if ((err = avcodec_open2(ctx.get(), codec, nullptr)) < 0)
+    return media::AvError(err, "opening the decoder");
+  w.ctx = std::move(ctx);
+  w.codec = fragment.codec;
+  w.reorders = false;
+  return Status::Ok();
+}
+
+Status WarmDecoders::Feed(Warm& w, const store::FragmentView& fragment) {
+  media::FramePtr frame = media::MakeFrame();
+  for (; w.fed < fragment.frames.size(); ++w.fed) {
+    int rc = avcodec_send_packet(w.ctx.get(), fragment.frames[w.fed].packet.get());
+    if (rc < 0 && rc != AVERROR(EAGAIN) && rc != AVERROR_INVALIDDATA)
+      return media::AvError(rc, "decoding");
+    while (avcodec_receive_frame(w.ctx.get(), frame.get()) == 0) {
+      int64_t pts = frame->best_effort_timestamp != AV_NOPTS_VALUE ? frame->best_effort_timestamp
+                                                                  : frame->pts;
+      if (!w.newest || pts >= w.newest_pts) {
+        w.newest_pts = pts;
+        w.newest = std::move(frame);
+        frame = media::MakeFrame();
+      } else {
+        av_frame_unref(frame.get());
+      }
+    }
+  }
+  // A decoder that reorders keeps the newest frames inside until it is
+  // drained, which would end its warmth: such streams are decoded cold.
+  if (w.ctx->has_b_frames > 0) w.reorders = true;
+  return Status::Ok();
+}
+
+Result<bool> WarmDecoders::Advance(Warm& w, const store::FragmentView& fragment) {
+  bool warm_hit = w.ctx && w.fragment == fragment.number && w.codec == fragment.codec &&
+                  w.fed <= fragment.frames.size() && w.newest;
+  if (!warm_hit) LF_RETURN_IF_ERROR(Reset(w, fragment));
+  if (Status s = Feed(w, fragment); !s.ok()) {
+    w.ctx.reset();  // start clean next time
+    return s;
+  }
+  return warm_hit;
+}
+
+Result<media::FramePtr> WarmDecoders::Newest(const std::string& stream,
+                                             const store::FragmentView& fragment) {
+  if (!fragment.codec || fragment.frames.empty())
+    return NotFound("the fragment holds no frame", "NoFrame");
+  std::shared_ptr<Warm> warm = Acquire(stream);
+  std::lock_guard lock(warm->mu);
+  Warm& w = *warm;
+  bool warm_hit = false;
+  if (!w.reorders) {
+    Result<bool> advanced = Advance(w, fragment);
+    if (!advanced.ok()) return advanced.status();
+    warm_hit = *advanced;
+  }
+  {
+    std::lock_guard stats_lock(mu_);
+    if (w.reorders) ++stats_.fallbacks;
+    else if (warm_hit) ++stats_.warm_hits;
+    else ++stats_.resets;
+  }
+  if (w.reorders) return DecodeNewestFrame(fragment);
+  if (!w.newest) return Status(Code::kMediaError, "no frame of the fragment could be decoded");
+  media::FramePtr out = media::MakeFrame();
+  if (av_frame_ref(out.get(), w.newest.get()) < 0) return Internal("out of memory");
+  out->pts = w.newest_pts;
+  return out;
+}
+
+bool WarmDecoders::CatchUp(const std::string& stream, const store::FragmentView& fragment) {
+  if (!fragment.codec || fragment.frames.empty()) return false;
+  std::shared_ptr<Warm> warm = Acquire(stream, /*may_evict=*/false);
+  if (!warm) return false;
+  std::lock_guard lock(warm->mu);
+  if (warm->reorders || !Advance(*warm, fragment).ok()) return false;
+  std::lock_guard stats_lock(mu_);
+  ++stats_.catch_ups;
+  return true;
+}
+
+void WarmDecoders::SweepIdle() {
+  std::lock_guard lock(mu_);
+  int64_t cutoff = clock_.NowMs() - idle_ms_;
+  while (!lru_.empty()) {
+    auto it = slots_.find(lru_.back());
+    if (it->second.last_used_ms >= cutoff) break;
+    slots_.erase(it);
+    lru_.pop_back();
+  }
+}
+
+WarmDecoderStats WarmDecoders::stats() const {
+  std::lock_guard lock(mu_);
+  WarmDecoderStats s = stats_;
+  s.decoders = slots_.size();
+  return s;
+}
+
+}  // namespace lastframe::snapshot

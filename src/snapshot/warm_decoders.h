@@ -1,0 +1,83 @@
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "media/ffmpeg.h"
+#include "store/fragment.h"
+
+namespace lastframe::snapshot {
+
+struct WarmDecoderStats {
+  uint64_t warm_hits = 0;   // answered by feeding only the frames that were new
+  uint64_t resets = 0;      // a new fragment (or first look): decoded from its keyframe
+  uint64_t fallbacks = 0;   // streams that reorder frames (B-frames): decoded cold
+  uint64_t catch_ups = 0;   // frames fed ahead of a look (warm-all)
+  size_t decoders = 0;      // alive now
+};
+
+// Decoders kept alive per recently looked-at stream, so that the next look
+// decodes only the frames that arrived since the last one instead of the
+// whole GOP. Bounded in count (least recently used goes first) and in idle
+// time; an idle stream holds none. Thread-safe; each stream's decoder is used
+// by one thread at a time.
+//
+// A warm decoder runs on one thread with no reordering delay, so a frame
+// comes out as soon as its packet goes in. Streams whose decoder must delay
+// output (B-frames) are flagged and decoded cold (see DecodeNewestFrame).
+class WarmDecoders {
+ public:
+  WarmDecoders(const Clock& clock, size_t max_decoders, int64_t idle_ms);
+
+  // The newest frame of |fragment| (the latest fragment of |stream|), decoding
+  // as little as possible. Returns a reference to the decoder's frame.
+  Result<media::FramePtr> Newest(const std::string& stream, const store::FragmentView& fragment);
+  // Feeds |stream|'s decoder the frames that arrived, ahead of any look, if
+  // it has a decoder or there is room for one without evicting another.
+  // Returns whether it did.
+  bool CatchUp(const std::string& stream, const store::FragmentView& fragment);
+  // Drops decoders idle for longer than the idle time.
+  void SweepIdle();
+  WarmDecoderStats stats() const;
+
+ private:
+  struct Warm {
+    std::mutex mu;  // one user at a time
+    media::CodecContextPtr ctx;
+    media::SharedCodecParameters codec;  // what ctx was opened with
+    uint64_t fragment = 0;               // fragment being followed
+    size_t fed = 0;                      // frames of it sent to the decoder
+    media::FramePtr newest;
+    int64_t newest_pts = INT64_MIN;
+    bool reorders = false;  // decoder delays output: use cold decodes
+  };
+  struct Slot {
+    std::shared_ptr<Warm> warm;
+    int64_t last_used_ms = 0;
+    std::list<std::string>::iterator lru;
+  };
+
+  // The stream's decoder, made if absent; nullptr if absent and |may_evict| is
+  // false while the table is full.
+  std::shared_ptr<Warm> Acquire(const std::string& stream, bool may_evict = true);
+  // Brings |w| to the end of |fragment|. Returns whether that was a warm hit.
+  Result<bool> Advance(Warm& w, const store::FragmentView& fragment);
+  Status Reset(Warm& w, const store::FragmentView& fragment);
+  Status Feed(Warm& w, const store::FragmentView& fragment);
+
+  const Clock& clock_;
+  const size_t max_decoders_;
+  const int64_t idle_ms_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Slot> slots_;  // guarded by mu_
+  std::list<std::string> lru_;                   // front: most recent
+  WarmDecoderStats stats_;                       // guarded by mu_
+};
+
+}  // namespace lastframe::snapshot
