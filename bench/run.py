@@ -91,12 +91,12 @@ def ffmpeg_cli(clip, runs, out_dir):
 
 
 class Server:
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, extra=()):
         os.makedirs(data_dir, exist_ok=True)
         self.log = open(os.path.join(data_dir, "server.log"), "w+")
         # Default log level: one line per request, as users run it.
         self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir",
-                                      data_dir, "--retention", "3600"],
+                                      data_dir, "--retention", "3600", *extra],
                                      stderr=self.log, stdout=self.log)
         self.port = None
         deadline = time.time() + 20
@@ -161,6 +161,67 @@ def lastframe_cold_warm(server, name, data, runs):
     return median(cold), median(warm)
 
 
+def live_producer(server, stream, seconds):
+    """ffmpeg pushing the recipe's profile in real time, as a camera does."""
+    return subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+         "testsrc2=size=640x480:rate=5", "-t", str(seconds), "-c:v", "libx264", "-b:v", "1M",
+         "-g", "10", "-bf", "0", "-tune", "zerolatency", "-f", "matroska", "-live", "1",
+         "-cluster_time_limit", "100", "-flush_packets", "1", "-method", "POST",
+         "-chunked_post", "1", "-headers", f"x-amzn-stream-name: {stream}\r\n",
+         f"http://127.0.0.1:{server.port}/putMedia"])
+
+
+def live_warm(server, seconds):
+    """Looks every 50 ms at a live stream: split by whether a new frame had arrived."""
+    producer = live_producer(server, "live480", seconds + 5)
+    c = server.conn()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        c.request("GET", "/v1/streams/live480/snapshot")
+        r = c.getresponse()
+        r.read()
+        if r.status == 200:
+            break
+        time.sleep(0.05)
+    new, same = [], []
+    last = None
+    end = time.time() + seconds
+    while time.time() < end:
+        start = time.perf_counter()
+        c.request("GET", "/v1/streams/live480/snapshot")
+        r = c.getresponse()
+        body = json.loads(r.read())
+        elapsed = ms(time.perf_counter() - start)
+        (new if body["frame_timestamp_ms"] != last else same).append(elapsed)
+        last = body["frame_timestamp_ms"]
+        time.sleep(0.05)
+    producer.kill()
+    producer.wait()
+    return median(new[1:]), median(same), len(new) - 1
+
+
+def first_look_warm_all(server, runs):
+    """With --warm-all: first looks (new options each time) at a live stream."""
+    producer = live_producer(server, "warmall", 30)
+    c = server.conn()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        c.request("GET", "/v1/streams/warmall")
+        r = c.getresponse()
+        info = json.loads(r.read())
+        if r.status == 200 and info.get("fragment_count", 0) >= 2:
+            break
+        time.sleep(0.05)
+    times = []
+    for i in range(runs):
+        time.sleep(0.3)  # let a frame or two arrive and be decoded ahead of the look
+        times.append(timed_get(c, f"/v1/streams/warmall/snapshot?quality={60 + i}"))
+    producer.kill()
+    producer.wait()
+    return median(times)
+
+
 WRK_SCRIPT = """
 local streams = %d
 local i = 0
@@ -174,9 +235,11 @@ end
 def load(server, data, streams, seconds, clients):
     for i in range(streams):
         server.push(f"load-{i}", data)
+    rss_pushed = server.rss_kib()
     c = server.conn()
     for i in range(streams):  # first looks: the load below measures warm looks
         timed_get(c, f"/v1/streams/load-{i}/snapshot")
+    rss_looked = server.rss_kib()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_SCRIPT % streams)
         script = f.name
@@ -194,6 +257,7 @@ def load(server, data, streams, seconds, clients):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return {"rps": rps, "p50": pct(50), "p99": pct(99), "cpu": cpu,
+            "rss_pushed": rss_pushed, "per_decoder": (rss_looked - rss_pushed) / streams,
             "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "socket_errors": errors.group(1) if errors else "none"}
 
@@ -233,6 +297,10 @@ def main():
                 "ffmpeg": ffmpeg_cli(clip, args.runs, work),
                 "cold": cold, "warm": warm,
             })
+        new_frame, same_frame, new_samples = live_warm(server, 8)
+        server.stop()
+        server = Server(os.path.join(work, "data-warm-all"), ["--warm-all"])
+        warm_all_first = first_look_warm_all(server, args.runs)
         server.stop()
         # Load and memory on a fresh server: 50 streams of the recipe's profile.
         server = Server(os.path.join(work, "data-load"))
@@ -240,7 +308,7 @@ def main():
         with open(os.path.join(clips, "p480.mkv"), "rb") as f:
             p480 = f.read()
         loaded = load(server, p480, 50, args.load_seconds, 50)
-        per_stream = (server.rss_kib() - idle_rss0) / 50
+        per_stream = (loaded["rss_pushed"] - idle_rss0) / 50
         server.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -263,7 +331,14 @@ def main():
           f"(same frame): {loaded['rps']:.0f} snapshots/s, p50 {loaded['p50']:.2f} ms, "
           f"p99 {loaded['p99']:.2f} ms, server CPU {loaded['cpu'] * 100:.0f}% of one core, "
           f"non-2xx {loaded['non2xx']}, socket errors {loaded['socket_errors']}.")
-    print(f"Memory: {per_stream:.0f} KiB RSS per stream holding a 6 s 640x480 clip "
+    print(f"Live 640x480 5 fps stream pushed by ffmpeg in real time, looked at every 50 ms for "
+          f"8 s: a look at a new frame (warm decoder: decode the new frame, encode, store, sign) "
+          f"{new_frame:.2f} ms median over {new_samples} new frames; same frame again "
+          f"{same_frame:.2f} ms.")
+    print(f"First looks with --warm-all at a live 640x480 stream (decoder fed as frames arrive): "
+          f"{warm_all_first:.2f} ms median.")
+    print(f"Memory: {per_stream:.0f} KiB RSS per idle stream holding a 6 s 640x480 clip; "
+          f"{loaded['per_decoder']:.0f} KiB more per warm decoder and cached image "
           f"(server idle RSS {idle_rss0 / 1024:.1f} MiB).")
 
 

@@ -246,6 +246,9 @@ Response Api::Metrics() const {
   metric("lastframe_warm_decoder_catch_ups_total", "counter",
          "Frames fed to decoders ahead of a look (--warm-all).",
          static_cast<double>(s.warm.catch_ups));
+  metric("lastframe_warm_decoder_cold_starts_total", "counter",
+         "Long runs answered by a multi-threaded cold decode.",
+         static_cast<double>(s.warm.cold_starts));
   metric("lastframe_warm_decoders", "gauge", "Decoders kept alive.",
          static_cast<double>(s.warm.decoders));
   Response res{bhttp::status::ok, 11};

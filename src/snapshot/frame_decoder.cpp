@@ -2,6 +2,15 @@
 
 namespace lastframe::snapshot {
 
+bool WorthFrameThreads(const store::FragmentView& fragment, size_t first) {
+  // Frame threads pay off only on long runs of large frames: for a short run
+  // their start-up and pipeline delay cost more than they save.
+  if (!fragment.codec || first >= fragment.frames.size()) return false;
+  const int64_t pixels = static_cast<int64_t>(fragment.codec->width) * fragment.codec->height *
+                         static_cast<int64_t>(fragment.frames.size() - first);
+  return pixels > int64_t{1920} * 1080 * 8;
+}
+
 Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, int threads) {
   if (!fragment.codec || fragment.frames.empty())
     return NotFound("the fragment holds no frame", "NoFrame");
@@ -14,13 +23,7 @@ Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, i
   int err = avcodec_parameters_to_context(ctx.get(), fragment.codec.get());
   if (err < 0) return media::AvError(err, "configuring the decoder");
   ctx->pkt_timebase = {1, 1000};
-  if (threads == 0) {
-    // Frame threads pay off only on long runs of large frames: for a short GOP
-    // their start-up and pipeline delay cost more than they save.
-    const int64_t pixels = static_cast<int64_t>(fragment.codec->width) * fragment.codec->height *
-                           static_cast<int64_t>(fragment.frames.size());
-    threads = pixels > int64_t{1920} * 1080 * 8 ? 0 : 1;
-  }
+  if (threads == 0) threads = WorthFrameThreads(fragment) ? 0 : 1;
   ctx->thread_count = threads;
   ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
   if ((err = avcodec_open2(ctx.get(), codec, nullptr)) < 0)

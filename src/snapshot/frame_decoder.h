@@ -13,4 +13,8 @@ namespace lastframe::snapshot {
 // amount of work: one thread for short or small fragments, FFmpeg's choice else.
 Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, int threads = 0);
 
+// Whether decoding |fragment|'s frames from |first| on is long enough for
+// frame threads to pay off (more than eight 1080p frames' worth of pixels).
+bool WorthFrameThreads(const store::FragmentView& fragment, size_t first = 0);
+
 }  // namespace lastframe::snapshot

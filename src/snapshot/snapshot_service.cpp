@@ -47,7 +47,9 @@ Result<Image> SnapshotService::RenderFragment(const std::string& stream,
     keyframe.frames.resize(1);
     frame = DecodeNewestFrame(keyframe, 1);
   } else {
-    frame = warm_.Newest(stream, fragment);
+    bool catch_up = false;
+    frame = warm_.Newest(stream, fragment, &catch_up);
+    if (catch_up) ScheduleCatchUp(stream);
   }
   if (!frame.ok()) return frame.status();
   const AVFrame& f = **frame;
@@ -187,7 +189,10 @@ std::string SnapshotService::ObjectKey(const std::string& stream, const Image& i
 }
 
 void SnapshotService::OnFrame(const std::string& stream) {
-  if (!options_.warm_all) return;
+  if (options_.warm_all) ScheduleCatchUp(stream);
+}
+
+void SnapshotService::ScheduleCatchUp(const std::string& stream) {
   {
     std::lock_guard lock(mu_);
     // One catch-up per stream in the queue at a time, and only on spare

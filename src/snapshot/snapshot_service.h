@@ -122,6 +122,8 @@ class SnapshotService {
   Result<Image> RenderFragment(const std::string& stream, const store::FragmentView& fragment,
                                const SnapshotOptions& options);
   void Insert(const std::string& key, const Rendered& rendered);  // mu_ held
+  // Brings |stream|'s warm decoder to its newest frame on a spare worker.
+  void ScheduleCatchUp(const std::string& stream);
 
   const store::StreamSource& source_;
   objects::ObjectStore& objects_;

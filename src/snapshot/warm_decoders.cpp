@@ -89,12 +89,24 @@ Result<bool> WarmDecoders::Advance(Warm& w, const store::FragmentView& fragment)
 }
 
 Result<media::FramePtr> WarmDecoders::Newest(const std::string& stream,
-                                             const store::FragmentView& fragment) {
+                                             const store::FragmentView& fragment,
+                                             bool* catch_up) {
+  if (catch_up) *catch_up = false;
   if (!fragment.codec || fragment.frames.empty())
     return NotFound("the fragment holds no frame", "NoFrame");
   std::shared_ptr<Warm> warm = Acquire(stream);
   std::lock_guard lock(warm->mu);
   Warm& w = *warm;
+  bool positioned = w.ctx && w.fragment == fragment.number && w.codec == fragment.codec &&
+                    w.fed <= fragment.frames.size() && w.newest;
+  if (!w.reorders && WorthFrameThreads(fragment, positioned ? w.fed : 0)) {
+    {
+      std::lock_guard stats_lock(mu_);
+      ++stats_.cold_starts;
+    }
+    if (catch_up) *catch_up = true;
+    return DecodeNewestFrame(fragment);
+  }
   bool warm_hit = false;
   if (!w.reorders) {
     Result<bool> advanced = Advance(w, fragment);

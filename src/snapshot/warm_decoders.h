@@ -18,7 +18,8 @@ struct WarmDecoderStats {
   uint64_t warm_hits = 0;   // answered by feeding only the frames that were new
   uint64_t resets = 0;      // a new fragment (or first look): decoded from its keyframe
   uint64_t fallbacks = 0;   // streams that reorder frames (B-frames): decoded cold
-  uint64_t catch_ups = 0;   // frames fed ahead of a look (warm-all)
+  uint64_t catch_ups = 0;   // decoders brought forward off a look's path
+  uint64_t cold_starts = 0; // long runs to decode: answered by a multi-threaded cold decode
   size_t decoders = 0;      // alive now
 };
 
@@ -36,8 +37,13 @@ class WarmDecoders {
   WarmDecoders(const Clock& clock, size_t max_decoders, int64_t idle_ms);
 
   // The newest frame of |fragment| (the latest fragment of |stream|), decoding
-  // as little as possible. Returns a reference to the decoder's frame.
-  Result<media::FramePtr> Newest(const std::string& stream, const store::FragmentView& fragment);
+  // as little as possible. Returns a reference to the decoder's frame. When
+  // many frames are to be decoded, a multi-threaded cold decode answers
+  // faster than the single-threaded warm decoder could: then the decoder is
+  // left behind and |*catch_up| set, so the caller can CatchUp off the
+  // request's path.
+  Result<media::FramePtr> Newest(const std::string& stream, const store::FragmentView& fragment,
+                                 bool* catch_up = nullptr);
   // Feeds |stream|'s decoder the frames that arrived, ahead of any look, if
   // it has a decoder or there is room for one without evicting another.
   // Returns whether it did.

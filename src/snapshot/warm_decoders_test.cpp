@@ -108,3 +108,30 @@ TEST(WarmDecoders, BoundedInCountAndIdleTime) {
 
 }  // namespace
 }  // namespace lastframe::snapshot
+
+namespace lastframe::snapshot {
+namespace {
+
+TEST(FrameThreads, OnlyForLongRunsOfLargeFrames) {
+  AVCodecParameters par{};
+  par.codec_type = AVMEDIA_TYPE_VIDEO;
+  par.codec_id = AV_CODEC_ID_H264;
+  par.width = 1920;
+  par.height = 1080;
+  store::FragmentView f;
+  f.codec = *media::CopyCodecParameters(par);
+  f.frames.resize(9);
+  EXPECT_TRUE(WorthFrameThreads(f));
+  EXPECT_FALSE(WorthFrameThreads(f, 1));  // eight frames left to decode
+  f.frames.resize(60);
+  EXPECT_TRUE(WorthFrameThreads(f, 50));
+  EXPECT_FALSE(WorthFrameThreads(f, 55));
+  par.width = 640;
+  par.height = 480;
+  f.codec = *media::CopyCodecParameters(par);
+  f.frames.resize(10);
+  EXPECT_FALSE(WorthFrameThreads(f));
+}
+
+}  // namespace
+}  // namespace lastframe::snapshot
