@@ -1,5 +1,9 @@
 #include "snapshot/snapshot_service.h"
 
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
 #include "snapshot/frame_decoder.h"
 
 namespace lastframe::snapshot {
@@ -41,6 +45,7 @@ Result<Image> SnapshotService::Render(const std::string& stream, const SnapshotO
 Result<Image> SnapshotService::RenderFragment(const std::string& stream,
                                               const store::FragmentView& fragment,
                                               const SnapshotOptions& options) {
+  auto t0 = std::chrono::steady_clock::now();
   Result<media::FramePtr> frame = Status(Code::kInternal, "unset");
   if (options.keyframe_only) {
     store::FragmentView keyframe = fragment;
@@ -56,8 +61,13 @@ Result<Image> SnapshotService::RenderFragment(const std::string& stream,
   media::EncodeOptions fitted = options.encode;
   media::FitSize(f.width, f.height, options.encode.width, options.encode.height, &fitted.width,
                  &fitted.height);
+  auto t1 = std::chrono::steady_clock::now();
   Result<media::EncodedImage> encoded = media::EncodeImage(f, fitted);
   if (!encoded.ok()) return encoded.status();
+  auto t2 = std::chrono::steady_clock::now();
+  spdlog::debug("render stream={} frames={} decode_ms={:.2f} encode_ms={:.2f}", stream,
+                fragment.frames.size(), std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                std::chrono::duration<double, std::milli>(t2 - t1).count());
   Image image;
   image.bytes = std::move(encoded->bytes);
   image.format = encoded->format;
