@@ -22,8 +22,8 @@ namespace {
 
 // The newest fragment of |clip| as lastframe's own ingest cuts it.
 store::FragmentView LastFragment(const std::string& clip) {
-  static store::StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000,
-                                                       .max_bytes_per_stream = 1ull << 32});
+  static store::StreamStore store(SystemClock::Get(),
+                                  {.retention_ms = 3'600'000, .max_bytes_per_stream = 1ull << 32});
   if (auto f = store.LatestFragment(clip); f.ok()) return *f;
   std::ifstream in(clip, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -69,8 +69,9 @@ int main(int argc, char** argv) {
     for (const auto& c : clips) {
       std::string name = c.stem().string();
       for (int threads : {1, 2})
-        benchmark::RegisterBenchmark(("floor/" + name + "/threads:" + std::to_string(threads)).c_str(),
-                                     lastframe::BM_DecodeFloor, c.string(), threads)
+        benchmark::RegisterBenchmark(
+            ("floor/" + name + "/threads:" + std::to_string(threads)).c_str(),
+            lastframe::BM_DecodeFloor, c.string(), threads)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
       benchmark::RegisterBenchmark(("encode/" + name).c_str(), lastframe::BM_EncodeOnly, c.string())

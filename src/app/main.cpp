@@ -1,13 +1,12 @@
 // lastframe: the newest frame of any live stream, as a signed URL.
 // This file only reads flags and wires the modules together.
 
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -50,7 +49,9 @@ struct ServeConfig {
 class DeferredApplication final : public http::Application {
  public:
   void Set(http::Application* app) { app_ = app; }
-  void Handle(http::Request r, http::Respond respond) override { app_->Handle(std::move(r), std::move(respond)); }
+  void Handle(http::Request r, http::Respond respond) override {
+    app_->Handle(std::move(r), std::move(respond));
+  }
   bool IsUpload(const http::Request& r) const override { return app_->IsUpload(r); }
   std::variant<std::unique_ptr<http::UploadSink>, http::Response> StartUpload(
       const http::Request& r, http::UploadEvents events) override {
@@ -65,7 +66,8 @@ bool SplitHostPort(const std::string& listen, std::string* host, uint16_t* port)
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0) return false;
   *host = listen.substr(0, colon);
-  if (host->size() > 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']')
+    *host = host->substr(1, host->size() - 2);
   try {
     size_t used = 0;
     int p = std::stoi(listen.substr(colon + 1), &used);
@@ -128,8 +130,10 @@ int Serve(const ServeConfig& cfg) {
     return 1;
   }
   std::string url_host = host;
-  if (host == "0.0.0.0" || host == "::") url_host = "127.0.0.1";
-  else if (host.find(':') != std::string::npos) url_host = "[" + host + "]";
+  if (host == "0.0.0.0" || host == "::")
+    url_host = "127.0.0.1";
+  else if (host.find(':') != std::string::npos)
+    url_host = "[" + host + "]";
   const std::string listen_url = "http://" + url_host + ":" + std::to_string(server.port());
   std::string public_url = cfg.public_url.empty() ? listen_url : cfg.public_url;
   if (cfg.public_url.empty() && url_host != host)
@@ -189,8 +193,7 @@ int Serve(const ServeConfig& cfg) {
   spdlog::info("lastframe {} listening on {} (data {}, bucket {}, {} I/O threads, {} workers)",
                kVersion, listen_url, data_dir.string(), cfg.bucket, server_options.io_threads,
                workers_n);
-  if (cfg.demo)
-    spdlog::info("try: curl -s '{}/snapshot?stream_name=demo'", listen_url);
+  if (cfg.demo) spdlog::info("try: curl -s '{}/snapshot?stream_name=demo'", listen_url);
   server.Run();
   signals.cancel();
   if (demo) demo->Stop();
@@ -209,39 +212,55 @@ int main(int argc, char** argv) {
   ServeConfig cfg;
   CLI::App* serve = app.add_subcommand("serve", "run the HTTP service");
   serve->add_option("--listen", cfg.listen, "HOST:PORT to listen on (port 0: any free port)")
-      ->envname("LASTFRAME_LISTEN")->capture_default_str();
+      ->envname("LASTFRAME_LISTEN")
+      ->capture_default_str();
   serve->add_option("--data-dir", cfg.data_dir, "where images and keys are kept")
-      ->envname("LASTFRAME_DATA_DIR")->capture_default_str();
-  serve->add_option("--public-url", cfg.public_url,
-                    "base of the URLs handed out (default: from --listen)")
+      ->envname("LASTFRAME_DATA_DIR")
+      ->capture_default_str();
+  serve
+      ->add_option("--public-url", cfg.public_url,
+                   "base of the URLs handed out (default: from --listen)")
       ->envname("LASTFRAME_PUBLIC_URL");
   serve->add_option("--retention", cfg.retention_s, "seconds of video kept per stream")
-      ->envname("LASTFRAME_RETENTION")->capture_default_str()->check(CLI::Range(1, 31'536'000));
+      ->envname("LASTFRAME_RETENTION")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 31'536'000));
   serve->add_flag("--demo", cfg.demo, "run a synthetic camera named 'demo'")
       ->envname("LASTFRAME_DEMO");
-  serve->add_option("--access-key", cfg.access_key,
-                    "embedded store access key (default: generated, kept in the data dir)")
+  serve
+      ->add_option("--access-key", cfg.access_key,
+                   "embedded store access key (default: generated, kept in the data dir)")
       ->envname("LASTFRAME_ACCESS_KEY");
   serve->add_option("--secret-key", cfg.secret_key, "embedded store secret key")
       ->envname("LASTFRAME_SECRET_KEY");
   serve->add_option("--bucket", cfg.bucket, "bucket name of the embedded store")
-      ->envname("LASTFRAME_BUCKET")->capture_default_str();
+      ->envname("LASTFRAME_BUCKET")
+      ->capture_default_str();
   serve->add_option("--io-threads", cfg.io_threads, "HTTP I/O threads (default: cores, max 4)")
-      ->envname("LASTFRAME_IO_THREADS")->check(CLI::Range(1, 64));
+      ->envname("LASTFRAME_IO_THREADS")
+      ->check(CLI::Range(1, 64));
   serve->add_option("--workers", cfg.workers, "decode/encode threads (default: cores)")
-      ->envname("LASTFRAME_WORKERS")->check(CLI::Range(1, 256));
-  serve->add_option("--max-queued", cfg.max_queued,
-                    "snapshots that may wait for a worker before 429 (default: 64 per worker)")
-      ->envname("LASTFRAME_MAX_QUEUED")->check(CLI::Range(1, 100000));
-  serve->add_option("--warm-decoders", cfg.warm_decoders,
-                    "streams whose decoder stays alive between looks")
-      ->envname("LASTFRAME_WARM_DECODERS")->capture_default_str()->check(CLI::Range(1, 100000));
-  serve->add_flag("--warm-all", cfg.warm_all,
-                  "decode every stream as frames arrive (up to --warm-decoders streams, on spare "
-                  "worker time), so that first looks are instant too")
+      ->envname("LASTFRAME_WORKERS")
+      ->check(CLI::Range(1, 256));
+  serve
+      ->add_option("--max-queued", cfg.max_queued,
+                   "snapshots that may wait for a worker before 429 (default: 64 per worker)")
+      ->envname("LASTFRAME_MAX_QUEUED")
+      ->check(CLI::Range(1, 100000));
+  serve
+      ->add_option("--warm-decoders", cfg.warm_decoders,
+                   "streams whose decoder stays alive between looks")
+      ->envname("LASTFRAME_WARM_DECODERS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  serve
+      ->add_flag("--warm-all", cfg.warm_all,
+                 "decode every stream as frames arrive (up to --warm-decoders streams, on spare "
+                 "worker time), so that first looks are instant too")
       ->envname("LASTFRAME_WARM_ALL");
   serve->add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
-      ->envname("LASTFRAME_LOG_LEVEL")->capture_default_str()
+      ->envname("LASTFRAME_LOG_LEVEL")
+      ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_subcommand("version", "print the version")->callback([] {
     std::cout << "lastframe " << lastframe::kVersion << "\n";

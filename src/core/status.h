@@ -62,7 +62,7 @@ inline Status Internal(std::string message) { return {Code::kInternal, std::move
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok());
   }
@@ -87,8 +87,8 @@ class [[nodiscard]] Result {
 }  // namespace lastframe
 
 // Returns early from the enclosing function when |expr| is a non-ok Status.
-#define LF_RETURN_IF_ERROR(expr)              \
-  do {                                        \
-    ::lastframe::Status lf_status_ = (expr);  \
-    if (!lf_status_.ok()) return lf_status_;  \
+#define LF_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::lastframe::Status lf_status_ = (expr); \
+    if (!lf_status_.ok()) return lf_status_; \
   } while (0)

@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <cmath>
-
 #include <nlohmann/json.hpp>
 
 #include "core/stream_name.h"
@@ -98,13 +97,18 @@ Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const ApiOptions& 
   if (fixed_format) {
     encode.format = *fixed_format;
   } else if (const std::string* f = p.Get("format")) {
-    if (*f == "jpeg" || *f == "jpg") encode.format = media::ImageFormat::kJpeg;
-    else if (*f == "png") encode.format = media::ImageFormat::kPng;
-    else return InvalidArgument("parameter 'format' must be jpeg or png");
+    if (*f == "jpeg" || *f == "jpg")
+      encode.format = media::ImageFormat::kJpeg;
+    else if (*f == "png")
+      encode.format = media::ImageFormat::kPng;
+    else
+      return InvalidArgument("parameter 'format' must be jpeg or png");
   }
   if (const std::string* m = p.Get("mode")) {
-    if (*m == "keyframe") r.options.keyframe_only = true;
-    else if (*m != "newest") return InvalidArgument("parameter 'mode' must be newest or keyframe");
+    if (*m == "keyframe")
+      r.options.keyframe_only = true;
+    else if (*m != "newest")
+      return InvalidArgument("parameter 'mode' must be newest or keyframe");
   }
   return r;
 }
@@ -199,10 +203,13 @@ void Api::Handle(Request req, Respond respond) {
       return respond(JsonError(404, "NotFound", "no route for " + path));
     if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
     if (action == "snapshot") return Snapshot(req, name, std::move(respond));
-    if (action == "latest.jpg") return LatestImage(req, name, media::ImageFormat::kJpeg, std::move(respond));
-    if (action == "latest.png") return LatestImage(req, name, media::ImageFormat::kPng, std::move(respond));
+    if (action == "latest.jpg")
+      return LatestImage(req, name, media::ImageFormat::kJpeg, std::move(respond));
+    if (action == "latest.png")
+      return LatestImage(req, name, media::ImageFormat::kPng, std::move(respond));
     auto stream = streams_.Find(name);
-    if (!stream) return respond(JsonError(NotFound("no stream named '" + name + "'", "StreamNotFound")));
+    if (!stream)
+      return respond(JsonError(NotFound("no stream named '" + name + "'", "StreamNotFound")));
     return respond(JsonResponse(
         200, StreamJson(stream->Info(clock_.NowMs(), streams_.options().live_window_ms)).dump()));
   }
@@ -295,20 +302,21 @@ void Api::RecipeSnapshot(const Request& req, Respond respond) {
   if (!params.ok()) return respond(recipe_error(params.status()));
   const std::string* name = params->Get("stream_name");
   if (name == nullptr)
-    return respond(recipe_error(InvalidArgument("parameter 'stream_name' is required", "MissingParameter")));
+    return respond(
+        recipe_error(InvalidArgument("parameter 'stream_name' is required", "MissingParameter")));
   if (Status s = ValidateStreamName(*name); !s.ok()) return respond(recipe_error(s));
   auto parsed = ParseSnapshotRequest(*params, options_, std::nullopt);
   if (!parsed.ok()) return respond(recipe_error(parsed.status()));
   SnapshotRequest r = *parsed;
   auto shared = std::make_shared<Respond>(std::move(respond));
-  snapshots_.PublishAsync(
-      *name, r.options, r.expires_s, [shared, r, recipe_error](Result<snapshot::PublishedImage> p) {
-        if (!p.ok()) return (*shared)(recipe_error(p.status()));
-        json j = PublishedJson(*p, r.expires_s);
-        j["statusCode"] = 200;
-        j["body"] = p->url;
-        (*shared)(JsonResponse(200, j.dump()));
-      });
+  snapshots_.PublishAsync(*name, r.options, r.expires_s,
+                          [shared, r, recipe_error](Result<snapshot::PublishedImage> p) {
+                            if (!p.ok()) return (*shared)(recipe_error(p.status()));
+                            json j = PublishedJson(*p, r.expires_s);
+                            j["statusCode"] = 200;
+                            j["body"] = p->url;
+                            (*shared)(JsonResponse(200, j.dump()));
+                          });
 }
 
 void Api::LatestImage(const Request& req, const std::string& stream, media::ImageFormat format,
@@ -333,8 +341,11 @@ void Api::LatestImage(const Request& req, const std::string& stream, media::Imag
 void Api::GetObject(const Request& req, Respond respond) {
   const std::string resource = req.path;
   if (!IsGet(req)) {
-    Response res = S3Error(Status(Code::kInvalidArgument, "The specified method is not allowed "
-                                  "against this resource.", "MethodNotAllowed"), resource);
+    Response res = S3Error(Status(Code::kInvalidArgument,
+                                  "The specified method is not allowed "
+                                  "against this resource.",
+                                  "MethodNotAllowed"),
+                           resource);
     res.result(405);
     res.set(bhttp::field::allow, "GET, HEAD");
     return respond(std::move(res));
@@ -368,9 +379,11 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
   options.stream = name;
   auto type = req.header.find("x-amzn-fragment-timecode-type");
   if (type != req.header.end()) {
-    if (type->value() == "ABSOLUTE") options.absolute_timecodes = true;
+    if (type->value() == "ABSOLUTE")
+      options.absolute_timecodes = true;
     else if (type->value() != "RELATIVE")
-      return JsonError(InvalidArgument("x-amzn-fragment-timecode-type must be ABSOLUTE or RELATIVE"));
+      return JsonError(
+          InvalidArgument("x-amzn-fragment-timecode-type must be ABSOLUTE or RELATIVE"));
   }
   auto start = req.header.find("x-amzn-producer-start-timestamp");
   if (start != req.header.end()) {
@@ -385,12 +398,13 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
   }
   auto length = req.header.find(bhttp::field::content_length);
   if (length != req.header.end() && length->value() == "0")
-    return JsonError(InvalidArgument("the request body is empty: send a Matroska stream", "EmptyBody"));
-  auto session = ingest::PushSession::Start(
-      streams_, options,
-      {.on_ack = events.on_line,
-       .on_space = events.on_space,
-       .on_done = [done = events.on_done](Status) { done(); }});
+    return JsonError(
+        InvalidArgument("the request body is empty: send a Matroska stream", "EmptyBody"));
+  auto session =
+      ingest::PushSession::Start(streams_, options,
+                                 {.on_ack = events.on_line,
+                                  .on_space = events.on_space,
+                                  .on_done = [done = events.on_done](Status) { done(); }});
   if (!session.ok()) return JsonError(session.status());
   return std::unique_ptr<UploadSink>(new PushSink(std::move(*session)));
 }

@@ -8,18 +8,30 @@ namespace bhttp = boost::beast::http;
 
 unsigned HttpStatusOf(Code code) {
   switch (code) {
-    case Code::kOk: return 200;
-    case Code::kInvalidArgument: return 400;
-    case Code::kUnauthenticated: return 401;
-    case Code::kPermissionDenied: return 403;
-    case Code::kNotFound: return 404;
-    case Code::kConflict: return 409;
-    case Code::kTooLarge: return 413;
-    case Code::kMediaError: return 422;
-    case Code::kOverloaded: return 429;
-    case Code::kInternal: return 500;
-    case Code::kUpstreamFailed: return 502;
-    case Code::kUnavailable: return 503;
+    case Code::kOk:
+      return 200;
+    case Code::kInvalidArgument:
+      return 400;
+    case Code::kUnauthenticated:
+      return 401;
+    case Code::kPermissionDenied:
+      return 403;
+    case Code::kNotFound:
+      return 404;
+    case Code::kConflict:
+      return 409;
+    case Code::kTooLarge:
+      return 413;
+    case Code::kMediaError:
+      return 422;
+    case Code::kOverloaded:
+      return 429;
+    case Code::kInternal:
+      return 500;
+    case Code::kUpstreamFailed:
+      return 502;
+    case Code::kUnavailable:
+      return 503;
   }
   return 500;
 }
@@ -48,12 +60,23 @@ std::string XmlEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -63,9 +86,9 @@ std::string XmlEscape(const std::string& s) {
 Response S3Error(const Status& error, const std::string& resource) {
   Response res{static_cast<bhttp::status>(HttpStatusOf(error.code())), 11};
   res.set(bhttp::field::content_type, "application/xml");
-  res.body() = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" + XmlEscape(error.reason()) +
-               "</Code><Message>" + XmlEscape(error.message()) + "</Message><Resource>" +
-               XmlEscape(resource) + "</Resource></Error>\n";
+  res.body() = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" +
+               XmlEscape(error.reason()) + "</Code><Message>" + XmlEscape(error.message()) +
+               "</Message><Resource>" + XmlEscape(resource) + "</Resource></Error>\n";
   return res;
 }
 

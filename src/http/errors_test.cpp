@@ -1,6 +1,7 @@
 #include "http/errors.h"
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 namespace lastframe::http {

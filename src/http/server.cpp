@@ -1,20 +1,19 @@
 #include "http/server.h"
 
+#include <spdlog/spdlog.h>
+
+#include <array>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/optional.hpp>
-
-#include <array>
 #include <cstdio>
 #include <deque>
 #include <limits>
-#include <variant>
 #include <optional>
-
-#include <spdlog/spdlog.h>
+#include <variant>
 
 #include "objects/sigv4.h"
 
@@ -82,9 +81,9 @@ class Session : public std::enable_shared_from_this<Session> {
         ec == beast::error::timeout || ec == net::error::eof || ec == net::error::connection_reset)
       return Close();
     if (ec == bhttp::error::header_limit)
-      return SendError(431, "RequestHeaderFieldsTooLarge",
-                       "request header larger than " + std::to_string(options_.max_header_bytes) +
-                           " bytes");
+      return SendError(
+          431, "RequestHeaderFieldsTooLarge",
+          "request header larger than " + std::to_string(options_.max_header_bytes) + " bytes");
     if (ec) return SendError(400, "BadRequest", "malformed HTTP request: " + ec.message());
 
     request_ = Request{};
@@ -107,9 +106,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
     // A declared length is checked here; chunked bodies by the parser as they come.
     if (auto length = header_parser_->content_length(); length && *length > options_.max_body_bytes)
-      return SendError(413, "TooLarge",
-                       "request body larger than " + std::to_string(options_.max_body_bytes) +
-                           " bytes");
+      return SendError(
+          413, "TooLarge",
+          "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes");
     body_parser_.emplace(std::move(*header_parser_));
     body_parser_->body_limit(options_.max_body_bytes);
     bhttp::async_read(stream_, buffer_, *body_parser_,
@@ -118,9 +117,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnBody(beast::error_code ec, size_t) {
     if (ec == bhttp::error::body_limit)
-      return SendError(413, "TooLarge",
-                       "request body larger than " + std::to_string(options_.max_body_bytes) +
-                           " bytes");
+      return SendError(
+          413, "TooLarge",
+          "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes");
     if (ec == beast::error::timeout || ec == net::error::operation_aborted) return Close();
     if (ec) return SendError(400, "BadRequest", "malformed request body: " + ec.message());
     request_.body = std::move(body_parser_->get().body());
@@ -157,9 +156,9 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       res.prepare_payload();
     }
-    auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                             started_)
-                       .count();
+    auto elapsed =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
+            .count();
     spdlog::info("http method={} target={} status={} bytes={} ms={:.1f} remote={}", log_method_,
                  log_target_, res.result_int(), res.body().size(), elapsed, remote_);
     response_ = std::make_shared<Response>(std::move(res));
@@ -298,9 +297,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void FinishUpload() {
-    auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                             started_)
-                       .count();
+    auto elapsed =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
+            .count();
     spdlog::info("http method={} target={} status=200 upload=ended ms={:.1f} remote={}",
                  log_method_, log_target_, elapsed, remote_);
     Close();
@@ -331,13 +330,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   void Discard() {
     constexpr size_t kMaxDiscard = 64 * 1024 * 1024;
-    stream_.async_read_some(
-        net::buffer(upload_buffer_),
-        [self = shared_from_this()](beast::error_code ec, size_t n) {
-          self->discarded_ += n;
-          if (ec || self->discarded_ > kMaxDiscard) return self->Close();
-          self->Discard();
-        });
+    stream_.async_read_some(net::buffer(upload_buffer_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->discarded_ += n;
+                              if (ec || self->discarded_ > kMaxDiscard) return self->Close();
+                              self->Discard();
+                            });
   }
 
   void Close() {

@@ -1,11 +1,10 @@
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
-
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -31,7 +30,7 @@ struct Request {
   std::string raw_path;   // as sent
   std::string raw_query;  // as sent, without '?'
   std::string body;
-  std::string remote;     // "ip:port"
+  std::string remote;  // "ip:port"
   std::string target() const { return std::string(header.target()); }
 };
 
@@ -67,7 +66,7 @@ class Application {
   virtual bool IsUpload(const Request& request) const = 0;
   // Starts a streamed upload, or refuses it with an error response.
   virtual std::variant<std::unique_ptr<UploadSink>, Response> StartUpload(const Request& request,
-                                                                         UploadEvents events) = 0;
+                                                                          UploadEvents events) = 0;
 };
 
 struct ServerOptions {
@@ -75,10 +74,10 @@ struct ServerOptions {
   uint16_t port = 8080;
   size_t io_threads = 2;
   size_t max_header_bytes = 16 * 1024;
-  size_t max_body_bytes = 1024 * 1024;  // ordinary requests; uploads stream unbounded
-  std::chrono::seconds request_timeout{30};  // to read a request, or write a response
+  size_t max_body_bytes = 1024 * 1024;           // ordinary requests; uploads stream unbounded
+  std::chrono::seconds request_timeout{30};      // to read a request, or write a response
   std::chrono::seconds upload_idle_timeout{30};  // a producer that sends nothing is dropped
-  std::chrono::seconds drain_timeout{5};  // on Stop, in-flight requests get this long
+  std::chrono::seconds drain_timeout{5};         // on Stop, in-flight requests get this long
   size_t max_connections = 4096;
 };
 

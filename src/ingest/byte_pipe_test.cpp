@@ -1,10 +1,10 @@
 #include "ingest/byte_pipe.h"
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 namespace lastframe::ingest {
 namespace {

@@ -4,11 +4,11 @@ extern "C" {
 #include <libavutil/opt.h>
 }
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <cmath>
 #include <ctime>
-
-#include <spdlog/spdlog.h>
 
 #include "ingest/push_session.h"
 #include "media/ffmpeg.h"
@@ -95,7 +95,8 @@ struct OutputContextDeleter {
 // FFmpeg 5.1 declares the buffer non-const.
 int WriteToSession(void* opaque, uint8_t* buf, int size) {
   auto* session = static_cast<PushSession*>(opaque);
-  if (!session->Feed(buf, static_cast<size_t>(size)) && !session->WaitForSpace()) return AVERROR_EXIT;
+  if (!session->Feed(buf, static_cast<size_t>(size)) && !session->WaitForSpace())
+    return AVERROR_EXIT;
   return size;
 }
 
@@ -152,8 +153,8 @@ void DemoProducer::Run() {
   std::unique_ptr<AVFormatContext, OutputContextDeleter> oc(raw_oc);
   constexpr int kIoBuffer = 32 * 1024;
   auto* iobuf = static_cast<unsigned char*>(av_malloc(kIoBuffer));
-  oc->pb = avio_alloc_context(iobuf, kIoBuffer, 1, session->get(), nullptr, &WriteToSession,
-                              nullptr);
+  oc->pb =
+      avio_alloc_context(iobuf, kIoBuffer, 1, session->get(), nullptr, &WriteToSession, nullptr);
   oc->flags |= AVFMT_FLAG_CUSTOM_IO;
   AVStream* st = avformat_new_stream(oc.get(), nullptr);
   avcodec_parameters_from_context(st->codecpar, enc.get());

@@ -1,7 +1,8 @@
 #include "ingest/push_session.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
 
 #include "media/demuxer.h"
 
@@ -10,10 +11,14 @@ namespace {
 
 const char* AckErrorName(AckError id) {
   switch (id) {
-    case AckError::kStreamReadError: return "STREAM_READ_ERROR";
-    case AckError::kMaxFragmentSizeReached: return "MAX_FRAGMENT_SIZE_REACHED";
-    case AckError::kInvalidMkvData: return "INVALID_MKV_DATA";
-    case AckError::kInternalError: return "INTERNAL_ERROR";
+    case AckError::kStreamReadError:
+      return "STREAM_READ_ERROR";
+    case AckError::kMaxFragmentSizeReached:
+      return "MAX_FRAGMENT_SIZE_REACHED";
+    case AckError::kInvalidMkvData:
+      return "INVALID_MKV_DATA";
+    case AckError::kInternalError:
+      return "INTERNAL_ERROR";
   }
   return "INTERNAL_ERROR";
 }
@@ -85,7 +90,8 @@ Status PushSession::Parse() {
   if (!demuxer.ok()) {
     if (pipe_.aborted()) return Status(Code::kUnavailable, "connection closed", "StreamReadError");
     SendErrorAck(AckError::kInvalidMkvData, demuxer.status().message(), 0, std::nullopt);
-    return InvalidArgument("not a Matroska stream: " + demuxer.status().message(), "InvalidMkvData");
+    return InvalidArgument("not a Matroska stream: " + demuxer.status().message(),
+                           "InvalidMkvData");
   }
   const AVFormatContext& ctx = (*demuxer)->context();
   int video = FindVideoStream(ctx);
@@ -100,8 +106,8 @@ Status PushSession::Parse() {
   const AVRational ms = {1, 1000};
 
   media::PacketPtr pkt = media::MakePacket();
-  bool open = false;           // a fragment is open in the store
-  bool skipping = false;       // dropping frames until the next keyframe
+  bool open = false;      // a fragment is open in the store
+  bool skipping = false;  // dropping frames until the next keyframe
   int64_t open_timecode = 0;
   uint64_t open_number = 0;
   for (;;) {
@@ -118,7 +124,7 @@ Status PushSession::Parse() {
       // A stream cut short mid-element reads as invalid data: what arrived
       // complete is kept and acknowledged above.
       SendErrorAck(AckError::kInvalidMkvData, next.status().message(), open_timecode,
-               open ? std::optional(open_number) : std::nullopt);
+                   open ? std::optional(open_number) : std::nullopt);
       return InvalidArgument(next.status().message(), "InvalidMkvData");
     }
     if (pkt->stream_index != video || pkt->size <= 0) continue;
@@ -133,21 +139,24 @@ Status PushSession::Parse() {
     if (frame.keyframe) {
       if (open)
         if (auto done = stream_->CompleteFragment()) AckFragment(*done);
-      int64_t producer_ts = options_.absolute_timecodes ? frame.pts_ms : producer_start + frame.pts_ms;
+      int64_t producer_ts =
+          options_.absolute_timecodes ? frame.pts_ms : producer_start + frame.pts_ms;
       open_timecode = frame.pts_ms;
       frame.packet = media::TakePacket(pkt.get());
-      open_number = stream_->BeginFragment(*codec, producer_ts, open_timecode, std::move(frame), now);
+      open_number =
+          stream_->BeginFragment(*codec, producer_ts, open_timecode, std::move(frame), now);
       open = true;
       skipping = false;
       continue;
     }
     if (!open || skipping) continue;  // nothing decodable before the first keyframe
-    if (stream_->OpenFragmentBytes() + static_cast<size_t>(pkt->size) > options_.max_fragment_bytes) {
+    if (stream_->OpenFragmentBytes() + static_cast<size_t>(pkt->size) >
+        options_.max_fragment_bytes) {
       if (auto done = stream_->CompleteFragment()) AckFragment(*done);
       SendErrorAck(AckError::kMaxFragmentSizeReached,
-               "fragment exceeds " + std::to_string(options_.max_fragment_bytes) +
-                   " bytes; frames are dropped until the next keyframe",
-               open_timecode, open_number);
+                   "fragment exceeds " + std::to_string(options_.max_fragment_bytes) +
+                       " bytes; frames are dropped until the next keyframe",
+                   open_timecode, open_number);
       open = false;
       skipping = true;
       continue;
@@ -170,7 +179,7 @@ void PushSession::AckFragment(const store::FragmentView& f) {
 }
 
 void PushSession::SendErrorAck(AckError id, const std::string& message, int64_t timecode,
-                           std::optional<uint64_t> number) {
+                               std::optional<uint64_t> number) {
   spdlog::warn("putMedia stream={} error={} {}", options_.stream, AckErrorName(id), message);
   if (!callbacks_.on_ack) return;
   nlohmann::json ack = {{"EventType", "ERROR"},

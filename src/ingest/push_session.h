@@ -71,13 +71,13 @@ class PushSession {
   uint64_t fragments() const { return fragments_.load(); }
 
  private:
-  PushSession(store::StreamStore& store, std::shared_ptr<store::Stream> stream,
-              PushOptions options, PushCallbacks callbacks);
+  PushSession(store::StreamStore& store, std::shared_ptr<store::Stream> stream, PushOptions options,
+              PushCallbacks callbacks);
   void Run();
   Status Parse();
   void AckFragment(const store::FragmentView& f);
   void SendErrorAck(AckError id, const std::string& message, int64_t timecode,
-                std::optional<uint64_t> number);
+                    std::optional<uint64_t> number);
 
   store::StreamStore& store_;
   std::shared_ptr<store::Stream> stream_;

@@ -1,11 +1,11 @@
 #include "ingest/push_session.h"
 
+#include <gtest/gtest.h>
+
 #include <future>
 #include <mutex>
-#include <random>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "ingest/demo_producer.h"
 #include "support/media_check.h"
@@ -31,15 +31,14 @@ PushOutcome Push(store::StreamStore& store, const std::string& stream, const std
   std::mutex mu;
   std::promise<Status> done;
   options.stream = stream;
-  auto session = PushSession::Start(
-      store, options,
-      {.on_ack =
-           [&](std::string ack) {
-             std::lock_guard lock(mu);
-             out.acks.push_back(nlohmann::json::parse(ack));
-           },
-       .on_space = nullptr,
-       .on_done = [&](Status s) { done.set_value(s); }});
+  auto session = PushSession::Start(store, options,
+                                    {.on_ack =
+                                         [&](std::string ack) {
+                                           std::lock_guard lock(mu);
+                                           out.acks.push_back(nlohmann::json::parse(ack));
+                                         },
+                                     .on_space = nullptr,
+                                     .on_done = [&](Status s) { done.set_value(s); }});
   EXPECT_TRUE(session.ok()) << session.status().ToString();
   if (!session.ok()) return out;
   std::mt19937 rng(42);
@@ -89,9 +88,9 @@ class PushSessionTest : public ::testing::Test {
 };
 
 TEST_F(PushSessionTest, H264WithoutBFramesOneFragmentPerGop) {
-  std::string clip = MakeClip(dir_.file("a.mkv"),
-                              {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "3",
-                               "-c:v", "libx264", "-g", "10", "-bf", "0", "-pix_fmt", "yuv420p"});
+  std::string clip = MakeClip(
+      dir_.file("a.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "3", "-c:v",
+                           "libx264", "-g", "10", "-bf", "0", "-pix_fmt", "yuv420p"});
   PushOutcome o = Push(store_, "cam", ReadFile(clip));
   EXPECT_TRUE(o.status.ok()) << o.status.ToString();
   ExpectFragmentsStartAtKeyframes(store_, "cam", 3, 30);
@@ -109,19 +108,19 @@ TEST_F(PushSessionTest, H264WithoutBFramesOneFragmentPerGop) {
 TEST_F(PushSessionTest, H264WithBFramesAndLongClusters) {
   // Clusters span several GOPs: fragments must still be cut at keyframes.
   std::string clip = MakeClip(
-      dir_.file("b.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "4",
-                           "-c:v", "libx264", "-g", "20", "-bf", "2", "-cluster_time_limit",
-                           "30000", "-cluster_size_limit", "50000000"});
+      dir_.file("b.mkv"),
+      {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "4", "-c:v", "libx264", "-g",
+       "20", "-bf", "2", "-cluster_time_limit", "30000", "-cluster_size_limit", "50000000"});
   PushOutcome o = Push(store_, "bframes", ReadFile(clip));
   EXPECT_TRUE(o.status.ok()) << o.status.ToString();
   ExpectFragmentsStartAtKeyframes(store_, "bframes", 2, 40);
 }
 
 TEST_F(PushSessionTest, H265) {
-  std::string clip = MakeClip(dir_.file("c.mkv"),
-                              {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "2",
-                               "-c:v", "libx265", "-x265-params", "keyint=10:min-keyint=10:log-level=error",
-                               "-pix_fmt", "yuv420p"});
+  std::string clip =
+      MakeClip(dir_.file("c.mkv"),
+               {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "2", "-c:v", "libx265",
+                "-x265-params", "keyint=10:min-keyint=10:log-level=error", "-pix_fmt", "yuv420p"});
   PushOutcome o = Push(store_, "hevc", ReadFile(clip));
   EXPECT_TRUE(o.status.ok()) << o.status.ToString();
   ExpectFragmentsStartAtKeyframes(store_, "hevc", 2, 20);
@@ -129,11 +128,13 @@ TEST_F(PushSessionTest, H265) {
 }
 
 TEST_F(PushSessionTest, AudioTrackFirstIsIgnored) {
-  std::string clip = MakeClip(
-      dir_.file("d.mkv"),
-      {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-f", "lavfi", "-i",
-       "sine=frequency=440:sample_rate=48000", "-t", "2", "-map", "1:a", "-map", "0:v", "-c:a",
-       "libopus", "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  std::string clip = MakeClip(dir_.file("d.mkv"),
+                              {"-f",   "lavfi",   "-i",   "testsrc2=size=320x240:rate=10",
+                               "-f",   "lavfi",   "-i",   "sine=frequency=440:sample_rate=48000",
+                               "-t",   "2",       "-map", "1:a",
+                               "-map", "0:v",     "-c:a", "libopus",
+                               "-c:v", "libx264", "-g",   "10",
+                               "-bf",  "0"});
   PushOutcome o = Push(store_, "av", ReadFile(clip));
   EXPECT_TRUE(o.status.ok()) << o.status.ToString();
   ExpectFragmentsStartAtKeyframes(store_, "av", 2, 20);
@@ -159,9 +160,9 @@ TEST_F(PushSessionTest, EmptyBody) {
 }
 
 TEST_F(PushSessionTest, TruncatedClipKeepsWhatArrived) {
-  std::string clip = MakeClip(dir_.file("e.mkv"),
-                              {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "3",
-                               "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  std::string clip =
+      MakeClip(dir_.file("e.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "3",
+                                    "-c:v", "libx264", "-g", "10", "-bf", "0"});
   std::string bytes = ReadFile(clip);
   PushOutcome o = Push(store_, "cut", bytes.substr(0, bytes.size() * 2 / 3));
   auto stream = store_.Find("cut");
@@ -174,9 +175,9 @@ TEST_F(PushSessionTest, TruncatedClipKeepsWhatArrived) {
 }
 
 TEST_F(PushSessionTest, OverLongFragmentIsRefusedAndTheNextOneKept) {
-  std::string clip = MakeClip(dir_.file("f.mkv"),
-                              {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "3",
-                               "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  std::string clip =
+      MakeClip(dir_.file("f.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "3",
+                                    "-c:v", "libx264", "-g", "10", "-bf", "0"});
   std::string bytes = ReadFile(clip);
   PushOptions options;
   options.max_fragment_bytes = 20'000;  // less than one 10-frame GOP of testsrc2
@@ -207,9 +208,9 @@ TEST_F(PushSessionTest, SecondProducerOnTheSameStreamIsRefused) {
 }
 
 TEST_F(PushSessionTest, ProducerTimestampsFollowTheHeaders) {
-  std::string clip = MakeClip(dir_.file("g.mkv"),
-                              {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "2",
-                               "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  std::string clip =
+      MakeClip(dir_.file("g.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "2",
+                                    "-c:v", "libx264", "-g", "10", "-bf", "0"});
   PushOptions options;
   options.producer_start_ms = 1'700'000'000'000;
   Push(store_, "ts", ReadFile(clip), options);

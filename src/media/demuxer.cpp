@@ -21,8 +21,8 @@ Result<std::unique_ptr<Demuxer>> Demuxer::Open(ReadFn read, const char* format_n
   if (format == nullptr) return Internal(std::string("demuxer not built in: ") + format_name);
   auto* buffer = static_cast<unsigned char*>(av_malloc(kIoBufferSize));
   if (buffer == nullptr) return Internal("out of memory");
-  d->io_ = avio_alloc_context(buffer, kIoBufferSize, 0, d.get(), &Demuxer::ReadThunk, nullptr,
-                              nullptr);
+  d->io_ =
+      avio_alloc_context(buffer, kIoBufferSize, 0, d.get(), &Demuxer::ReadThunk, nullptr, nullptr);
   if (d->io_ == nullptr) {
     av_free(buffer);
     return Internal("out of memory");

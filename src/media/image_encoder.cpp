@@ -42,11 +42,15 @@ bool IsFullRange(const AVFrame& f) {
 
 int SwsColorspace(AVColorSpace cs) {
   switch (cs) {
-    case AVCOL_SPC_BT709: return SWS_CS_ITU709;
+    case AVCOL_SPC_BT709:
+      return SWS_CS_ITU709;
     case AVCOL_SPC_BT2020_NCL:
-    case AVCOL_SPC_BT2020_CL: return SWS_CS_BT2020;
-    case AVCOL_SPC_SMPTE240M: return SWS_CS_SMPTE240M;
-    default: return SWS_CS_ITU601;
+    case AVCOL_SPC_BT2020_CL:
+      return SWS_CS_BT2020;
+    case AVCOL_SPC_SMPTE240M:
+      return SWS_CS_SMPTE240M;
+    default:
+      return SWS_CS_ITU601;
   }
 }
 
@@ -65,11 +69,20 @@ Status Convert(const AVFrame& src, AVPixelFormat dst_fmt, int w, int h, Planes* 
   // pass the range explicitly.
   AVPixelFormat plain_src = src_fmt;
   switch (src_fmt) {
-    case AV_PIX_FMT_YUVJ420P: plain_src = AV_PIX_FMT_YUV420P; break;
-    case AV_PIX_FMT_YUVJ422P: plain_src = AV_PIX_FMT_YUV422P; break;
-    case AV_PIX_FMT_YUVJ444P: plain_src = AV_PIX_FMT_YUV444P; break;
-    case AV_PIX_FMT_YUVJ440P: plain_src = AV_PIX_FMT_YUV440P; break;
-    default: break;
+    case AV_PIX_FMT_YUVJ420P:
+      plain_src = AV_PIX_FMT_YUV420P;
+      break;
+    case AV_PIX_FMT_YUVJ422P:
+      plain_src = AV_PIX_FMT_YUV422P;
+      break;
+    case AV_PIX_FMT_YUVJ444P:
+      plain_src = AV_PIX_FMT_YUV444P;
+      break;
+    case AV_PIX_FMT_YUVJ440P:
+      plain_src = AV_PIX_FMT_YUV440P;
+      break;
+    default:
+      break;
   }
   AVPixelFormat plain_dst = dst_fmt;
   // RGB output is full range; YUV output keeps the source's range (see ExpandToFullRange).
@@ -96,8 +109,7 @@ void ExpandToFullRange(Planes* yuv, int w, int h) {
     std::array<std::array<uint8_t, 256>, 2> t{};
     for (int v = 0; v < 256; ++v) {
       t[0][v] = static_cast<uint8_t>(std::clamp((v - 16) * 255.0 / 219.0 + 0.5, 0.0, 255.0));
-      t[1][v] = static_cast<uint8_t>(
-          std::clamp((v - 128) * 255.0 / 224.0 + 128.5, 0.0, 255.0));
+      t[1][v] = static_cast<uint8_t>(std::clamp((v - 128) * 255.0 / 224.0 + 128.5, 0.0, 255.0));
     }
     return t;
   }();
@@ -236,8 +248,10 @@ Result<EncodedImage> EncodeImage(const AVFrame& frame, const EncodeOptions& opti
   // Other matrices (BT.709, BT.2020) and chroma layouts go through RGB so that
   // colours stay true, and keep the source's chroma resolution.
   int subsampling = TJSAMP_420;
-  if (desc->log2_chroma_w == 0 && desc->log2_chroma_h == 0) subsampling = TJSAMP_444;
-  else if (desc->log2_chroma_w == 1 && desc->log2_chroma_h == 0) subsampling = TJSAMP_422;
+  if (desc->log2_chroma_w == 0 && desc->log2_chroma_h == 0)
+    subsampling = TJSAMP_444;
+  else if (desc->log2_chroma_w == 1 && desc->log2_chroma_h == 0)
+    subsampling = TJSAMP_422;
   Planes rgb;
   LF_RETURN_IF_ERROR(Convert(frame, AV_PIX_FMT_RGB24, w, h, &rgb));
   return CompressRgb(rgb.data[0], rgb.linesize[0], w, h, quality, subsampling);

@@ -4,12 +4,11 @@ extern "C" {
 #include <libavutil/imgutils.h>
 }
 
+#include <gtest/gtest.h>
 #include <turbojpeg.h>
 
 #include <cstring>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace lastframe::media {
 namespace {

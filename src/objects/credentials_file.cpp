@@ -7,9 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace lastframe::objects {
 namespace {
@@ -39,7 +38,8 @@ Result<Credentials> LoadOrCreateCredentials(const std::filesystem::path& path) {
     auto j = nlohmann::json::parse(ss.str(), nullptr, false);
     if (j.is_discarded() || !j.contains("access_key_id") || !j.contains("secret_access_key") ||
         !j["access_key_id"].is_string() || !j["secret_access_key"].is_string())
-      return InvalidArgument("credentials file " + path.string() + " is not valid JSON with "
+      return InvalidArgument("credentials file " + path.string() +
+                             " is not valid JSON with "
                              "access_key_id and secret_access_key");
     return Credentials{j["access_key_id"], Secret(j["secret_access_key"].get<std::string>()), ""};
   }

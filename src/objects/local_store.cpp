@@ -85,15 +85,19 @@ std::optional<std::string> HostOfUrl(const std::string& url) {
   return host;
 }
 
-Result<std::unique_ptr<LocalStore>> LocalStore::Open(LocalStoreOptions options, const Clock& clock) {
+Result<std::unique_ptr<LocalStore>> LocalStore::Open(LocalStoreOptions options,
+                                                     const Clock& clock) {
   if (!ValidBucketName(options.bucket))
     return InvalidArgument("bucket name '" + options.bucket +
                            "' is not a valid S3 bucket name (3-63 of a-z 0-9 . -)");
   auto host = HostOfUrl(options.public_url);
-  if (!host) return InvalidArgument("public URL must be http:// or https://: " + options.public_url);
+  if (!host)
+    return InvalidArgument("public URL must be http:// or https://: " + options.public_url);
   std::error_code ec;
   std::filesystem::create_directories(options.root / options.bucket, ec);
-  if (ec) return Status(Code::kUnavailable, "cannot create " + options.root.string() + ": " + ec.message());
+  if (ec)
+    return Status(Code::kUnavailable,
+                  "cannot create " + options.root.string() + ": " + ec.message());
   return std::unique_ptr<LocalStore>(new LocalStore(std::move(options), *host, clock));
 }
 
@@ -111,13 +115,15 @@ Status LocalStore::Put(const std::string& key, std::string_view bytes, const std
   std::filesystem::path path = PathOf(key);
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
-  if (ec) return Status(Code::kUnavailable, "cannot create a directory for the object: " + ec.message());
+  if (ec)
+    return Status(Code::kUnavailable, "cannot create a directory for the object: " + ec.message());
   // Atomic replace: readers see the old object or the new one, never a torn one.
   static std::atomic<uint64_t> counter{0};
   std::string tmp = path.string() + ".tmp-" + std::to_string(::getpid()) + "-" +
                     std::to_string(counter.fetch_add(1));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return Status(Code::kUnavailable, std::string("cannot write object: ") + strerror(errno));
+  if (fd < 0)
+    return Status(Code::kUnavailable, std::string("cannot write object: ") + strerror(errno));
   Status written = WriteAll(fd, bytes);
   ::close(fd);
   if (written.ok() && std::rename(tmp.c_str(), path.c_str()) != 0)

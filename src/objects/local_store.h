@@ -12,7 +12,7 @@ namespace lastframe::objects {
 struct LocalStoreOptions {
   std::filesystem::path root;  // objects live at root/<bucket>/<key>
   std::string bucket = "lastframe";
-  std::string public_url;      // "http://127.0.0.1:8080": base of the URLs handed out
+  std::string public_url;  // "http://127.0.0.1:8080": base of the URLs handed out
   std::string region = "us-east-1";
   Credentials credentials;
 };

@@ -1,8 +1,7 @@
 #include "objects/local_store.h"
 
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "objects/credentials_file.h"
 #include "support/temp_dir.h"
@@ -59,8 +58,9 @@ TEST_F(LocalStoreTest, PutPresignGet) {
 }
 
 TEST_F(LocalStoreTest, KeysNeverEscapeTheDirectory) {
-  const std::vector<std::string> keys = {"../escape.jpg", "a/../../b", "/abs", "a//b", "./a", "a/.", "",
-                                         "a\\..\\b", std::string("a\0b", 3)};
+  const std::vector<std::string> keys = {
+      "../escape.jpg", "a/../../b",           "/abs", "a//b", "./a", "a/.", "",
+      "a\\..\\b",      std::string("a\0b", 3)};
   for (const std::string& key : keys) {
     EXPECT_EQ(store_->Put(key, "x", "image/jpeg").reason(), "InvalidKey") << key;
     EXPECT_FALSE(store_->PresignGet(key, 600).ok());

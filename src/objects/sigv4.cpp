@@ -149,8 +149,8 @@ std::string CanonicalRequest::SignedHeaders() const {
 std::string CanonicalRequest::ToString() const {
   auto sorted = headers;
   std::sort(sorted.begin(), sorted.end());
-  std::string out = method + "\n" + UriEncode(path, false) + "\n" + CanonicalQueryString(query) +
-                    "\n";
+  std::string out =
+      method + "\n" + UriEncode(path, false) + "\n" + CanonicalQueryString(query) + "\n";
   for (const auto& [k, v] : sorted) out += k + ":" + v + "\n";
   out += "\n" + SignedHeaders() + "\n" + payload_hash;
   return out;
@@ -218,7 +218,8 @@ Status SigV4::VerifyPresigned(const std::string& method, const std::string& host
   if (*algorithm != kAlgorithm)
     return QueryError("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"");
   std::optional<int64_t> signed_at = ParseAmzDate(*date);
-  if (!signed_at) return QueryError("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"");
+  if (!signed_at)
+    return QueryError("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"");
   int64_t expires_s = -1;
   auto [end, ec] = std::from_chars(expires->data(), expires->data() + expires->size(), expires_s);
   if (ec != std::errc() || end != expires->data() + expires->size() || expires_s < 0)

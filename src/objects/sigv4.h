@@ -42,10 +42,10 @@ std::string CanonicalQueryString(const QueryParams& params);
 // The parts of a request that SigV4 signs.
 struct CanonicalRequest {
   std::string method;
-  std::string path;  // decoded, starting with '/'
-  QueryParams query;  // decoded, without X-Amz-Signature
+  std::string path;                                          // decoded, starting with '/'
+  QueryParams query;                                         // decoded, without X-Amz-Signature
   std::vector<std::pair<std::string, std::string>> headers;  // lower-case names, trimmed values
-  std::string payload_hash;  // hex SHA-256, or "UNSIGNED-PAYLOAD"
+  std::string payload_hash;                                  // hex SHA-256, or "UNSIGNED-PAYLOAD"
   // The canonical form: method, URI, query, headers, signed header list, hash.
   std::string ToString() const;
   std::string SignedHeaders() const;

@@ -20,7 +20,8 @@ std::string Param(const QueryParams& q, const std::string& key) {
 TEST(SigV4, AwsPublishedPresignedUrlExample) {
   ManualClock clock(kExampleTime);
   SigV4 signer(kExampleCredentials, "us-east-1", "s3", clock);
-  std::string query = signer.PresignQuery("GET", "examplebucket.s3.amazonaws.com", "/test.txt", 86400);
+  std::string query =
+      signer.PresignQuery("GET", "examplebucket.s3.amazonaws.com", "/test.txt", 86400);
   EXPECT_EQ(query,
             "X-Amz-Algorithm=AWS4-HMAC-SHA256"
             "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"

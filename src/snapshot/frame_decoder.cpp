@@ -44,7 +44,7 @@ Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, i
         return;
       }
       int64_t pts = frame->best_effort_timestamp != AV_NOPTS_VALUE ? frame->best_effort_timestamp
-                                                                  : frame->pts;
+                                                                   : frame->pts;
       if (!newest || pts >= newest_pts) {
         newest_pts = pts;
         newest = std::move(frame);

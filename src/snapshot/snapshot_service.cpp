@@ -1,8 +1,8 @@
 #include "snapshot/snapshot_service.h"
 
-#include <chrono>
-
 #include <spdlog/spdlog.h>
+
+#include <chrono>
 
 #include "snapshot/frame_decoder.h"
 
@@ -166,25 +166,24 @@ void SnapshotService::RenderAsync(const std::string& stream, SnapshotOptions opt
 
 void SnapshotService::PublishAsync(const std::string& stream, SnapshotOptions options,
                                    int64_t expires_s, PublishCallback done) {
-  Acquire(stream, options, true,
-          [this, expires_s, done = std::move(done)](Result<Rendered> r) {
-            if (!r.ok()) return done(r.status());
-            // Each caller gets its own signature and expiry: an HMAC, microseconds.
-            Result<std::string> url = objects_.PresignGet(r->object_key, expires_s);
-            if (!url.ok()) return done(url.status());
-            PublishedImage out;
-            out.image.format = r->image->format;
-            out.image.width = r->image->width;
-            out.image.height = r->image->height;
-            out.image.frame_timestamp_ms = r->image->frame_timestamp_ms;
-            out.image.fragment_number = r->image->fragment_number;
-            out.bytes = r->image->bytes.size();
-            out.key = r->object_key;
-            out.url = std::move(*url);
-            // The signature's date has whole seconds: so has the expiry.
-            out.expires_at_ms = clock_.NowMs() / 1000 * 1000 + expires_s * 1000;
-            done(std::move(out));
-          });
+  Acquire(stream, options, true, [this, expires_s, done = std::move(done)](Result<Rendered> r) {
+    if (!r.ok()) return done(r.status());
+    // Each caller gets its own signature and expiry: an HMAC, microseconds.
+    Result<std::string> url = objects_.PresignGet(r->object_key, expires_s);
+    if (!url.ok()) return done(url.status());
+    PublishedImage out;
+    out.image.format = r->image->format;
+    out.image.width = r->image->width;
+    out.image.height = r->image->height;
+    out.image.frame_timestamp_ms = r->image->frame_timestamp_ms;
+    out.image.fragment_number = r->image->fragment_number;
+    out.bytes = r->image->bytes.size();
+    out.key = r->object_key;
+    out.url = std::move(*url);
+    // The signature's date has whole seconds: so has the expiry.
+    out.expires_at_ms = clock_.NowMs() / 1000 * 1000 + expires_s * 1000;
+    done(std::move(out));
+  });
 }
 
 std::string SnapshotService::ObjectKey(const std::string& stream, const Image& image,
@@ -210,15 +209,14 @@ void SnapshotService::ScheduleCatchUp(const std::string& stream) {
     if (catching_up_.count(stream)) return;
     catching_up_[stream] = true;
   }
-  bool queued = workers_.queued() < workers_.threads() &&
-                workers_.TryPost([this, stream] {
-                  {
-                    std::lock_guard lock(mu_);
-                    catching_up_.erase(stream);
-                  }
-                  Result<store::FragmentView> f = source_.LatestFragment(stream);
-                  if (f.ok()) warm_.CatchUp(stream, *f);
-                });
+  bool queued = workers_.queued() < workers_.threads() && workers_.TryPost([this, stream] {
+    {
+      std::lock_guard lock(mu_);
+      catching_up_.erase(stream);
+    }
+    Result<store::FragmentView> f = source_.LatestFragment(stream);
+    if (f.ok()) warm_.CatchUp(stream, *f);
+  });
   if (!queued) {
     std::lock_guard lock(mu_);
     catching_up_.erase(stream);

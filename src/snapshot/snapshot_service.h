@@ -56,9 +56,9 @@ struct ServiceOptions {
 };
 
 struct SnapshotStats {
-  uint64_t renders = 0;    // decodes + encodes done
-  uint64_t cache_hits = 0; // answered from the cache (same frame, same options)
-  uint64_t coalesced = 0;  // joined a render already in progress
+  uint64_t renders = 0;     // decodes + encodes done
+  uint64_t cache_hits = 0;  // answered from the cache (same frame, same options)
+  uint64_t coalesced = 0;   // joined a render already in progress
   WarmDecoderStats warm;
 };
 
@@ -133,12 +133,12 @@ class SnapshotService {
   WarmDecoders warm_;
 
   mutable std::mutex mu_;
-  std::unordered_map<std::string, CacheEntry> cache_;             // guarded by mu_
-  std::list<std::string> lru_;                                    // front: most recent
-  size_t cache_bytes_ = 0;                                        // guarded by mu_
+  std::unordered_map<std::string, CacheEntry> cache_;               // guarded by mu_
+  std::list<std::string> lru_;                                      // front: most recent
+  size_t cache_bytes_ = 0;                                          // guarded by mu_
   std::unordered_map<std::string, std::vector<Waiter>> in_flight_;  // guarded by mu_
-  SnapshotStats stats_;                                           // guarded by mu_
-  std::unordered_map<std::string, bool> catching_up_;             // guarded by mu_
+  SnapshotStats stats_;                                             // guarded by mu_
+  std::unordered_map<std::string, bool> catching_up_;               // guarded by mu_
 };
 
 }  // namespace lastframe::snapshot

@@ -1,6 +1,6 @@
-#include <future>
-
 #include <gtest/gtest.h>
+
+#include <future>
 
 #include "core/worker_pool.h"
 #include "ingest/push_session.h"
@@ -23,8 +23,8 @@ using testing::TempDir;
 // Pushes a clip file into |store| as stream |name| and waits for the end.
 void PushFile(store::StreamStore& store, const std::string& name, const std::string& path) {
   std::promise<Status> done;
-  auto session = ingest::PushSession::Start(
-      store, {.stream = name}, {.on_done = [&](Status s) { done.set_value(s); }});
+  auto session = ingest::PushSession::Start(store, {.stream = name},
+                                            {.on_done = [&](Status s) { done.set_value(s); }});
   ASSERT_TRUE(session.ok());
   std::string bytes = ReadFile(path);
   for (size_t off = 0; off < bytes.size(); off += 4096) {
@@ -50,9 +50,12 @@ TEST_P(NewestFrame, MatchesFfmpegsDecodeOfTheLastFrame) {
   const Case& c = GetParam();
   TempDir dir;
   std::vector<std::string> args = {
-      "-f", "lavfi", "-i",
+      "-f",
+      "lavfi",
+      "-i",
       "testsrc2=size=" + std::to_string(c.width) + "x" + std::to_string(c.height) + ":rate=10",
-      "-t", "2.3"};
+      "-t",
+      "2.3"};
   args.insert(args.end(), c.encode.begin(), c.encode.end());
   std::string clip = MakeClip(dir.file("clip.mkv"), args);
   store::StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
@@ -89,24 +92,34 @@ INSTANTIATE_TEST_SUITE_P(
     Profiles, NewestFrame,
     ::testing::Values(
         Case{"h264", 320, 240, {"-c:v", "libx264", "-g", "10", "-bf", "0", "-pix_fmt", "yuv420p"}},
-        Case{"h264_bframes", 320, 240, {"-c:v", "libx264", "-g", "10", "-bf", "3", "-pix_fmt", "yuv420p"}},
+        Case{"h264_bframes",
+             320,
+             240,
+             {"-c:v", "libx264", "-g", "10", "-bf", "3", "-pix_fmt", "yuv420p"}},
         Case{"h264_10bit", 320, 240, {"-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv420p10le"}},
         Case{"h264_fullrange", 320, 240, {"-c:v", "libx264", "-g", "10", "-pix_fmt", "yuvj420p"}},
-        Case{"h264_odd_size_444", 321, 241,
+        Case{"h264_odd_size_444",
+             321,
+             241,
              {"-vf", "scale=321:241", "-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv444p"}},
-        Case{"h264_bt709", 320, 240,
+        Case{"h264_bt709",
+             320,
+             240,
              {"-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv420p", "-colorspace", "bt709",
               "-color_primaries", "bt709", "-color_trc", "bt709"}},
-        Case{"hevc", 320, 240,
-             {"-c:v", "libx265", "-x265-params", "keyint=10:log-level=error", "-pix_fmt", "yuv420p"}}),
+        Case{"hevc",
+             320,
+             240,
+             {"-c:v", "libx265", "-x265-params", "keyint=10:log-level=error", "-pix_fmt",
+              "yuv420p"}}),
     [](const auto& info) { return info.param.name; });
 
 class SnapshotServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string clip = MakeClip(dir_.file("clip.mkv"),
-                                {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "1",
-                                 "-c:v", "libx264", "-g", "10"});
+    std::string clip =
+        MakeClip(dir_.file("clip.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
+                                         "1", "-c:v", "libx264", "-g", "10"});
     PushFile(store_, "cam", clip);
     objects::LocalStoreOptions lo;
     lo.root = dir_.path() / "objects";
@@ -153,8 +166,8 @@ TEST_F(SnapshotServiceTest, PublishesToTheObjectStoreWithASignedUrl) {
   EXPECT_EQ(published->image.height, 60);
   // The URL is signed at a whole second: it expires 600 s after that second.
   EXPECT_EQ(published->expires_at_ms, 1'764'000'000'000 + 600'000);
-  EXPECT_EQ(published->key, "snapshots/cam/" + std::to_string(published->image.frame_timestamp_ms) +
-                                "_80x60.jpg");
+  EXPECT_EQ(published->key,
+            "snapshots/cam/" + std::to_string(published->image.frame_timestamp_ms) + "_80x60.jpg");
   auto stored = ReadFile((dir_.path() / "objects/lastframe" / published->key).string());
   EXPECT_EQ(stored.size(), published->bytes);
   EXPECT_EQ(DecodeJpeg(stored).width, 80);

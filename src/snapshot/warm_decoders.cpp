@@ -61,7 +61,7 @@ Status WarmDecoders::Feed(Warm& w, const store::FragmentView& fragment) {
       return media::AvError(rc, "decoding");
     while (avcodec_receive_frame(w.ctx.get(), frame.get()) == 0) {
       int64_t pts = frame->best_effort_timestamp != AV_NOPTS_VALUE ? frame->best_effort_timestamp
-                                                                  : frame->pts;
+                                                                   : frame->pts;
       if (!w.newest || pts >= w.newest_pts) {
         w.newest_pts = pts;
         w.newest = std::move(frame);
@@ -89,8 +89,7 @@ Result<bool> WarmDecoders::Advance(Warm& w, const store::FragmentView& fragment)
 }
 
 Result<media::FramePtr> WarmDecoders::Newest(const std::string& stream,
-                                             const store::FragmentView& fragment,
-                                             bool* catch_up) {
+                                             const store::FragmentView& fragment, bool* catch_up) {
   if (catch_up) *catch_up = false;
   if (!fragment.codec || fragment.frames.empty())
     return NotFound("the fragment holds no frame", "NoFrame");
@@ -115,9 +114,12 @@ Result<media::FramePtr> WarmDecoders::Newest(const std::string& stream,
   }
   {
     std::lock_guard stats_lock(mu_);
-    if (w.reorders) ++stats_.fallbacks;
-    else if (warm_hit) ++stats_.warm_hits;
-    else ++stats_.resets;
+    if (w.reorders)
+      ++stats_.fallbacks;
+    else if (warm_hit)
+      ++stats_.warm_hits;
+    else
+      ++stats_.resets;
   }
   if (w.reorders) return DecodeNewestFrame(fragment);
   if (!w.newest) return Status(Code::kMediaError, "no frame of the fragment could be decoded");

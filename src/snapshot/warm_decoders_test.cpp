@@ -1,8 +1,8 @@
 #include "snapshot/warm_decoders.h"
 
-#include <future>
-
 #include <gtest/gtest.h>
+
+#include <future>
 
 #include "ingest/push_session.h"
 #include "snapshot/frame_decoder.h"
@@ -49,8 +49,8 @@ bool SamePicture(const AVFrame& a, const AVFrame& b) {
   return true;
 }
 
-const std::vector<std::string> kLowDelay = {"-c:v", "libx264", "-g", "10", "-bf", "0",
-                                            "-tune", "zerolatency"};
+const std::vector<std::string> kLowDelay = {"-c:v", "libx264", "-g",    "10",
+                                            "-bf",  "0",       "-tune", "zerolatency"};
 
 TEST(WarmDecoders, FollowsNewFramesWithoutRedecodingTheGop) {
   auto fragments = Fragments(kLowDelay);

@@ -27,14 +27,15 @@ void Stream::ReleaseWriter(const std::string& error) {
 uint64_t Stream::BeginFragment(media::SharedCodecParameters codec, int64_t producer_ts_ms,
                                int64_t timecode_ms, Frame first, int64_t arrival_ms) {
   uint64_t number = store_->NextFragmentNumber();
-  InsertFragment(number, std::move(codec), producer_ts_ms, timecode_ms, std::move(first), arrival_ms);
+  InsertFragment(number, std::move(codec), producer_ts_ms, timecode_ms, std::move(first),
+                 arrival_ms);
   store_->NotifyFrame(name_);
   return number;
 }
 
 void Stream::InsertFragment(uint64_t number, media::SharedCodecParameters codec,
-                         int64_t producer_ts_ms, int64_t timecode_ms, Frame first,
-                         int64_t arrival_ms) {
+                            int64_t producer_ts_ms, int64_t timecode_ms, Frame first,
+                            int64_t arrival_ms) {
   const StoreOptions& opt = store_->options();
   std::lock_guard lock(mu_);
   if (!fragments_.empty()) fragments_.back().view.complete = true;

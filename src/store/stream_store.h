@@ -18,9 +18,9 @@
 namespace lastframe::store {
 
 struct StoreOptions {
-  int64_t retention_ms = 60'000;                 // fragments older than this are dropped
+  int64_t retention_ms = 60'000;                   // fragments older than this are dropped
   size_t max_bytes_per_stream = 64 * 1024 * 1024;  // oldest fragments go first past this
-  int64_t live_window_ms = 10'000;               // a stream is "live" if a frame came this recently
+  int64_t live_window_ms = 10'000;  // a stream is "live" if a frame came this recently
 };
 
 // What GET /v1/streams shows of one stream.
@@ -75,7 +75,7 @@ class Stream {
 
  private:
   void InsertFragment(uint64_t number, media::SharedCodecParameters codec, int64_t producer_ts_ms,
-                   int64_t timecode_ms, Frame first, int64_t arrival_ms);
+                      int64_t timecode_ms, Frame first, int64_t arrival_ms);
   bool InsertFrame(Frame frame, int64_t arrival_ms);
 
   struct StoredFragment {

@@ -60,8 +60,8 @@ TEST(StreamStore, LatestIncludesTheFragmentStillArriving) {
   auto s = store.Open("cam");
   int64_t pts = 0;
   PushGops(*s, clock, 2, 10, &pts);
-  uint64_t open = s->BeginFragment(H264Params(640, 480), 0, pts, MakeTestFrame(pts, true),
-                                   clock.NowMs());
+  uint64_t open =
+      s->BeginFragment(H264Params(640, 480), 0, pts, MakeTestFrame(pts, true), clock.NowMs());
   ASSERT_TRUE(s->Append(MakeTestFrame(pts + 200, false), clock.NowMs()));
   auto latest = store.LatestFragment("cam");
   ASSERT_TRUE(latest.ok());

@@ -78,27 +78,50 @@ TEST_F(BadInputTest, TruncatedClipKeepsItsWholeFragments) {
 TEST_F(BadInputTest, PutMediaHeadersAndBodyAreValidated) {
   std::string clip = ReadFile(clip_);
   ExpectError(HttpRequest(port(), "POST", "/putMedia", clip), 400, "MissingParameter");
-  ExpectError(HttpRequest(port(), "POST", "/putMedia", clip, {{"x-amzn-stream-name", "a/b"}}),
-              400, "InvalidStreamName");
+  ExpectError(HttpRequest(port(), "POST", "/putMedia", clip, {{"x-amzn-stream-name", "a/b"}}), 400,
+              "InvalidStreamName");
   ExpectError(HttpRequest(port(), "POST", "/putMedia", clip,
                           {{"x-amzn-stream-name", std::string(257, 'x')}}),
               400, "InvalidStreamName");
   ExpectError(HttpRequest(port(), "POST", "/putMedia", "", {{"x-amzn-stream-name", "e"}}), 400,
               "EmptyBody");
-  ExpectError(HttpRequest(port(), "POST", "/putMedia", clip,
-                          {{"x-amzn-stream-name", "t"}, {"x-amzn-fragment-timecode-type", "SOMETIMES"}}),
-              400, "InvalidArgument");
-  ExpectError(HttpRequest(port(), "POST", "/putMedia", clip,
-                          {{"x-amzn-stream-name", "t"}, {"x-amzn-producer-start-timestamp", "soon"}}),
-              400, "InvalidArgument");
+  ExpectError(
+      HttpRequest(port(), "POST", "/putMedia", clip,
+                  {{"x-amzn-stream-name", "t"}, {"x-amzn-fragment-timecode-type", "SOMETIMES"}}),
+      400, "InvalidArgument");
+  ExpectError(
+      HttpRequest(port(), "POST", "/putMedia", clip,
+                  {{"x-amzn-stream-name", "t"}, {"x-amzn-producer-start-timestamp", "soon"}}),
+      400, "InvalidArgument");
   ExpectError(HttpGet(port(), "/putMedia"), 405, "MethodNotAllowed");
 }
 
 TEST_F(BadInputTest, SecondProducerOnALiveStreamIsRefused) {
-  Process producer({"ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-                    "testsrc2=size=160x120:rate=10", "-t", "30", "-c:v", "libx264", "-g", "10",
-                    "-f", "matroska", "-live", "1", "-method", "POST", "-chunked_post", "1",
-                    "-headers", "x-amzn-stream-name: busy\r\n",
+  Process producer({"ffmpeg",
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-re",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=160x120:rate=10",
+                    "-t",
+                    "30",
+                    "-c:v",
+                    "libx264",
+                    "-g",
+                    "10",
+                    "-f",
+                    "matroska",
+                    "-live",
+                    "1",
+                    "-method",
+                    "POST",
+                    "-chunked_post",
+                    "1",
+                    "-headers",
+                    "x-amzn-stream-name: busy\r\n",
                     "http://127.0.0.1:" + std::to_string(port()) + "/putMedia"});
   ASSERT_TRUE(Eventually([&] {
     HttpResult r = HttpGet(port(), "/v1/streams/busy");
@@ -110,15 +133,16 @@ TEST_F(BadInputTest, SecondProducerOnALiveStreamIsRefused) {
 }
 
 TEST_F(BadInputTest, HugeHeaderAndGarbageRequests) {
-  std::string huge = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(64 * 1024, 'a') +
-                     "\r\n\r\n";
+  std::string huge =
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(64 * 1024, 'a') + "\r\n\r\n";
   std::string reply = RawExchange(port(), huge);
   EXPECT_EQ(reply.rfind("HTTP/1.1 431", 0), 0u) << reply.substr(0, 200);
   EXPECT_NE(reply.find("RequestHeaderFieldsTooLarge"), std::string::npos);
   reply = RawExchange(port(), "NOT AN HTTP REQUEST\r\n\r\n");
   EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
-  reply = RawExchange(port(), "POST /putMedia HTTP/1.1\r\nHost: x\r\nx-amzn-stream-name: chunky\r\n"
-                              "Transfer-Encoding: chunked\r\n\r\nZZZ\r\nnot a chunk\r\n");
+  reply = RawExchange(port(),
+                      "POST /putMedia HTTP/1.1\r\nHost: x\r\nx-amzn-stream-name: chunky\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\nZZZ\r\nnot a chunk\r\n");
   EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;  // accepted, then the stream breaks
   EXPECT_TRUE(Eventually([&] {
     return JsonOf(HttpGet(port(), "/v1/streams/chunky"))["producer_connected"] == false;
@@ -129,8 +153,8 @@ TEST_F(BadInputTest, HugeHeaderAndGarbageRequests) {
 
 TEST_F(BadInputTest, SnapshotParametersAreValidated) {
   for (const char* q : {"quality=0", "quality=101", "quality=abc", "quality=8x", "width=0",
-                        "width=99999", "height=-5", "expires=0", "expires=604801",
-                        "format=gif", "redirect=maybe", "mode=oldest", "quality=80&quality=90", "a=%zz"}) {
+                        "width=99999", "height=-5", "expires=0", "expires=604801", "format=gif",
+                        "redirect=maybe", "mode=oldest", "quality=80&quality=90", "a=%zz"}) {
     HttpResult r = HttpGet(port(), std::string("/v1/streams/good/snapshot?") + q);
     ExpectError(r, 400, "InvalidArgument");
   }
@@ -187,7 +211,8 @@ TEST_F(BadInputTest, KeysCannotEscapeTheDataDirectory) {
     EXPECT_EQ(reply.find("do not serve"), std::string::npos);
   }
   // Even correctly signed, a traversal key is refused before any file is opened.
-  HttpResult signed_traversal = HttpGet(port(), SignedTarget("/lastframe/x/../../../secret.txt", now, 60));
+  HttpResult signed_traversal =
+      HttpGet(port(), SignedTarget("/lastframe/x/../../../secret.txt", now, 60));
   EXPECT_EQ(signed_traversal.status, 400);
   EXPECT_EQ(signed_traversal.body.find("do not serve"), std::string::npos);
   HttpResult other_bucket = HttpGet(port(), SignedTarget("/otherbucket/k.jpg", now, 60));

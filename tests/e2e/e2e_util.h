@@ -1,14 +1,14 @@
 #pragma once
 
-#include <chrono>
+#include <gtest/gtest.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "support/http_client.h"
 #include "support/media_check.h"

@@ -65,8 +65,7 @@ TEST_P(PushedClips, OneFragmentPerKeyframeBothWays) {
   EXPECT_EQ(HttpGet(server.port(), "/v1/streams/chunked/snapshot").status, 200);
 }
 
-const std::vector<std::string> kTestSource = {"-f", "lavfi", "-i",
-                                              "testsrc2=size=320x240:rate=10"};
+const std::vector<std::string> kTestSource = {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10"};
 
 std::vector<std::string> With(std::vector<std::string> extra) {
   std::vector<std::string> args = kTestSource;
@@ -78,14 +77,17 @@ INSTANTIATE_TEST_SUITE_P(
     Codecs, PushedClips,
     ::testing::Values(
         ClipCase{"h264", With({"-t", "3", "-c:v", "libx264", "-g", "10", "-bf", "0"})},
-        ClipCase{"h264_bframes",
-                 With({"-t", "4", "-c:v", "libx264", "-g", "12", "-bf", "3", "-sc_threshold", "0"})},
+        ClipCase{"h264_bframes", With({"-t", "4", "-c:v", "libx264", "-g", "12", "-bf", "3",
+                                       "-sc_threshold", "0"})},
         ClipCase{"h265", With({"-t", "3", "-c:v", "libx265", "-x265-params",
                                "keyint=10:min-keyint=10:scenecut=0:log-level=error"})},
         ClipCase{"audio_track_first",
-                 {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-f", "lavfi", "-i",
-                  "sine=frequency=440:sample_rate=48000", "-t", "3", "-map", "1:a", "-map", "0:v",
-                  "-c:a", "libopus", "-c:v", "libx264", "-g", "10", "-bf", "0"}}),
+                 {"-f",   "lavfi",   "-i",   "testsrc2=size=320x240:rate=10",
+                  "-f",   "lavfi",   "-i",   "sine=frequency=440:sample_rate=48000",
+                  "-t",   "3",       "-map", "1:a",
+                  "-map", "0:v",     "-c:a", "libopus",
+                  "-c:v", "libx264", "-g",   "10",
+                  "-bf",  "0"}}),
     [](const auto& info) { return info.param.name; });
 
 }  // namespace

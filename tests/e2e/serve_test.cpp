@@ -95,9 +95,9 @@ TEST_F(ServeTest, RecipeShapedSnapshot) {
 
 TEST_F(ServeTest, FfmpegChunkedPushOfH264AndH265) {
   std::string h264 = TestClip(dir_, "a.mkv", 320, 240, 10, 3, 10);
-  std::string h265 = MakeClip(dir_.file("b.mkv"),
-                              {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "2",
-                               "-c:v", "libx265", "-x265-params", "keyint=10:log-level=error"});
+  std::string h265 = MakeClip(
+      dir_.file("b.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "2", "-c:v",
+                           "libx265", "-x265-params", "keyint=10:log-level=error"});
   ASSERT_EQ(PushWithFfmpeg(port(), "avc", h264), 0);
   ASSERT_EQ(PushWithFfmpeg(port(), "hevc", h265), 0);
   // ffmpeg returns once its bytes are sent; the server parses them in its own time.
@@ -121,11 +121,39 @@ TEST_F(ServeTest, FfmpegChunkedPushOfH264AndH265) {
 
 TEST_F(ServeTest, LivePushSnapshotsShowNewerFrames) {
   // A camera-style live producer: real time, ten frames a second, a keyframe a second.
-  Process producer({"ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-                    "testsrc2=size=320x240:rate=10", "-t", "30", "-c:v", "libx264", "-g", "10",
-                    "-bf", "0", "-tune", "zerolatency", "-f", "matroska", "-live", "1",
-                    "-cluster_time_limit", "200", "-flush_packets", "1", "-method", "POST",
-                    "-chunked_post", "1", "-headers", "x-amzn-stream-name: live\r\n",
+  Process producer({"ffmpeg",
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-re",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=320x240:rate=10",
+                    "-t",
+                    "30",
+                    "-c:v",
+                    "libx264",
+                    "-g",
+                    "10",
+                    "-bf",
+                    "0",
+                    "-tune",
+                    "zerolatency",
+                    "-f",
+                    "matroska",
+                    "-live",
+                    "1",
+                    "-cluster_time_limit",
+                    "200",
+                    "-flush_packets",
+                    "1",
+                    "-method",
+                    "POST",
+                    "-chunked_post",
+                    "1",
+                    "-headers",
+                    "x-amzn-stream-name: live\r\n",
                     "http://127.0.0.1:" + std::to_string(port()) + "/putMedia"});
   json first;
   ASSERT_TRUE(Eventually([&] {
@@ -141,7 +169,8 @@ TEST_F(ServeTest, LivePushSnapshotsShowNewerFrames) {
     if (r.status != 200) return false;
     second = JsonOf(r);
     return second["frame_timestamp_ms"] > first["frame_timestamp_ms"];
-  })) << "no newer frame than " << first.dump();
+  })) << "no newer frame than "
+      << first.dump();
   // A low-delay stream keeps its decoder warm: a look at a newer frame of the
   // same fragment feeds it only the new frames, no keyframe-to-end decode.
   EXPECT_TRUE(Eventually([&] {
@@ -157,7 +186,8 @@ TEST_F(ServeTest, LivePushSnapshotsShowNewerFrames) {
   producer.Signal(SIGKILL);
   producer.Wait();
   // The producer vanished; its stream stays and the server stays healthy.
-  EXPECT_TRUE(Eventually([&] { return StreamInfo(port(), "live")["producer_connected"] == false; }));
+  EXPECT_TRUE(
+      Eventually([&] { return StreamInfo(port(), "live")["producer_connected"] == false; }));
   EXPECT_EQ(HttpGet(port(), "/healthz").status, 200);
   EXPECT_EQ(HttpGet(port(), "/v1/streams/live/snapshot").status, 200);
 }

@@ -1,16 +1,15 @@
 #include "support/http_client.h"
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <algorithm>
 #include <cctype>
-
-#include <gtest/gtest.h>
 
 namespace lastframe::testing {
 

@@ -1,11 +1,10 @@
 #include "support/media_check.h"
 
+#include <gtest/gtest.h>
 #include <turbojpeg.h>
 
 #include <cmath>
 #include <limits>
-
-#include <gtest/gtest.h>
 
 #include "support/process.h"
 #include "support/temp_dir.h"

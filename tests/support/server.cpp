@@ -15,15 +15,14 @@ std::string LastframeBinary() {
 
 LastframeServer::LastframeServer(const std::string& data_dir,
                                  const std::vector<std::string>& extra_args) {
-  std::vector<std::string> argv = {LastframeBinary(), "serve", "--listen", "127.0.0.1:0",
-                                   "--data-dir", data_dir};
+  std::vector<std::string> argv = {LastframeBinary(), "serve",      "--listen",
+                                   "127.0.0.1:0",     "--data-dir", data_dir};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(argv);
   // The server prints its bound address once it accepts connections.
   const std::string marker = "listening on http://127.0.0.1:";
   std::string line = process_->WaitForLine(marker, std::chrono::seconds(30));
-  if (line.empty())
-    throw std::runtime_error("lastframe did not start:\n" + process_->Output());
+  if (line.empty()) throw std::runtime_error("lastframe did not start:\n" + process_->Output());
   size_t at = line.find(marker) + marker.size();
   port_ = static_cast<uint16_t>(std::stoi(line.substr(at)));
 }
