@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds lastframe twice, a normal build and an ASan+UBSan build, and runs
-# every unit and end-to-end test in each. Installs what it needs first.
+# Builds lastframe three times, a normal build, an ASan+UBSan build and a
+# TSan build, and runs every unit and end-to-end test in each. Installs what
+# it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +25,8 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DLASTFRAME_SANITIZE=ON -DLASTFRAME_BENCHMARKS=OFF
+
+# Threads: the I/O strands, producer threads, worker pool, warm decoders and
+# caches all meet in the end-to-end tests, whose server is instrumented too.
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+run_suite build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLASTFRAME_SANITIZE_THREAD=ON -DLASTFRAME_BENCHMARKS=OFF
