@@ -131,6 +131,20 @@ TEST(StreamStore, OneWriterAtATime) {
   EXPECT_TRUE(s->AcquireWriter());
 }
 
+TEST(StreamStore, ObserverHearsEveryStoredFrame) {
+  ManualClock clock(1'700'000'000'000);
+  StreamStore store(clock, {});
+  std::vector<std::string> heard;
+  store.SetFrameObserver([&](const std::string& s) { heard.push_back(s); });
+  auto s = store.Open("cam");
+  int64_t pts = 0;
+  PushGops(*s, clock, 2, 3, &pts);  // 2 fragments x 3 frames
+  EXPECT_EQ(heard, std::vector<std::string>(6, "cam"));
+  s->CompleteFragment();
+  EXPECT_FALSE(s->Append(MakeTestFrame(pts, false), clock.NowMs()));
+  EXPECT_EQ(heard.size(), 6u);  // a refused frame is not announced
+}
+
 TEST(StreamStore, InfoDescribesTheStream) {
   ManualClock clock(1'700'000'000'000);
   StreamStore store(clock, {});
