@@ -2,6 +2,18 @@
 
 namespace lastframe::snapshot {
 
+void KeepIfNewer(media::FramePtr* frame, media::FramePtr* newest, int64_t* newest_pts) {
+  AVFrame* f = frame->get();
+  int64_t pts = f->best_effort_timestamp != AV_NOPTS_VALUE ? f->best_effort_timestamp : f->pts;
+  if (!*newest || pts >= *newest_pts) {
+    *newest_pts = pts;
+    *newest = std::move(*frame);
+    *frame = media::MakeFrame();
+  } else {
+    av_frame_unref(f);
+  }
+}
+
 bool WorthFrameThreads(const store::FragmentView& fragment, size_t first) {
   // Frame threads pay off only on long runs of large frames: for a short run
   // their start-up and pipeline delay cost more than they save.
@@ -43,15 +55,7 @@ Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, i
         last_error = media::AvError(rc, "decoding");
         return;
       }
-      int64_t pts = frame->best_effort_timestamp != AV_NOPTS_VALUE ? frame->best_effort_timestamp
-                                                                   : frame->pts;
-      if (!newest || pts >= newest_pts) {
-        newest_pts = pts;
-        newest = std::move(frame);
-        frame = media::MakeFrame();
-      } else {
-        av_frame_unref(frame.get());
-      }
+      KeepIfNewer(&frame, &newest, &newest_pts);
     }
   };
   for (const store::Frame& f : fragment.frames) {

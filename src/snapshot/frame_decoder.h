@@ -13,6 +13,11 @@ namespace lastframe::snapshot {
 // amount of work: one thread for short or small fragments, FFmpeg's choice else.
 Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, int threads = 0);
 
+// Keeps the decoded |*frame| as |*newest| when it is presented at or after
+// |*newest_pts| (decoders give frames in presentation order, but a frame can
+// repeat a timestamp); |*frame| is left blank, ready for the next decode.
+void KeepIfNewer(media::FramePtr* frame, media::FramePtr* newest, int64_t* newest_pts);
+
 // Whether decoding |fragment|'s frames from |first| on is long enough for
 // frame threads to pay off (more than eight 1080p frames' worth of pixels).
 bool WorthFrameThreads(const store::FragmentView& fragment, size_t first = 0);

@@ -60,15 +60,7 @@ Status WarmDecoders::Feed(Warm& w, const store::FragmentView& fragment) {
     if (rc < 0 && rc != AVERROR(EAGAIN) && rc != AVERROR_INVALIDDATA)
       return media::AvError(rc, "decoding");
     while (avcodec_receive_frame(w.ctx.get(), frame.get()) == 0) {
-      int64_t pts = frame->best_effort_timestamp != AV_NOPTS_VALUE ? frame->best_effort_timestamp
-                                                                   : frame->pts;
-      if (!w.newest || pts >= w.newest_pts) {
-        w.newest_pts = pts;
-        w.newest = std::move(frame);
-        frame = media::MakeFrame();
-      } else {
-        av_frame_unref(frame.get());
-      }
+      KeepIfNewer(&frame, &w.newest, &w.newest_pts);
     }
   }
   // A decoder that reorders keeps the newest frames inside until it is

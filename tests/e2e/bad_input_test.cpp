@@ -97,32 +97,7 @@ TEST_F(BadInputTest, PutMediaHeadersAndBodyAreValidated) {
 }
 
 TEST_F(BadInputTest, SecondProducerOnALiveStreamIsRefused) {
-  Process producer({"ffmpeg",
-                    "-hide_banner",
-                    "-loglevel",
-                    "error",
-                    "-re",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "testsrc2=size=160x120:rate=10",
-                    "-t",
-                    "30",
-                    "-c:v",
-                    "libx264",
-                    "-g",
-                    "10",
-                    "-f",
-                    "matroska",
-                    "-live",
-                    "1",
-                    "-method",
-                    "POST",
-                    "-chunked_post",
-                    "1",
-                    "-headers",
-                    "x-amzn-stream-name: busy\r\n",
-                    "http://127.0.0.1:" + std::to_string(port()) + "/putMedia"});
+  Process producer(LiveProducer(port(), "busy", "160x120"));
   ASSERT_TRUE(Eventually([&] {
     HttpResult r = HttpGet(port(), "/v1/streams/busy");
     return r.status == 200 && JsonOf(r)["producer_connected"] == true;

@@ -74,6 +74,46 @@ inline HttpResult PushOneShot(uint16_t port, const std::string& stream, const st
   return HttpRequest(port, "POST", "/putMedia", bytes, {{"x-amzn-stream-name", stream}});
 }
 
+// The argv of a live camera-style producer: ffmpeg pushing testsrc2 of |size|
+// in real time (10 fps, a keyframe a second, low delay) for up to 30 s.
+inline std::vector<std::string> LiveProducer(uint16_t port, const std::string& stream,
+                                             const std::string& size) {
+  return {"ffmpeg",
+          "-hide_banner",
+          "-loglevel",
+          "error",
+          "-re",
+          "-f",
+          "lavfi",
+          "-i",
+          "testsrc2=size=" + size + ":rate=10",
+          "-t",
+          "30",
+          "-c:v",
+          "libx264",
+          "-g",
+          "10",
+          "-bf",
+          "0",
+          "-tune",
+          "zerolatency",
+          "-f",
+          "matroska",
+          "-live",
+          "1",
+          "-cluster_time_limit",
+          "200",
+          "-flush_packets",
+          "1",
+          "-method",
+          "POST",
+          "-chunked_post",
+          "1",
+          "-headers",
+          "x-amzn-stream-name: " + stream + "\r\n",
+          "http://127.0.0.1:" + std::to_string(port) + "/putMedia"};
+}
+
 // Pushes a file with the ffmpeg CLI, chunked, as a live producer does (without -re).
 inline int PushWithFfmpeg(uint16_t port, const std::string& stream, const std::string& clip) {
   std::string out;

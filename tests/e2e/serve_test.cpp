@@ -121,40 +121,7 @@ TEST_F(ServeTest, FfmpegChunkedPushOfH264AndH265) {
 
 TEST_F(ServeTest, LivePushSnapshotsShowNewerFrames) {
   // A camera-style live producer: real time, ten frames a second, a keyframe a second.
-  Process producer({"ffmpeg",
-                    "-hide_banner",
-                    "-loglevel",
-                    "error",
-                    "-re",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    "testsrc2=size=320x240:rate=10",
-                    "-t",
-                    "30",
-                    "-c:v",
-                    "libx264",
-                    "-g",
-                    "10",
-                    "-bf",
-                    "0",
-                    "-tune",
-                    "zerolatency",
-                    "-f",
-                    "matroska",
-                    "-live",
-                    "1",
-                    "-cluster_time_limit",
-                    "200",
-                    "-flush_packets",
-                    "1",
-                    "-method",
-                    "POST",
-                    "-chunked_post",
-                    "1",
-                    "-headers",
-                    "x-amzn-stream-name: live\r\n",
-                    "http://127.0.0.1:" + std::to_string(port()) + "/putMedia"});
+  Process producer(LiveProducer(port(), "live", "320x240"));
   json first;
   ASSERT_TRUE(Eventually([&] {
     HttpResult r = HttpGet(port(), "/v1/streams/live/snapshot");
