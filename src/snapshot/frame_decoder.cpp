@@ -1,5 +1,8 @@
 #include "snapshot/frame_decoder.h"
 
+#include <algorithm>
+#include <thread>
+
 namespace lastframe::snapshot {
 
 void KeepIfNewer(media::FramePtr* frame, media::FramePtr* newest, int64_t* newest_pts) {
@@ -35,7 +38,10 @@ Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, i
   int err = avcodec_parameters_to_context(ctx.get(), fragment.codec.get());
   if (err < 0) return media::AvError(err, "configuring the decoder");
   ctx->pkt_timebase = {1, 1000};
-  if (threads == 0) threads = WorthFrameThreads(fragment) ? 0 : 1;
+  if (threads == 0)
+    threads = WorthFrameThreads(fragment)
+                  ? static_cast<int>(std::max(2u, std::thread::hardware_concurrency()))
+                  : 1;
   ctx->thread_count = threads;
   ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
   if ((err = avcodec_open2(ctx.get(), codec, nullptr)) < 0)

@@ -46,15 +46,14 @@ Result<Image> SnapshotService::RenderFragment(const std::string& stream,
                                               const store::FragmentView& fragment,
                                               const SnapshotOptions& options) {
   auto t0 = std::chrono::steady_clock::now();
+  bool catch_up = false;
   Result<media::FramePtr> frame = Status(Code::kInternal, "unset");
   if (options.keyframe_only) {
     store::FragmentView keyframe = fragment;
     keyframe.frames.resize(1);
     frame = DecodeNewestFrame(keyframe, 1);
   } else {
-    bool catch_up = false;
     frame = warm_.Newest(stream, fragment, &catch_up);
-    if (catch_up) ScheduleCatchUp(stream);
   }
   if (!frame.ok()) return frame.status();
   const AVFrame& f = **frame;
@@ -76,6 +75,8 @@ Result<Image> SnapshotService::RenderFragment(const std::string& stream,
   image.fragment_number = fragment.number;
   int64_t first_pts = fragment.frames.front().pts_ms;
   image.frame_timestamp_ms = fragment.producer_ts_ms + (f.pts - first_pts);
+  // After the encode, not before: the catch-up must not compete with this look.
+  if (catch_up) ScheduleCatchUp(stream);
   return image;
 }
 
