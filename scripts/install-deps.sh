@@ -11,9 +11,9 @@ packages=(
   # libraries
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libturbojpeg0-dev libboost-dev libssl-dev nlohmann-json3-dev
-  libcli11-dev libspdlog-dev libfmt-dev
-  # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl
+  libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev
+  # tests and benchmarks: real S3 clients (awscli v2, boto3) and a real producer
+  libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl awscli python3-boto3
 )
 
 if [ "${1:-}" = "--bench" ]; then

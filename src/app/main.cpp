@@ -18,7 +18,9 @@
 #include "ingest/demo_producer.h"
 #include "media/ffmpeg.h"
 #include "objects/credentials_file.h"
+#include "objects/aws_config.h"
 #include "objects/local_store.h"
+#include "objects/s3_store.h"
 #include "snapshot/snapshot_service.h"
 #include "store/stream_store.h"
 
@@ -36,6 +38,18 @@ struct ServeConfig {
   std::string access_key;
   std::string secret_key;
   std::string bucket = "lastframe";
+  int64_t objects_max_age_s = 0;
+  uint64_t objects_max_bytes = 4ull << 30;
+  uint64_t max_object_bytes = 64ull << 20;
+  std::string store = "local";
+  std::string s3_endpoint;
+  std::string s3_region;
+  std::string s3_addressing = "auto";
+  std::string s3_access_key;
+  std::string s3_secret_key;
+  std::string s3_session_token;
+  std::string aws_profile;
+  double s3_timeout_s = 12;
   size_t io_threads = 0;
   size_t workers = 0;
   size_t max_queued = 0;
@@ -56,6 +70,13 @@ class DeferredApplication final : public http::Application {
   std::variant<std::unique_ptr<http::UploadSink>, http::Response> StartUpload(
       const http::Request& r, http::UploadEvents events) override {
     return app_->StartUpload(r, std::move(events));
+  }
+  std::optional<http::Response> Admit(const http::Request& r) override { return app_->Admit(r); }
+  std::optional<uint64_t> BodyLimit(const http::Request& r) const override {
+    return app_->BodyLimit(r);
+  }
+  http::Response TooLarge(const http::Request& r, uint64_t limit) const override {
+    return app_->TooLarge(r, limit);
   }
 
  private:
@@ -141,23 +162,72 @@ int Serve(const ServeConfig& cfg) {
                  url_host);
 
   store::StreamStore streams(clock, {.retention_ms = cfg.retention_s * 1000});
-  auto local = objects::LocalStore::Open({.root = data_dir / "objects",
-                                          .bucket = cfg.bucket,
-                                          .public_url = public_url,
-                                          .region = "us-east-1",
-                                          .credentials = credentials},
-                                         clock);
-  if (!local.ok()) {
-    spdlog::critical("{}", local.status().ToString());
-    return 2;
+  // Where images go: the embedded store (served by our own S3 routes) or a remote S3.
+  std::unique_ptr<objects::LocalStore> local;
+  std::unique_ptr<objects::S3Store> remote;
+  std::string store_description;
+  if (cfg.store == "local") {
+    auto opened = objects::LocalStore::Open({.root = data_dir / "objects",
+                                             .bucket = cfg.bucket,
+                                             .public_url = public_url,
+                                             .region = "us-east-1",
+                                             .credentials = credentials,
+                                             .max_age_s = cfg.objects_max_age_s,
+                                             .max_total_bytes = cfg.objects_max_bytes,
+                                             .max_object_bytes = cfg.max_object_bytes},
+                                            clock);
+    if (!opened.ok()) {
+      spdlog::critical("{}", opened.status().ToString());
+      return 2;
+    }
+    local = std::move(*opened);
+    auto swept = local->Sweep();
+    store_description = "embedded, bucket " + cfg.bucket + " (" + std::to_string(swept.objects) +
+                        " objects, " + std::to_string(swept.bytes) + " bytes)";
+  } else {
+    auto target = objects::ParseS3Uri(cfg.store);
+    if (!target.ok()) {
+      spdlog::critical("--store must be 'local' or s3://BUCKET[/PREFIX]: {}",
+                       target.status().message());
+      return 2;
+    }
+    auto aws = objects::ResolveAwsSettings({.access_key_id = cfg.s3_access_key,
+                                            .secret_access_key = cfg.s3_secret_key,
+                                            .session_token = cfg.s3_session_token,
+                                            .region = cfg.s3_region,
+                                            .profile = cfg.aws_profile});
+    if (!aws.ok()) {
+      spdlog::critical("{}", aws.status().message());
+      return 2;
+    }
+    objects::S3StoreOptions o;
+    o.bucket = target->first;
+    o.prefix = target->second;
+    o.endpoint = cfg.s3_endpoint;
+    o.region = aws->region;
+    o.addressing = cfg.s3_addressing == "path"      ? objects::S3Addressing::kPath
+                   : cfg.s3_addressing == "virtual" ? objects::S3Addressing::kVirtual
+                                                    : objects::S3Addressing::kAuto;
+    o.credentials = aws->credentials;
+    o.deadline = std::chrono::milliseconds(static_cast<int64_t>(cfg.s3_timeout_s * 1000));
+    o.attempt_timeout = std::min(o.attempt_timeout, o.deadline);
+    auto opened = objects::S3Store::Open(std::move(o), clock);
+    if (!opened.ok()) {
+      spdlog::critical("{}", opened.status().message());
+      return 2;
+    }
+    remote = std::move(*opened);
+    store_description = remote->Describe() + ", credentials from " + aws->source;
   }
+  objects::ObjectStore& object_store =
+      local ? static_cast<objects::ObjectStore&>(*local) : *remote;
   const size_t workers_n = cfg.workers ? cfg.workers : cores;
   WorkerPool workers(workers_n, cfg.max_queued ? cfg.max_queued : 64 * workers_n);
   snapshot::SnapshotService snapshots(
-      streams, **local, workers, clock,
+      streams, object_store, workers, clock,
       {.max_warm_decoders = cfg.warm_decoders, .warm_all = cfg.warm_all});
   streams.SetFrameObserver([&snapshots](const std::string& s) { snapshots.OnFrame(s); });
-  http::Api api(streams, snapshots, local->get(), clock);
+  http::Api api(streams, snapshots, local.get(), workers, clock);
   deferred.Set(&api);
 
   auto& ioc = server.io_context();
@@ -172,6 +242,23 @@ int Serve(const ServeConfig& cfg) {
     });
   };
   schedule_retention();
+  // Old snapshots leave the embedded store: past their age, or oldest first past its size.
+  boost::asio::steady_timer object_sweep(ioc);
+  std::function<void()> schedule_sweep = [&] {
+    object_sweep.expires_after(std::chrono::seconds(30));
+    object_sweep.async_wait([&](boost::system::error_code e) {
+      if (e || !local) return;
+      // Walking folders is disk work: a worker does it.
+      workers.TryPost([&local] {
+        auto r = local->Sweep();
+        if (r.deleted_expired + r.deleted_for_space > 0)
+          spdlog::info("objects swept: {} expired, {} for space; {} objects, {} bytes left",
+                       r.deleted_expired, r.deleted_for_space, r.objects, r.bytes);
+      });
+      schedule_sweep();
+    });
+  };
+  if (local) schedule_sweep();
 
   std::unique_ptr<ingest::DemoProducer> demo;
   if (cfg.demo) {
@@ -187,17 +274,19 @@ int Serve(const ServeConfig& cfg) {
     if (e) return;
     spdlog::info("signal {}: draining", sig);
     retention.cancel();
+    object_sweep.cancel();
     server.Stop();
   });
 
-  spdlog::info("lastframe {} listening on {} (data {}, bucket {}, {} I/O threads, {} workers)",
-               kVersion, listen_url, data_dir.string(), cfg.bucket, server_options.io_threads,
-               workers_n);
+  spdlog::info("lastframe {} listening on {} (data {}, {} I/O threads, {} workers)", kVersion,
+               listen_url, data_dir.string(), server_options.io_threads, workers_n);
+  spdlog::info("images go to {}", store_description);
   if (cfg.demo) spdlog::info("try: curl -s '{}/snapshot?stream_name=demo'", listen_url);
   server.Run();
   signals.cancel();
   if (demo) demo->Stop();
   workers.Shutdown();
+  object_store.Shutdown();  // queued uploads answer into the snapshot service: before it goes
   spdlog::info("stopped");
   return 0;
 }
@@ -236,6 +325,60 @@ int main(int argc, char** argv) {
   serve->add_option("--bucket", cfg.bucket, "bucket name of the embedded store")
       ->envname("LASTFRAME_BUCKET")
       ->capture_default_str();
+  serve
+      ->add_option("--objects-max-age", cfg.objects_max_age_s,
+                   "seconds the embedded store keeps an object (default: the longest URL "
+                   "expiry handed out, at least 600)")
+      ->envname("LASTFRAME_OBJECTS_MAX_AGE")
+      ->check(CLI::Range(int64_t{1}, int64_t{10} * 365 * 86400));
+  serve
+      ->add_option("--objects-max-size", cfg.objects_max_bytes,
+                   "bytes the embedded store may hold; past it the oldest objects go (e.g. 4GiB)")
+      ->envname("LASTFRAME_OBJECTS_MAX_SIZE")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  serve
+      ->add_option("--max-object-size", cfg.max_object_bytes,
+                   "the largest object an S3 client may PUT to the embedded store")
+      ->envname("LASTFRAME_MAX_OBJECT_SIZE")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  serve
+      ->add_option("--store", cfg.store,
+                   "where snapshots go: 'local' (the embedded store) or s3://BUCKET[/PREFIX]")
+      ->envname("LASTFRAME_STORE")
+      ->capture_default_str();
+  serve
+      ->add_option("--s3-endpoint", cfg.s3_endpoint,
+                   "S3 endpoint URL, e.g. http://127.0.0.1:9000 for MinIO (default: AWS S3 of "
+                   "the region)")
+      ->envname("LASTFRAME_S3_ENDPOINT");
+  serve
+      ->add_option("--s3-region", cfg.s3_region,
+                   "S3 region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)")
+      ->envname("LASTFRAME_S3_REGION");
+  serve
+      ->add_option("--s3-addressing", cfg.s3_addressing,
+                   "auto (virtual-hosted on AWS, else path), path or virtual")
+      ->envname("LASTFRAME_S3_ADDRESSING")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "path", "virtual"}));
+  serve
+      ->add_option("--s3-access-key", cfg.s3_access_key,
+                   "S3 access key id (default: AWS_ACCESS_KEY_ID, then ~/.aws/credentials)")
+      ->envname("LASTFRAME_S3_ACCESS_KEY");
+  serve->add_option("--s3-secret-key", cfg.s3_secret_key, "S3 secret access key")
+      ->envname("LASTFRAME_S3_SECRET_KEY");
+  serve->add_option("--s3-session-token", cfg.s3_session_token, "S3 session token (temporary keys)")
+      ->envname("LASTFRAME_S3_SESSION_TOKEN");
+  serve->add_option("--aws-profile", cfg.aws_profile, "profile in ~/.aws/credentials and config")
+      ->envname("LASTFRAME_AWS_PROFILE");
+  serve
+      ->add_option("--s3-timeout", cfg.s3_timeout_s,
+                   "seconds an upload may take, retries included, before the snapshot fails")
+      ->envname("LASTFRAME_S3_TIMEOUT")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 300.0));
   serve->add_option("--io-threads", cfg.io_threads, "HTTP I/O threads (default: cores, max 4)")
       ->envname("LASTFRAME_IO_THREADS")
       ->check(CLI::Range(1, 64));

@@ -11,6 +11,8 @@ namespace lastframe {
 std::string FormatIso8601Ms(int64_t ms);
 // "20130524T000000Z", the compact form SigV4 uses, truncated to the second.
 std::string FormatAmzDate(int64_t ms);
+// "Fri, 24 May 2013 00:00:00 GMT", HTTP's date (RFC 9110 IMF-fixdate).
+std::string FormatHttpDate(int64_t ms);
 // Parses "YYYYMMDDTHHMMSSZ". Returns nullopt for anything else.
 std::optional<int64_t> ParseAmzDate(std::string_view text);
 

@@ -162,18 +162,33 @@ class PushSink final : public UploadSink {
 }  // namespace
 
 Api::Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
-         const objects::LocalStore* local_objects, const Clock& clock, ApiOptions options)
-    : streams_(streams),
-      snapshots_(snapshots),
-      local_objects_(local_objects),
-      clock_(clock),
-      options_(options) {}
+         objects::LocalStore* local_objects, WorkerPool& workers, const Clock& clock,
+         ApiOptions options)
+    : streams_(streams), snapshots_(snapshots), clock_(clock), options_(options) {
+  if (local_objects != nullptr) s3_.emplace(*local_objects, workers);
+}
+
+std::optional<Response> Api::Admit(const Request& r) {
+  if (s3_ && s3_->Owns(r)) return s3_->Admit(r);
+  return std::nullopt;
+}
+
+std::optional<uint64_t> Api::BodyLimit(const Request& r) const {
+  if (s3_ && s3_->Owns(r)) return s3_->BodyLimit(r);
+  return std::nullopt;
+}
+
+Response Api::TooLarge(const Request& r, uint64_t limit) const {
+  if (s3_ && s3_->Owns(r)) return s3_->TooLarge(r, limit);
+  return Application::TooLarge(r, limit);
+}
 
 bool Api::IsUpload(const Request& r) const {
   return r.path == "/putMedia" && r.header.method() == bhttp::verb::post;
 }
 
 void Api::Handle(Request req, Respond respond) {
+  if (s3_ && s3_->Owns(req)) return s3_->Handle(std::move(req), std::move(respond));
   const std::string& path = req.path;
   if (path == "/healthz") {
     if (!IsGet(req)) return respond(MethodNotAllowed("GET, HEAD"));
@@ -213,8 +228,6 @@ void Api::Handle(Request req, Respond respond) {
     return respond(JsonResponse(
         200, StreamJson(stream->Info(clock_.NowMs(), streams_.options().live_window_ms)).dump()));
   }
-  if (local_objects_ != nullptr && path.rfind("/" + local_objects_->bucket() + "/", 0) == 0)
-    return GetObject(req, std::move(respond));
   respond(JsonError(404, "NotFound", "no route for " + path));
 }
 
@@ -336,36 +349,6 @@ void Api::LatestImage(const Request& req, const std::string& stream, media::Imag
     res.body() = std::move(img->bytes);
     (*shared)(std::move(res));
   });
-}
-
-void Api::GetObject(const Request& req, Respond respond) {
-  const std::string resource = req.path;
-  if (!IsGet(req)) {
-    Response res = S3Error(Status(Code::kInvalidArgument,
-                                  "The specified method is not allowed "
-                                  "against this resource.",
-                                  "MethodNotAllowed"),
-                           resource);
-    res.result(405);
-    res.set(bhttp::field::allow, "GET, HEAD");
-    return respond(std::move(res));
-  }
-  auto query = objects::ParseQuery(req.raw_query);
-  if (!query)
-    return respond(S3Error(InvalidArgument("malformed query string", "InvalidArgument"), resource));
-  std::string rest = req.path.substr(1);
-  size_t slash = rest.find('/');
-  std::string bucket = rest.substr(0, slash);
-  std::string key = slash == std::string::npos ? "" : rest.substr(slash + 1);
-  std::string host(req.header[bhttp::field::host]);
-  auto object = local_objects_->GetPresigned(std::string(req.header.method_string()), host, bucket,
-                                             key, *query);
-  if (!object.ok()) return respond(S3Error(object.status(), resource));
-  Response res{bhttp::status::ok, 11};
-  res.set(bhttp::field::content_type, object->content_type);
-  res.set(bhttp::field::cache_control, "private, max-age=600");
-  res.body() = std::move(object->bytes);
-  respond(std::move(res));
 }
 
 std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Request& req,

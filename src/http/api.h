@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/clock.h"
+#include "http/s3_api.h"
 #include "http/server.h"
 #include "objects/local_store.h"
 #include "snapshot/snapshot_service.h"
@@ -22,14 +23,19 @@ struct ApiOptions {
 // render JSON. Heavy work runs on the snapshot service's workers.
 class Api final : public Application {
  public:
-  // |local_objects| may be null when images go to an external store.
+  // |local_objects| may be null when images go to an external store; when
+  // set, its S3 routes are served too, their disk work on |workers|.
   Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
-      const objects::LocalStore* local_objects, const Clock& clock, ApiOptions options = {});
+      objects::LocalStore* local_objects, WorkerPool& workers, const Clock& clock,
+      ApiOptions options = {});
 
   void Handle(Request request, Respond respond) override;
   bool IsUpload(const Request& request) const override;
   std::variant<std::unique_ptr<UploadSink>, Response> StartUpload(const Request& request,
                                                                   UploadEvents events) override;
+  std::optional<Response> Admit(const Request& request) override;
+  std::optional<uint64_t> BodyLimit(const Request& request) const override;
+  Response TooLarge(const Request& request, uint64_t limit) const override;
 
  private:
   void Snapshot(const Request& req, const std::string& stream, Respond respond);
@@ -38,11 +44,10 @@ class Api final : public Application {
                    Respond respond);
   void ListStreams(Respond respond);
   Response Metrics() const;
-  void GetObject(const Request& req, Respond respond);
 
   store::StreamStore& streams_;
   snapshot::SnapshotService& snapshots_;
-  const objects::LocalStore* local_objects_;
+  std::optional<S3Api> s3_;  // the embedded store's S3 routes
   const Clock& clock_;
   const ApiOptions options_;
 };

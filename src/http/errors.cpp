@@ -55,7 +55,6 @@ Response JsonError(const Status& error) {
   return res;
 }
 
-namespace {
 std::string XmlEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -81,10 +80,21 @@ std::string XmlEscape(const std::string& s) {
   }
   return out;
 }
-}  // namespace
+
+unsigned S3StatusOf(const Status& error) {
+  static const std::pair<const char*, unsigned> kS3Statuses[] = {
+      {"EntityTooLarge", 400},     {"InvalidRange", 416},      {"NotImplemented", 501},
+      {"MethodNotAllowed", 405},   {"MissingContentLength", 411}, {"PreconditionFailed", 412},
+      {"SlowDown", 503},
+  };
+  std::string reason = error.reason();
+  for (const auto& [name, status] : kS3Statuses)
+    if (reason == name) return status;
+  return HttpStatusOf(error.code());
+}
 
 Response S3Error(const Status& error, const std::string& resource) {
-  Response res{static_cast<bhttp::status>(HttpStatusOf(error.code())), 11};
+  Response res{static_cast<bhttp::status>(S3StatusOf(error)), 11};
   res.set(bhttp::field::content_type, "application/xml");
   res.body() = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" +
                XmlEscape(error.reason()) + "</Code><Message>" + XmlEscape(error.message()) +

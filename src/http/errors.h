@@ -19,7 +19,13 @@ Response JsonResponse(unsigned status, std::string body);
 Response JsonError(const Status& error);
 // The same for errors of the HTTP layer itself (405, 431, ...).
 Response JsonError(unsigned status, const std::string& code, const std::string& message);
-// S3's XML error document, for the object routes that S3 clients call.
+// S3's XML error document, for the object routes that S3 clients call. The
+// status is S3's for the codes whose status S3 fixes otherwise than
+// HttpStatusOf would (EntityTooLarge 400, InvalidRange 416, NotImplemented
+// 501, ...).
 Response S3Error(const Status& error, const std::string& resource);
+unsigned S3StatusOf(const Status& error);
+// Escapes the five XML special characters.
+std::string XmlEscape(const std::string& text);
 
 }  // namespace lastframe::http

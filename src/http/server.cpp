@@ -105,21 +105,38 @@ class Session : public std::enable_shared_from_this<Session> {
     if (server_.app_.IsUpload(request_)) return StartUpload();
 
     // A declared length is checked here; chunked bodies by the parser as they come.
-    if (auto length = header_parser_->content_length(); length && *length > options_.max_body_bytes)
-      return SendError(
-          413, "TooLarge",
-          "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes");
+    body_limit_ = server_.app_.BodyLimit(request_).value_or(options_.max_body_bytes);
+    if (auto length = header_parser_->content_length(); length && *length > body_limit_)
+      return Refuse(server_.app_.TooLarge(request_, body_limit_));
+    if (auto refused = server_.app_.Admit(request_)) return Refuse(std::move(*refused));
     body_parser_.emplace(std::move(*header_parser_));
-    body_parser_->body_limit(options_.max_body_bytes);
+    body_parser_->body_limit(body_limit_);
+    auto expect = request_.header.find(bhttp::field::expect);
+    if (expect != request_.header.end() && beast::iequals(expect->value(), "100-continue")) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      return net::async_write(stream_, net::buffer(kContinue),
+                              [self = shared_from_this()](beast::error_code ec, size_t) {
+                                if (ec) return self->Close();
+                                self->ReadBody();
+                              });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     bhttp::async_read(stream_, buffer_, *body_parser_,
                       beast::bind_front_handler(&Session::OnBody, shared_from_this()));
   }
 
+  // Answers without reading the body, then closes.
+  void Refuse(Response res) {
+    keep_alive_ = false;
+    linger_ = true;
+    Send(std::move(res));
+  }
+
   void OnBody(beast::error_code ec, size_t) {
-    if (ec == bhttp::error::body_limit)
-      return SendError(
-          413, "TooLarge",
-          "request body larger than " + std::to_string(options_.max_body_bytes) + " bytes");
+    if (ec == bhttp::error::body_limit) return Refuse(server_.app_.TooLarge(request_, body_limit_));
     if (ec == beast::error::timeout || ec == net::error::operation_aborted) return Close();
     if (ec) return SendError(400, "BadRequest", "malformed request body: " + ec.message());
     request_.body = std::move(body_parser_->get().body());
@@ -150,9 +167,9 @@ class Session : public std::enable_shared_from_this<Session> {
     res.keep_alive(keep_alive);
     res.set(bhttp::field::server, "lastframe");
     if (is_head_) {
-      size_t length = res.body().size();  // HEAD: the length of what GET would send
+      // HEAD: the length of what GET would send, unless the handler set it.
+      if (res.find(bhttp::field::content_length) == res.end()) res.content_length(res.body().size());
       res.body().clear();
-      res.content_length(length);
     } else {
       res.prepare_payload();
     }
@@ -356,6 +373,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string log_method_ = "-";  // kept for the log line: request_ moves to the handler
   std::string log_target_ = "-";
   bool is_head_ = false;
+  uint64_t body_limit_ = 0;
   bool linger_ = false;
   size_t discarded_ = 0;
   bool keep_alive_ = false;

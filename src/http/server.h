@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -67,6 +68,16 @@ class Application {
   // Starts a streamed upload, or refuses it with an error response.
   virtual std::variant<std::unique_ptr<UploadSink>, Response> StartUpload(const Request& request,
                                                                           UploadEvents events) = 0;
+  // Checked once an ordinary request's header is read, before its body: a
+  // response refuses it (the connection then closes). A client that sent
+  // "Expect: 100-continue" is told to go on only after this passes.
+  virtual std::optional<Response> Admit(const Request&) { return std::nullopt; }
+  // The largest body |request| may send; nullopt: the server's max_body_bytes.
+  virtual std::optional<uint64_t> BodyLimit(const Request&) const { return std::nullopt; }
+  // The answer to a body over its limit.
+  virtual Response TooLarge(const Request&, uint64_t limit) const {
+    return JsonError(413, "TooLarge", "request body larger than " + std::to_string(limit) + " bytes");
+  }
 };
 
 struct ServerOptions {

@@ -1,23 +1,28 @@
 #include "objects/local_store.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
-#include <sstream>
+#include <nlohmann/json.hpp>
 
 namespace lastframe::objects {
 namespace {
 
-bool ValidBucketName(const std::string& b) {
-  if (b.size() < 3 || b.size() > 63) return false;
-  for (char c : b)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
-  return b.front() != '-' && b.front() != '.' && b.back() != '-' && b.back() != '.';
-}
+namespace fs = std::filesystem;
+
+// An object file starts with this, then its metadata as one JSON line.
+constexpr std::string_view kMagic = "LFO1 ";
+constexpr size_t kMaxHeaderBytes = 64 * 1024;
+// Snapshot keys name one frame: the bytes never change, so caches may keep them.
+constexpr const char* kSnapshotCacheControl = "private, max-age=600";
+constexpr int64_t kDefaultUrlExpiryS = 600;
 
 std::string ContentTypeOf(const std::string& key) {
   auto ends = [&](const char* ext) {
@@ -29,20 +34,138 @@ std::string ContentTypeOf(const std::string& key) {
   return "application/octet-stream";
 }
 
+Status Unavailable(const std::string& what) {
+  return Status(Code::kUnavailable, what + ": " + strerror(errno));
+}
+
 Status WriteAll(int fd, std::string_view bytes) {
   size_t off = 0;
   while (off < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status(Code::kUnavailable, std::string("write failed: ") + strerror(errno));
+      return Unavailable("write failed");
     }
     off += static_cast<size_t>(n);
   }
   return Status::Ok();
 }
 
+Status ReadAt(int fd, uint64_t offset, size_t size, std::string& out) {
+  out.resize(size);
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = ::pread(fd, out.data() + got, size - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Unavailable("read failed");
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  out.resize(got);
+  return Status::Ok();
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+Status NoSuchKey() { return NotFound("The specified key does not exist.", "NoSuchKey"); }
+
+Status KeyConflict(const std::string& key) {
+  return Status(Code::kConflict,
+                "'" + key +
+                    "' cannot be stored here: it, or one of its prefixes, is both an object "
+                    "and a folder of other objects",
+                "ObjectKeyConflict");
+}
+
+std::string EncodeHeader(const ObjectMeta& meta) {
+  nlohmann::json user = nlohmann::json::object();
+  for (const auto& [k, v] : meta.user) user[k] = v;
+  nlohmann::json j = {{"content_type", meta.content_type},
+                      {"cache_control", meta.cache_control},
+                      {"etag", meta.etag},
+                      {"user", user}};
+  return std::string(kMagic) + j.dump() + "\n";
+}
+
+// An object file, opened: its metadata read, its body at |body_offset|.
+struct OpenedObject {
+  std::unique_ptr<Fd> fd;
+  uint64_t body_offset = 0;
+  ObjectInfo info;
+};
+
+Result<OpenedObject> OpenObject(const fs::path& path, const std::string& key) {
+  int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw < 0) {
+    if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR) return NoSuchKey();
+    return Unavailable("cannot open object");
+  }
+  OpenedObject out;
+  out.fd = std::make_unique<Fd>(raw);
+  struct stat st {};
+  if (::fstat(raw, &st) != 0) return Unavailable("cannot stat object");
+  if (!S_ISREG(st.st_mode)) return NoSuchKey();
+  out.info.key = key;
+  out.info.last_modified_ms =
+      static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+  std::string head;
+  LF_RETURN_IF_ERROR(
+      ReadAt(raw, 0, std::min<size_t>(kMaxHeaderBytes, static_cast<size_t>(st.st_size)), head));
+  size_t nl = head.find('\n');
+  if (head.compare(0, kMagic.size(), kMagic) == 0 && nl != std::string::npos) {
+    auto j = nlohmann::json::parse(head.begin() + static_cast<long>(kMagic.size()),
+                                   head.begin() + static_cast<long>(nl), nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return Internal("object '" + key + "' has a corrupt header");
+    out.info.meta.content_type = j.value("content_type", "application/octet-stream");
+    out.info.meta.cache_control = j.value("cache_control", "");
+    out.info.meta.etag = j.value("etag", "");
+    if (auto u = j.find("user"); u != j.end() && u->is_object())
+      for (auto& [k, v] : u->items())
+        if (v.is_string()) out.info.meta.user.emplace_back(k, v.get<std::string>());
+    out.body_offset = nl + 1;
+  } else {
+    // A plain file (written by an earlier version): all body.
+    out.info.meta.content_type = ContentTypeOf(key);
+  }
+  out.info.size = static_cast<uint64_t>(st.st_size) - out.body_offset;
+  if (out.info.meta.etag.empty()) {
+    std::string body;
+    LF_RETURN_IF_ERROR(ReadAt(raw, out.body_offset, out.info.size, body));
+    out.info.meta.etag = Md5Hex(body);
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string Md5Hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_md5(), nullptr);
+  return HexEncode(std::string_view(reinterpret_cast<char*>(digest), len));
+}
+
+bool ValidBucketName(const std::string& b) {
+  if (b.size() < 3 || b.size() > 63) return false;
+  for (char c : b)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
+  return b.front() != '-' && b.front() != '.' && b.back() != '-' && b.back() != '.';
+}
 
 Status ValidateObjectKey(std::string_view key) {
   auto bad = [](std::string message) { return InvalidArgument(std::move(message), "InvalidKey"); };
@@ -58,6 +181,7 @@ Status ValidateObjectKey(std::string_view key) {
         key.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (seg.empty() || seg == "." || seg == "..")
       return bad("object key may not contain empty, '.' or '..' segments");
+    if (seg.size() > 255) return bad("each '/'-separated part of a key must be at most 255 bytes");
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }
@@ -85,6 +209,35 @@ std::optional<std::string> HostOfUrl(const std::string& url) {
   return host;
 }
 
+std::optional<ByteRange> ParseByteRange(std::string_view header) {
+  constexpr std::string_view kUnit = "bytes=";
+  if (header.substr(0, kUnit.size()) != kUnit) return std::nullopt;
+  std::string_view spec = header.substr(kUnit.size());
+  if (spec.find(',') != std::string_view::npos) return std::nullopt;
+  size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  auto number = [](std::string_view s) -> std::optional<uint64_t> {
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    return v;
+  };
+  std::string_view a = spec.substr(0, dash), b = spec.substr(dash + 1);
+  ByteRange r;
+  if (a.empty()) {  // "bytes=-N": the last N bytes
+    r.last = number(b);
+    if (!r.last || *r.last == 0) return std::nullopt;
+    return r;
+  }
+  r.first = number(a);
+  if (!r.first) return std::nullopt;
+  if (!b.empty()) {
+    r.last = number(b);
+    if (!r.last || *r.last < *r.first) return std::nullopt;
+  }
+  return r;
+}
+
 Result<std::unique_ptr<LocalStore>> LocalStore::Open(LocalStoreOptions options,
                                                      const Clock& clock) {
   if (!ValidBucketName(options.bucket))
@@ -94,66 +247,301 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(LocalStoreOptions options,
   if (!host)
     return InvalidArgument("public URL must be http:// or https://: " + options.public_url);
   std::error_code ec;
-  std::filesystem::create_directories(options.root / options.bucket, ec);
+  fs::create_directories(options.root / options.bucket, ec);
+  if (!ec) fs::create_directories(options.root / ".tmp", ec);
   if (ec)
     return Status(Code::kUnavailable,
                   "cannot create " + options.root.string() + ": " + ec.message());
-  return std::unique_ptr<LocalStore>(new LocalStore(std::move(options), *host, clock));
+  std::unique_ptr<LocalStore> store(new LocalStore(std::move(options), *host, clock));
+  struct stat st {};
+  if (::stat((store->options_.root / store->options_.bucket).c_str(), &st) == 0)
+    store->created_ms_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000;
+  std::ifstream in(store->options_.root / ".longest-url-expiry");
+  int64_t longest = 0;
+  if (in >> longest && longest > 0 && longest <= kMaxPresignExpiresSeconds)
+    store->longest_url_s_ = std::max(longest, kDefaultUrlExpiryS);
+  return store;
 }
 
 LocalStore::LocalStore(LocalStoreOptions options, std::string host, const Clock& clock)
     : options_(std::move(options)),
       host_(std::move(host)),
+      clock_(clock),
       signer_(options_.credentials, options_.region, "s3", clock) {}
 
-std::filesystem::path LocalStore::PathOf(const std::string& key) const {
+fs::path LocalStore::PathOf(const std::string& key) const {
   return options_.root / options_.bucket / key;
 }
 
-Status LocalStore::Put(const std::string& key, std::string_view bytes, const std::string&) {
+Status LocalStore::Put(const std::string& key, std::string_view bytes,
+                       const std::string& content_type) {
+  ObjectMeta meta;
+  meta.content_type = content_type;
+  meta.cache_control = kSnapshotCacheControl;
+  return PutObject(key, bytes, std::move(meta)).status();
+}
+
+Result<ObjectInfo> LocalStore::PutObject(const std::string& key, std::string_view bytes,
+                                         ObjectMeta meta) {
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
-  std::filesystem::path path = PathOf(key);
-  std::error_code ec;
-  std::filesystem::create_directories(path.parent_path(), ec);
-  if (ec)
-    return Status(Code::kUnavailable, "cannot create a directory for the object: " + ec.message());
-  // Atomic replace: readers see the old object or the new one, never a torn one.
+  if (bytes.size() > options_.max_object_bytes)
+    return Status(Code::kTooLarge,
+                  "Your proposed upload exceeds the maximum allowed size of " +
+                      std::to_string(options_.max_object_bytes) + " bytes",
+                  "EntityTooLarge");
+  meta.etag = Md5Hex(bytes);
+  fs::path path = PathOf(key);
+  // Written aside, then renamed: readers see the old object or the new one, never a torn one.
   static std::atomic<uint64_t> counter{0};
-  std::string tmp = path.string() + ".tmp-" + std::to_string(::getpid()) + "-" +
-                    std::to_string(counter.fetch_add(1));
+  fs::path tmp = options_.root / ".tmp" /
+                 (std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return Status(Code::kUnavailable, std::string("cannot write object: ") + strerror(errno));
-  Status written = WriteAll(fd, bytes);
+  if (fd < 0) return Unavailable("cannot write object");
+  Status written = WriteAll(fd, EncodeHeader(meta));
+  if (written.ok()) written = WriteAll(fd, bytes);
   ::close(fd);
-  if (written.ok() && std::rename(tmp.c_str(), path.c_str()) != 0)
-    written = Status(Code::kUnavailable, std::string("cannot store object: ") + strerror(errno));
-  if (!written.ok()) ::unlink(tmp.c_str());
-  return written;
+  // A sweep may remove an emptied folder between making it and the rename: try again.
+  for (int attempt = 0; written.ok() && attempt < 3; ++attempt) {
+    std::error_code ec;
+    fs::create_directories(path.parent_path(), ec);
+    if (ec && (ec == std::errc::not_a_directory || ec == std::errc::file_exists)) {
+      written = KeyConflict(key);
+      break;
+    }
+    if (ec) {
+      written = Status(Code::kUnavailable, "cannot create a folder for the object: " + ec.message());
+      break;
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) == 0) break;
+    if (errno == EISDIR || errno == ENOTDIR || errno == ENOTEMPTY || errno == EEXIST)
+      written = KeyConflict(key);
+    else if (errno != ENOENT || attempt == 2)
+      written = Unavailable("cannot store object");
+  }
+  if (!written.ok()) {
+    ::unlink(tmp.c_str());
+    return written;
+  }
+  uint64_t since = bytes_since_sweep_.fetch_add(bytes.size()) + bytes.size();
+  if (last_total_bytes_.load() + since > options_.max_total_bytes) Sweep();
+  ObjectInfo info;
+  info.key = key;
+  info.size = bytes.size();
+  info.last_modified_ms = clock_.NowMs();
+  info.meta = std::move(meta);
+  return info;
+}
+
+Result<ObjectInfo> LocalStore::HeadObject(const std::string& key) const {
+  LF_RETURN_IF_ERROR(ValidateObjectKey(key));
+  auto opened = OpenObject(PathOf(key), key);
+  if (!opened.ok()) return opened.status();
+  return std::move(opened->info);
+}
+
+Result<StoredObject> LocalStore::GetObject(const std::string& key,
+                                           std::optional<ByteRange> range) const {
+  LF_RETURN_IF_ERROR(ValidateObjectKey(key));
+  auto opened = OpenObject(PathOf(key), key);
+  if (!opened.ok()) return opened.status();
+  StoredObject out;
+  out.info = std::move(opened->info);
+  uint64_t size = out.info.size;
+  uint64_t first = 0, last = size == 0 ? 0 : size - 1;
+  if (range) {
+    if (!range->first) {  // the last N bytes
+      first = size > *range->last ? size - *range->last : 0;
+    } else {
+      first = *range->first;
+      if (range->last) last = std::min(last, *range->last);
+    }
+    if (first >= size)
+      return Status(Code::kInvalidArgument, "The requested range is not satisfiable",
+                    "InvalidRange");
+    out.partial = true;
+  }
+  out.first = first;
+  size_t length = size == 0 ? 0 : static_cast<size_t>(last - first + 1);
+  LF_RETURN_IF_ERROR(ReadAt(opened->fd->get(), opened->body_offset + first, length, out.bytes));
+  if (out.bytes.size() != length)
+    return Status(Code::kUnavailable, "the object changed while it was read");
+  return out;
+}
+
+Status LocalStore::DeleteObject(const std::string& key) {
+  LF_RETURN_IF_ERROR(ValidateObjectKey(key));
+  fs::path path = PathOf(key);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return Status::Ok();
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Unavailable("cannot delete object");
+  // Emptied folders go too, so the key space stays as S3's: no empty "folders".
+  fs::path bucket_dir = options_.root / options_.bucket;
+  for (fs::path dir = path.parent_path(); dir != bucket_dir && dir.has_parent_path();
+       dir = dir.parent_path())
+    if (::rmdir(dir.c_str()) != 0) break;
+  return Status::Ok();
+}
+
+Result<ListResult> LocalStore::List(const ListRequest& request) const {
+  ListResult out;
+  const std::string& prefix = request.prefix;
+  fs::path bucket_dir = options_.root / options_.bucket;
+  // Walk only the folder the prefix names; a prefix no key could have lists nothing.
+  std::string folder = prefix.substr(0, prefix.rfind('/') == std::string::npos
+                                            ? 0
+                                            : prefix.rfind('/') + 1);
+  if (!folder.empty() && !ValidateObjectKey(folder.substr(0, folder.size() - 1)).ok()) return out;
+  fs::path walk_root = bucket_dir / folder;
+  std::vector<std::string> keys;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(walk_root, fs::directory_options::skip_permission_denied,
+                                      ec);
+  if (ec) return out;  // no such folder: nothing under the prefix
+  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    if (!it->is_regular_file(ec)) continue;
+    std::string key = it->path().lexically_relative(bucket_dir).generic_string();
+    if (key.compare(0, prefix.size(), prefix) != 0) continue;
+    if (!request.start_after.empty() && key <= request.start_after) continue;
+    if (!ValidateObjectKey(key).ok()) continue;
+    keys.push_back(std::move(key));
+  }
+  std::sort(keys.begin(), keys.end());
+  size_t returned = 0;
+  for (const std::string& key : keys) {
+    std::string common;
+    if (!request.delimiter.empty()) {
+      size_t at = key.find(request.delimiter, prefix.size());
+      if (at != std::string::npos) common = key.substr(0, at + request.delimiter.size());
+    }
+    if (!common.empty()) {
+      // Every key under a prefix already listed, or under the page's start, is skipped.
+      if (!out.common_prefixes.empty() && out.common_prefixes.back() == common) continue;
+      if (!request.start_after.empty() &&
+          request.start_after.compare(0, common.size(), common) == 0)
+        continue;
+    }
+    if (returned == request.max_keys) {
+      out.truncated = true;
+      break;
+    }
+    ++returned;
+    if (!common.empty()) {
+      out.common_prefixes.push_back(common);
+      out.last = common;
+      continue;
+    }
+    auto opened = OpenObject(PathOf(key), key);
+    if (!opened.ok()) {  // deleted since the walk
+      --returned;
+      continue;
+    }
+    out.objects.push_back(std::move(opened->info));
+    out.last = key;
+  }
+  return out;
+}
+
+int64_t LocalStore::max_age_s() const {
+  return options_.max_age_s > 0 ? options_.max_age_s : longest_url_s_.load();
+}
+
+SweepResult LocalStore::Sweep() {
+  std::unique_lock lock(sweep_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return {};  // one is running
+  SweepResult result;
+  struct File {
+    fs::path path;
+    uint64_t size;
+    int64_t mtime_ms;
+  };
+  std::vector<File> files;
+  std::vector<fs::path> dirs;
+  fs::path bucket_dir = options_.root / options_.bucket;
+  int64_t now = clock_.NowMs();
+  int64_t cutoff = now - max_age_s() * 1000;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(bucket_dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      dirs.push_back(it->path());
+      continue;
+    }
+    if (!S_ISREG(st.st_mode)) continue;
+    int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+    if (mtime < cutoff) {
+      if (::unlink(it->path().c_str()) == 0) ++result.deleted_expired;
+      continue;
+    }
+    files.push_back({it->path(), static_cast<uint64_t>(st.st_size), mtime});
+    result.bytes += static_cast<uint64_t>(st.st_size);
+  }
+  if (result.bytes > options_.max_total_bytes) {
+    std::sort(files.begin(), files.end(),
+              [](const File& a, const File& b) { return a.mtime_ms < b.mtime_ms; });
+    size_t i = 0;
+    for (; i < files.size() && result.bytes > options_.max_total_bytes; ++i) {
+      if (::unlink(files[i].path.c_str()) == 0) ++result.deleted_for_space;
+      result.bytes -= files[i].size;
+    }
+    files.erase(files.begin(), files.begin() + static_cast<long>(i));
+  }
+  result.objects = files.size();
+  // Deepest first, so emptied folders go bottom up; rmdir leaves non-empty ones.
+  std::sort(dirs.begin(), dirs.end(),
+            [](const fs::path& a, const fs::path& b) { return a.native() > b.native(); });
+  for (const fs::path& d : dirs) ::rmdir(d.c_str());
+  // Leftovers of writes cut short by a crash.
+  for (fs::directory_iterator it(options_.root / ".tmp", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) == 0 && st.st_mtim.tv_sec * 1000 < now - 3600 * 1000)
+      ::unlink(it->path().c_str());
+  }
+  last_total_bytes_ = result.bytes;
+  bytes_since_sweep_ = 0;
+  return result;
+}
+
+void LocalStore::NoteUrlExpiry(int64_t expires_s) {
+  int64_t seen = longest_url_s_.load();
+  while (expires_s > seen && !longest_url_s_.compare_exchange_weak(seen, expires_s)) {
+  }
+  if (expires_s <= seen) return;
+  // Remembered across restarts, so objects behind a long URL outlive a restart.
+  std::lock_guard lock(url_file_mu_);
+  fs::path path = options_.root / ".longest-url-expiry";
+  fs::path tmp = options_.root / ".tmp" / "longest-url-expiry";
+  std::ofstream(tmp) << longest_url_s_.load() << "\n";
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
 }
 
 Result<std::string> LocalStore::PresignGet(const std::string& key, int64_t expires_s) {
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
   if (expires_s < 1 || expires_s > kMaxPresignExpiresSeconds)
     return InvalidArgument("expiry must be 1 to 604800 seconds");
+  NoteUrlExpiry(expires_s);
   std::string path = "/" + options_.bucket + "/" + key;
   std::string base = options_.public_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   return base + UriEncode(path, false) + "?" + signer_.PresignQuery("GET", host_, path, expires_s);
 }
 
-Result<StoredObject> LocalStore::GetPresigned(const std::string& method, const std::string& host,
-                                              const std::string& bucket, const std::string& key,
-                                              const QueryParams& query) const {
-  if (bucket != options_.bucket)
-    return NotFound("The specified bucket does not exist", "NoSuchBucket");
-  LF_RETURN_IF_ERROR(ValidateObjectKey(key));
-  LF_RETURN_IF_ERROR(signer_.VerifyPresigned(method, host, "/" + bucket + "/" + key, query));
-  std::ifstream in(PathOf(key), std::ios::binary);
-  if (!in) return NotFound("The specified key does not exist.", "NoSuchKey");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return StoredObject{ss.str(), ContentTypeOf(key)};
+Result<std::string> LocalStore::Authenticate(const std::string& method, const std::string& path,
+                                             const QueryParams& query,
+                                             const HeaderList& headers) const {
+  bool presigned = false;
+  for (const auto& [k, v] : query)
+    presigned = presigned || k == "X-Amz-Signature" || k == "X-Amz-Credential" ||
+                k == "X-Amz-Algorithm";
+  if (presigned) {
+    LF_RETURN_IF_ERROR(signer_.VerifyPresigned(method, path, query, headers));
+    return std::string("UNSIGNED-PAYLOAD");
+  }
+  return signer_.VerifyHeaderAuth(method, path, query, headers);
 }
 
 }  // namespace lastframe::objects

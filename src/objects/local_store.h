@@ -1,7 +1,12 @@
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/clock.h"
 #include "objects/object_store.h"
@@ -15,47 +20,127 @@ struct LocalStoreOptions {
   std::string public_url;  // "http://127.0.0.1:8080": base of the URLs handed out
   std::string region = "us-east-1";
   Credentials credentials;
+  // Objects older than this are deleted by Sweep. 0: the longest URL expiry
+  // handed out so far (remembered across restarts), at least 600 s.
+  int64_t max_age_s = 0;
+  uint64_t max_total_bytes = 4ull << 30;  // beyond it, Sweep deletes oldest first
+  uint64_t max_object_bytes = 64ull << 20;
 };
+
+// What S3 keeps beside an object's bytes.
+struct ObjectMeta {
+  std::string content_type = "application/octet-stream";
+  std::string cache_control;
+  std::string etag;  // hex MD5 of the body (S3's ETag for single-part uploads), unquoted
+  std::vector<std::pair<std::string, std::string>> user;  // x-amz-meta-<name>: value
+};
+
+struct ObjectInfo {
+  std::string key;
+  uint64_t size = 0;
+  int64_t last_modified_ms = 0;
+  ObjectMeta meta;
+};
+
+// A GET's "Range: bytes=..." (one range; S3 ignores the rest of a multi-range).
+struct ByteRange {
+  std::optional<uint64_t> first;  // absent: the last |last| bytes ("bytes=-N")
+  std::optional<uint64_t> last;   // absent: to the end ("bytes=N-")
+};
+// nullopt when |header| is not a single byte range (S3 then sends the whole object).
+std::optional<ByteRange> ParseByteRange(std::string_view header);
 
 struct StoredObject {
-  std::string bytes;
-  std::string content_type;
+  ObjectInfo info;
+  std::string bytes;  // the whole body, or the range asked for
+  uint64_t first = 0;  // the range sent: [first, first + bytes.size())
+  bool partial = false;
 };
 
-// The embedded object store: files under the data directory, handed out as
-// S3-style presigned URLs (SigV4 query auth, service "s3") that lastframe's
-// own HTTP server verifies and serves.
+struct ListRequest {
+  std::string prefix;
+  std::string delimiter;    // "" or one character, usually "/"
+  std::string start_after;  // keys (and prefixes) <= this are skipped
+  size_t max_keys = 1000;
+};
+
+struct ListResult {
+  std::vector<ObjectInfo> objects;           // key order (bytewise, as S3)
+  std::vector<std::string> common_prefixes;  // with a delimiter: the "folders"
+  bool truncated = false;
+  std::string last;  // the last key or prefix returned: where the next page starts
+};
+
+struct SweepResult {
+  size_t objects = 0;  // left
+  uint64_t bytes = 0;  // left
+  size_t deleted_expired = 0;
+  size_t deleted_for_space = 0;
+};
+
+// The embedded object store: one bucket of files under the data directory,
+// answering the S3 object subset (see http/s3_api.h) and handing out S3-style
+// presigned URLs. Each object is one file, written by atomic rename; its
+// metadata rides in a one-line header before the bytes.
 class LocalStore final : public ObjectStore {
  public:
   // Fails if the bucket name is not a valid S3 bucket name or the root cannot be made.
   static Result<std::unique_ptr<LocalStore>> Open(LocalStoreOptions options, const Clock& clock);
 
+  // ObjectStore: snapshots, with a short Cache-Control.
   Status Put(const std::string& key, std::string_view bytes,
              const std::string& content_type) override;
   Result<std::string> PresignGet(const std::string& key, int64_t expires_s) override;
 
-  // Serves a presigned GET: |host| is the request's Host header, |bucket| and
-  // |key| are decoded from its path, |query| its decoded parameters. Errors
-  // carry S3's codes as reasons (NoSuchBucket, NoSuchKey, InvalidKey,
-  // SignatureDoesNotMatch, AccessDenied, ...).
-  Result<StoredObject> GetPresigned(const std::string& method, const std::string& host,
-                                    const std::string& bucket, const std::string& key,
-                                    const QueryParams& query) const;
+  // Checks how an S3 request on |path| (decoded, "/bucket/key") was signed:
+  // presigned (X-Amz-* query parameters) or in its Authorization header.
+  // Returns the payload hash the client declared ("UNSIGNED-PAYLOAD" for
+  // presigned requests). Errors carry S3's codes as reasons.
+  Result<std::string> Authenticate(const std::string& method, const std::string& path,
+                                   const QueryParams& query, const HeaderList& headers) const;
+
+  // The S3 object operations. Keys are validated first (InvalidKey);
+  // a missing object is NotFound "NoSuchKey".
+  Result<ObjectInfo> PutObject(const std::string& key, std::string_view bytes, ObjectMeta meta);
+  Result<ObjectInfo> HeadObject(const std::string& key) const;
+  // InvalidRange (416) when |range| starts past the end.
+  Result<StoredObject> GetObject(const std::string& key,
+                                 std::optional<ByteRange> range = std::nullopt) const;
+  Status DeleteObject(const std::string& key);  // a missing key is not an error (as S3)
+  Result<ListResult> List(const ListRequest& request) const;
+
+  // Deletes objects past their age, then the oldest until the total fits.
+  SweepResult Sweep();
+  int64_t max_age_s() const;
 
   const std::string& bucket() const { return options_.bucket; }
+  int64_t created_ms() const { return created_ms_; }
+  uint64_t max_object_bytes() const { return options_.max_object_bytes; }
   const SigV4& signer() const { return signer_; }
 
  private:
   LocalStore(LocalStoreOptions options, std::string host, const Clock& clock);
   std::filesystem::path PathOf(const std::string& key) const;
+  void NoteUrlExpiry(int64_t expires_s);
 
   const LocalStoreOptions options_;
   const std::string host_;  // host[:port] of public_url, as signed
+  const Clock& clock_;
   SigV4 signer_;
+  std::atomic<int64_t> longest_url_s_{600};
+  std::atomic<uint64_t> bytes_since_sweep_{0};
+  std::atomic<uint64_t> last_total_bytes_{0};
+  std::mutex sweep_mu_;  // one sweep at a time
+  std::mutex url_file_mu_;
+  int64_t created_ms_ = 0;  // the bucket folder's modification time at Open
 };
 
 // "http://h:1/x" -> "h:1"; default ports (80 for http, 443 for https) dropped,
 // as HTTP clients send Host. nullopt if not an http(s) URL.
 std::optional<std::string> HostOfUrl(const std::string& url);
+// Checks an S3 bucket name: 3-63 of a-z 0-9 . -, starting and ending alphanumeric.
+bool ValidBucketName(const std::string& bucket);
+// Hex MD5 of |bytes|.
+std::string Md5Hex(std::string_view bytes);
 
 }  // namespace lastframe::objects

@@ -32,8 +32,10 @@ class LocalStoreTest : public ::testing::Test {
     std::string path = *UriDecode(rest.substr(0, q));
     auto query = ParseQuery(rest.substr(q + 1));
     size_t slash = path.find('/', 1);
-    return store_->GetPresigned("GET", "127.0.0.1:8080", path.substr(1, slash - 1),
-                                path.substr(slash + 1), *query);
+    auto auth = store_->Authenticate("GET", path, *query, {{"host", "127.0.0.1:8080"}});
+    if (!auth.ok()) return auth.status();
+    EXPECT_EQ(path.substr(1, slash - 1), store_->bucket());
+    return store_->GetObject(path.substr(slash + 1));
   }
 
   TempDir dir_;
@@ -50,7 +52,9 @@ TEST_F(LocalStoreTest, PutPresignGet) {
   auto got = Fetch(*url);
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->bytes, "JPEGDATA");
-  EXPECT_EQ(got->content_type, "image/jpeg");
+  EXPECT_EQ(got->info.meta.content_type, "image/jpeg");
+  EXPECT_EQ(got->info.meta.cache_control, "private, max-age=600");
+  EXPECT_EQ(got->info.meta.etag, Md5Hex("JPEGDATA"));
   ASSERT_TRUE(store_->Put("snapshots/cam/1.jpg", "NEWER", "image/jpeg").ok());
   EXPECT_EQ(Fetch(*url)->bytes, "NEWER");
   clock_.Advance(601'000);
@@ -66,19 +70,134 @@ TEST_F(LocalStoreTest, KeysNeverEscapeTheDirectory) {
     EXPECT_FALSE(store_->PresignGet(key, 600).ok());
   }
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "escape.jpg"));
-  QueryParams none;
-  EXPECT_EQ(store_->GetPresigned("GET", "127.0.0.1:8080", "lastframe", "../../etc/passwd", none)
-                .status()
-                .reason(),
-            "InvalidKey");
+  EXPECT_EQ(store_->GetObject("../../etc/passwd").status().reason(), "InvalidKey");
+  EXPECT_EQ(store_->HeadObject("a/../../x").status().reason(), "InvalidKey");
+  EXPECT_EQ(store_->DeleteObject("../objects").reason(), "InvalidKey");
+  EXPECT_EQ(store_->PutObject("..", "x", {}).status().reason(), "InvalidKey");
 }
 
-TEST_F(LocalStoreTest, MissingObjectsAndBuckets) {
+TEST_F(LocalStoreTest, MissingObjects) {
   auto url = store_->PresignGet("snapshots/none.jpg", 600);
   EXPECT_EQ(Fetch(*url).status().reason(), "NoSuchKey");
-  QueryParams none;
-  EXPECT_EQ(store_->GetPresigned("GET", "h", "otherbucket", "k", none).status().reason(),
-            "NoSuchBucket");
+  EXPECT_EQ(store_->HeadObject("none").status().reason(), "NoSuchKey");
+  EXPECT_TRUE(store_->DeleteObject("none").ok());  // as S3: deleting nothing succeeds
+}
+
+TEST_F(LocalStoreTest, ObjectsKeepTheirMetadataAndRanges) {
+  ObjectMeta meta;
+  meta.content_type = "text/plain";
+  meta.user = {{"camera", "north gate"}};
+  auto put = store_->PutObject("dir/a b+c~é.txt", "0123456789", meta);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->meta.etag, Md5Hex("0123456789"));
+  auto head = store_->HeadObject("dir/a b+c~é.txt");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->size, 10u);
+  EXPECT_EQ(head->meta.content_type, "text/plain");
+  ASSERT_EQ(head->meta.user.size(), 1u);
+  EXPECT_EQ(head->meta.user[0].second, "north gate");
+  auto part = store_->GetObject("dir/a b+c~é.txt", ParseByteRange("bytes=2-4"));
+  ASSERT_TRUE(part.ok());
+  EXPECT_EQ(part->bytes, "234");
+  EXPECT_TRUE(part->partial);
+  EXPECT_EQ(store_->GetObject("dir/a b+c~é.txt", ParseByteRange("bytes=-3"))->bytes, "789");
+  EXPECT_EQ(store_->GetObject("dir/a b+c~é.txt", ParseByteRange("bytes=7-"))->bytes, "789");
+  EXPECT_EQ(store_->GetObject("dir/a b+c~é.txt", ParseByteRange("bytes=8-100"))->bytes, "89");
+  EXPECT_EQ(store_->GetObject("dir/a b+c~é.txt", ParseByteRange("bytes=10-")).status().reason(),
+            "InvalidRange");
+  EXPECT_FALSE(ParseByteRange("bytes=5-2"));
+  EXPECT_FALSE(ParseByteRange("bytes=1-2,4-5"));
+  EXPECT_FALSE(ParseByteRange("items=1-2"));
+  // A key cannot be both an object and a folder of others.
+  EXPECT_EQ(store_->PutObject("dir", "x", {}).status().reason(), "ObjectKeyConflict");
+  EXPECT_EQ(store_->PutObject("dir/a b+c~é.txt/x", "x", {}).status().reason(),
+            "ObjectKeyConflict");
+  ASSERT_TRUE(store_->DeleteObject("dir/a b+c~é.txt").ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "objects/lastframe/dir"));  // emptied folder
+}
+
+TEST_F(LocalStoreTest, ListsLikeS3) {
+  for (const char* k : {"a/1", "a/2", "a/b/3", "b", "c/4"})
+    ASSERT_TRUE(store_->PutObject(k, k, {}).ok());
+  auto all = store_->List({});
+  ASSERT_TRUE(all.ok());
+  std::vector<std::string> keys;
+  for (const auto& o : all->objects) keys.push_back(o.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"a/1", "a/2", "a/b/3", "b", "c/4"}));
+  auto folders = store_->List({.prefix = "a/", .delimiter = "/"});
+  ASSERT_TRUE(folders.ok());
+  ASSERT_EQ(folders->objects.size(), 2u);
+  EXPECT_EQ(folders->common_prefixes, std::vector<std::string>{"a/b/"});
+  auto top = store_->List({.delimiter = "/"});
+  EXPECT_EQ(top->common_prefixes, (std::vector<std::string>{"a/", "c/"}));
+  ASSERT_EQ(top->objects.size(), 1u);
+  EXPECT_EQ(top->objects[0].key, "b");
+  // Pages of two, each starting after the last of the one before.
+  std::vector<std::string> paged;
+  std::string after;
+  for (int page = 0; page < 5; ++page) {
+    auto r = store_->List({.start_after = after, .max_keys = 2});
+    ASSERT_TRUE(r.ok());
+    for (const auto& o : r->objects) paged.push_back(o.key);
+    if (!r->truncated) break;
+    after = r->last;
+  }
+  EXPECT_EQ(paged, keys);
+  EXPECT_TRUE(store_->List({.prefix = "../"})->objects.empty());
+  EXPECT_TRUE(store_->List({.prefix = "zzz/"})->objects.empty());
+}
+
+TEST_F(LocalStoreTest, SweepDeletesByAgeThenBySize) {
+  LocalStoreOptions o;
+  o.root = dir_.path() / "small";
+  o.public_url = "http://127.0.0.1:8080";
+  o.credentials = {"LFKEY", Secret("s3cr3t"), ""};
+  o.max_age_s = 100;
+  o.max_total_bytes = 1200;  // each file: 400 bytes and a ~100-byte header
+  auto store = LocalStore::Open(o, clock_);
+  ASSERT_TRUE(store.ok());
+  // File times come from the real clock: age them by hand.
+  auto age = [&](const std::string& key, int seconds) {
+    auto path = o.root / "lastframe" / key;
+    std::filesystem::last_write_time(path, std::filesystem::last_write_time(path) -
+                                               std::chrono::seconds(seconds));
+  };
+  ManualClock& clock = clock_;
+  clock.Set(std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count());
+  ASSERT_TRUE((*store)->PutObject("old", std::string(100, 'o'), {}).ok());
+  ASSERT_TRUE((*store)->PutObject("s/older", std::string(400, 'a'), {}).ok());
+  ASSERT_TRUE((*store)->PutObject("s/newer", std::string(400, 'b'), {}).ok());
+  age("old", 200);
+  age("s/older", 50);
+  age("s/newer", 10);
+  auto r = (*store)->Sweep();
+  EXPECT_EQ(r.deleted_expired, 1u);
+  EXPECT_EQ(r.deleted_for_space, 0u);
+  EXPECT_EQ((*store)->HeadObject("old").status().reason(), "NoSuchKey");
+  // Past the size bound, a put sweeps the oldest.
+  ASSERT_TRUE((*store)->PutObject("s/newest", std::string(400, 'c'), {}).ok());
+  EXPECT_EQ((*store)->HeadObject("s/older").status().reason(), "NoSuchKey");
+  EXPECT_TRUE((*store)->HeadObject("s/newer").ok());
+  EXPECT_TRUE((*store)->HeadObject("s/newest").ok());
+}
+
+TEST_F(LocalStoreTest, DefaultAgeIsTheLongestUrlHandedOut) {
+  EXPECT_EQ(store_->max_age_s(), 600);
+  ASSERT_TRUE(store_->Put("k.jpg", "x", "image/jpeg").ok());
+  ASSERT_TRUE(store_->PresignGet("k.jpg", 7200).ok());
+  EXPECT_EQ(store_->max_age_s(), 7200);
+  ASSERT_TRUE(store_->PresignGet("k.jpg", 60).ok());
+  EXPECT_EQ(store_->max_age_s(), 7200);
+  // Remembered across a restart.
+  LocalStoreOptions o;
+  o.root = dir_.path() / "objects";
+  o.public_url = "http://127.0.0.1:8080";
+  o.credentials = {"LFKEY", Secret("s3cr3t"), ""};
+  auto reopened = LocalStore::Open(o, clock_);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->max_age_s(), 7200);
 }
 
 TEST_F(LocalStoreTest, ExpiryBounds) {

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -16,6 +18,16 @@ class ObjectStore {
   // Stores |bytes| under |key|, replacing what was there.
   virtual Status Put(const std::string& key, std::string_view bytes,
                      const std::string& content_type) = 0;
+  // The same, answered through |done| exactly once, on this thread or another:
+  // a remote store uploads on its own threads, so decode workers never wait
+  // on the network.
+  virtual void PutAsync(std::string key, std::shared_ptr<const std::string> bytes,
+                        std::string content_type, std::function<void(Status)> done) {
+    done(Put(key, *bytes, content_type));
+  }
+  // Finishes the uploads queued by PutAsync (their callbacks run) and takes no
+  // more; call before the callbacks' owners go away.
+  virtual void Shutdown() {}
   // A URL anyone can GET for |expires_s| seconds (1..604800).
   virtual Result<std::string> PresignGet(const std::string& key, int64_t expires_s) = 0;
 };

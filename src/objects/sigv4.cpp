@@ -53,6 +53,26 @@ const std::string* Find(const QueryParams& q, std::string_view key) {
   return nullptr;
 }
 
+constexpr int64_t kMaxSkewMs = 15 * 60 * 1000;
+
+bool SignatureMatches(const std::string& given, const std::string& expected) {
+  return given.size() == expected.size() &&
+         CRYPTO_memcmp(given.data(), expected.data(), expected.size()) == 0;
+}
+
+Status SignatureMismatch() {
+  return Status(Code::kPermissionDenied,
+                "The request signature we calculated does not match the signature you provided. "
+                "Check your key and signing method.",
+                "SignatureDoesNotMatch");
+}
+
+Status UnknownKey() {
+  return Status(Code::kPermissionDenied,
+                "The AWS Access Key Id you provided does not exist in our records.",
+                "InvalidAccessKeyId");
+}
+
 Status QueryError(std::string message) {
   return Status(Code::kInvalidArgument, std::move(message), "AuthorizationQueryParametersError");
 }
@@ -205,6 +225,11 @@ std::string SigV4::PresignQuery(const std::string& method, const std::string& ho
 
 Status SigV4::VerifyPresigned(const std::string& method, const std::string& host,
                               const std::string& path, const QueryParams& query) const {
+  return VerifyPresigned(method, path, query, HeaderList{{"host", host}});
+}
+
+Status SigV4::VerifyPresigned(const std::string& method, const std::string& path,
+                              const QueryParams& query, const HeaderList& headers) const {
   const std::string* algorithm = Find(query, "X-Amz-Algorithm");
   const std::string* credential = Find(query, "X-Amz-Credential");
   const std::string* date = Find(query, "X-Amz-Date");
@@ -232,38 +257,170 @@ Status SigV4::VerifyPresigned(const std::string& method, const std::string& host
   if (slash == std::string::npos) return QueryError("Error parsing the X-Amz-Credential parameter");
   std::string key_id = credential->substr(0, slash);
   std::string scope = credential->substr(slash + 1);
-  if (key_id != credentials_.access_key_id)
-    return Status(Code::kPermissionDenied,
-                  "The AWS Access Key Id you provided does not exist in our records.",
-                  "InvalidAccessKeyId");
+  if (key_id != credentials_.access_key_id) return UnknownKey();
   if (scope != expected_scope)
     return QueryError("Error parsing the X-Amz-Credential parameter; the scope must be '" +
                       expected_scope + "'");
-  // Every header named as signed must be one we can reproduce: presigned GETs sign only host.
-  if (*signed_headers != "host")
-    return QueryError("X-Amz-SignedHeaders must be 'host' for presigned requests here");
+  if (Status s = CheckToken(Find(query, "X-Amz-Security-Token")); !s.ok()) return s;
 
   CanonicalRequest req;
   req.method = method;
   req.path = path;
   for (const auto& [k, v] : query)
     if (k != "X-Amz-Signature") req.query.emplace_back(k, v);
-  req.headers = {{"host", host}};
+  auto signed_values = SignedHeaderValues(*signed_headers, headers);
+  if (!signed_values.ok())
+    return QueryError("X-Amz-SignedHeaders: " + signed_values.status().message());
+  req.headers = std::move(*signed_values);
   req.payload_hash = "UNSIGNED-PAYLOAD";
-  std::string expected = Sign(req, *signed_at);
-  if (signature->size() != expected.size() ||
-      CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0)
-    return Status(Code::kPermissionDenied,
-                  "The request signature we calculated does not match the signature you provided. "
-                  "Check your key and signing method.",
-                  "SignatureDoesNotMatch");
+  if (!SignatureMatches(*signature, Sign(req, *signed_at))) return SignatureMismatch();
   // Time is checked after the signature, so a forged URL learns nothing from it.
   int64_t now = clock_.NowMs();
-  if (now + 15 * 60 * 1000 < *signed_at)
+  if (now + kMaxSkewMs < *signed_at)
     return Status(Code::kPermissionDenied, "Request is not valid yet", "AccessDenied");
   if (now > *signed_at + expires_s * 1000)
     return Status(Code::kPermissionDenied, "Request has expired", "AccessDenied");
   return Status::Ok();
+}
+
+std::string SigV4::Authorization(const CanonicalRequest& request, int64_t now_ms) const {
+  return std::string(kAlgorithm) + " Credential=" + credentials_.access_key_id + "/" +
+         Scope(now_ms) + ", SignedHeaders=" + request.SignedHeaders() +
+         ", Signature=" + Sign(request, now_ms);
+}
+
+Result<std::string> SigV4::VerifyHeaderAuth(const std::string& method, const std::string& path,
+                                            const QueryParams& query,
+                                            const HeaderList& headers) const {
+  auto malformed = [](const std::string& why) {
+    return Status(Code::kInvalidArgument, "The authorization header is malformed; " + why,
+                  "AuthorizationHeaderMalformed");
+  };
+  std::optional<std::string> authorization = CanonicalHeaderValue(headers, "authorization");
+  if (!authorization)
+    return Status(Code::kPermissionDenied, "Access Denied: the request is not signed",
+                  "AccessDenied");
+  std::string_view auth = *authorization;
+  if (auth.substr(0, kAlgorithm.size()) != kAlgorithm || auth.size() == kAlgorithm.size() ||
+      auth[kAlgorithm.size()] != ' ')
+    return Status(Code::kInvalidArgument,
+                  "The authorization mechanism you have provided is not supported. Please use "
+                  "AWS4-HMAC-SHA256.",
+                  "InvalidRequest");
+  // "Credential=AK/scope, SignedHeaders=a;b, Signature=hex": parts in any order.
+  std::string credential, signed_headers, signature;
+  std::string_view rest = auth.substr(kAlgorithm.size() + 1);
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string_view part = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    size_t eq = part.find('=');
+    if (eq == std::string_view::npos) return malformed("expected Name=Value parts");
+    std::string_view name = part.substr(0, eq), value = part.substr(eq + 1);
+    std::string* slot = name == "Credential"      ? &credential
+                        : name == "SignedHeaders" ? &signed_headers
+                        : name == "Signature"     ? &signature
+                                                  : nullptr;
+    if (slot == nullptr) return malformed("unknown part '" + std::string(name) + "'");
+    *slot = std::string(value);
+  }
+  if (credential.empty() || signed_headers.empty() || signature.empty())
+    return malformed("Credential, SignedHeaders and Signature are required");
+
+  std::optional<std::string> date = CanonicalHeaderValue(headers, "x-amz-date");
+  std::optional<int64_t> signed_at = date ? ParseAmzDate(*date) : std::nullopt;
+  if (!signed_at)
+    return Status(Code::kPermissionDenied,
+                  "AWS authentication requires a valid Date or x-amz-date header", "AccessDenied");
+  size_t slash = credential.find('/');
+  if (slash == std::string::npos) return malformed("the Credential must be KEY/SCOPE");
+  if (credential.substr(0, slash) != credentials_.access_key_id) return UnknownKey();
+  std::string scope = credential.substr(slash + 1);
+  if (scope != Scope(*signed_at)) {
+    std::string region = scope.substr(std::min(scope.size(), size_t{9}));
+    region = region.substr(0, region.find('/'));
+    if (scope.size() > 9 && region != region_)
+      return malformed("the region '" + region + "' is wrong; expecting '" + region_ + "'");
+    return malformed("the credential scope must be '" + Scope(*signed_at) + "'");
+  }
+  if (signed_headers.find("host") == std::string::npos)
+    return malformed("SignedHeaders must include host");
+  std::optional<std::string> payload_hash = CanonicalHeaderValue(headers, "x-amz-content-sha256");
+  if (!payload_hash)
+    return Status(Code::kInvalidArgument,
+                  "Missing required header for this request: x-amz-content-sha256",
+                  "InvalidRequest");
+  if (Status s = CheckToken(CanonicalHeaderValue(headers, "x-amz-security-token")); !s.ok())
+    return s;
+
+  CanonicalRequest req;
+  req.method = method;
+  req.path = path;
+  req.query = query;
+  auto signed_values = SignedHeaderValues(signed_headers, headers);
+  if (!signed_values.ok()) return malformed(signed_values.status().message());
+  req.headers = std::move(*signed_values);
+  req.payload_hash = *payload_hash;
+  if (!SignatureMatches(signature, Sign(req, *signed_at))) return SignatureMismatch();
+  int64_t now = clock_.NowMs();
+  if (*signed_at > now + kMaxSkewMs || *signed_at < now - kMaxSkewMs)
+    return Status(Code::kPermissionDenied,
+                  "The difference between the request time and the current time is too large.",
+                  "RequestTimeTooSkewed");
+  return *payload_hash;
+}
+
+Status SigV4::CheckToken(std::optional<std::string> token) const {
+  if (credentials_.session_token.empty() && !token) return Status::Ok();
+  if (token && token->size() == credentials_.session_token.size() &&
+      CRYPTO_memcmp(token->data(), credentials_.session_token.data(), token->size()) == 0)
+    return Status::Ok();
+  return Status(Code::kInvalidArgument, "The provided token is malformed or otherwise invalid.",
+                "InvalidToken");
+}
+
+Status SigV4::CheckToken(const std::string* token) const {
+  return CheckToken(token ? std::optional<std::string>(*token) : std::nullopt);
+}
+
+Result<HeaderList> SigV4::SignedHeaderValues(const std::string& signed_headers,
+                                             const HeaderList& headers) {
+  HeaderList out;
+  size_t start = 0;
+  while (start <= signed_headers.size()) {
+    size_t semi = signed_headers.find(';', start);
+    std::string name = signed_headers.substr(start, semi - start);
+    if (name.empty()) return InvalidArgument("empty header name in SignedHeaders");
+    for (char c : name)
+      if (c >= 'A' && c <= 'Z') return InvalidArgument("SignedHeaders must be lower case");
+    std::optional<std::string> value = CanonicalHeaderValue(headers, name);
+    if (!value) return InvalidArgument("signed header '" + name + "' is not in the request");
+    out.emplace_back(name, std::move(*value));
+    if (semi == std::string::npos) break;
+    start = semi + 1;
+  }
+  if (out.empty()) return InvalidArgument("no signed headers");
+  return out;
+}
+
+std::optional<std::string> CanonicalHeaderValue(const HeaderList& headers, std::string_view name) {
+  std::optional<std::string> out;
+  for (const auto& [k, v] : headers) {
+    if (k != name) continue;
+    std::string folded;
+    for (char c : v) {
+      if (c == ' ' || c == '\t') {
+        if (!folded.empty() && folded.back() != ' ') folded.push_back(' ');
+      } else {
+        folded.push_back(c);
+      }
+    }
+    while (!folded.empty() && folded.back() == ' ') folded.pop_back();
+    out = out ? *out + "," + folded : folded;
+  }
+  return out;
 }
 
 }  // namespace lastframe::objects

@@ -22,6 +22,8 @@ struct Credentials {
 
 // Decoded query parameters, in the order they came.
 using QueryParams = std::vector<std::pair<std::string, std::string>>;
+// Request headers: lower-case names, values as sent (a name may repeat).
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 std::string Sha256Hex(std::string_view data);
 // Raw (binary) HMAC-SHA256 of |data| under |key|.
@@ -78,15 +80,42 @@ class SigV4 {
   // SignatureDoesNotMatch and AccessDenied (403).
   Status VerifyPresigned(const std::string& method, const std::string& host,
                          const std::string& path, const QueryParams& query) const;
+  // The same, taking the values of any further signed headers from |headers|.
+  Status VerifyPresigned(const std::string& method, const std::string& path,
+                         const QueryParams& query, const HeaderList& headers) const;
+
+  // The Authorization header value for |request| signed at |now_ms|.
+  std::string Authorization(const CanonicalRequest& request, int64_t now_ms) const;
+
+  // Checks a request signed in its Authorization header ("AWS4-HMAC-SHA256
+  // Credential=..., SignedHeaders=..., Signature=..."): credential scope,
+  // x-amz-date (or Date) within 15 minutes of now, the signature (constant
+  // time), and a session token if this signer has one. Returns the payload
+  // hash the client declared (x-amz-content-sha256), which the caller checks
+  // against the body. Errors carry S3's codes: AuthorizationHeaderMalformed,
+  // InvalidRequest, InvalidArgument (400), InvalidAccessKeyId,
+  // SignatureDoesNotMatch, RequestTimeTooSkewed, AccessDenied (403).
+  Result<std::string> VerifyHeaderAuth(const std::string& method, const std::string& path,
+                                       const QueryParams& query, const HeaderList& headers) const;
 
  private:
   std::string SigningKey(const std::string& date) const;
+  // A session token sent must be this signer's; none sent is fine when it has none.
+  Status CheckToken(std::optional<std::string> token) const;
+  Status CheckToken(const std::string* token) const;
+  // The canonical values of the headers named in "a;b;c".
+  static Result<HeaderList> SignedHeaderValues(const std::string& signed_headers,
+                                               const HeaderList& headers);
 
   const Credentials credentials_;
   const std::string region_;
   const std::string service_;
   const Clock& clock_;
 };
+
+// The canonical value of header |name| in |headers|: every occurrence, trimmed,
+// inner runs of spaces folded, joined by ','. nullopt if absent.
+std::optional<std::string> CanonicalHeaderValue(const HeaderList& headers, std::string_view name);
 
 // The most a presigned URL may live, as S3 allows: 7 days.
 inline constexpr int64_t kMaxPresignExpiresSeconds = 604800;

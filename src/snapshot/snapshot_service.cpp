@@ -104,16 +104,20 @@ void SnapshotService::Acquire(const std::string& stream, const SnapshotOptions& 
   }
   bool queued = workers_.TryPost(
       [this, key, stream, fragment = std::move(*fragment), options, publish]() mutable {
-        Result<Rendered> result = Work(stream, fragment, options, publish);
-        std::vector<Waiter> waiters;
-        {
-          std::lock_guard lock(mu_);
-          ++stats_.renders;
-          if (result.ok()) Insert(key, *result);
-          waiters = std::move(in_flight_[key]);
-          in_flight_.erase(key);
-        }
-        for (auto& w : waiters) w(result);
+        Result<Image> image = RenderFragment(stream, fragment, options);
+        if (!image.ok()) return Finish(key, image.status());
+        Rendered out;
+        out.image = std::make_shared<const Image>(std::move(*image));
+        if (!publish) return Finish(key, std::move(out));
+        out.object_key = ObjectKey(stream, *out.image, options);
+        // The upload may go on the store's own threads: this worker is free at once.
+        std::shared_ptr<const std::string> bytes(out.image, &out.image->bytes);
+        objects_.PutAsync(out.object_key, std::move(bytes),
+                          media::ImageContentType(out.image->format),
+                          [this, key, out](Status stored) {
+                            if (!stored.ok()) return Finish(key, stored);
+                            Finish(key, out);
+                          });
       });
   if (!queued) {
     std::vector<Waiter> waiters;
@@ -126,20 +130,16 @@ void SnapshotService::Acquire(const std::string& stream, const SnapshotOptions& 
   }
 }
 
-Result<SnapshotService::Rendered> SnapshotService::Work(const std::string& stream,
-                                                        const store::FragmentView& fragment,
-                                                        const SnapshotOptions& options,
-                                                        bool publish) {
-  Result<Image> image = RenderFragment(stream, fragment, options);
-  if (!image.ok()) return image.status();
-  Rendered out;
-  if (publish) {
-    out.object_key = ObjectKey(stream, *image, options);
-    LF_RETURN_IF_ERROR(
-        objects_.Put(out.object_key, image->bytes, media::ImageContentType(image->format)));
+void SnapshotService::Finish(const std::string& key, Result<Rendered> result) {
+  std::vector<Waiter> waiters;
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.renders;
+    if (result.ok()) Insert(key, *result);
+    waiters = std::move(in_flight_[key]);
+    in_flight_.erase(key);
   }
-  out.image = std::make_shared<const Image>(std::move(*image));
-  return out;
+  for (auto& w : waiters) w(result);
 }
 
 void SnapshotService::Insert(const std::string& key, const Rendered& rendered) {

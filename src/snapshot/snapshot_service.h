@@ -117,8 +117,8 @@ class SnapshotService {
   // Finds or makes the render of |stream|'s newest frame with |options|.
   void Acquire(const std::string& stream, const SnapshotOptions& options, bool publish,
                Waiter done);
-  Result<Rendered> Work(const std::string& stream, const store::FragmentView& fragment,
-                        const SnapshotOptions& options, bool publish);
+  // Caches a finished render and answers everyone waiting for it.
+  void Finish(const std::string& key, Result<Rendered> result);
   Result<Image> RenderFragment(const std::string& stream, const store::FragmentView& fragment,
                                const SnapshotOptions& options);
   void Insert(const std::string& key, const Rendered& rendered);  // mu_ held

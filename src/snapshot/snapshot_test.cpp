@@ -168,7 +168,10 @@ TEST_F(SnapshotServiceTest, PublishesToTheObjectStoreWithASignedUrl) {
   EXPECT_EQ(published->expires_at_ms, 1'764'000'000'000 + 600'000);
   EXPECT_EQ(published->key,
             "snapshots/cam/" + std::to_string(published->image.frame_timestamp_ms) + "_80x60.jpg");
-  auto stored = ReadFile((dir_.path() / "objects/lastframe" / published->key).string());
+  auto object = objects_->GetObject(published->key);
+  ASSERT_TRUE(object.ok()) << object.status().ToString();
+  EXPECT_EQ(object->info.meta.content_type, "image/jpeg");
+  const std::string& stored = object->bytes;
   EXPECT_EQ(stored.size(), published->bytes);
   EXPECT_EQ(DecodeJpeg(stored).width, 80);
   EXPECT_NE(published->url.find("X-Amz-Signature="), std::string::npos);

@@ -1,0 +1,122 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/worker_pool.h"
+#include "objects/object_store.h"
+#include "objects/sigv4.h"
+
+namespace lastframe::objects {
+
+enum class S3Addressing {
+  kAuto,     // virtual-hosted on amazonaws.com (for bucket names without dots), else path
+  kPath,     // https://endpoint/bucket/key (MinIO, Ceph RGW, s3rver)
+  kVirtual,  // https://bucket.endpoint/key
+};
+
+struct S3StoreOptions {
+  std::string bucket;
+  std::string prefix;    // put before every key: "" or "cams/" (a '/' is added if missing)
+  std::string endpoint;  // "http://127.0.0.1:9000"; empty: https://s3.<region>.amazonaws.com
+  std::string region = "us-east-1";
+  S3Addressing addressing = S3Addressing::kAuto;
+  Credentials credentials;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds attempt_timeout{5000};  // one try, connect included
+  std::chrono::milliseconds deadline{12000};        // all tries of one call, backoff included
+  int max_attempts = 4;
+  std::chrono::milliseconds backoff_base{100};  // full jitter: sleep in [0, base * 2^try)
+  size_t upload_threads = 8;
+  size_t max_queued_uploads = 512;
+  std::string cache_control = "private, max-age=600";
+};
+
+struct S3ObjectHead {
+  uint64_t size = 0;
+  std::string etag;  // unquoted
+  std::string content_type;
+  std::string cache_control;
+};
+
+struct S3Stats {
+  uint64_t requests = 0;  // attempts sent
+  uint64_t retries = 0;
+  uint64_t failures = 0;  // calls that ended in an error
+};
+
+// An ObjectStore on any S3-compatible service (AWS S3, MinIO, Ceph RGW, ...):
+// SigV4 header auth with the payload's SHA-256 and Content-MD5, presigned
+// GETs, keep-alive connections (libcurl handles reused across calls),
+// per-try timeouts inside an overall deadline, and retries with jittered
+// exponential backoff on connection errors, timeouts, 500/502/503/504 (and
+// S3's SlowDown), never on other 4xx. Uploads run on the store's own threads.
+//
+// Errors: a store that cannot be reached is Unavailable ("ObjectStoreUnavailable",
+// HTTP 503 to our callers); one that answers with an error is UpstreamFailed
+// ("ObjectStoreError", 502) with S3's code and message in the text; a missing
+// key is NotFound ("NoSuchKey").
+class S3Store final : public ObjectStore {
+ public:
+  static Result<std::unique_ptr<S3Store>> Open(S3StoreOptions options, const Clock& clock);
+  ~S3Store() override;
+
+  Status Put(const std::string& key, std::string_view bytes,
+             const std::string& content_type) override;
+  void PutAsync(std::string key, std::shared_ptr<const std::string> bytes,
+                std::string content_type, std::function<void(Status)> done) override;
+  Result<std::string> PresignGet(const std::string& key, int64_t expires_s) override;
+  void Shutdown() override { uploads_.Shutdown(); }
+
+  Result<S3ObjectHead> Head(const std::string& key);
+  Result<std::string> Get(const std::string& key);
+  Status Delete(const std::string& key);
+
+  // "http://127.0.0.1:9000/bucket/prefix/" or "https://bucket.s3.../prefix/": for the log.
+  std::string Describe() const;
+  S3Stats stats() const;
+
+ private:
+  struct HttpResult {
+    long status = 0;
+    std::string body;
+    HeaderList headers;  // lower-case names
+  };
+  struct Target {
+    std::string url;   // scheme://host/encoded-path
+    std::string host;  // as sent and signed
+    std::string path;  // decoded, as signed
+  };
+
+  S3Store(S3StoreOptions options, const Clock& clock, std::string scheme, std::string host);
+  Target TargetOf(const std::string& key) const;
+  // One call: signs and sends, retrying as the class comment says.
+  Result<HttpResult> Call(const std::string& method, const std::string& key,
+                          std::string_view body, const std::string& content_type);
+  Result<HttpResult> Attempt(const std::string& method, const Target& target,
+                             std::string_view body, const std::string& content_type,
+                             std::chrono::milliseconds timeout);
+  void* AcquireHandle();
+  void ReleaseHandle(void* handle);
+
+  const S3StoreOptions options_;
+  const Clock& clock_;
+  const std::string scheme_;         // "http" or "https"
+  const std::string endpoint_host_;  // host[:port], default ports dropped
+  SigV4 signer_;
+  WorkerPool uploads_;
+  mutable std::mutex mu_;
+  std::vector<void*> idle_handles_;  // CURL*, each keeping its connections alive
+  S3Stats stats_;                    // guarded by mu_
+};
+
+// Parses "s3://bucket[/prefix]" into bucket and prefix.
+Result<std::pair<std::string, std::string>> ParseS3Uri(const std::string& uri);
+
+}  // namespace lastframe::objects
