@@ -16,8 +16,10 @@ function(lastframe_test target)
   cmake_parse_arguments(T "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${target} ${T_SOURCES})
   target_link_libraries(${target} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
+  # Tests that run scripts of the source tree (tests/s3rver, tests/e2e/s3_clients) find them here.
+  target_compile_definitions(${target} PRIVATE LASTFRAME_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   gtest_discover_tests(${target}
     DISCOVERY_MODE PRE_TEST
-    PROPERTIES ENVIRONMENT "LASTFRAME_BINARY=$<TARGET_FILE:lastframe>;LASTFRAME_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
+    PROPERTIES ENVIRONMENT "LASTFRAME_BINARY=$<TARGET_FILE:lastframe>"
                TIMEOUT 120)
 endfunction()

@@ -16,6 +16,12 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl awscli python3-boto3
 )
 
+# Node.js runs the independent S3 server of the tests (tests/s3rver); a
+# machine that has node already (e.g. from NodeSource) keeps its own.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
+
 if [ "${1:-}" = "--bench" ]; then
   packages+=(python3-opencv wrk)
 fi

@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 jobs="${JOBS:-2}"
 ./scripts/install-deps.sh
+# The independent S3 server the tests run our S3 client against, pinned by its lock file.
+if ! cmp -s tests/s3rver/package-lock.json tests/s3rver/node_modules/.installed-from-lock; then
+  (cd tests/s3rver && npm ci --no-audit --no-fund --loglevel=error &&
+    cp package-lock.json node_modules/.installed-from-lock)
+fi
 
 run_suite() {  # run_suite BUILD_DIR CMAKE_ARGS...
   local dir="$1"; shift

@@ -37,6 +37,7 @@ HttpResult HttpRequest(uint16_t port, const std::string& method, const std::stri
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(256 * 1024 * 1024);
+  parser.skip(method == "HEAD");  // a HEAD answer has a Content-Length but no body
   http::read(stream, buffer, parser, ec);
   if (ec && ec != http::error::end_of_stream) return result;
   auto& res = parser.get();
