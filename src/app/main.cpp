@@ -17,8 +17,8 @@
 #include "http/server.h"
 #include "ingest/demo_producer.h"
 #include "media/ffmpeg.h"
-#include "objects/credentials_file.h"
 #include "objects/aws_config.h"
+#include "objects/credentials_file.h"
 #include "objects/local_store.h"
 #include "objects/s3_store.h"
 #include "snapshot/snapshot_service.h"
@@ -219,8 +219,7 @@ int Serve(const ServeConfig& cfg) {
     remote = std::move(*opened);
     store_description = remote->Describe() + ", credentials from " + aws->source;
   }
-  objects::ObjectStore& object_store =
-      local ? static_cast<objects::ObjectStore&>(*local) : *remote;
+  objects::ObjectStore& object_store = local ? static_cast<objects::ObjectStore&>(*local) : *remote;
   const size_t workers_n = cfg.workers ? cfg.workers : cores;
   WorkerPool workers(workers_n, cfg.max_queued ? cfg.max_queued : 64 * workers_n);
   snapshot::SnapshotService snapshots(

@@ -83,8 +83,8 @@ std::string XmlEscape(const std::string& s) {
 
 unsigned S3StatusOf(const Status& error) {
   static const std::pair<const char*, unsigned> kS3Statuses[] = {
-      {"EntityTooLarge", 400},     {"InvalidRange", 416},      {"NotImplemented", 501},
-      {"MethodNotAllowed", 405},   {"MissingContentLength", 411}, {"PreconditionFailed", 412},
+      {"EntityTooLarge", 400},   {"InvalidRange", 416},         {"NotImplemented", 501},
+      {"MethodNotAllowed", 405}, {"MissingContentLength", 411}, {"PreconditionFailed", 412},
       {"SlowDown", 503},
   };
   std::string reason = error.reason();

@@ -104,8 +104,8 @@ bool S3Api::Owns(const Request& r) const {
   const std::string root = "/" + store_.bucket();
   if (r.path == root || r.path.rfind(root + "/", 0) == 0) return true;
   auto auth = r.header.find(bhttp::field::authorization);
-  if (auth != r.header.end() && (auth->value().starts_with("AWS4-HMAC-SHA256") ||
-                                 auth->value().starts_with("AWS ")))
+  if (auth != r.header.end() &&
+      (auth->value().starts_with("AWS4-HMAC-SHA256") || auth->value().starts_with("AWS ")))
     return true;
   return r.raw_query.find("X-Amz-Signature=") != std::string::npos ||
          r.raw_query.find("X-Amz-Credential=") != std::string::npos;
@@ -191,9 +191,8 @@ void S3Api::Handle(Request r, Respond respond) {
   auto on_worker = [&](std::function<Response()> work) {
     auto shared = std::make_shared<Respond>(std::move(respond));
     if (!workers_.TryPost([shared, work = std::move(work)] { (*shared)(work()); }))
-      (*shared)(S3Error(S3Status(Code::kUnavailable, "SlowDown",
-                                 "Please reduce your request rate."),
-                        resource));
+      (*shared)(S3Error(
+          S3Status(Code::kUnavailable, "SlowDown", "Please reduce your request rate."), resource));
   };
 
   if (parsed->bucket.empty()) {  // the service
@@ -268,8 +267,10 @@ Response S3Api::PutObject(const Request& r, const Parsed& p, const std::string& 
                      r.path);
   }
   objects::ObjectMeta meta;
-  if (const std::string* t = Header(p.headers, "content-type")) meta.content_type = *t;
-  else meta.content_type = "binary/octet-stream";
+  if (const std::string* t = Header(p.headers, "content-type"))
+    meta.content_type = *t;
+  else
+    meta.content_type = "binary/octet-stream";
   if (const std::string* c = Header(p.headers, "cache-control")) meta.cache_control = *c;
   for (const auto& [k, v] : p.headers)
     if (k.rfind("x-amz-meta-", 0) == 0) meta.user.emplace_back(k.substr(11), v);
@@ -317,7 +318,8 @@ Response S3Api::GetObject(const Request& r, const Parsed& p) {
   res.set(bhttp::field::etag, etag);
   res.set(bhttp::field::last_modified, FormatHttpDate(info.last_modified_ms));
   res.set(bhttp::field::accept_ranges, "bytes");
-  res.set(bhttp::field::content_type, response_param("response-content-type", info.meta.content_type));
+  res.set(bhttp::field::content_type,
+          response_param("response-content-type", info.meta.content_type));
   if (std::string cc = response_param("response-cache-control", info.meta.cache_control);
       !cc.empty())
     res.set(bhttp::field::cache_control, cc);
@@ -331,10 +333,9 @@ Response S3Api::GetObject(const Request& r, const Parsed& p) {
   }
   if (got->partial) {
     res.result(bhttp::status::partial_content);
-    res.set(bhttp::field::content_range,
-            "bytes " + std::to_string(got->first) + "-" +
-                std::to_string(got->first + got->bytes.size() - 1) + "/" +
-                std::to_string(info.size));
+    res.set(bhttp::field::content_range, "bytes " + std::to_string(got->first) + "-" +
+                                             std::to_string(got->first + got->bytes.size() - 1) +
+                                             "/" + std::to_string(info.size));
   }
   res.body() = std::move(got->bytes);
   return res;
@@ -363,27 +364,25 @@ Response S3Api::ListObjects(const Parsed& p) {
   bool url_encoding = false;
   if (const std::string* e = Find(p.query, "encoding-type")) {
     if (*e != "url")
-      return S3Error(InvalidArgument("Invalid Encoding Method specified in Request",
-                                     "InvalidArgument"),
-                     resource);
+      return S3Error(
+          InvalidArgument("Invalid Encoding Method specified in Request", "InvalidArgument"),
+          resource);
     url_encoding = true;
   }
   const std::string* token = v2 ? Find(p.query, "continuation-token") : nullptr;
   if (token) {
     auto decoded = HexDecodeToken(*token);
     if (!decoded || decoded->empty())
-      return S3Error(InvalidArgument("The continuation token provided is incorrect",
-                                     "InvalidArgument"),
-                     resource);
+      return S3Error(
+          InvalidArgument("The continuation token provided is incorrect", "InvalidArgument"),
+          resource);
     req.start_after = *decoded;
   } else if (const std::string* s = Find(p.query, v2 ? "start-after" : "marker")) {
     req.start_after = *s;
   }
   auto listed = store_.List(req);
   if (!listed.ok()) return S3Error(listed.status(), resource);
-  auto text = [&](const std::string& s) {
-    return url_encoding ? objects::UriEncode(s, false) : s;
-  };
+  auto text = [&](const std::string& s) { return url_encoding ? objects::UriEncode(s, false) : s; };
   std::string body = std::string("<ListBucketResult xmlns=\"") + kXmlns + "\">";
   body += Element("Name", p.bucket) + Element("Prefix", text(req.prefix));
   if (!req.delimiter.empty()) body += Element("Delimiter", text(req.delimiter));
@@ -394,9 +393,9 @@ Response S3Api::ListObjects(const Parsed& p) {
     body += Element("KeyCount",
                     std::to_string(listed->objects.size() + listed->common_prefixes.size()));
     if (token) body += Element("ContinuationToken", *token);
-    if (const std::string* s = Find(p.query, "start-after")) body += Element("StartAfter", text(*s));
-    if (listed->truncated)
-      body += Element("NextContinuationToken", HexEncodeToken(listed->last));
+    if (const std::string* s = Find(p.query, "start-after"))
+      body += Element("StartAfter", text(*s));
+    if (listed->truncated) body += Element("NextContinuationToken", HexEncodeToken(listed->last));
   } else {
     body += Element("Marker", text(req.start_after));
     if (listed->truncated && !req.delimiter.empty())

@@ -168,7 +168,8 @@ class Session : public std::enable_shared_from_this<Session> {
     res.set(bhttp::field::server, "lastframe");
     if (is_head_) {
       // HEAD: the length of what GET would send, unless the handler set it.
-      if (res.find(bhttp::field::content_length) == res.end()) res.content_length(res.body().size());
+      if (res.find(bhttp::field::content_length) == res.end())
+        res.content_length(res.body().size());
       res.body().clear();
     } else {
       res.prepare_payload();

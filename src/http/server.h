@@ -76,7 +76,8 @@ class Application {
   virtual std::optional<uint64_t> BodyLimit(const Request&) const { return std::nullopt; }
   // The answer to a body over its limit.
   virtual Response TooLarge(const Request&, uint64_t limit) const {
-    return JsonError(413, "TooLarge", "request body larger than " + std::to_string(limit) + " bytes");
+    return JsonError(413, "TooLarge",
+                     "request body larger than " + std::to_string(limit) + " bytes");
   }
 };
 

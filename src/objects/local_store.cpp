@@ -122,10 +122,16 @@ Result<OpenedObject> OpenObject(const fs::path& path, const std::string& key) {
   out.info.key = key;
   out.info.last_modified_ms =
       static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+  // The header line is small (metadata only): read a little, more only if needed.
   std::string head;
-  LF_RETURN_IF_ERROR(
-      ReadAt(raw, 0, std::min<size_t>(kMaxHeaderBytes, static_cast<size_t>(st.st_size)), head));
+  size_t want = std::min<size_t>(4096, static_cast<size_t>(st.st_size));
+  LF_RETURN_IF_ERROR(ReadAt(raw, 0, want, head));
   size_t nl = head.find('\n');
+  if (nl == std::string::npos && head.compare(0, kMagic.size(), kMagic) == 0) {
+    LF_RETURN_IF_ERROR(
+        ReadAt(raw, 0, std::min<size_t>(kMaxHeaderBytes, static_cast<size_t>(st.st_size)), head));
+    nl = head.find('\n');
+  }
   if (head.compare(0, kMagic.size(), kMagic) == 0 && nl != std::string::npos) {
     auto j = nlohmann::json::parse(head.begin() + static_cast<long>(kMagic.size()),
                                    head.begin() + static_cast<long>(nl), nullptr, false);
@@ -309,7 +315,8 @@ Result<ObjectInfo> LocalStore::PutObject(const std::string& key, std::string_vie
       break;
     }
     if (ec) {
-      written = Status(Code::kUnavailable, "cannot create a folder for the object: " + ec.message());
+      written =
+          Status(Code::kUnavailable, "cannot create a folder for the object: " + ec.message());
       break;
     }
     if (std::rename(tmp.c_str(), path.c_str()) == 0) break;
@@ -387,15 +394,13 @@ Result<ListResult> LocalStore::List(const ListRequest& request) const {
   const std::string& prefix = request.prefix;
   fs::path bucket_dir = options_.root / options_.bucket;
   // Walk only the folder the prefix names; a prefix no key could have lists nothing.
-  std::string folder = prefix.substr(0, prefix.rfind('/') == std::string::npos
-                                            ? 0
-                                            : prefix.rfind('/') + 1);
+  std::string folder =
+      prefix.substr(0, prefix.rfind('/') == std::string::npos ? 0 : prefix.rfind('/') + 1);
   if (!folder.empty() && !ValidateObjectKey(folder.substr(0, folder.size() - 1)).ok()) return out;
   fs::path walk_root = bucket_dir / folder;
   std::vector<std::string> keys;
   std::error_code ec;
-  fs::recursive_directory_iterator it(walk_root, fs::directory_options::skip_permission_denied,
-                                      ec);
+  fs::recursive_directory_iterator it(walk_root, fs::directory_options::skip_permission_denied, ec);
   if (ec) return out;  // no such folder: nothing under the prefix
   for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
@@ -535,8 +540,8 @@ Result<std::string> LocalStore::Authenticate(const std::string& method, const st
                                              const HeaderList& headers) const {
   bool presigned = false;
   for (const auto& [k, v] : query)
-    presigned = presigned || k == "X-Amz-Signature" || k == "X-Amz-Credential" ||
-                k == "X-Amz-Algorithm";
+    presigned =
+        presigned || k == "X-Amz-Signature" || k == "X-Amz-Credential" || k == "X-Amz-Algorithm";
   if (presigned) {
     LF_RETURN_IF_ERROR(signer_.VerifyPresigned(method, path, query, headers));
     return std::string("UNSIGNED-PAYLOAD");

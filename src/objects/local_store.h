@@ -52,7 +52,7 @@ std::optional<ByteRange> ParseByteRange(std::string_view header);
 
 struct StoredObject {
   ObjectInfo info;
-  std::string bytes;  // the whole body, or the range asked for
+  std::string bytes;   // the whole body, or the range asked for
   uint64_t first = 0;  // the range sent: [first, first + bytes.size())
   bool partial = false;
 };

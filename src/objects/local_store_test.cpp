@@ -110,8 +110,7 @@ TEST_F(LocalStoreTest, ObjectsKeepTheirMetadataAndRanges) {
   EXPECT_FALSE(ParseByteRange("items=1-2"));
   // A key cannot be both an object and a folder of others.
   EXPECT_EQ(store_->PutObject("dir", "x", {}).status().reason(), "ObjectKeyConflict");
-  EXPECT_EQ(store_->PutObject("dir/a b+c~é.txt/x", "x", {}).status().reason(),
-            "ObjectKeyConflict");
+  EXPECT_EQ(store_->PutObject("dir/a b+c~é.txt/x", "x", {}).status().reason(), "ObjectKeyConflict");
   ASSERT_TRUE(store_->DeleteObject("dir/a b+c~é.txt").ok());
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "objects/lastframe/dir"));  // emptied folder
 }
@@ -159,8 +158,8 @@ TEST_F(LocalStoreTest, SweepDeletesByAgeThenBySize) {
   // File times come from the real clock: age them by hand.
   auto age = [&](const std::string& key, int seconds) {
     auto path = o.root / "lastframe" / key;
-    std::filesystem::last_write_time(path, std::filesystem::last_write_time(path) -
-                                               std::chrono::seconds(seconds));
+    std::filesystem::last_write_time(
+        path, std::filesystem::last_write_time(path) - std::chrono::seconds(seconds));
   };
   ManualClock& clock = clock_;
   clock.Set(std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -116,7 +116,8 @@ Result<std::unique_ptr<S3Store>> S3Store::Open(S3StoreOptions options, const Clo
     return InvalidArgument("S3 credentials are required");
   if (options.region.empty()) return InvalidArgument("an S3 region is required");
   if (!options.prefix.empty() && options.prefix.back() != '/') options.prefix += "/";
-  if (options.endpoint.empty()) options.endpoint = "https://s3." + options.region + ".amazonaws.com";
+  if (options.endpoint.empty())
+    options.endpoint = "https://s3." + options.region + ".amazonaws.com";
   while (!options.endpoint.empty() && options.endpoint.back() == '/') options.endpoint.pop_back();
   auto host = HostOfUrl(options.endpoint);
   if (!host || options.endpoint.find('/', options.endpoint.find("://") + 3) != std::string::npos)
@@ -190,8 +191,7 @@ void S3Store::ReleaseHandle(void* handle) {
 }
 
 Result<S3Store::HttpResult> S3Store::Attempt(const std::string& method, const Target& target,
-                                             std::string_view body,
-                                             const std::string& content_type,
+                                             std::string_view body, const std::string& content_type,
                                              std::chrono::milliseconds timeout) {
   int64_t now = clock_.NowMs();
   CanonicalRequest req;
@@ -212,7 +212,8 @@ Result<S3Store::HttpResult> S3Store::Attempt(const std::string& method, const Ta
   if (method == "PUT") {
     lines.push_back("Content-Type: " + content_type);
     lines.push_back("Content-MD5: " + Md5Base64(body));
-    if (!options_.cache_control.empty()) lines.push_back("Cache-Control: " + options_.cache_control);
+    if (!options_.cache_control.empty())
+      lines.push_back("Cache-Control: " + options_.cache_control);
   }
   curl_slist* list = nullptr;
   for (const auto& l : lines) list = curl_slist_append(list, l.c_str());
@@ -257,15 +258,14 @@ Result<S3Store::HttpResult> S3Store::Attempt(const std::string& method, const Ta
   }
   if (rc != CURLE_OK)
     return Status(Code::kUnavailable,
-                  "object store " + endpoint_host_ + " unreachable: " +
-                      (error[0] ? std::string(error) : curl_easy_strerror(rc)),
+                  "object store " + endpoint_host_ +
+                      " unreachable: " + (error[0] ? std::string(error) : curl_easy_strerror(rc)),
                   "ObjectStoreUnavailable");
   return out;
 }
 
 Result<S3Store::HttpResult> S3Store::Call(const std::string& method, const std::string& key,
-                                          std::string_view body,
-                                          const std::string& content_type) {
+                                          std::string_view body, const std::string& content_type) {
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
   Target target = TargetOf(key);
   auto start = std::chrono::steady_clock::now();
@@ -287,8 +287,7 @@ Result<S3Store::HttpResult> S3Store::Call(const std::string& method, const std::
     auto cap = options_.backoff_base * (1 << std::min(attempt, 10));
     auto wait = std::chrono::milliseconds(
         std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(cap.count() - 1, 0))(rng));
-    if (attempt + 1 >= options_.max_attempts ||
-        std::chrono::steady_clock::now() + wait >= deadline)
+    if (attempt + 1 >= options_.max_attempts || std::chrono::steady_clock::now() + wait >= deadline)
       break;
     std::this_thread::sleep_for(wait);
   }
@@ -303,11 +302,11 @@ Result<S3Store::HttpResult> S3Store::Call(const std::string& method, const std::
   if (status == 404 && method != "PUT") return fail(NotFound("no object " + key, "NoSuchKey"));
   std::string code = XmlField(last->body, "Code");
   std::string message = XmlField(last->body, "Message");
-  return fail(Status(
-      Code::kUpstreamFailed,
-      "object store answered " + std::to_string(status) + (code.empty() ? "" : " " + code) +
-          (message.empty() ? "" : ": " + message) + " (" + method + " " + target.path + ")",
-      "ObjectStoreError"));
+  return fail(
+      Status(Code::kUpstreamFailed,
+             "object store answered " + std::to_string(status) + (code.empty() ? "" : " " + code) +
+                 (message.empty() ? "" : ": " + message) + " (" + method + " " + target.path + ")",
+             "ObjectStoreError"));
 }
 
 Status S3Store::Put(const std::string& key, std::string_view bytes,
@@ -325,10 +324,9 @@ Status S3Store::Put(const std::string& key, std::string_view bytes,
 void S3Store::PutAsync(std::string key, std::shared_ptr<const std::string> bytes,
                        std::string content_type, std::function<void(Status)> done) {
   auto shared_done = std::make_shared<std::function<void(Status)>>(std::move(done));
-  bool queued = uploads_.TryPost([this, key = std::move(key), bytes,
-                                  content_type = std::move(content_type), shared_done] {
-    (*shared_done)(Put(key, *bytes, content_type));
-  });
+  bool queued =
+      uploads_.TryPost([this, key = std::move(key), bytes, content_type = std::move(content_type),
+                        shared_done] { (*shared_done)(Put(key, *bytes, content_type)); });
   if (!queued)
     (*shared_done)(Status(Code::kOverloaded, "too many uploads to the object store in flight",
                           "ObjectStoreBusy"));

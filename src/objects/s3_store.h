@@ -69,8 +69,8 @@ class S3Store final : public ObjectStore {
 
   Status Put(const std::string& key, std::string_view bytes,
              const std::string& content_type) override;
-  void PutAsync(std::string key, std::shared_ptr<const std::string> bytes,
-                std::string content_type, std::function<void(Status)> done) override;
+  void PutAsync(std::string key, std::shared_ptr<const std::string> bytes, std::string content_type,
+                std::function<void(Status)> done) override;
   Result<std::string> PresignGet(const std::string& key, int64_t expires_s) override;
   void Shutdown() override { uploads_.Shutdown(); }
 
@@ -97,11 +97,10 @@ class S3Store final : public ObjectStore {
   S3Store(S3StoreOptions options, const Clock& clock, std::string scheme, std::string host);
   Target TargetOf(const std::string& key) const;
   // One call: signs and sends, retrying as the class comment says.
-  Result<HttpResult> Call(const std::string& method, const std::string& key,
-                          std::string_view body, const std::string& content_type);
-  Result<HttpResult> Attempt(const std::string& method, const Target& target,
-                             std::string_view body, const std::string& content_type,
-                             std::chrono::milliseconds timeout);
+  Result<HttpResult> Call(const std::string& method, const std::string& key, std::string_view body,
+                          const std::string& content_type);
+  Result<HttpResult> Attempt(const std::string& method, const Target& target, std::string_view body,
+                             const std::string& content_type, std::chrono::milliseconds timeout);
   void* AcquireHandle();
   void ReleaseHandle(void* handle);
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/time_format.h"
+
 namespace lastframe::objects {
 namespace {
 
@@ -43,6 +45,100 @@ TEST(SigV4, AwsPublishedGetObjectHeaderExample) {
   EXPECT_EQ(req.SignedHeaders(), "host;range;x-amz-content-sha256;x-amz-date");
   EXPECT_EQ(signer.Sign(req, kExampleTime),
             "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+}
+
+TEST(SigV4, AwsPublishedPutObjectHeaderExample) {
+  ManualClock clock(kExampleTime);
+  SigV4 signer(kExampleCredentials, "us-east-1", "s3", clock);
+  CanonicalRequest req;
+  req.method = "PUT";
+  req.path = "/test$file.text";
+  req.payload_hash = Sha256Hex("Welcome to Amazon S3.");
+  EXPECT_EQ(req.payload_hash, "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072");
+  req.headers = {{"date", "Fri, 24 May 2013 00:00:00 GMT"},
+                 {"host", "examplebucket.s3.amazonaws.com"},
+                 {"x-amz-date", "20130524T000000Z"},
+                 {"x-amz-storage-class", "REDUCED_REDUNDANCY"},
+                 {"x-amz-content-sha256", req.payload_hash}};
+  EXPECT_EQ(signer.Authorization(req, kExampleTime),
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+            "SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class, "
+            "Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd");
+}
+
+TEST(SigV4, AwsPublishedListObjectsHeaderExample) {
+  ManualClock clock(kExampleTime);
+  SigV4 signer(kExampleCredentials, "us-east-1", "s3", clock);
+  CanonicalRequest req;
+  req.method = "GET";
+  req.path = "/";
+  req.query = *ParseQuery("max-keys=2&prefix=J");
+  req.payload_hash = Sha256Hex("");
+  req.headers = {{"host", "examplebucket.s3.amazonaws.com"},
+                 {"x-amz-content-sha256", req.payload_hash},
+                 {"x-amz-date", "20130524T000000Z"}};
+  EXPECT_EQ(signer.Sign(req, kExampleTime),
+            "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7");
+}
+
+// A request signed in its Authorization header, as the embedded store receives it.
+HeaderList SignedHeaderList(const SigV4& signer, int64_t now_ms, const std::string& method,
+                            const std::string& path, const std::string& body,
+                            const std::string& token = "") {
+  CanonicalRequest req;
+  req.method = method;
+  req.path = path;
+  req.payload_hash = Sha256Hex(body);
+  req.headers = {{"host", "127.0.0.1:8080"},
+                 {"x-amz-content-sha256", req.payload_hash},
+                 {"x-amz-date", FormatAmzDate(now_ms)}};
+  if (!token.empty()) req.headers.emplace_back("x-amz-security-token", token);
+  HeaderList out = req.headers;
+  out.emplace_back("authorization", signer.Authorization(req, now_ms));
+  out.emplace_back("user-agent", "unsigned  headers   are ignored");
+  return out;
+}
+
+TEST(SigV4, HeaderAuthRoundTripAndRefusals) {
+  ManualClock clock(1'764'000'000'000);
+  SigV4 server({"LFKEY", Secret("s3cr3t"), ""}, "us-east-1", "s3", clock);
+  SigV4 client({"LFKEY", Secret("s3cr3t"), ""}, "us-east-1", "s3", clock);
+  HeaderList h = SignedHeaderList(client, clock.NowMs(), "PUT", "/b/a b+c.jpg", "body");
+  auto ok = server.VerifyHeaderAuth("PUT", "/b/a b+c.jpg", {}, h);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(*ok, Sha256Hex("body"));  // the declared hash, for the caller to check
+  EXPECT_EQ(server.VerifyHeaderAuth("PUT", "/b/other.jpg", {}, h).status().reason(),
+            "SignatureDoesNotMatch");
+  EXPECT_EQ(server.VerifyHeaderAuth("GET", "/b/a b+c.jpg", {}, h).status().reason(),
+            "SignatureDoesNotMatch");
+  EXPECT_EQ(server.VerifyHeaderAuth("PUT", "/b/a b+c.jpg", {{"x", "1"}}, h).status().reason(),
+            "SignatureDoesNotMatch");
+  clock.Advance(16 * 60'000);
+  EXPECT_EQ(server.VerifyHeaderAuth("PUT", "/b/a b+c.jpg", {}, h).status().reason(),
+            "RequestTimeTooSkewed");
+  clock.Advance(-16 * 60'000);
+  // A session token must match the server's; none may be sent when it has none.
+  SigV4 with_token({"LFKEY", Secret("s3cr3t"), "tok3n"}, "us-east-1", "s3", clock);
+  HeaderList t = SignedHeaderList(client, clock.NowMs(), "GET", "/b/k", "", "tok3n");
+  EXPECT_TRUE(with_token.VerifyHeaderAuth("GET", "/b/k", {}, t).ok());
+  EXPECT_EQ(server.VerifyHeaderAuth("GET", "/b/k", {}, t).status().reason(), "InvalidToken");
+  HeaderList wrong = SignedHeaderList(client, clock.NowMs(), "GET", "/b/k", "", "other");
+  EXPECT_EQ(with_token.VerifyHeaderAuth("GET", "/b/k", {}, wrong).status().reason(),
+            "InvalidToken");
+  // A signed header that is not in the request.
+  HeaderList missing = h;
+  missing.erase(missing.begin());  // host
+  EXPECT_EQ(server.VerifyHeaderAuth("PUT", "/b/a b+c.jpg", {}, missing).status().reason(),
+            "AuthorizationHeaderMalformed");
+  EXPECT_EQ(CanonicalHeaderValue({{"a", "  x   y  "}, {"a", "z"}}, "a"), "x y,z");
+}
+
+TEST(SigV4, PresignCarriesTheSessionToken) {
+  ManualClock clock(kExampleTime);
+  SigV4 signer({"AKID", Secret("secret"), "session/token+="}, "us-east-1", "s3", clock);
+  std::string q = signer.PresignQuery("GET", "h", "/b/k", 60);
+  EXPECT_NE(q.find("X-Amz-Security-Token=session%2Ftoken%2B%3D"), std::string::npos) << q;
+  EXPECT_TRUE(signer.VerifyPresigned("GET", "h", "/b/k", *ParseQuery(q)).ok());
 }
 
 TEST(SigV4, UriEncodingFollowsS3) {

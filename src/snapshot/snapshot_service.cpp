@@ -102,23 +102,22 @@ void SnapshotService::Acquire(const std::string& stream, const SnapshotOptions& 
     }
     in_flight_[key].push_back(std::move(done));
   }
-  bool queued = workers_.TryPost(
-      [this, key, stream, fragment = std::move(*fragment), options, publish]() mutable {
-        Result<Image> image = RenderFragment(stream, fragment, options);
-        if (!image.ok()) return Finish(key, image.status());
-        Rendered out;
-        out.image = std::make_shared<const Image>(std::move(*image));
-        if (!publish) return Finish(key, std::move(out));
-        out.object_key = ObjectKey(stream, *out.image, options);
-        // The upload may go on the store's own threads: this worker is free at once.
-        std::shared_ptr<const std::string> bytes(out.image, &out.image->bytes);
-        objects_.PutAsync(out.object_key, std::move(bytes),
-                          media::ImageContentType(out.image->format),
-                          [this, key, out](Status stored) {
-                            if (!stored.ok()) return Finish(key, stored);
-                            Finish(key, out);
-                          });
-      });
+  bool queued = workers_.TryPost([this, key, stream, fragment = std::move(*fragment), options,
+                                  publish]() mutable {
+    Result<Image> image = RenderFragment(stream, fragment, options);
+    if (!image.ok()) return Finish(key, image.status());
+    Rendered out;
+    out.image = std::make_shared<const Image>(std::move(*image));
+    if (!publish) return Finish(key, std::move(out));
+    out.object_key = ObjectKey(stream, *out.image, options);
+    // The upload may go on the store's own threads: this worker is free at once.
+    std::shared_ptr<const std::string> bytes(out.image, &out.image->bytes);
+    objects_.PutAsync(out.object_key, std::move(bytes), media::ImageContentType(out.image->format),
+                      [this, key, out](Status stored) {
+                        if (!stored.ok()) return Finish(key, stored);
+                        Finish(key, out);
+                      });
+  });
   if (!queued) {
     std::vector<Waiter> waiters;
     {

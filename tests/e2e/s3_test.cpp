@@ -64,7 +64,8 @@ class S3rver {
     const std::string ready = "s3rver listening on http://127.0.0.1:";
     std::string line = process_->WaitForLine(ready, std::chrono::seconds(60));
     EXPECT_FALSE(line.empty()) << process_->Output();
-    if (!line.empty()) port_ = static_cast<uint16_t>(std::stoi(line.substr(line.find(ready) + ready.size())));
+    if (!line.empty())
+      port_ = static_cast<uint16_t>(std::stoi(line.substr(line.find(ready) + ready.size())));
   }
   ~S3rver() { Stop(); }
   void Stop() {
@@ -258,14 +259,14 @@ TEST_F(EmbeddedS3Test, ExpectContinueComesOnlyAfterAuthentication) {
     req.payload_hash = objects::Sha256Hex(body);
     std::string date = FormatAmzDate(clock.NowMs());
     std::string host = "127.0.0.1:" + std::to_string(port());
-    req.headers = {{"host", host}, {"x-amz-content-sha256", req.payload_hash}, {"x-amz-date", date}};
-    return RawExchange(port(), "PUT /lastframe/continue.txt HTTP/1.1\r\nHost: " + host +
-                                   "\r\nx-amz-date: " + date +
-                                   "\r\nx-amz-content-sha256: " + req.payload_hash +
-                                   "\r\nAuthorization: " + signer.Authorization(req, clock.NowMs()) +
-                                   "\r\nExpect: 100-continue\r\nContent-Length: " +
-                                   std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-                                   body);
+    req.headers = {
+        {"host", host}, {"x-amz-content-sha256", req.payload_hash}, {"x-amz-date", date}};
+    return RawExchange(
+        port(), "PUT /lastframe/continue.txt HTTP/1.1\r\nHost: " + host +
+                    "\r\nx-amz-date: " + date + "\r\nx-amz-content-sha256: " + req.payload_hash +
+                    "\r\nAuthorization: " + signer.Authorization(req, clock.NowMs()) +
+                    "\r\nExpect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\nConnection: close\r\n\r\n" + body);
   };
   std::string accepted = raw_put(kSecretKey);
   EXPECT_EQ(accepted.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", 0), 0u) << accepted;
@@ -302,23 +303,24 @@ TEST_F(EmbeddedS3Test, BadAuthenticationGetsS3Codes) {
   const std::string target = "/lastframe/auth.txt";
   ASSERT_EQ(Signed("PUT", target, "x").status, 200);
   ExpectS3Error(HttpRequest(port(), "GET", target), 403, "AccessDenied");
-  ExpectS3Error(HttpRequest(port(), "GET", target, "", {{"Authorization", "AWS4-HMAC-SHA256 junk"}}),
-                400, "AuthorizationHeaderMalformed");
-  ExpectS3Error(HttpRequest(port(), "GET", target, "", {{"Authorization", "AWS AKID:c2lnbmF0dXJl"}}),
-                400, "InvalidRequest");
-  ExpectS3Error(HttpRequest(port(), "GET", target, "",
-                            {{"Authorization", "AWS4-HMAC-SHA256 Credential=" +
-                                                   std::string(kAccessKey) +
-                                                   "/20261125/us-east-1/s3/aws4_request, "
-                                                   "SignedHeaders=host, Signature=00"}}),
-                403, "AccessDenied");  // no x-amz-date
+  ExpectS3Error(
+      HttpRequest(port(), "GET", target, "", {{"Authorization", "AWS4-HMAC-SHA256 junk"}}), 400,
+      "AuthorizationHeaderMalformed");
+  ExpectS3Error(
+      HttpRequest(port(), "GET", target, "", {{"Authorization", "AWS AKID:c2lnbmF0dXJl"}}), 400,
+      "InvalidRequest");
+  ExpectS3Error(
+      HttpRequest(port(), "GET", target, "",
+                  {{"Authorization", "AWS4-HMAC-SHA256 Credential=" + std::string(kAccessKey) +
+                                         "/20261125/us-east-1/s3/aws4_request, "
+                                         "SignedHeaders=host, Signature=00"}}),
+      403, "AccessDenied");  // no x-amz-date
   ExpectS3Error(Signed("GET", target, "", {}, {.access_key = "AKIDNOTOURS"}), 403,
                 "InvalidAccessKeyId");
   ExpectS3Error(Signed("GET", target, "", {}, {.secret = "wrong"}), 403, "SignatureDoesNotMatch");
   ExpectS3Error(Signed("GET", target, "", {}, {.region = "eu-west-1"}), 400,
                 "AuthorizationHeaderMalformed");
-  ExpectS3Error(Signed("GET", target, "", {}, {.send_payload_hash = false}), 400,
-                "InvalidRequest");
+  ExpectS3Error(Signed("GET", target, "", {}, {.send_payload_hash = false}), 400, "InvalidRequest");
   // Clocks more than 15 minutes apart, either way; 14 minutes is fine.
   ExpectS3Error(Signed("GET", target, "", {}, {.skew_ms = -16 * 60'000}), 403,
                 "RequestTimeTooSkewed");
@@ -362,8 +364,9 @@ TEST_F(EmbeddedS3Test, KeysAndSizesAreBounded) {
   // Operations S3 has and we do not: a clear 501, not a misreading.
   ExpectS3Error(Signed("POST", "/lastframe/multi.bin?uploads"), 501, "NotImplemented");
   ExpectS3Error(Signed("GET", "/lastframe?versions"), 501, "NotImplemented");
-  ExpectS3Error(Signed("PUT", "/lastframe/copy.bin", "", {{"x-amz-copy-source", "/lastframe/fits.bin"}}),
-                501, "NotImplemented");
+  ExpectS3Error(
+      Signed("PUT", "/lastframe/copy.bin", "", {{"x-amz-copy-source", "/lastframe/fits.bin"}}), 501,
+      "NotImplemented");
   ExpectS3Error(Signed("GET", "/lastframe?list-type=2&max-keys=lots"), 400, "InvalidArgument");
   ExpectS3Error(Signed("GET", "/lastframe?list-type=2&continuation-token=zz"), 400,
                 "InvalidArgument");
@@ -484,8 +487,8 @@ TEST_F(S3rverTest, AServerThatIsDownIsUnavailable) {
     S3rver s3(dir_);
     closed_port = s3.port();
   }  // stopped: nothing listens there now
-  auto store = OpenStore(StoreOptions("http://127.0.0.1:" + std::to_string(closed_port), "snaps",
-                                      kS3Key, kS3Secret));
+  auto store = OpenStore(
+      StoreOptions("http://127.0.0.1:" + std::to_string(closed_port), "snaps", kS3Key, kS3Secret));
   Status s = store->Put("k.jpg", "x", "image/jpeg");
   EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
   EXPECT_NE(s.message().find("127.0.0.1:" + std::to_string(closed_port)), std::string::npos);
@@ -497,10 +500,9 @@ TEST_F(S3rverTest, AServerThatIsDownIsUnavailable) {
 TEST_F(S3rverTest, ServeUploadsSnapshotsToS3AndHandsOutItsUrls) {
   S3rver s3(dir_);
   std::string clip = TestClip(dir_, "cam.mkv", 320, 240, 10, 2, 10);
-  LastframeServer server(dir_.file("data"),
-                         {"--store", "s3://snaps/site-a", "--s3-endpoint", s3.endpoint(),
-                          "--s3-access-key", kS3Key, "--s3-secret-key", kS3Secret,
-                          "--s3-timeout", "2"});
+  LastframeServer server(dir_.file("data"), {"--store", "s3://snaps/site-a", "--s3-endpoint",
+                                             s3.endpoint(), "--s3-access-key", kS3Key,
+                                             "--s3-secret-key", kS3Secret, "--s3-timeout", "2"});
   ASSERT_EQ(PushOneShot(server.port(), "cam", ReadFile(clip)).status, 200);
   HttpResult snap = HttpGet(server.port(), "/v1/streams/cam/snapshot?expires=120");
   ASSERT_EQ(snap.status, 200) << snap.body;
@@ -534,8 +536,8 @@ TEST(ServeFlags, BadStoreSettingsAreRefusedAtStart) {
            {"--store", "s3://snaps", "--s3-endpoint", "ftp://x", "--s3-access-key", "a",
             "--s3-secret-key", "b"},
            {"--store", "s3://snaps", "--s3-access-key", "only-half"}}) {
-    std::vector<std::string> argv = {LastframeBinary(), "serve", "--listen", "127.0.0.1:0",
-                                     "--data-dir", dir.file("data")};
+    std::vector<std::string> argv = {LastframeBinary(), "serve",      "--listen",
+                                     "127.0.0.1:0",     "--data-dir", dir.file("data")};
     argv.insert(argv.end(), args.begin(), args.end());
     std::string out;
     // Isolated from any real AWS configuration of the machine running the tests.
@@ -565,7 +567,8 @@ TEST(SigV4Interop, Boto3PresignsWithOurSignature) {
   std::string ours = "http://127.0.0.1:9000" + objects::UriEncode(path, false) + "?" +
                      signer.PresignQuery("GET", "127.0.0.1:9000", path, 600);
   EXPECT_EQ(QueryParam(boto_url, "X-Amz-Signature"), QueryParam(ours, "X-Amz-Signature"))
-      << boto_url << "\n" << ours;
+      << boto_url << "\n"
+      << ours;
   EXPECT_EQ(SortedParams(boto_url), SortedParams(ours));
   EXPECT_EQ(boto_url.substr(0, boto_url.find('?')), ours.substr(0, ours.find('?')));
 }
