@@ -73,9 +73,17 @@ def floor(clips_dir, runs):
     return result
 
 
-def recipe(clip, runs):
+BENCH_KEY, BENCH_SECRET = "LFBENCHKEY", "bench-secret-not-for-production"
+
+
+def recipe(clip, runs, server=None):
+    """The recipe's method; with |server|, its boto3 upload and presign go to that
+    lastframe's embedded S3 store over loopback (the recipe used AWS S3)."""
+    upload = [f"http://127.0.0.1:{server.port}", "lastframe", BENCH_KEY,
+              BENCH_SECRET] if server else []
     out = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "recipe_method.py"),
-                          clip, str(runs)], check=True, capture_output=True, text=True).stdout
+                          clip, str(runs), *upload], check=True, capture_output=True,
+                         text=True).stdout
     return median([ms(float(x)) for x in out.split()])
 
 
@@ -96,7 +104,8 @@ class Server:
         self.log = open(os.path.join(data_dir, "server.log"), "w+")
         # Default log level: one line per request, as users run it.
         self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir",
-                                      data_dir, "--retention", "3600", *extra],
+                                      data_dir, "--retention", "3600", "--access-key",
+                                      BENCH_KEY, "--secret-key", BENCH_SECRET, *extra],
                                      stderr=self.log, stdout=self.log)
         self.port = None
         deadline = time.time() + 20
@@ -315,10 +324,20 @@ def main():
                 "floor2": floors.get(f"floor/{name}/threads:2", float("nan")),
                 "encode": floors.get(f"encode/{name}", float("nan")),
                 "recipe": recipe(clip, args.runs),
+                "recipe_upload": recipe(clip, args.runs, server),
                 "ffmpeg": ffmpeg_cli(clip, args.runs, work),
                 "cold": cold, "warm": warm,
             })
         new_frame, same_frame, new_samples = live_warm(server, 8)
+        # The same looks with images going to a remote S3 store: a second lastframe's
+        # embedded store, so the hop (SigV4, HTTP PUT, MD5 and SHA-256) is what differs.
+        remote = Server(os.path.join(work, "data-remote"),
+                        ["--store", "s3://lastframe/remote", "--s3-endpoint",
+                         f"http://127.0.0.1:{server.port}", "--s3-access-key", BENCH_KEY,
+                         "--s3-secret-key", BENCH_SECRET])
+        with open(os.path.join(clips, "p480.mkv"), "rb") as f:
+            remote_cold, remote_warm = lastframe_cold_warm(remote, "p480", f.read(), args.runs)
+        remote.stop()
         server.stop()
         server = Server(os.path.join(work, "data-warm-all"), ["--warm-all"])
         warm_all_first = first_look_warm_all(server, args.runs)
@@ -338,15 +357,20 @@ def main():
     model = re.search(r"model name\s*:\s*(.*)", cpu)
     print(f"Machine: {os.cpu_count()} cores, {model.group(1) if model else 'unknown CPU'}; "
           f"medians of {args.runs} runs; all times in ms.\n")
-    print("| clip | floor 1 thr | floor 2 thr | JPEG encode | recipe method | ffmpeg CLI | "
-          "lastframe cold | lastframe warm, same frame | recipe / cold | ffmpeg / cold | "
-          "cold / floor 2 thr |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| clip | floor 1 thr | floor 2 thr | JPEG encode | recipe method | recipe + upload | "
+          "ffmpeg CLI | lastframe cold | lastframe warm, same frame | recipe / cold | "
+          "recipe + upload / cold | ffmpeg / cold | cold / floor 2 thr |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['desc']} | {r['floor1']:.1f} | {r['floor2']:.1f} | {r['encode']:.1f} | "
-              f"{r['recipe']:.1f} | {r['ffmpeg']:.1f} | {r['cold']:.1f} | {r['warm']:.2f} | "
-              f"{r['recipe'] / r['cold']:.2f}x | {r['ffmpeg'] / r['cold']:.1f}x | "
+              f"{r['recipe']:.1f} | {r['recipe_upload']:.1f} | {r['ffmpeg']:.1f} | "
+              f"{r['cold']:.1f} | {r['warm']:.2f} | {r['recipe'] / r['cold']:.2f}x | "
+              f"{r['recipe_upload'] / r['cold']:.2f}x | {r['ffmpeg'] / r['cold']:.1f}x | "
               f"{r['cold'] / r['floor2']:.2f}x |")
+    print()
+    print(f"Remote S3 store (--store s3://, a second lastframe's embedded store on loopback), "
+          f"640x480: cold {remote_cold:.1f} ms (local store {rows[0]['cold']:.1f} ms), warm "
+          f"same frame {remote_warm:.2f} ms (local {rows[0]['warm']:.2f} ms).")
     print()
     print(f"Load: 50 streams (640x480), 50 connections, {args.load_seconds} s of wrk, warm "
           f"(same frame): {loaded['rps']:.0f} snapshots/s, p50 {loaded['p50']:.2f} ms, "

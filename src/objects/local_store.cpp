@@ -339,6 +339,12 @@ Result<ObjectInfo> LocalStore::PutObject(const std::string& key, std::string_vie
   return info;
 }
 
+bool LocalStore::Holds(const std::string& key) const {
+  struct stat st {};
+  return ValidateObjectKey(key).ok() && ::stat(PathOf(key).c_str(), &st) == 0 &&
+         S_ISREG(st.st_mode);
+}
+
 Result<ObjectInfo> LocalStore::HeadObject(const std::string& key) const {
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
   auto opened = OpenObject(PathOf(key), key);

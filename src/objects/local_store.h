@@ -91,6 +91,7 @@ class LocalStore final : public ObjectStore {
   Status Put(const std::string& key, std::string_view bytes,
              const std::string& content_type) override;
   Result<std::string> PresignGet(const std::string& key, int64_t expires_s) override;
+  bool Holds(const std::string& key) const override;
 
   // Checks how an S3 request on |path| (decoded, "/bucket/key") was signed:
   // presigned (X-Amz-* query parameters) or in its Authorization header.

@@ -25,6 +25,12 @@ class ObjectStore {
                         std::string content_type, std::function<void(Status)> done) {
     done(Put(key, *bytes, content_type));
   }
+  // Whether |key| is (still) stored, when that is cheap to know; a remote
+  // store answers true rather than ask the network.
+  virtual bool Holds(const std::string& key) const {
+    (void)key;
+    return true;
+  }
   // Finishes the uploads queued by PutAsync (their callbacks run) and takes no
   // more; call before the callbacks' owners go away.
   virtual void Shutdown() {}

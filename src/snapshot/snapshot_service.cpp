@@ -168,22 +168,33 @@ void SnapshotService::PublishAsync(const std::string& stream, SnapshotOptions op
                                    int64_t expires_s, PublishCallback done) {
   Acquire(stream, options, true, [this, expires_s, done = std::move(done)](Result<Rendered> r) {
     if (!r.ok()) return done(r.status());
-    // Each caller gets its own signature and expiry: an HMAC, microseconds.
-    Result<std::string> url = objects_.PresignGet(r->object_key, expires_s);
-    if (!url.ok()) return done(url.status());
-    PublishedImage out;
-    out.image.format = r->image->format;
-    out.image.width = r->image->width;
-    out.image.height = r->image->height;
-    out.image.frame_timestamp_ms = r->image->frame_timestamp_ms;
-    out.image.fragment_number = r->image->fragment_number;
-    out.bytes = r->image->bytes.size();
-    out.key = r->object_key;
-    out.url = std::move(*url);
-    // The signature's date has whole seconds: so has the expiry.
-    out.expires_at_ms = clock_.NowMs() / 1000 * 1000 + expires_s * 1000;
-    done(std::move(out));
+    if (objects_.Holds(r->object_key)) return Answer(*r, expires_s, done);
+    // The store let the object go since it was cached (expiry, size bound): put it back.
+    std::shared_ptr<const std::string> bytes(r->image, &r->image->bytes);
+    objects_.PutAsync(r->object_key, std::move(bytes), media::ImageContentType(r->image->format),
+                      [this, rendered = *r, expires_s, done](Status stored) {
+                        if (!stored.ok()) return done(stored);
+                        Answer(rendered, expires_s, done);
+                      });
   });
+}
+
+void SnapshotService::Answer(const Rendered& r, int64_t expires_s, const PublishCallback& done) {
+  // Each caller gets its own signature and expiry: an HMAC, microseconds.
+  Result<std::string> url = objects_.PresignGet(r.object_key, expires_s);
+  if (!url.ok()) return done(url.status());
+  PublishedImage out;
+  out.image.format = r.image->format;
+  out.image.width = r.image->width;
+  out.image.height = r.image->height;
+  out.image.frame_timestamp_ms = r.image->frame_timestamp_ms;
+  out.image.fragment_number = r.image->fragment_number;
+  out.bytes = r.image->bytes.size();
+  out.key = r.object_key;
+  out.url = std::move(*url);
+  // The signature's date has whole seconds: so has the expiry.
+  out.expires_at_ms = clock_.NowMs() / 1000 * 1000 + expires_s * 1000;
+  done(std::move(out));
 }
 
 std::string SnapshotService::ObjectKey(const std::string& stream, const Image& image,

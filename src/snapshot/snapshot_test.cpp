@@ -177,6 +177,20 @@ TEST_F(SnapshotServiceTest, PublishesToTheObjectStoreWithASignedUrl) {
   EXPECT_NE(published->url.find("X-Amz-Signature="), std::string::npos);
 }
 
+TEST_F(SnapshotServiceTest, AnObjectSweptWhileCachedIsStoredAgain) {
+  auto first = Publish({});
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(objects_->DeleteObject(first->key).ok());
+  ASSERT_FALSE(objects_->Holds(first->key));
+  auto again = Publish({});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->key, first->key);
+  EXPECT_EQ(service_->stats().renders, 1u);  // from the cache, not rendered twice
+  auto object = objects_->GetObject(first->key);
+  ASSERT_TRUE(object.ok()) << object.status().ToString();
+  EXPECT_EQ(object->bytes.size(), first->bytes);
+}
+
 TEST_F(SnapshotServiceTest, SameFrameSameOptionsIsRenderedOnce) {
   auto first = Publish({});
   ASSERT_TRUE(first.ok());
