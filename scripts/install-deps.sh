@@ -11,9 +11,12 @@ packages=(
   # libraries
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libturbojpeg0-dev libboost-dev libssl-dev nlohmann-json3-dev
-  libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev
+  libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev libtoml11-dev
   # tests and benchmarks: real S3 clients (awscli v2, boto3) and a real producer
   libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl awscli python3-boto3
+  # a real RTSP camera for the pull tests: GStreamer's RTSP server, driven from Python
+  python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 )
 
 # Node.js runs the independent S3 server of the tests (tests/s3rver); a

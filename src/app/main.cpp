@@ -16,6 +16,8 @@
 #include "http/api.h"
 #include "http/server.h"
 #include "ingest/demo_producer.h"
+#include "ingest/pull_source.h"
+#include "ingest/sources_config.h"
 #include "media/ffmpeg.h"
 #include "objects/aws_config.h"
 #include "objects/credentials_file.h"
@@ -56,6 +58,7 @@ struct ServeConfig {
   size_t warm_decoders = 64;
   bool warm_all = false;
   std::string log_level = "info";
+  std::string config;
 };
 
 // Lets the server bind (and learn its port) before the routes, which need the
@@ -162,6 +165,15 @@ int Serve(const ServeConfig& cfg) {
                  url_host);
 
   store::StreamStore streams(clock, {.retention_ms = cfg.retention_s * 1000});
+  std::vector<ingest::PullOptions> configured;
+  if (!cfg.config.empty()) {
+    auto loaded = ingest::LoadSourcesConfig(cfg.config);
+    if (!loaded.ok()) {
+      spdlog::critical("--config: {}", loaded.status().message());
+      return 2;
+    }
+    configured = std::move(*loaded);
+  }
   // Where images go: the embedded store (served by our own S3 routes) or a remote S3.
   std::unique_ptr<objects::LocalStore> local;
   std::unique_ptr<objects::S3Store> remote;
@@ -226,7 +238,15 @@ int Serve(const ServeConfig& cfg) {
       streams, object_store, workers, clock,
       {.max_warm_decoders = cfg.warm_decoders, .warm_all = cfg.warm_all});
   streams.SetFrameObserver([&snapshots](const std::string& s) { snapshots.OnFrame(s); });
-  http::Api api(streams, snapshots, local.get(), workers, clock);
+  ingest::PullSources sources(streams);
+  for (auto& o : configured) {
+    std::string name = o.stream;
+    if (Status s = sources.Add(std::move(o), /*allow_file=*/true); !s.ok()) {
+      spdlog::critical("--config: stream '{}': {}", name, s.message());
+      return 2;
+    }
+  }
+  http::Api api(streams, snapshots, local.get(), workers, clock, &sources);
   deferred.Set(&api);
 
   auto& ioc = server.io_context();
@@ -284,6 +304,7 @@ int Serve(const ServeConfig& cfg) {
   server.Run();
   signals.cancel();
   if (demo) demo->Stop();
+  sources.StopAll();
   workers.Shutdown();
   object_store.Shutdown();  // queued uploads answer into the snapshot service: before it goes
   spdlog::info("stopped");
@@ -400,6 +421,11 @@ int main(int argc, char** argv) {
                  "decode every stream as frames arrive (up to --warm-decoders streams, on spare "
                  "worker time), so that first looks are instant too")
       ->envname("LASTFRAME_WARM_ALL");
+  serve
+      ->add_option("--config", cfg.config,
+                   "TOML file of streams to pull ([[streams]] name, url, rtsp_transport)")
+      ->envname("LASTFRAME_CONFIG")
+      ->check(CLI::ExistingFile);
   serve->add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
       ->envname("LASTFRAME_LOG_LEVEL")
       ->capture_default_str()

@@ -113,26 +113,6 @@ Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const ApiOptions& 
   return r;
 }
 
-json StreamJson(const store::StreamInfo& s) {
-  auto time = [](const std::optional<int64_t>& ms) -> json {
-    return ms ? json(FormatIso8601Ms(*ms)) : json(nullptr);
-  };
-  json j = {{"name", s.name},
-            {"state", s.state},
-            {"producer_connected", s.producer_connected},
-            {"codec", s.codec.empty() ? json(nullptr) : json(s.codec)},
-            {"width", s.width},
-            {"height", s.height},
-            {"fps", std::round(s.fps * 100) / 100},
-            {"bitrate_bps", s.bitrate_bps},
-            {"last_fragment_time", time(s.last_fragment_ms)},
-            {"last_frame_time", time(s.last_frame_ms)},
-            {"fragment_count", s.fragment_count},
-            {"bytes", s.bytes}};
-  if (!s.last_error.empty()) j["last_error"] = s.last_error;
-  return j;
-}
-
 json PublishedJson(const snapshot::PublishedImage& p, int64_t expires_s) {
   return {{"url", p.url},
           {"expires_at", FormatIso8601Ms(p.expires_at_ms)},
@@ -163,9 +143,47 @@ class PushSink final : public UploadSink {
 
 Api::Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
          objects::LocalStore* local_objects, WorkerPool& workers, const Clock& clock,
-         ApiOptions options)
-    : streams_(streams), snapshots_(snapshots), clock_(clock), options_(options) {
+         ingest::PullSources* sources, ApiOptions options)
+    : streams_(streams),
+      snapshots_(snapshots),
+      clock_(clock),
+      sources_(sources),
+      options_(options) {
   if (local_objects != nullptr) s3_.emplace(*local_objects, workers);
+}
+
+json Api::StreamJson(const store::StreamInfo& s) const {
+  auto time = [](const std::optional<int64_t>& ms) -> json {
+    return ms ? json(FormatIso8601Ms(*ms)) : json(nullptr);
+  };
+  json j = {{"name", s.name},
+            {"state", s.state},
+            {"producer_connected", s.producer_connected},
+            {"codec", s.codec.empty() ? json(nullptr) : json(s.codec)},
+            {"width", s.width},
+            {"height", s.height},
+            {"fps", std::round(s.fps * 100) / 100},
+            {"bitrate_bps", s.bitrate_bps},
+            {"last_fragment_time", time(s.last_fragment_ms)},
+            {"last_frame_time", time(s.last_frame_ms)},
+            {"fragment_count", s.fragment_count},
+            {"bytes", s.bytes}};
+  if (!s.last_error.empty()) j["last_error"] = s.last_error;
+  if (sources_ != nullptr) {
+    if (auto src = sources_->Find(s.name)) {
+      j["source"] = {
+          {"url", src->url},
+          {"state", src->state},
+          {"reconnects", src->reconnects},
+          {"last_error", src->last_error.empty() ? json(nullptr) : json(src->last_error)},
+          {"connected_since", time(src->connected_since_ms)}};
+      if (!src->rtsp_transport.empty()) j["source"]["rtsp_transport"] = src->rtsp_transport;
+      // A pulled stream not reading now says why: still connecting, or failed and waiting.
+      if (src->state != "live" && s.state != "live") j["state"] = src->state;
+      if (!src->last_error.empty()) j["last_error"] = src->last_error;
+    }
+  }
+  return j;
 }
 
 std::optional<Response> Api::Admit(const Request& r) {
@@ -204,7 +222,8 @@ void Api::Handle(Request req, Respond respond) {
   }
   if (path == "/putMedia") return respond(MethodNotAllowed("POST"));
   if (path == "/v1/streams" || path == "/v1/streams/") {
-    if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
+    if (req.header.method() == bhttp::verb::post) return AddSource(req, std::move(respond));
+    if (!IsGet(req)) return respond(MethodNotAllowed("GET, POST"));
     return ListStreams(std::move(respond));
   }
   const std::string prefix = "/v1/streams/";
@@ -216,7 +235,9 @@ void Api::Handle(Request req, Respond respond) {
     if (Status s = ValidateStreamName(name); !s.ok()) return respond(JsonError(s));
     if (action != "" && action != "snapshot" && action != "latest.jpg" && action != "latest.png")
       return respond(JsonError(404, "NotFound", "no route for " + path));
-    if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
+    if (action.empty() && req.header.method() == bhttp::verb::delete_)
+      return DeleteStream(name, std::move(respond));
+    if (!IsGet(req)) return respond(MethodNotAllowed(action.empty() ? "GET, DELETE" : "GET"));
     if (action == "snapshot") return Snapshot(req, name, std::move(respond));
     if (action == "latest.jpg")
       return LatestImage(req, name, media::ImageFormat::kJpeg, std::move(respond));
@@ -281,6 +302,50 @@ void Api::ListStreams(Respond respond) {
   json list = json::array();
   for (const auto& s : streams_.List()) list.push_back(StreamJson(s));
   respond(JsonResponse(200, json{{"streams", list}}.dump()));
+}
+
+void Api::AddSource(const Request& req, Respond respond) {
+  if (sources_ == nullptr)
+    return respond(JsonError(404, "NotFound", "this server pulls no sources"));
+  json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object())
+    return respond(JsonError(InvalidArgument(
+        R"(the body must be a JSON object: {"name": "...", "url": "rtsp://..."})")));
+  for (const auto& [key, value] : body.items())
+    if (key != "name" && key != "url" && key != "rtsp_transport")
+      return respond(JsonError(InvalidArgument("unknown field '" + key + "'")));
+  if (!body.contains("name") || !body["name"].is_string() || !body.contains("url") ||
+      !body["url"].is_string())
+    return respond(JsonError(
+        InvalidArgument("fields 'name' and 'url' (strings) are required", "MissingParameter")));
+  ingest::PullOptions o;
+  o.stream = body["name"].get<std::string>();
+  o.url = body["url"].get<std::string>();
+  if (body.contains("rtsp_transport")) {
+    if (!body["rtsp_transport"].is_string())
+      return respond(JsonError(InvalidArgument("rtsp_transport must be \"tcp\" or \"udp\"")));
+    o.rtsp_transport = body["rtsp_transport"].get<std::string>();
+  }
+  if (Status s = ValidateStreamName(o.stream); !s.ok()) return respond(JsonError(s));
+  if (o.rtsp_transport != "tcp" && o.rtsp_transport != "udp")
+    return respond(JsonError(InvalidArgument("rtsp_transport must be \"tcp\" or \"udp\"")));
+  std::string name = o.stream;
+  if (Status s = sources_->Add(std::move(o), /*allow_file=*/false); !s.ok())
+    return respond(JsonError(s));
+  auto stream = streams_.Find(name);
+  json j = stream ? StreamJson(stream->Info(clock_.NowMs(), streams_.options().live_window_ms))
+                  : json{{"name", name}};
+  Response res = JsonResponse(201, j.dump());
+  res.set(bhttp::field::location, "/v1/streams/" + name);
+  respond(std::move(res));
+}
+
+void Api::DeleteStream(const std::string& name, Respond respond) {
+  bool pulled = sources_ != nullptr && sources_->Remove(name).ok();
+  Status removed = streams_.Remove(name);
+  if (!removed.ok() && !(pulled && removed.reason() == "StreamNotFound"))
+    return respond(JsonError(removed));
+  respond(Response{bhttp::status::no_content, 11});
 }
 
 void Api::Snapshot(const Request& req, const std::string& stream, Respond respond) {

@@ -1,11 +1,13 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/clock.h"
 #include "http/s3_api.h"
 #include "http/server.h"
+#include "ingest/pull_source.h"
 #include "objects/local_store.h"
 #include "snapshot/snapshot_service.h"
 #include "store/stream_store.h"
@@ -25,9 +27,11 @@ class Api final : public Application {
  public:
   // |local_objects| may be null when images go to an external store; when
   // set, its S3 routes are served too, their disk work on |workers|.
+  // |sources| (may be null) are the pulled streams that POST and DELETE
+  // /v1/streams manage.
   Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
       objects::LocalStore* local_objects, WorkerPool& workers, const Clock& clock,
-      ApiOptions options = {});
+      ingest::PullSources* sources = nullptr, ApiOptions options = {});
 
   void Handle(Request request, Respond respond) override;
   bool IsUpload(const Request& request) const override;
@@ -43,12 +47,16 @@ class Api final : public Application {
   void LatestImage(const Request& req, const std::string& stream, media::ImageFormat format,
                    Respond respond);
   void ListStreams(Respond respond);
+  void AddSource(const Request& req, Respond respond);
+  void DeleteStream(const std::string& name, Respond respond);
+  nlohmann::json StreamJson(const store::StreamInfo& info) const;
   Response Metrics() const;
 
   store::StreamStore& streams_;
   snapshot::SnapshotService& snapshots_;
   std::optional<S3Api> s3_;  // the embedded store's S3 routes
   const Clock& clock_;
+  ingest::PullSources* sources_;
   const ApiOptions options_;
 };
 

@@ -4,38 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ingest/fragmenter.h"
 #include "media/demuxer.h"
 
 namespace lastframe::ingest {
-namespace {
-
-const char* AckErrorName(AckError id) {
-  switch (id) {
-    case AckError::kStreamReadError:
-      return "STREAM_READ_ERROR";
-    case AckError::kMaxFragmentSizeReached:
-      return "MAX_FRAGMENT_SIZE_REACHED";
-    case AckError::kInvalidMkvData:
-      return "INVALID_MKV_DATA";
-    case AckError::kInternalError:
-      return "INTERNAL_ERROR";
-  }
-  return "INTERNAL_ERROR";
-}
-
-// The video track snapshots are taken from: the first video track FFmpeg can
-// decode, wherever it sits among the tracks.
-int FindVideoStream(const AVFormatContext& ctx) {
-  for (unsigned i = 0; i < ctx.nb_streams; ++i) {
-    const AVCodecParameters* par = ctx.streams[i]->codecpar;
-    if (par->codec_type == AVMEDIA_TYPE_VIDEO && avcodec_find_decoder(par->codec_id) != nullptr)
-      return static_cast<int>(i);
-  }
-  return -1;
-}
-
-}  // namespace
-
 Result<std::unique_ptr<PushSession>> PushSession::Start(store::StreamStore& store,
                                                         PushOptions options,
                                                         PushCallbacks callbacks) {
@@ -102,67 +74,37 @@ Status PushSession::Parse() {
   const AVStream* vst = ctx.streams[video];
   auto codec = media::CopyCodecParameters(*vst->codecpar);
   if (!codec.ok()) return codec.status();
-  const int64_t producer_start = options_.producer_start_ms.value_or(start_ms_);
-  const AVRational ms = {1, 1000};
+  Fragmenter fragmenter(store_, stream_, *codec, vst->time_base,
+                        {.absolute_timecodes = options_.absolute_timecodes,
+                         .producer_start_ms = options_.producer_start_ms.value_or(start_ms_),
+                         .max_fragment_bytes = options_.max_fragment_bytes},
+                        {.on_fragment = [this](const store::FragmentView& f) { AckFragment(f); },
+                         .on_error =
+                             [this](AckError id, const std::string& message, int64_t timecode,
+                                    std::optional<uint64_t> number) {
+                               SendErrorAck(id, message, timecode, number);
+                             }});
 
   media::PacketPtr pkt = media::MakePacket();
-  bool open = false;      // a fragment is open in the store
-  bool skipping = false;  // dropping frames until the next keyframe
-  int64_t open_timecode = 0;
-  uint64_t open_number = 0;
   for (;;) {
     auto next = (*demuxer)->Read(pkt.get());
     if (!next.ok() || *next == media::Demuxer::Next::kEnd) {
-      if (open)
-        if (auto done = stream_->CompleteFragment()) AckFragment(*done);
+      int64_t timecode = fragmenter.open_timecode();
+      std::optional<uint64_t> number = fragmenter.open_number();
+      fragmenter.Finish();
       if (next.ok()) return Status::Ok();
       if (pipe_.aborted()) {
-        SendErrorAck(AckError::kStreamReadError, "the producer's connection ended", open_timecode,
-                     open ? std::optional(open_number) : std::nullopt);
+        SendErrorAck(AckError::kStreamReadError, "the producer's connection ended", timecode,
+                     number);
         return Status(Code::kUnavailable, "connection closed mid-stream", "StreamReadError");
       }
       // A stream cut short mid-element reads as invalid data: what arrived
       // complete is kept and acknowledged above.
-      SendErrorAck(AckError::kInvalidMkvData, next.status().message(), open_timecode,
-                   open ? std::optional(open_number) : std::nullopt);
+      SendErrorAck(AckError::kInvalidMkvData, next.status().message(), timecode, number);
       return InvalidArgument(next.status().message(), "InvalidMkvData");
     }
-    if (pkt->stream_index != video || pkt->size <= 0) continue;
-    if (pkt->pts == AV_NOPTS_VALUE) pkt->pts = pkt->dts;
-    if (pkt->pts == AV_NOPTS_VALUE) continue;  // cannot be placed in time
-    av_packet_rescale_ts(pkt.get(), vst->time_base, ms);
-    store::Frame frame;
-    frame.pts_ms = pkt->pts;
-    frame.dts_ms = pkt->dts == AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
-    frame.keyframe = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
-    int64_t now = store_.clock().NowMs();
-    if (frame.keyframe) {
-      if (open)
-        if (auto done = stream_->CompleteFragment()) AckFragment(*done);
-      int64_t producer_ts =
-          options_.absolute_timecodes ? frame.pts_ms : producer_start + frame.pts_ms;
-      open_timecode = frame.pts_ms;
-      frame.packet = media::TakePacket(pkt.get());
-      open_number =
-          stream_->BeginFragment(*codec, producer_ts, open_timecode, std::move(frame), now);
-      open = true;
-      skipping = false;
-      continue;
-    }
-    if (!open || skipping) continue;  // nothing decodable before the first keyframe
-    if (stream_->OpenFragmentBytes() + static_cast<size_t>(pkt->size) >
-        options_.max_fragment_bytes) {
-      if (auto done = stream_->CompleteFragment()) AckFragment(*done);
-      SendErrorAck(AckError::kMaxFragmentSizeReached,
-                   "fragment exceeds " + std::to_string(options_.max_fragment_bytes) +
-                       " bytes; frames are dropped until the next keyframe",
-                   open_timecode, open_number);
-      open = false;
-      skipping = true;
-      continue;
-    }
-    frame.packet = media::TakePacket(pkt.get());
-    stream_->Append(std::move(frame), now);
+    if (pkt->stream_index == video) fragmenter.Push(pkt.get());
+    av_packet_unref(pkt.get());
   }
 }
 

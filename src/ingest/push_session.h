@@ -11,17 +11,10 @@
 
 #include "core/status.h"
 #include "ingest/byte_pipe.h"
+#include "ingest/fragmenter.h"
 #include "store/stream_store.h"
 
 namespace lastframe::ingest {
-
-// Kinesis Video's PutMedia acknowledgement error ids (API reference, PutMedia).
-enum class AckError {
-  kStreamReadError = 4000,
-  kMaxFragmentSizeReached = 4001,
-  kInvalidMkvData = 4006,
-  kInternalError = 5000,
-};
 
 struct PushOptions {
   std::string stream;

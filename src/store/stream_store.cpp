@@ -186,6 +186,18 @@ std::shared_ptr<Stream> StreamStore::Find(std::string_view name) const {
   return it == streams_.end() ? nullptr : it->second;
 }
 
+Status StreamStore::Remove(std::string_view name) {
+  std::lock_guard lock(mu_);
+  auto it = streams_.find(name);
+  if (it == streams_.end())
+    return NotFound("no stream named '" + std::string(name) + "'", "StreamNotFound");
+  if (it->second->Info(clock_.NowMs(), options_.live_window_ms).producer_connected)
+    return Status(Code::kConflict, "a producer is writing to stream '" + std::string(name) + "'",
+                  "StreamBusy");
+  streams_.erase(it);
+  return Status::Ok();
+}
+
 Result<FragmentView> StreamStore::LatestFragment(std::string_view name) const {
   std::shared_ptr<Stream> stream = Find(name);
   if (!stream) return NotFound("no stream named '" + std::string(name) + "'", "StreamNotFound");

@@ -100,6 +100,9 @@ class StreamStore final : public StreamSource {
   // The stream named |name|, created on first use.
   std::shared_ptr<Stream> Open(const std::string& name);
   std::shared_ptr<Stream> Find(std::string_view name) const;
+  // Forgets a stream and its fragments. NotFound ("StreamNotFound"), or
+  // Conflict ("StreamBusy") while a producer writes to it.
+  Status Remove(std::string_view name);
 
   Result<FragmentView> LatestFragment(std::string_view stream) const override;
   std::vector<StreamInfo> List() const;

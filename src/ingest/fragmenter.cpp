@@ -1,0 +1,84 @@
+#include "ingest/fragmenter.h"
+
+namespace lastframe::ingest {
+
+const char* AckErrorName(AckError id) {
+  switch (id) {
+    case AckError::kStreamReadError:
+      return "STREAM_READ_ERROR";
+    case AckError::kMaxFragmentSizeReached:
+      return "MAX_FRAGMENT_SIZE_REACHED";
+    case AckError::kInvalidMkvData:
+      return "INVALID_MKV_DATA";
+    case AckError::kInternalError:
+      return "INTERNAL_ERROR";
+  }
+  return "INTERNAL_ERROR";
+}
+
+int FindVideoStream(const AVFormatContext& ctx) {
+  for (unsigned i = 0; i < ctx.nb_streams; ++i) {
+    const AVCodecParameters* par = ctx.streams[i]->codecpar;
+    if (par->codec_type == AVMEDIA_TYPE_VIDEO && avcodec_find_decoder(par->codec_id) != nullptr)
+      return static_cast<int>(i);
+  }
+  return -1;
+}
+
+Fragmenter::Fragmenter(store::StreamStore& store, std::shared_ptr<store::Stream> stream,
+                       media::SharedCodecParameters codec, AVRational time_base,
+                       FragmenterOptions options, FragmenterEvents events)
+    : store_(store),
+      stream_(std::move(stream)),
+      codec_(std::move(codec)),
+      time_base_(time_base),
+      options_(options),
+      events_(std::move(events)) {}
+
+void Fragmenter::Finish() {
+  if (!open_) return;
+  open_ = false;
+  if (auto done = stream_->CompleteFragment())
+    if (events_.on_fragment) events_.on_fragment(*done);
+}
+
+void Fragmenter::Push(AVPacket* pkt) {
+  if (pkt->size <= 0) return;
+  if (pkt->pts == AV_NOPTS_VALUE) pkt->pts = pkt->dts;
+  if (pkt->pts == AV_NOPTS_VALUE) return;  // cannot be placed in time
+  av_packet_rescale_ts(pkt, time_base_, AVRational{1, 1000});
+  store::Frame frame;
+  frame.pts_ms = pkt->pts;
+  frame.dts_ms = pkt->dts == AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+  frame.keyframe = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
+  int64_t now = store_.clock().NowMs();
+  if (frame.keyframe) {
+    Finish();
+    int64_t producer_ts =
+        options_.absolute_timecodes ? frame.pts_ms : options_.producer_start_ms + frame.pts_ms;
+    open_timecode_ = frame.pts_ms;
+    frame.packet = media::TakePacket(pkt);
+    open_number_ =
+        stream_->BeginFragment(codec_, producer_ts, open_timecode_, std::move(frame), now);
+    open_ = true;
+    skipping_ = false;
+    return;
+  }
+  if (!open_ || skipping_) return;  // nothing decodable before the first keyframe
+  if (stream_->OpenFragmentBytes() + static_cast<size_t>(pkt->size) > options_.max_fragment_bytes) {
+    int64_t timecode = open_timecode_;
+    uint64_t number = open_number_;
+    Finish();
+    if (events_.on_error)
+      events_.on_error(AckError::kMaxFragmentSizeReached,
+                       "fragment exceeds " + std::to_string(options_.max_fragment_bytes) +
+                           " bytes; frames are dropped until the next keyframe",
+                       timecode, number);
+    skipping_ = true;
+    return;
+  }
+  frame.packet = media::TakePacket(pkt);
+  stream_->Append(std::move(frame), now);
+}
+
+}  // namespace lastframe::ingest

@@ -1,0 +1,186 @@
+#include "ingest/pull_source.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "ingest/sources_config.h"
+#include "support/media_check.h"
+#include "support/temp_dir.h"
+
+namespace lastframe::ingest {
+namespace {
+
+using testing::MakeClip;
+using testing::TempDir;
+using namespace std::chrono_literals;
+
+// Waits (bounded) until |done| holds, re-checking whenever the store reports a frame.
+class FrameWaiter {
+ public:
+  explicit FrameWaiter(store::StreamStore& store) {
+    store.SetFrameObserver([this](const std::string&) {
+      std::lock_guard lock(mu_);
+      ++frames_;
+      cv_.notify_all();
+    });
+  }
+  bool WaitForFrames(size_t n, std::chrono::seconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return frames_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t frames_ = 0;
+};
+
+// Polls |probe| until it holds or |timeout| passes: for state a source reports
+// without an event to wait on.
+bool Within(std::chrono::seconds timeout, const std::function<bool()>& probe) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (probe()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return probe();
+}
+
+TEST(PullSource, LoopsAFileAtItsOwnPaceWithATimelineThatKeepsGoing) {
+  TempDir dir;
+  // 0.5 s at 20 fps, a keyframe every 5 frames: 2 fragments per pass.
+  std::string clip = MakeClip(dir.file("loop.mkv"),
+                              {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=20", "-t", "0.5",
+                               "-c:v", "libx264", "-g", "5", "-bf", "0", "-pix_fmt", "yuv420p"});
+  store::StreamStore store(SystemClock::Get(), {.retention_ms = 600'000});
+  FrameWaiter waiter(store);
+  auto source = PullSource::Start(store, {.stream = "looped", .url = "file://" + clip});
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(waiter.WaitForFrames(25, 30s));  // two and a half passes
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(elapsed, 1000ms);  // paced: 25 frames at 20 fps take 1.2 s, not a burst
+  SourceInfo info = (*source)->Info();
+  EXPECT_EQ(info.state, "live");
+  EXPECT_EQ(info.reconnects, 0u);
+  (*source)->Stop();
+  auto fragments = store.Find("looped")->Fragments();
+  ASSERT_GE(fragments.size(), 5u);
+  for (size_t i = 1; i < fragments.size(); ++i) {
+    EXPECT_GT(fragments[i].timecode_ms, fragments[i - 1].timecode_ms) << i;
+    EXPECT_GT(fragments[i].producer_ts_ms, fragments[i - 1].producer_ts_ms) << i;
+    EXPECT_TRUE(fragments[i].frames.front().keyframe);
+  }
+}
+
+TEST(PullSource, AnUnreachableCameraRetriesWithBackoffAndShowsWhy) {
+  store::StreamStore store(SystemClock::Get(), {});
+  auto source = PullSource::Start(store, {.stream = "dead",
+                                          .url = "rtsp://user:secret@127.0.0.1:1/stream",
+                                          .backoff_base = 20ms,
+                                          .backoff_max = 100ms});
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE(Within(20s, [&] { return (*source)->Info().reconnects >= 3; }));
+  SourceInfo info = (*source)->Info();
+  EXPECT_NE(info.last_error.find("cannot open the source"), std::string::npos) << info.last_error;
+  EXPECT_EQ(info.url, "rtsp://user:***@127.0.0.1:1/stream");
+  EXPECT_TRUE(store.Find("dead"));  // listed before it ever delivers a frame
+}
+
+TEST(PullSource, StopIsPromptWhileACameraHangs) {
+  // A listener that never answers: the RTSP handshake waits on it.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::string url = "rtsp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/x";
+  store::StreamStore store(SystemClock::Get(), {});
+  auto source = PullSource::Start(store, {.stream = "hung", .url = url, .open_timeout = 60s});
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE(Within(10s, [&] { return (*source)->Info().state == "connecting"; }));
+  auto start = std::chrono::steady_clock::now();
+  (*source)->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not the 60 s open timeout
+  ::close(fd);
+}
+
+TEST(PullSource, UrlsAreCheckedAndRedacted) {
+  EXPECT_TRUE(ValidateSourceUrl("rtsp://cam.local:554/s1", false).ok());
+  EXPECT_TRUE(ValidateSourceUrl("srt://10.0.0.1:9000?mode=caller", false).ok());
+  EXPECT_TRUE(ValidateSourceUrl("https://feeds.example/cam.ts", false).ok());
+  EXPECT_TRUE(ValidateSourceUrl("file:///var/clips/demo.mkv", true).ok());
+  for (const std::string& bad :
+       {std::string("file:///etc/passwd"), std::string("ftp://x/y"), std::string("rtsp://"),
+        std::string("rtsp:///path"), std::string("rtsp://host/a b"), std::string("cam.local"),
+        std::string("concat:a|b"), std::string("")})
+    EXPECT_EQ(ValidateSourceUrl(bad, false).reason(), "InvalidSourceUrl") << bad;
+  EXPECT_FALSE(ValidateSourceUrl("file://relative/path.mkv", true).ok());
+  EXPECT_EQ(RedactUrl("rtsp://admin:hunter2@10.0.0.5/live"), "rtsp://admin:***@10.0.0.5/live");
+  EXPECT_EQ(RedactUrl("rtmp://token@host/app"), "rtmp://***@host/app");
+  EXPECT_EQ(RedactUrl("srt://h:1?mode=caller&passphrase=abc&latency=20"),
+            "srt://h:1?mode=caller&passphrase=***&latency=20");
+  EXPECT_EQ(RedactUrl("http://h/x.ts?token=abc"), "http://h/x.ts?token=***");
+  EXPECT_EQ(RedactUrl("rtsp://h/a@b"), "rtsp://h/a@b");  // '@' in the path is not userinfo
+}
+
+TEST(PullSources, OneSourcePerStreamAndRemove) {
+  store::StreamStore store(SystemClock::Get(), {});
+  PullSources sources(store);
+  PullOptions o{.stream = "cam", .url = "rtsp://127.0.0.1:1/x", .backoff_base = 50ms};
+  ASSERT_TRUE(sources.Add(o, false).ok());
+  EXPECT_EQ(sources.Add(o, false).reason(), "StreamExists");
+  EXPECT_EQ(sources.Add({.stream = "f", .url = "file:///tmp/x.mkv"}, false).reason(),
+            "InvalidSourceUrl");
+  EXPECT_TRUE(sources.Find("cam"));
+  EXPECT_EQ(sources.List().size(), 1u);
+  EXPECT_TRUE(sources.Remove("cam").ok());
+  EXPECT_EQ(sources.Remove("cam").reason(), "SourceNotFound");
+  EXPECT_FALSE(sources.Find("cam"));
+}
+
+TEST(SourcesConfig, ReadsStreamsAndRefusesMistakes) {
+  TempDir dir;
+  testing::WriteFile(dir.file("ok.toml"),
+                     "[[streams]]\nname = \"front\"\nurl = \"rtsp://u:p@10.0.0.2/s\"\n"
+                     "rtsp_transport = \"udp\"\nread_timeout_s = 5\n\n"
+                     "[[streams]]\nname = \"demo\"\nurl = \"file:///clips/demo.mkv\"\n");
+  auto ok = LoadSourcesConfig(dir.file("ok.toml"));
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  ASSERT_EQ(ok->size(), 2u);
+  EXPECT_EQ((*ok)[0].stream, "front");
+  EXPECT_EQ((*ok)[0].rtsp_transport, "udp");
+  EXPECT_EQ((*ok)[0].read_timeout, std::chrono::seconds(5));
+  EXPECT_EQ((*ok)[1].rtsp_transport, "tcp");
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"[[streams]]\nname = \"a\"\n", "url"},
+      {"[[streams]]\nname = \"bad name\"\nurl = \"rtsp://h/x\"\n", "bad name"},
+      {"[[streams]]\nname = \"a\"\nurl = \"ftp://h/x\"\n", "scheme"},
+      {"[[streams]]\nname = \"a\"\nurl = \"rtsp://h/x\"\nrtsp_transport = \"http\"\n",
+       "tcp or udp"},
+      {"[[streams]]\nname = \"a\"\nurl = \"rtsp://h/x\"\nurll = \"typo\"\n", "unknown key"},
+      {"[[streams]]\nname = \"a\"\nurl = \"rtsp://h/x\"\n[[streams]]\nname = \"a\"\n"
+       "url = \"rtsp://h/y\"\n",
+       "defined twice"},
+      {"[[streams]\nname = \"a\"\n", ""},
+  };
+  for (const auto& [text, why] : bad) {
+    testing::WriteFile(dir.file("bad.toml"), text);
+    auto r = LoadSourcesConfig(dir.file("bad.toml"));
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << text;
+    EXPECT_NE(r.status().message().find(why), std::string::npos) << r.status().message();
+  }
+  EXPECT_FALSE(LoadSourcesConfig(dir.file("missing.toml")).ok());
+}
+
+}  // namespace
+}  // namespace lastframe::ingest

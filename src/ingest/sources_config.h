@@ -1,0 +1,23 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "ingest/pull_source.h"
+
+namespace lastframe::ingest {
+
+// Reads the streams to pull from a TOML file (`lastframe serve --config FILE`):
+//
+//   [[streams]]
+//   name = "frontdoor"                              # a stream name
+//   url = "rtsp://user:pass@192.168.1.20/stream1"   # rtsp(s), rtmp(s), srt, http(s), file
+//   rtsp_transport = "tcp"                          # optional: tcp (default) or udp
+//   read_timeout_s = 10                             # optional: silence before a reconnect
+//
+// Every problem (syntax, an unknown key, a bad name or URL, a name twice) is
+// InvalidArgument with the file, stream and reason in its message.
+Result<std::vector<PullOptions>> LoadSourcesConfig(const std::string& path);
+
+}  // namespace lastframe::ingest
