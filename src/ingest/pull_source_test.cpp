@@ -1,15 +1,12 @@
 #include "ingest/pull_source.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <condition_variable>
 #include <mutex>
 
 #include "ingest/sources_config.h"
+#include "support/http_client.h"
 #include "support/media_check.h"
 #include "support/temp_dir.h"
 
@@ -95,15 +92,8 @@ TEST(PullSource, AnUnreachableCameraRetriesWithBackoffAndShowsWhy) {
 
 TEST(PullSource, StopIsPromptWhileACameraHangs) {
   // A listener that never answers: the RTSP handshake waits on it.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(fd, 4), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::string url = "rtsp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/x";
+  testing::SilentListener hung;
+  std::string url = "rtsp://127.0.0.1:" + std::to_string(hung.port()) + "/x";
   store::StreamStore store(SystemClock::Get(), {});
   auto source = PullSource::Start(store, {.stream = "hung", .url = url, .open_timeout = 60s});
   ASSERT_TRUE(source.ok());
@@ -111,7 +101,6 @@ TEST(PullSource, StopIsPromptWhileACameraHangs) {
   auto start = std::chrono::steady_clock::now();
   (*source)->Stop();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // not the 60 s open timeout
-  ::close(fd);
 }
 
 TEST(PullSource, UrlsAreCheckedAndRedacted) {

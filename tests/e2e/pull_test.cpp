@@ -2,11 +2,7 @@
 // tests/rtsp/rtsp_server.py) pulled over TCP and UDP through its restart, a
 // looped file from --config, and the stream API's bad input.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "core/clock.h"
 #include "e2e/e2e_util.h"
@@ -206,20 +202,13 @@ TEST(StreamApi, BadSourcesAreRefusedAndDeadCamerasBlockNothing) {
   expect(HttpRequest(port, "DELETE", "/v1/streams/nosuch"), 404, "StreamNotFound");
 
   // A camera that refuses, and one that accepts but never answers.
-  int hung = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(hung, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(hung, 4), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(hung, reinterpret_cast<sockaddr*>(&addr), &len);
+  SilentListener hung;
   EXPECT_EQ(post(R"({"name":"refused","url":"rtsp://127.0.0.1:1/x"})").status, 201);
-  EXPECT_EQ(post(json{{"name", "hung"},
-                      {"url", "rtsp://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/x"}}
-                     .dump())
-                .status,
-            201);
+  EXPECT_EQ(
+      post(json{{"name", "hung"}, {"url", "rtsp://127.0.0.1:" + std::to_string(hung.port()) + "/x"}}
+               .dump())
+          .status,
+      201);
   expect(post(R"({"name":"refused","url":"rtsp://127.0.0.1:2/y"})"), 409, "StreamExists");
 
   // Meanwhile a pushed stream works as ever, and cannot be taken over by a source.
@@ -238,7 +227,6 @@ TEST(StreamApi, BadSourcesAreRefusedAndDeadCamerasBlockNothing) {
   EXPECT_EQ(HttpRequest(port, "DELETE", "/v1/streams/refused").status, 204);
   EXPECT_EQ(HttpRequest(port, "DELETE", "/v1/streams/pushed").status, 204);
   EXPECT_EQ(JsonOf(HttpGet(port, "/v1/streams"))["streams"].size(), 0u);
-  ::close(hung);
 }
 
 }  // namespace

@@ -28,6 +28,21 @@ inline HttpResult HttpGet(uint16_t port, const std::string& target) {
 // until it closes the connection (or 10 s pass).
 std::string RawExchange(uint16_t port, const std::string& raw);
 
+// A loopback TCP listener that never accepts or answers (the kernel still
+// completes the handshake): a peer that hangs, for timeout tests.
+class SilentListener {
+ public:
+  SilentListener();
+  ~SilentListener();
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
 // "http://127.0.0.1:8080/a/b?c" -> port 8080, target "/a/b?c". Fails the test
 // on other shapes.
 void SplitUrl(const std::string& url, uint16_t* port, std::string* target);
