@@ -62,6 +62,19 @@ TEST(ManualClock, MovesOnlyWhenTold) {
   EXPECT_EQ(clock.NowMs(), 1500);
 }
 
+TEST(TimeFormat, CallerTimestamps) {
+  EXPECT_EQ(ParseTimestampMs("1764000000123"), 1764000000123);
+  EXPECT_EQ(ParseTimestampMs("2025-11-24T16:00:00Z"), 1764000000000);
+  EXPECT_EQ(ParseTimestampMs("2025-11-24T16:00:00.5Z"), 1764000000500);
+  EXPECT_EQ(ParseTimestampMs("2025-11-24T16:00:00.123Z"), 1764000000123);
+  EXPECT_EQ(ParseTimestampMs(FormatIso8601Ms(1764000000042)), 1764000000042);
+  for (const char* bad :
+       {"", "yesterday", "2026-11-24", "2025-11-24T16:00:00", "2026-13-24T16:00:00Z",
+        "2025-11-24T16:00:00.1234Z", "2026-11-24 16:00:00Z", "-5", "2026-02-31T00:00:00Z",
+        "99999999999999999999"})
+    EXPECT_FALSE(ParseTimestampMs(bad)) << bad;
+}
+
 TEST(WorkerPool, RunsTasksAndRefusesWhenFull) {
   WorkerPool pool(1, 2);
   std::promise<void> release;

@@ -56,6 +56,35 @@ std::string FormatHttpDate(int64_t ms) {
   return buf;
 }
 
+std::optional<int64_t> ParseTimestampMs(std::string_view text) {
+  if (!text.empty() && AllDigits(text)) {
+    if (text.size() > 15) return std::nullopt;
+    return std::stoll(std::string(text));
+  }
+  // YYYY-MM-DDTHH:MM:SS[.fff]Z
+  if (text.size() < 20 || text.back() != 'Z' || text[4] != '-' || text[7] != '-' ||
+      text[10] != 'T' || text[13] != ':' || text[16] != ':')
+    return std::nullopt;
+  for (size_t i : {0, 5, 8, 11, 14, 17})
+    if (!AllDigits(text.substr(i, i == 0 ? 4 : 2))) return std::nullopt;
+  int millis = 0;
+  if (text.size() > 20) {
+    std::string_view frac = text.substr(20, text.size() - 21);
+    if (text[19] != '.' || frac.empty() || frac.size() > 3 || !AllDigits(frac)) return std::nullopt;
+    millis = ToInt(frac);
+    for (size_t i = frac.size(); i < 3; ++i) millis *= 10;
+  } else if (text.size() != 20) {
+    return std::nullopt;
+  }
+  // The same fields as SigV4's compact form, checked the same way (no Feb 31).
+  std::string compact = std::string(text.substr(0, 4)) + std::string(text.substr(5, 2)) +
+                        std::string(text.substr(8, 2)) + "T" + std::string(text.substr(11, 2)) +
+                        std::string(text.substr(14, 2)) + std::string(text.substr(17, 2)) + "Z";
+  std::optional<int64_t> seconds = ParseAmzDate(compact);
+  if (!seconds) return std::nullopt;
+  return *seconds + millis;
+}
+
 std::optional<int64_t> ParseAmzDate(std::string_view text) {
   if (text.size() != 16 || text[8] != 'T' || text[15] != 'Z') return std::nullopt;
   if (!AllDigits(text.substr(0, 8)) || !AllDigits(text.substr(9, 6))) return std::nullopt;

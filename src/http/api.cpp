@@ -8,6 +8,7 @@
 #include "core/time_format.h"
 #include "ingest/push_session.h"
 #include "objects/sigv4.h"
+#include "store/clip.h"
 
 namespace lastframe::http {
 
@@ -147,6 +148,7 @@ Api::Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
     : streams_(streams),
       snapshots_(snapshots),
       clock_(clock),
+      workers_(workers),
       sources_(sources),
       options_(options) {
   if (local_objects != nullptr) s3_.emplace(*local_objects, workers);
@@ -233,12 +235,15 @@ void Api::Handle(Request req, Respond respond) {
     std::string name = rest.substr(0, slash);
     std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
     if (Status s = ValidateStreamName(name); !s.ok()) return respond(JsonError(s));
-    if (action != "" && action != "snapshot" && action != "latest.jpg" && action != "latest.png")
+    if (action != "" && action != "snapshot" && action != "latest.jpg" && action != "latest.png" &&
+        action != "fragments" && action != "clip")
       return respond(JsonError(404, "NotFound", "no route for " + path));
     if (action.empty() && req.header.method() == bhttp::verb::delete_)
       return DeleteStream(name, std::move(respond));
     if (!IsGet(req)) return respond(MethodNotAllowed(action.empty() ? "GET, DELETE" : "GET"));
     if (action == "snapshot") return Snapshot(req, name, std::move(respond));
+    if (action == "fragments") return ListFragments(req, name, std::move(respond));
+    if (action == "clip") return Clip(req, name, std::move(respond));
     if (action == "latest.jpg")
       return LatestImage(req, name, media::ImageFormat::kJpeg, std::move(respond));
     if (action == "latest.png")
@@ -346,6 +351,104 @@ void Api::DeleteStream(const std::string& name, Respond respond) {
   if (!removed.ok() && !(pulled && removed.reason() == "StreamNotFound"))
     return respond(JsonError(removed));
   respond(Response{bhttp::status::no_content, 11});
+}
+
+namespace {
+
+// The fragments of |name| in the request's range: those overlapping
+// [start, end] on the producer's (default) or the server's timeline.
+Result<std::vector<store::FragmentView>> FragmentsInRange(const store::StreamStore& streams,
+                                                          const std::string& name,
+                                                          const Params& p) {
+  auto stream = streams.Find(name);
+  if (!stream) return NotFound("no stream named '" + name + "'", "StreamNotFound");
+  int64_t start = INT64_MIN, end = INT64_MAX;
+  for (auto [param, slot] : {std::pair{"start", &start}, std::pair{"end", &end}}) {
+    if (const std::string* v = p.Get(param)) {
+      auto t = ParseTimestampMs(*v);
+      if (!t)
+        return InvalidArgument(std::string("parameter '") + param +
+                               "' must be epoch milliseconds or ISO 8601 UTC "
+                               "(2026-11-25T12:00:00.000Z)");
+      *slot = *t;
+    }
+  }
+  if (start > end) return InvalidArgument("'start' is after 'end'");
+  bool server = false;
+  if (const std::string* t = p.Get("timestamp")) {
+    if (*t == "server")
+      server = true;
+    else if (*t != "producer")
+      return InvalidArgument("parameter 'timestamp' must be producer or server");
+  }
+  std::vector<store::FragmentView> out;
+  for (auto& f : stream->Fragments()) {
+    int64_t from = server ? f.server_ts_ms : f.producer_ts_ms;
+    if (from + f.duration_ms <= start || from > end) continue;  // touching is not overlapping
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+}  // namespace
+
+void Api::ListFragments(const Request& req, const std::string& name, Respond respond) {
+  auto params = Params::Parse(req.raw_query);
+  if (!params.ok()) return respond(JsonError(params.status()));
+  auto fragments = FragmentsInRange(streams_, name, *params);
+  if (!fragments.ok()) return respond(JsonError(fragments.status()));
+  json list = json::array();
+  for (const auto& f : *fragments)
+    list.push_back({{"fragment_number", std::to_string(f.number)},
+                    {"producer_timestamp", FormatIso8601Ms(f.producer_ts_ms)},
+                    {"producer_timestamp_ms", f.producer_ts_ms},
+                    {"server_timestamp", FormatIso8601Ms(f.server_ts_ms)},
+                    {"server_timestamp_ms", f.server_ts_ms},
+                    {"duration_ms", f.duration_ms},
+                    {"frames", f.frames.size()},
+                    {"bytes", f.bytes},
+                    {"complete", f.complete}});
+  respond(JsonResponse(200, json{{"fragments", list}}.dump()));
+}
+
+void Api::Clip(const Request& req, const std::string& name, Respond respond) {
+  auto params = Params::Parse(req.raw_query);
+  if (!params.ok()) return respond(JsonError(params.status()));
+  store::ClipFormat format = store::ClipFormat::kMp4;
+  if (const std::string* f = params->Get("format")) {
+    if (*f == "mkv")
+      format = store::ClipFormat::kMatroska;
+    else if (*f != "mp4")
+      return respond(JsonError(InvalidArgument("parameter 'format' must be mp4 or mkv")));
+  }
+  auto fragments = FragmentsInRange(streams_, name, *params);
+  if (!fragments.ok()) return respond(JsonError(fragments.status()));
+  if (fragments->empty())
+    return respond(
+        JsonError(NotFound("no fragments of '" + name + "' in the range", "NoFragments")));
+  constexpr size_t kMaxFragments = 200;  // Kinesis Video's GetClip limits
+  constexpr size_t kMaxClipBytes = 100 * 1024 * 1024;
+  if (fragments->size() > kMaxFragments)
+    return respond(JsonError(Status(Code::kTooLarge,
+                                    "the range holds " + std::to_string(fragments->size()) +
+                                        " fragments; a clip may have at most 200",
+                                    "ClipTooLarge")));
+  // Remuxing copies every frame: on a worker, not on this I/O thread.
+  auto shared = std::make_shared<Respond>(std::move(respond));
+  bool queued = workers_.TryPost([shared, name, format, frags = std::move(*fragments)] {
+    auto clip = store::MuxClip(frags, format, kMaxClipBytes);
+    if (!clip.ok()) return (*shared)(JsonError(clip.status()));
+    Response res{bhttp::status::ok, 11};
+    bool mp4 = format == store::ClipFormat::kMp4;
+    res.set(bhttp::field::content_type, mp4 ? "video/mp4" : "video/x-matroska");
+    res.set(bhttp::field::content_disposition, "attachment; filename=\"" + name + "-" +
+                                                   std::to_string(frags.front().producer_ts_ms) +
+                                                   (mp4 ? ".mp4\"" : ".mkv\""));
+    res.set(bhttp::field::cache_control, "no-store");
+    res.body() = std::move(*clip);
+    (*shared)(std::move(res));
+  });
+  if (!queued) (*shared)(JsonError(Status(Code::kOverloaded, "the workers are busy")));
 }
 
 void Api::Snapshot(const Request& req, const std::string& stream, Respond respond) {

@@ -49,6 +49,8 @@ class Api final : public Application {
   void ListStreams(Respond respond);
   void AddSource(const Request& req, Respond respond);
   void DeleteStream(const std::string& name, Respond respond);
+  void ListFragments(const Request& req, const std::string& name, Respond respond);
+  void Clip(const Request& req, const std::string& name, Respond respond);
   nlohmann::json StreamJson(const store::StreamInfo& info) const;
   Response Metrics() const;
 
@@ -56,6 +58,7 @@ class Api final : public Application {
   snapshot::SnapshotService& snapshots_;
   std::optional<S3Api> s3_;  // the embedded store's S3 routes
   const Clock& clock_;
+  WorkerPool& workers_;
   ingest::PullSources* sources_;
   const ApiOptions options_;
 };

@@ -1,0 +1,22 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "store/fragment.h"
+
+namespace lastframe::store {
+
+enum class ClipFormat { kMp4, kMatroska };
+
+// Remuxes whole fragments into one playable file (no re-encode): MP4 or
+// Matroska. Frames are placed on the producer's
+// timeline, so fragments from different producer sessions follow one another.
+// Fragments whose codec differs from the first one's (a new resolution) end
+// the clip there. TooLarge ("ClipTooLarge") past |max_bytes|.
+Result<std::string> MuxClip(const std::vector<FragmentView>& fragments, ClipFormat format,
+                            size_t max_bytes);
+
+}  // namespace lastframe::store
