@@ -59,6 +59,7 @@ struct ServeConfig {
   bool warm_all = false;
   std::string log_level = "info";
   std::string config;
+  int producer_timeout_s = 30;
 };
 
 // Lets the server bind (and learn its port) before the routes, which need the
@@ -147,6 +148,7 @@ int Serve(const ServeConfig& cfg) {
   server_options.host = host;
   server_options.port = port;
   server_options.io_threads = cfg.io_threads ? cfg.io_threads : std::min<size_t>(cores, 4);
+  server_options.upload_idle_timeout = std::chrono::seconds(cfg.producer_timeout_s);
   DeferredApplication deferred;
   http::Server server(server_options, deferred);
   if (Status s = server.Listen(); !s.ok()) {
@@ -421,6 +423,13 @@ int main(int argc, char** argv) {
                  "decode every stream as frames arrive (up to --warm-decoders streams, on spare "
                  "worker time), so that first looks are instant too")
       ->envname("LASTFRAME_WARM_ALL");
+  serve
+      ->add_option("--producer-timeout", cfg.producer_timeout_s,
+                   "seconds a pushing producer may send nothing before it is dropped with an "
+                   "ERROR ack")
+      ->envname("LASTFRAME_PRODUCER_TIMEOUT")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   serve
       ->add_option("--config", cfg.config,
                    "TOML file of streams to pull ([[streams]] name, url, rtsp_transport)")

@@ -135,6 +135,7 @@ class PushSink final : public UploadSink {
   bool Feed(const uint8_t* data, size_t size) override { return session_->Feed(data, size); }
   void Finish() override { session_->Finish(); }
   void Abort() override { session_->Abort(); }
+  void Stalled() override { session_->Stalled(); }
 
  private:
   std::unique_ptr<ingest::PushSession> session_;

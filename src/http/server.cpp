@@ -5,6 +5,7 @@
 #include <array>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -235,12 +236,27 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& body = upload_parser_->get().body();
     body.data = upload_buffer_.data();
     body.size = upload_buffer_.size();
-    stream_.expires_after(options_.upload_idle_timeout);
+    // Our own idle timer, not the stream's expiry: that would close the socket,
+    // and a stalled producer is owed an ERROR acknowledgement first.
+    stream_.expires_never();
+    upload_idle_timer_.expires_after(options_.upload_idle_timeout);
+    upload_idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->upload_reading_done_ || self->paused_) return;
+      self->upload_reading_done_ = true;
+      self->stalled_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);  // the pending read ends
+      spdlog::info("http upload from {} stalled: nothing for {} s", self->remote_,
+                   self->options_.upload_idle_timeout.count());
+      if (self->sink_) self->sink_->Stalled();  // the sink acks the error and ends
+    });
     bhttp::async_read_some(stream_, buffer_, *upload_parser_,
                            beast::bind_front_handler(&Session::OnUploadRead, shared_from_this()));
   }
 
   void OnUploadRead(beast::error_code ec, size_t) {
+    upload_idle_timer_.cancel();
+    if (stalled_) return;  // the idle timer ended this upload
     if (ec == bhttp::error::need_buffer) ec = {};
     size_t got = upload_buffer_.size() - upload_parser_->get().body().size;
     bool more = true;
@@ -357,6 +373,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
+    upload_idle_timer_.cancel();  // its handler holds us alive
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
@@ -388,6 +405,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Session> upload_self_;
   std::array<uint8_t, 64 * 1024> upload_buffer_{};
   bool paused_ = false;
+  bool stalled_ = false;
+  net::steady_timer upload_idle_timer_{stream_.get_executor()};
   bool upload_reading_done_ = false;
   bool upload_finished_ = false;
   std::deque<std::string> writes_;

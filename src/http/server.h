@@ -46,8 +46,9 @@ class UploadSink {
   // Takes body bytes; false asks the connection to stop reading until
   // UploadEvents::on_space.
   virtual bool Feed(const uint8_t* data, size_t size) = 0;
-  virtual void Finish() = 0;  // the body ended
-  virtual void Abort() = 0;   // the connection failed or the server stops
+  virtual void Finish() = 0;           // the body ended
+  virtual void Abort() = 0;            // the connection failed or the server stops
+  virtual void Stalled() { Abort(); }  // nothing arrived for upload_idle_timeout
 };
 
 // What a sink tells its connection, from any thread.

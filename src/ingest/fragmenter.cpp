@@ -8,6 +8,12 @@ const char* AckErrorName(AckError id) {
       return "STREAM_READ_ERROR";
     case AckError::kMaxFragmentSizeReached:
       return "MAX_FRAGMENT_SIZE_REACHED";
+    case AckError::kMaxFragmentDurationReached:
+      return "MAX_FRAGMENT_DURATION_REACHED";
+    case AckError::kFragmentTimecodeLesserThanPrevious:
+      return "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS";
+    case AckError::kMoreThanAllowedTracksFound:
+      return "MORE_THAN_ALLOWED_TRACKS_FOUND";
     case AckError::kInvalidMkvData:
       return "INVALID_MKV_DATA";
     case AckError::kInternalError:
@@ -54,6 +60,17 @@ void Fragmenter::Push(AVPacket* pkt) {
   int64_t now = store_.clock().NowMs();
   if (frame.keyframe) {
     Finish();
+    if (last_timecode_ && frame.pts_ms <= *last_timecode_) {
+      skipping_ = true;
+      if (events_.on_error)
+        events_.on_error(AckError::kFragmentTimecodeLesserThanPrevious,
+                         "fragment timecode " + std::to_string(frame.pts_ms) +
+                             " is not after the previous fragment's " +
+                             std::to_string(*last_timecode_) + "; the fragment is dropped",
+                         frame.pts_ms, std::nullopt);
+      return;
+    }
+    last_timecode_ = frame.pts_ms;
     int64_t producer_ts =
         options_.absolute_timecodes ? frame.pts_ms : options_.producer_start_ms + frame.pts_ms;
     open_timecode_ = frame.pts_ms;
@@ -65,6 +82,19 @@ void Fragmenter::Push(AVPacket* pkt) {
     return;
   }
   if (!open_ || skipping_) return;  // nothing decodable before the first keyframe
+  if (frame.pts_ms - open_timecode_ >= options_.max_fragment_duration_ms) {
+    int64_t timecode = open_timecode_;
+    uint64_t number = open_number_;
+    Finish();
+    if (events_.on_error)
+      events_.on_error(AckError::kMaxFragmentDurationReached,
+                       "fragment longer than " + std::to_string(options_.max_fragment_duration_ms) +
+                           " ms (keyframes too far apart); frames are dropped until the next "
+                           "keyframe",
+                       timecode, number);
+    skipping_ = true;
+    return;
+  }
   if (stream_->OpenFragmentBytes() + static_cast<size_t>(pkt->size) > options_.max_fragment_bytes) {
     int64_t timecode = open_timecode_;
     uint64_t number = open_number_;

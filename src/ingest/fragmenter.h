@@ -16,6 +16,9 @@ namespace lastframe::ingest {
 enum class AckError {
   kStreamReadError = 4000,
   kMaxFragmentSizeReached = 4001,
+  kMaxFragmentDurationReached = 4002,
+  kFragmentTimecodeLesserThanPrevious = 4004,
+  kMoreThanAllowedTracksFound = 4005,
   kInvalidMkvData = 4006,
   kInternalError = 5000,
 };
@@ -26,7 +29,8 @@ struct FragmenterOptions {
   // ABSOLUTE); false: they count from producer_start_ms.
   bool absolute_timecodes = false;
   int64_t producer_start_ms = 0;
-  size_t max_fragment_bytes = 50 * 1024 * 1024;  // Kinesis Video's fragment limit
+  size_t max_fragment_bytes = 50 * 1024 * 1024;  // Kinesis Video's fragment limits
+  int64_t max_fragment_duration_ms = 10'000;
 };
 
 struct FragmenterEvents {
@@ -39,6 +43,10 @@ struct FragmenterEvents {
 // Cuts one video track's packets into the store's fragments, each beginning
 // at a keyframe, whatever the container's clusters or the source's groups are.
 // Pushed (PutMedia) and pulled (RTSP, ...) streams share it. Never decodes.
+// Kinesis Video's limits hold: a fragment past its size or duration limit is
+// ended there and frames are dropped until the next keyframe; a fragment whose
+// timecode is not after the previous one's is dropped whole. Each is reported
+// through on_error with Kinesis Video's ErrorId.
 class Fragmenter {
  public:
   // |time_base|: the track's, in which packets' timestamps come.
@@ -68,6 +76,7 @@ class Fragmenter {
   bool skipping_ = false;  // dropping frames until the next keyframe
   int64_t open_timecode_ = 0;
   uint64_t open_number_ = 0;
+  std::optional<int64_t> last_timecode_;  // of the newest fragment begun
 };
 
 // The video track snapshots are taken from: the first video track FFmpeg can

@@ -45,6 +45,10 @@ bool PushSession::Feed(const uint8_t* data, size_t size) { return pipe_.Write(da
 bool PushSession::WaitForSpace() { return pipe_.WaitForSpace(); }
 void PushSession::Finish() { pipe_.Close(); }
 void PushSession::Abort() { pipe_.Abort(); }
+void PushSession::Stalled() {
+  stalled_ = true;
+  pipe_.Abort();
+}
 
 void PushSession::Run() {
   Status status = Parse();
@@ -66,6 +70,13 @@ Status PushSession::Parse() {
                            "InvalidMkvData");
   }
   const AVFormatContext& ctx = (*demuxer)->context();
+  constexpr unsigned kMaxTracks = 3;  // Kinesis Video's limit
+  if (ctx.nb_streams > kMaxTracks) {
+    std::string why = "the stream has " + std::to_string(ctx.nb_streams) + " tracks; at most " +
+                      std::to_string(kMaxTracks) + " are allowed";
+    SendErrorAck(AckError::kMoreThanAllowedTracksFound, why, 0, std::nullopt);
+    return InvalidArgument(why, "MoreThanAllowedTracksFound");
+  }
   int video = FindVideoStream(ctx);
   if (video < 0) {
     SendErrorAck(AckError::kInvalidMkvData, "no decodable video track", 0, std::nullopt);
@@ -77,7 +88,8 @@ Status PushSession::Parse() {
   Fragmenter fragmenter(store_, stream_, *codec, vst->time_base,
                         {.absolute_timecodes = options_.absolute_timecodes,
                          .producer_start_ms = options_.producer_start_ms.value_or(start_ms_),
-                         .max_fragment_bytes = options_.max_fragment_bytes},
+                         .max_fragment_bytes = options_.max_fragment_bytes,
+                         .max_fragment_duration_ms = options_.max_fragment_duration_ms},
                         {.on_fragment = [this](const store::FragmentView& f) { AckFragment(f); },
                          .on_error =
                              [this](AckError id, const std::string& message, int64_t timecode,
@@ -94,8 +106,10 @@ Status PushSession::Parse() {
       fragmenter.Finish();
       if (next.ok()) return Status::Ok();
       if (pipe_.aborted()) {
-        SendErrorAck(AckError::kStreamReadError, "the producer's connection ended", timecode,
-                     number);
+        SendErrorAck(AckError::kStreamReadError,
+                     stalled_ ? "the producer sent nothing for too long (idle timeout)"
+                              : "the producer's connection ended",
+                     timecode, number);
         return Status(Code::kUnavailable, "connection closed mid-stream", "StreamReadError");
       }
       // A stream cut short mid-element reads as invalid data: what arrived

@@ -23,7 +23,8 @@ struct PushOptions {
   bool absolute_timecodes = false;
   // x-amzn-producer-start-timestamp; the session's start when absent.
   std::optional<int64_t> producer_start_ms;
-  size_t max_fragment_bytes = 50 * 1024 * 1024;  // Kinesis Video's fragment limit
+  size_t max_fragment_bytes = 50 * 1024 * 1024;  // Kinesis Video's fragment limits
+  int64_t max_fragment_duration_ms = 10'000;
   size_t pipe_high_water = 1024 * 1024;
 };
 
@@ -59,6 +60,8 @@ class PushSession {
   void Finish();
   // Stop now (connection lost, shutdown); on_done still follows.
   void Abort();
+  // The producer sent nothing for the server's idle timeout: stop, and say so.
+  void Stalled();
 
   // Fragments acknowledged so far.
   uint64_t fragments() const { return fragments_.load(); }
@@ -79,6 +82,7 @@ class PushSession {
   const int64_t start_ms_;
   BytePipe pipe_;
   std::atomic<uint64_t> fragments_{0};
+  std::atomic<bool> stalled_{false};
   std::thread thread_;
 };
 

@@ -193,6 +193,79 @@ TEST_F(PushSessionTest, OverLongFragmentIsRefusedAndTheNextOneKept) {
   for (const auto& f : store_.Find("big")->Fragments()) EXPECT_LE(f.bytes, 20'000u);
 }
 
+TEST_F(PushSessionTest, AFragmentLongerThanTenSecondsIsCut) {
+  // One keyframe, then 13 s of frames: Kinesis Video's limit is 10 s a fragment.
+  std::string clip = MakeClip(
+      dir_.file("long.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=64x48:rate=2", "-t", "13", "-c:v",
+                              "libx264", "-g", "100", "-bf", "0", "-sc_threshold", "0"});
+  PushOutcome o = Push(store_, "long", ReadFile(clip));
+  EXPECT_TRUE(o.status.ok()) << o.status.ToString();
+  ASSERT_EQ(CountEvents(o, "ERROR"), 1);
+  for (const auto& a : o.acks)
+    if (a["EventType"] == "ERROR") {
+      EXPECT_EQ(a["ErrorId"], 4002);
+      EXPECT_EQ(a["ErrorCode"], "MAX_FRAGMENT_DURATION_REACHED");
+    }
+  auto fragments = store_.Find("long")->Fragments();
+  ASSERT_EQ(fragments.size(), 1u);
+  EXPECT_EQ(fragments[0].frames.size(), 20u);  // 0.0 s to 9.5 s
+  EXPECT_LT(fragments[0].duration_ms, 10'000 + 1);
+}
+
+// Sets the Timecode of the |index|th Matroska Cluster of |mkv| to 0.
+void ZeroClusterTimecode(std::string& mkv, int index) {
+  const std::string cluster_id("\x1F\x43\xB6\x75", 4);
+  size_t at = 0;
+  for (int i = 0; i <= index; ++i) {
+    at = mkv.find(cluster_id, at + 1);
+    ASSERT_NE(at, std::string::npos) << "fewer than " << index + 1 << " clusters";
+  }
+  // ClusterTimecode (0xE7) follows the cluster's size; its value is 1-8 bytes.
+  size_t tc = mkv.find('\xE7', at + 4);
+  ASSERT_LT(tc, at + 16);
+  auto size_byte = static_cast<unsigned char>(mkv[tc + 1]);
+  ASSERT_GE(size_byte, 0x81);
+  ASSERT_LE(size_byte, 0x88);
+  for (int i = 0; i < size_byte - 0x80; ++i) mkv[tc + 2 + i] = '\0';
+}
+
+TEST_F(PushSessionTest, AFragmentWhoseTimecodeGoesBackIsDropped) {
+  // A keyframe, and a cluster, every 0.5 s.
+  std::string clip =
+      MakeClip(dir_.file("back.mkv"),
+               {"-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t", "3", "-c:v", "libx264",
+                "-g", "5", "-bf", "0", "-sc_threshold", "0", "-cluster_time_limit", "450"});
+  std::string bytes = ReadFile(clip);
+  ZeroClusterTimecode(bytes, 3);  // the fourth cluster now claims to start at 0
+  PushOutcome o = Push(store_, "back", bytes);
+  EXPECT_TRUE(o.status.ok()) << o.status.ToString();
+  int backwards = 0;
+  for (const auto& a : o.acks)
+    if (a["EventType"] == "ERROR") {
+      EXPECT_EQ(a["ErrorId"], 4004);
+      EXPECT_EQ(a["ErrorCode"], "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS");
+      ++backwards;
+    }
+  EXPECT_EQ(backwards, 1);
+  auto fragments = store_.Find("back")->Fragments();
+  EXPECT_EQ(fragments.size(), 5u);  // six GOPs, one dropped
+  for (size_t i = 1; i < fragments.size(); ++i)
+    EXPECT_GT(fragments[i].timecode_ms, fragments[i - 1].timecode_ms);
+}
+
+TEST_F(PushSessionTest, MoreThanThreeTracksAreRefused) {
+  std::string clip =
+      MakeClip(dir_.file("tracks.mkv"),
+               {"-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t", "1", "-map", "0", "-map",
+                "0", "-map", "0", "-map", "0", "-c:v", "libx264", "-g", "10"});
+  PushOutcome o = Push(store_, "tracks", ReadFile(clip));
+  EXPECT_EQ(o.status.reason(), "MoreThanAllowedTracksFound");
+  ASSERT_EQ(o.acks.size(), 1u);
+  EXPECT_EQ(o.acks[0]["ErrorId"], 4005);
+  EXPECT_EQ(o.acks[0]["ErrorCode"], "MORE_THAN_ALLOWED_TRACKS_FOUND");
+  EXPECT_FALSE(store_.Find("tracks")->Latest());
+}
+
 TEST_F(PushSessionTest, SecondProducerOnTheSameStreamIsRefused) {
   std::promise<Status> done;
   auto first = PushSession::Start(store_, {.stream = "busy"},

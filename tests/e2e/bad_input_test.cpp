@@ -198,5 +198,29 @@ TEST_F(BadInputTest, KeysCannotEscapeTheDataDirectory) {
   EXPECT_EQ(other_bucket.status, 404);
 }
 
+TEST(ProducerTimeout, AProducerThatGoesSilentIsDroppedWithAnErrorAck) {
+  TempDir dir;
+  auto args = TestServerArgs();
+  args.insert(args.end(), {"--producer-timeout", "1"});
+  LastframeServer server(dir.file("data"), args);
+  std::string clip = ReadFile(TestClip(dir, "c.mkv", 160, 120, 10, 3, 10));
+  std::string half = clip.substr(0, clip.size() * 2 / 3);
+  char size[20];
+  std::snprintf(size, sizeof size, "%zx", half.size());
+  // One chunk of the clip, then silence: no more chunks, no terminator.
+  std::string reply =
+      RawExchange(server.port(),
+                  "POST /putMedia HTTP/1.1\r\nHost: x\r\nx-amzn-stream-name: quiet\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n" +
+                      std::string(size) + "\r\n" + half + "\r\n",
+                  /*keep_sending_side_open=*/true);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find("\"PERSISTED\""), std::string::npos) << reply;  // what arrived whole
+  EXPECT_NE(reply.find("\"ErrorId\":4000"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("idle timeout"), std::string::npos) << reply;
+  // The stream is free again for the next producer.
+  EXPECT_EQ(PushOneShot(server.port(), "quiet", clip).status, 200);
+}
+
 }  // namespace
 }  // namespace lastframe::testing

@@ -73,7 +73,7 @@ SilentListener::~SilentListener() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::string RawExchange(uint16_t port, const std::string& raw) {
+std::string RawExchange(uint16_t port, const std::string& raw, bool keep_sending_side_open) {
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
   beast::error_code ec;
@@ -81,7 +81,7 @@ std::string RawExchange(uint16_t port, const std::string& raw) {
   stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
   if (ec) return "";
   net::write(stream, net::buffer(raw), ec);
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (!keep_sending_side_open) stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   std::string out;
   char buf[4096];
   for (;;) {

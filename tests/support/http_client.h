@@ -25,8 +25,9 @@ inline HttpResult HttpGet(uint16_t port, const std::string& target) {
 }
 
 // Sends |raw| bytes as they are and returns everything the server sends back
-// until it closes the connection (or 10 s pass).
-std::string RawExchange(uint16_t port, const std::string& raw);
+// until it closes the connection (or 10 s pass). The sending side is shut
+// after |raw| unless |keep_sending_side_open| (a client that goes silent).
+std::string RawExchange(uint16_t port, const std::string& raw, bool keep_sending_side_open = false);
 
 // A loopback TCP listener that never accepts or answers (the kernel still
 // completes the handshake): a peer that hangs, for timeout tests.
