@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -24,6 +25,7 @@
 #include "objects/local_store.h"
 #include "objects/s3_store.h"
 #include "snapshot/snapshot_service.h"
+#include "store/fragment_archive.h"
 #include "store/stream_store.h"
 
 namespace lastframe {
@@ -60,6 +62,7 @@ struct ServeConfig {
   std::string log_level = "info";
   std::string config;
   int producer_timeout_s = 30;
+  bool no_persist = false;
 };
 
 // Lets the server bind (and learn its port) before the routes, which need the
@@ -107,6 +110,8 @@ bool SplitHostPort(const std::string& listen, std::string* host, uint16_t* port)
 int Serve(const ServeConfig& cfg) {
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   media::QuietFfmpegLogs();
+  // A file-size limit (ulimit -f) must fail a write, as a full disk does, not kill us.
+  std::signal(SIGXFSZ, SIG_IGN);
   const Clock& clock = SystemClock::Get();
 
   std::string host;
@@ -167,6 +172,23 @@ int Serve(const ServeConfig& cfg) {
                  url_host);
 
   store::StreamStore streams(clock, {.retention_ms = cfg.retention_s * 1000});
+  // Durable fragments: back from disk before any producer connects.
+  std::unique_ptr<store::FragmentArchive> archive;
+  if (!cfg.no_persist) {
+    auto opened = store::FragmentArchive::Open(data_dir / "fragments");
+    if (!opened.ok()) {
+      spdlog::critical("{}", opened.status().ToString());
+      return 2;
+    }
+    archive = std::move(*opened);
+    archive->Trim(clock.NowMs() - cfg.retention_s * 1000, streams.options().max_bytes_per_stream);
+    store::RecoveryReport recovered = archive->Recover();
+    spdlog::info("fragments recovered from {}: {} in {} streams ({} torn or unreadable removed)",
+                 (data_dir / "fragments").string(), recovered.fragments, recovered.streams.size(),
+                 recovered.discarded);
+    streams.Restore(std::move(recovered.streams));
+    streams.SetArchive(archive.get());
+  }
   std::vector<ingest::PullOptions> configured;
   if (!cfg.config.empty()) {
     auto loaded = ingest::LoadSourcesConfig(cfg.config);
@@ -268,18 +290,23 @@ int Serve(const ServeConfig& cfg) {
   std::function<void()> schedule_sweep = [&] {
     object_sweep.expires_after(std::chrono::seconds(30));
     object_sweep.async_wait([&](boost::system::error_code e) {
-      if (e || !local) return;
+      if (e) return;
       // Walking folders is disk work: a worker does it.
-      workers.TryPost([&local] {
-        auto r = local->Sweep();
-        if (r.deleted_expired + r.deleted_for_space > 0)
-          spdlog::info("objects swept: {} expired, {} for space; {} objects, {} bytes left",
-                       r.deleted_expired, r.deleted_for_space, r.objects, r.bytes);
+      workers.TryPost([&] {
+        if (local) {
+          auto r = local->Sweep();
+          if (r.deleted_expired + r.deleted_for_space > 0)
+            spdlog::info("objects swept: {} expired, {} for space; {} objects, {} bytes left",
+                         r.deleted_expired, r.deleted_for_space, r.objects, r.bytes);
+        }
+        if (archive)
+          archive->Trim(clock.NowMs() - cfg.retention_s * 1000,
+                        streams.options().max_bytes_per_stream);
       });
       schedule_sweep();
     });
   };
-  if (local) schedule_sweep();
+  schedule_sweep();
 
   std::unique_ptr<ingest::DemoProducer> demo;
   if (cfg.demo) {
@@ -430,6 +457,11 @@ int main(int argc, char** argv) {
       ->envname("LASTFRAME_PRODUCER_TIMEOUT")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  serve
+      ->add_flag("--no-persist", cfg.no_persist,
+                 "keep fragments in memory only (default: each fragment is written to "
+                 "DATA_DIR/fragments and synced before PERSISTED is acknowledged)")
+      ->envname("LASTFRAME_NO_PERSIST");
   serve
       ->add_option("--config", cfg.config,
                    "TOML file of streams to pull ([[streams]] name, url, rtsp_transport)")

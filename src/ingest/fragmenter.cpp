@@ -18,6 +18,8 @@ const char* AckErrorName(AckError id) {
       return "INVALID_MKV_DATA";
     case AckError::kInternalError:
       return "INTERNAL_ERROR";
+    case AckError::kArchivalError:
+      return "ARCHIVAL_ERROR";
   }
   return "INTERNAL_ERROR";
 }

@@ -21,6 +21,7 @@ enum class AckError {
   kMoreThanAllowedTracksFound = 4005,
   kInvalidMkvData = 4006,
   kInternalError = 5000,
+  kArchivalError = 5001,
 };
 const char* AckErrorName(AckError id);
 

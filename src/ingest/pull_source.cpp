@@ -298,10 +298,17 @@ Status PullSource::Session() {
         int64_t start = store_.clock().NowMs() - av_rescale_q(ts, tb, AVRational{1, 1000});
         fragmenter.emplace(
             store_, stream, *codec, tb, FragmenterOptions{.producer_start_ms = start},
-            FragmenterEvents{.on_error = [this](AckError id, const std::string& m, int64_t,
-                                                std::optional<uint64_t>) {
-              spdlog::warn("source stream={} {}: {}", options_.stream, AckErrorName(id), m);
-            }});
+            FragmenterEvents{
+                .on_fragment =
+                    [this](const store::FragmentView& f) {
+                      // Pulled fragments are made durable as pushed ones are.
+                      if (Status s = store_.Persist(options_.stream, f); !s.ok())
+                        spdlog::warn("source stream={} {}", options_.stream, s.message());
+                    },
+                .on_error =
+                    [this](AckError id, const std::string& m, int64_t, std::optional<uint64_t>) {
+                      spdlog::warn("source stream={} {}: {}", options_.stream, AckErrorName(id), m);
+                    }});
         SetState("live");
         spdlog::info("source stream={} url={} live: {} {}x{}", options_.stream, redacted_url_,
                      avcodec_get_name(vst->codecpar->codec_id), vst->codecpar->width,

@@ -124,14 +124,22 @@ Status PushSession::Parse() {
 
 void PushSession::AckFragment(const store::FragmentView& f) {
   fragments_.fetch_add(1);
-  if (!callbacks_.on_ack) return;
-  // The store is in memory: a fragment is persisted as soon as it is received.
-  for (const char* event : {"RECEIVED", "PERSISTED"}) {
-    nlohmann::json ack = {{"EventType", event},
-                          {"FragmentTimecode", f.timecode_ms},
-                          {"FragmentNumber", std::to_string(f.number)}};
-    callbacks_.on_ack(ack.dump());
+  if (!callbacks_.on_ack) {
+    (void)store_.Persist(options_.stream, f);  // in-process producers: durable all the same
+    return;
   }
+  auto ack = [&](const char* event) {
+    callbacks_.on_ack(nlohmann::json{{"EventType", event},
+                                     {"FragmentTimecode", f.timecode_ms},
+                                     {"FragmentNumber", std::to_string(f.number)}}
+                          .dump());
+  };
+  ack("RECEIVED");
+  // PERSISTED only once the fragment is on disk and synced (or at once, in memory only).
+  Status persisted = store_.Persist(options_.stream, f);
+  if (persisted.ok()) return ack("PERSISTED");
+  SendErrorAck(AckError::kArchivalError, "the fragment could not be stored: " + persisted.message(),
+               f.timecode_ms, f.number);
 }
 
 void PushSession::SendErrorAck(AckError id, const std::string& message, int64_t timecode,

@@ -114,21 +114,31 @@ Result<std::string> MuxClip(const std::vector<FragmentView>& fragments, ClipForm
     int64_t pts, dts;
   };
   std::vector<Placed> placed;
-  int64_t base = -1, last_dts = INT64_MIN;
+  int64_t last_pts = INT64_MIN;
   for (const FragmentView& f : fragments) {
     if (f.frames.empty() || !f.codec || !SameCodec(*f.codec, codec)) break;
     const int64_t first_pts = f.frames.front().pts_ms;
+    int64_t shift = 0;  // a producer clock that stepped back: follow on
+    if (f.producer_ts_ms <= last_pts) shift = last_pts + 1 - f.producer_ts_ms;
     for (const Frame& frame : f.frames) {
-      int64_t pts = f.producer_ts_ms + (frame.pts_ms - first_pts);
-      int64_t dts = f.producer_ts_ms + (frame.dts_ms - first_pts);
-      if (base < 0) base = dts;
-      pts -= base;
-      dts -= base;
-      if (dts <= last_dts) dts = last_dts + 1;  // a producer clock that stepped back
-      pts = std::max(pts, dts);
-      last_dts = dts;
-      placed.push_back({&frame, pts, dts});
+      int64_t pts = f.producer_ts_ms + shift + (frame.pts_ms - first_pts);
+      placed.push_back({&frame, pts, 0});
+      last_pts = std::max(last_pts, pts);
     }
+  }
+  // Decode times from presentation times alone (Matroska producers often send
+  // none): the i-th smallest presentation time, less the reordering delay, so
+  // that each frame is decoded before it is shown and in the order it came.
+  std::vector<int64_t> sorted;
+  for (const Placed& p : placed) sorted.push_back(p.pts);
+  std::sort(sorted.begin(), sorted.end());
+  int64_t delay = 0;
+  for (size_t i = 0; i < placed.size(); ++i) delay = std::max(delay, sorted[i] - placed[i].pts);
+  const int64_t base = placed.empty() ? 0 : sorted.front() - delay;
+  for (size_t i = 0; i < placed.size(); ++i) {
+    placed[i].dts = sorted[i] - delay - base;
+    placed[i].pts -= base;
+    if (i > 0 && placed[i].dts <= placed[i - 1].dts) placed[i].dts = placed[i - 1].dts + 1;
   }
   media::PacketPtr pkt = media::MakePacket();
   for (size_t i = 0; i < placed.size(); ++i) {

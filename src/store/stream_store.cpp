@@ -88,6 +88,17 @@ std::optional<FragmentView> Stream::CompleteFragment() {
   return fragments_.back().view;
 }
 
+void Stream::Restore(std::vector<FragmentView> fragments) {
+  std::lock_guard lock(mu_);
+  for (auto& f : fragments) {
+    StoredFragment stored;
+    stored.last_arrival_ms = f.server_ts_ms + f.duration_ms;
+    bytes_ += f.bytes;
+    stored.view = std::move(f);
+    fragments_.push_back(std::move(stored));
+  }
+}
+
 size_t Stream::OpenFragmentBytes() const {
   std::lock_guard lock(mu_);
   if (fragments_.empty() || fragments_.back().view.complete) return 0;
@@ -186,6 +197,21 @@ std::shared_ptr<Stream> StreamStore::Find(std::string_view name) const {
   return it == streams_.end() ? nullptr : it->second;
 }
 
+Status StreamStore::Persist(const std::string& stream, const FragmentView& fragment) {
+  return archive_ ? archive_->Persist(stream, fragment) : Status::Ok();
+}
+
+void StreamStore::Restore(std::vector<RecoveredStream> streams) {
+  uint64_t highest = 0;
+  for (auto& s : streams) {
+    for (const auto& f : s.fragments) highest = std::max(highest, f.number);
+    Open(s.name)->Restore(std::move(s.fragments));
+  }
+  // New fragments are numbered after every restored one, whatever the clock did.
+  std::lock_guard lock(number_mu_);
+  next_number_ = std::max(next_number_, highest + 1);
+}
+
 Status StreamStore::Remove(std::string_view name) {
   std::lock_guard lock(mu_);
   auto it = streams_.find(name);
@@ -195,6 +221,7 @@ Status StreamStore::Remove(std::string_view name) {
     return Status(Code::kConflict, "a producer is writing to stream '" + std::string(name) + "'",
                   "StreamBusy");
   streams_.erase(it);
+  if (archive_) archive_->Forget(std::string(name));
   return Status::Ok();
 }
 

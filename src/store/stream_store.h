@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "store/fragment.h"
+#include "store/fragment_archive.h"
 #include "store/stream_source.h"
 
 namespace lastframe::store {
@@ -62,6 +63,8 @@ class Stream {
   bool Append(Frame frame, int64_t arrival_ms);
   // Marks the open fragment complete and returns its final view (nullopt if none open).
   std::optional<FragmentView> CompleteFragment();
+  // Puts back fragments read from the archive at start (oldest first, complete).
+  void Restore(std::vector<FragmentView> fragments);
   // Size in bytes of the open fragment (0 if none).
   size_t OpenFragmentBytes() const;
 
@@ -100,6 +103,12 @@ class StreamStore final : public StreamSource {
   // The stream named |name|, created on first use.
   std::shared_ptr<Stream> Open(const std::string& name);
   std::shared_ptr<Stream> Find(std::string_view name) const;
+  // Where completed fragments are made durable; null keeps them in memory only.
+  void SetArchive(FragmentArchive* archive) { archive_ = archive; }
+  // Makes |fragment| of |stream| durable (a no-op without an archive).
+  Status Persist(const std::string& stream, const FragmentView& fragment);
+  // Rebuilds the streams the archive holds; call before any producer starts.
+  void Restore(std::vector<RecoveredStream> streams);
   // Forgets a stream and its fragments. NotFound ("StreamNotFound"), or
   // Conflict ("StreamBusy") while a producer writes to it.
   Status Remove(std::string_view name);
@@ -128,6 +137,7 @@ class StreamStore final : public StreamSource {
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Stream>, std::less<>> streams_;
   std::function<void(const std::string&)> observer_;
+  FragmentArchive* archive_ = nullptr;
   std::mutex number_mu_;
   uint64_t next_number_;
 };

@@ -1,0 +1,184 @@
+#include "store/fragment_archive.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cstring>
+#include <future>
+#include <mutex>
+
+#include "ingest/push_session.h"
+#include "store/stream_store.h"
+#include "support/media_check.h"
+#include "support/temp_dir.h"
+
+namespace lastframe::store {
+namespace {
+
+using testing::MakeClip;
+using testing::ReadFile;
+using testing::TempDir;
+
+// A clip's fragments, in a store of their own, cut by the real push path.
+std::vector<FragmentView> FragmentsOf(const TempDir& dir, StreamStore& store) {
+  std::string clip = MakeClip(
+      dir.file("c.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10", "-t", "3", "-c:v",
+                          "libx264", "-g", "10", "-bf", "2", "-sc_threshold", "0"});
+  std::promise<Status> done;
+  auto session = ingest::PushSession::Start(store, {.stream = "cam"},
+                                            {.on_done = [&](Status s) { done.set_value(s); }});
+  EXPECT_TRUE(session.ok());
+  std::string bytes = ReadFile(clip);
+  (*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  (*session)->Finish();
+  EXPECT_TRUE(done.get_future().get().ok());
+  return store.Find("cam")->Fragments();
+}
+
+TEST(FragmentArchive, PersistedFragmentsComeBackFrameForFrame) {
+  TempDir dir;
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, store);
+  ASSERT_EQ(fragments.size(), 3u);
+  auto archive = FragmentArchive::Open(dir.path() / "archive");
+  ASSERT_TRUE(archive.ok());
+  for (const auto& f : fragments) ASSERT_TRUE((*archive)->Persist("cam", f).ok());
+  ASSERT_TRUE((*archive)->Persist(".hidden", fragments[0]).ok());  // legal, but not as a folder
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "cam"));       // nothing outside the root
+
+  RecoveryReport report = (*archive)->Recover();
+  EXPECT_EQ(report.discarded, 0u);
+  ASSERT_EQ(report.streams.size(), 2u);
+  const RecoveredStream& cam =
+      report.streams[0].name == "cam" ? report.streams[0] : report.streams[1];
+  ASSERT_EQ(cam.fragments.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const FragmentView& a = fragments[i];
+    const FragmentView& b = cam.fragments[i];
+    EXPECT_EQ(b.number, a.number);
+    EXPECT_EQ(b.producer_ts_ms, a.producer_ts_ms);
+    EXPECT_EQ(b.server_ts_ms, a.server_ts_ms);
+    EXPECT_EQ(b.timecode_ms, a.timecode_ms);
+    EXPECT_EQ(b.bytes, a.bytes);
+    ASSERT_EQ(b.frames.size(), a.frames.size());
+    for (size_t j = 0; j < a.frames.size(); ++j) {
+      EXPECT_EQ(b.frames[j].pts_ms, a.frames[j].pts_ms) << i << "/" << j;  // B-frames included
+      EXPECT_EQ(b.frames[j].keyframe, a.frames[j].keyframe);
+      ASSERT_EQ(b.frames[j].size(), a.frames[j].size());
+      EXPECT_EQ(
+          0, std::memcmp(b.frames[j].packet->data, a.frames[j].packet->data, a.frames[j].size()));
+    }
+  }
+}
+
+TEST(FragmentArchive, TornAndCorruptFilesAreDiscarded) {
+  TempDir dir;
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, store);
+  auto archive = FragmentArchive::Open(dir.path() / "archive");
+  for (const auto& f : fragments) ASSERT_TRUE((*archive)->Persist("cam", f).ok());
+  // A write cut short by a crash (never renamed), and a file cut in half.
+  testing::WriteFile((dir.path() / "archive/.tmp/123-4.mkv").string(), "half a fragm");
+  std::filesystem::path last;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path() / "archive/cam"))
+    if (e.path().extension() == ".mkv" && e.path() > last) last = e.path();
+  std::filesystem::resize_file(last, 10);
+  RecoveryReport report = (*archive)->Recover();
+  EXPECT_EQ(report.discarded, 2u);
+  ASSERT_EQ(report.streams.size(), 1u);
+  EXPECT_EQ(report.streams[0].fragments.size(), 2u);
+  EXPECT_FALSE(std::filesystem::exists(last));
+  // Restored into a store: listed, and numbered after.
+  StreamStore restored(SystemClock::Get(), {.retention_ms = 3'600'000});
+  restored.Restore(std::move(report.streams));
+  ASSERT_EQ(restored.Find("cam")->Fragments().size(), 2u);
+  EXPECT_GT(restored.NextFragmentNumber(), fragments[1].number);
+}
+
+TEST(FragmentArchive, TrimByAgeAndBytes) {
+  TempDir dir;
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, store);
+  auto archive = FragmentArchive::Open(dir.path() / "archive");
+  for (const auto& f : fragments) ASSERT_TRUE((*archive)->Persist("cam", f).ok());
+  uint64_t total = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path() / "archive/cam"))
+    if (e.path().extension() == ".mkv") total += e.file_size();
+  EXPECT_EQ((*archive)->Trim(0, total - 1), 1u);  // over the budget by a byte: the oldest goes
+  RecoveryReport left = (*archive)->Recover();
+  ASSERT_EQ(left.fragments, 2u);
+  EXPECT_EQ(left.streams[0].fragments[0].number, fragments[1].number);
+  EXPECT_EQ((*archive)->Trim(fragments[2].server_ts_ms + 1, UINT64_MAX), 2u);  // by age
+  EXPECT_EQ((*archive)->Recover().fragments, 0u);
+}
+
+TEST(FragmentArchive, AFullDiskIsAnErrorNotACrash) {
+  TempDir dir;
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, store);
+  auto archive = FragmentArchive::Open(dir.path() / "archive");
+  ASSERT_TRUE((*archive)->Persist("cam", fragments[0]).ok());
+  // No file may grow past 100 bytes: writes fail as on a full disk.
+  signal(SIGXFSZ, SIG_IGN);
+  rlimit old{};
+  getrlimit(RLIMIT_FSIZE, &old);
+  rlimit small = old;
+  small.rlim_cur = 100;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  Status s = (*archive)->Persist("cam", fragments[1]);
+  setrlimit(RLIMIT_FSIZE, &old);
+  EXPECT_EQ(s.reason(), "ArchivalError");
+  EXPECT_EQ(s.code(), Code::kUnavailable);
+  // Nothing partial is left: the earlier fragment alone comes back.
+  RecoveryReport report = (*archive)->Recover();
+  EXPECT_EQ(report.fragments, 1u);
+  EXPECT_EQ(report.discarded, 0u);
+}
+
+TEST(FragmentArchive, AProducerIsToldWhenItsFragmentsCannotBeStored) {
+  TempDir dir;
+  std::string clip =
+      MakeClip(dir.file("c.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10", "-t", "2",
+                                   "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  auto archive = FragmentArchive::Open(dir.path() / "archive");
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  store.SetArchive(archive->get());
+  std::vector<std::string> acks;
+  std::mutex mu;
+  std::promise<Status> done;
+  signal(SIGXFSZ, SIG_IGN);
+  rlimit old{};
+  getrlimit(RLIMIT_FSIZE, &old);
+  rlimit small = old;
+  small.rlim_cur = 100;  // as good as a full disk
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  auto session = ingest::PushSession::Start(store, {.stream = "cam"},
+                                            {.on_ack =
+                                                 [&](std::string a) {
+                                                   std::lock_guard lock(mu);
+                                                   acks.push_back(a);
+                                                 },
+                                             .on_done = [&](Status s) { done.set_value(s); }});
+  ASSERT_TRUE(session.ok());
+  std::string bytes = ReadFile(clip);
+  (*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  (*session)->Finish();
+  Status ended = done.get_future().get();
+  setrlimit(RLIMIT_FSIZE, &old);
+  EXPECT_TRUE(ended.ok());  // the producer's stream was fine: only storage failed
+  int received = 0, persisted = 0, archival = 0;
+  for (const auto& a : acks) {
+    received += a.find("\"RECEIVED\"") != std::string::npos;
+    persisted += a.find("\"PERSISTED\"") != std::string::npos;
+    archival += a.find("\"ErrorId\":5001") != std::string::npos &&
+                a.find("ARCHIVAL_ERROR") != std::string::npos;
+  }
+  EXPECT_EQ(received, 2);
+  EXPECT_EQ(persisted, 0);
+  EXPECT_EQ(archival, 2);
+  EXPECT_EQ(store.Find("cam")->Fragments().size(), 2u);  // still served from memory
+}
+
+}  // namespace
+}  // namespace lastframe::store

@@ -1,0 +1,127 @@
+// Durable fragments: what a producer was told is PERSISTED survives kill -9,
+// torn writes are repaired at start, and --no-persist keeps nothing.
+
+#include <signal.h>
+
+#include <filesystem>
+#include <set>
+
+#include "e2e/e2e_util.h"
+
+namespace lastframe::testing {
+namespace {
+
+using nlohmann::json;
+
+std::set<std::string> PersistedNumbers(const HttpResult& push) {
+  std::set<std::string> out;
+  for (const json& ack : Acks(push.body))
+    if (ack["EventType"] == "PERSISTED") out.insert(ack["FragmentNumber"].get<std::string>());
+  return out;
+}
+
+std::set<std::string> ListedNumbers(uint16_t port, const std::string& stream) {
+  std::set<std::string> out;
+  json list = JsonOf(HttpGet(port, "/v1/streams/" + stream + "/fragments"));
+  for (const json& f : list["fragments"]) out.insert(f["fragment_number"].get<std::string>());
+  return out;
+}
+
+int FramesInClip(uint16_t port, const std::string& stream, const TempDir& dir) {
+  HttpResult clip = HttpGet(port, "/v1/streams/" + stream + "/clip?format=mkv");
+  EXPECT_EQ(clip.status, 200) << clip.body;
+  std::string path = dir.file(stream + "-clip.mkv");
+  WriteFile(path, clip.body);
+  std::string out;
+  EXPECT_EQ(RunCommand({"ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                        "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path},
+                       &out),
+            0)
+      << out;
+  return std::atoi(out.c_str());
+}
+
+TEST(Durability, EveryPersistedFragmentSurvivesKillNine) {
+  TempDir dir;
+  std::string clip = TestClip(dir, "cam.mkv", 160, 120, 10, 4, 10);
+  std::set<std::string> persisted;
+  {
+    LastframeServer server(dir.file("data"), TestServerArgs());
+    HttpResult push = PushOneShot(server.port(), "cam", ReadFile(clip));
+    ASSERT_EQ(push.status, 200);
+    persisted = PersistedNumbers(push);
+    ASSERT_EQ(persisted.size(), 4u) << push.body;
+    // A live producer is pushing when the process dies.
+    Process live(LiveProducer(server.port(), "live", "160x120"));
+    ASSERT_TRUE(Eventually([&] { return ListedNumbers(server.port(), "live").size() >= 3; }));
+    server.process().Signal(SIGKILL);
+    EXPECT_EQ(server.process().Wait(), 128 + SIGKILL);
+  }
+  LastframeServer restarted(dir.file("data"), TestServerArgs());
+  std::set<std::string> listed = ListedNumbers(restarted.port(), "cam");
+  for (const std::string& n : persisted) EXPECT_TRUE(listed.count(n)) << "lost fragment " << n;
+  EXPECT_EQ(FramesInClip(restarted.port(), "cam", dir), 40);  // every frame decodes
+  // The newest frame after the restart is still the clip's last one.
+  HttpResult image = HttpGet(restarted.port(), "/v1/streams/cam/latest.jpg?quality=95");
+  ASSERT_EQ(image.status, 200);
+  auto frames = DecodeAllFramesWithFfmpeg(clip, 160, 120);
+  EXPECT_GT(Psnr(DecodeJpeg(image.body), frames.back()), 32.0);
+  // What the live producer had completed before the kill came back and decodes too.
+  EXPECT_GE(ListedNumbers(restarted.port(), "live").size(), 2u);
+  EXPECT_GT(FramesInClip(restarted.port(), "live", dir), 0);
+  // New fragments are numbered after the recovered ones.
+  HttpResult again = PushOneShot(restarted.port(), "cam", ReadFile(clip));
+  for (const std::string& n : PersistedNumbers(again))
+    EXPECT_GT(std::stoull(n), std::stoull(*persisted.rbegin()));
+}
+
+TEST(Durability, TornWritesAreRepairedAtStart) {
+  TempDir dir;
+  std::string clip = TestClip(dir, "cam.mkv", 160, 120, 10, 3, 10);
+  {
+    LastframeServer server(dir.file("data"), TestServerArgs());
+    ASSERT_EQ(PushOneShot(server.port(), "cam", ReadFile(clip)).status, 200);
+    server.process().Signal(SIGKILL);
+    server.process().Wait();
+  }
+  // As a crash mid-write leaves them: a temp file never renamed, a file cut short.
+  namespace fs = std::filesystem;
+  fs::path root = fs::path(dir.file("data")) / "fragments";
+  WriteFile((root / ".tmp" / "4242-7.mkv").string(), "\x1a\x45\xdf\xa3 torn");
+  fs::path newest;
+  for (const auto& e : fs::directory_iterator(root / "cam"))
+    if (e.path().extension() == ".mkv" && e.path() > newest) newest = e.path();
+  ASSERT_FALSE(newest.empty());
+  fs::resize_file(newest, fs::file_size(newest) / 2);
+
+  LastframeServer restarted(dir.file("data"), TestServerArgs());
+  ASSERT_FALSE(restarted.process()
+                   .WaitForLine("2 torn or unreadable removed", std::chrono::seconds(10))
+                   .empty())
+      << restarted.process().Output();
+  EXPECT_EQ(ListedNumbers(restarted.port(), "cam").size(), 2u);
+  EXPECT_EQ(FramesInClip(restarted.port(), "cam", dir), 20);
+  EXPECT_FALSE(fs::exists(newest));
+  EXPECT_EQ(HttpGet(restarted.port(), "/v1/streams/cam/snapshot").status, 200);
+}
+
+TEST(Durability, NoPersistKeepsNothing) {
+  TempDir dir;
+  auto args = TestServerArgs();
+  args.push_back("--no-persist");
+  {
+    LastframeServer server(dir.file("data"), args);
+    ASSERT_EQ(
+        PushOneShot(server.port(), "cam", ReadFile(TestClip(dir, "c.mkv", 160, 120, 10, 2, 10)))
+            .status,
+        200);
+    server.process().Signal(SIGKILL);
+    server.process().Wait();
+  }
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(dir.file("data")) / "fragments"));
+  LastframeServer restarted(dir.file("data"), args);
+  EXPECT_EQ(HttpGet(restarted.port(), "/v1/streams/cam").status, 404);
+}
+
+}  // namespace
+}  // namespace lastframe::testing
