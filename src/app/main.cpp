@@ -63,6 +63,7 @@ struct ServeConfig {
   std::string config;
   int producer_timeout_s = 30;
   bool no_persist = false;
+  uint64_t fragments_max_bytes = 16ull << 30;
 };
 
 // Lets the server bind (and learn its port) before the routes, which need the
@@ -181,7 +182,8 @@ int Serve(const ServeConfig& cfg) {
       return 2;
     }
     archive = std::move(*opened);
-    archive->Trim(clock.NowMs() - cfg.retention_s * 1000, streams.options().max_bytes_per_stream);
+    archive->Trim(clock.NowMs(), cfg.retention_s * 1000, streams.options().max_bytes_per_stream,
+                  cfg.fragments_max_bytes);
     store::RecoveryReport recovered = archive->Recover();
     spdlog::info("fragments recovered from {}: {} in {} streams ({} torn or unreadable removed)",
                  (data_dir / "fragments").string(), recovered.fragments, recovered.streams.size(),
@@ -300,8 +302,8 @@ int Serve(const ServeConfig& cfg) {
                          r.deleted_expired, r.deleted_for_space, r.objects, r.bytes);
         }
         if (archive)
-          archive->Trim(clock.NowMs() - cfg.retention_s * 1000,
-                        streams.options().max_bytes_per_stream);
+          archive->Trim(clock.NowMs(), cfg.retention_s * 1000,
+                        streams.options().max_bytes_per_stream, cfg.fragments_max_bytes);
       });
       schedule_sweep();
     });
@@ -457,6 +459,12 @@ int main(int argc, char** argv) {
       ->envname("LASTFRAME_PRODUCER_TIMEOUT")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  serve
+      ->add_option("--fragments-max-size", cfg.fragments_max_bytes,
+                   "bytes of durable fragments kept in all; past it the oldest go (e.g. 16GiB)")
+      ->envname("LASTFRAME_FRAGMENTS_MAX_SIZE")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   serve
       ->add_flag("--no-persist", cfg.no_persist,
                  "keep fragments in memory only (default: each fragment is written to "

@@ -170,7 +170,8 @@ json Api::StreamJson(const store::StreamInfo& s) const {
             {"last_fragment_time", time(s.last_fragment_ms)},
             {"last_frame_time", time(s.last_frame_ms)},
             {"fragment_count", s.fragment_count},
-            {"bytes", s.bytes}};
+            {"bytes", s.bytes},
+            {"retention_s", s.retention_ms / 1000}};
   if (!s.last_error.empty()) j["last_error"] = s.last_error;
   if (sources_ != nullptr) {
     if (auto src = sources_->Find(s.name)) {
@@ -311,39 +312,60 @@ void Api::ListStreams(Respond respond) {
 }
 
 void Api::AddSource(const Request& req, Respond respond) {
-  if (sources_ == nullptr)
-    return respond(JsonError(404, "NotFound", "this server pulls no sources"));
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object())
     return respond(JsonError(InvalidArgument(
-        R"(the body must be a JSON object: {"name": "...", "url": "rtsp://..."})")));
+        R"(the body must be a JSON object: {"name": "...", "url": "rtsp://...", "retention_s": 3600})")));
   for (const auto& [key, value] : body.items())
-    if (key != "name" && key != "url" && key != "rtsp_transport")
+    if (key != "name" && key != "url" && key != "rtsp_transport" && key != "retention_s")
       return respond(JsonError(InvalidArgument("unknown field '" + key + "'")));
-  if (!body.contains("name") || !body["name"].is_string() || !body.contains("url") ||
-      !body["url"].is_string())
-    return respond(JsonError(
-        InvalidArgument("fields 'name' and 'url' (strings) are required", "MissingParameter")));
+  if (!body.contains("name") || !body["name"].is_string())
+    return respond(
+        JsonError(InvalidArgument("field 'name' (a string) is required", "MissingParameter")));
+  const std::string name = body["name"].get<std::string>();
+  if (Status s = ValidateStreamName(name); !s.ok()) return respond(JsonError(s));
+  std::optional<int64_t> retention_ms;
+  if (body.contains("retention_s")) {
+    constexpr int64_t kMaxRetentionS = 87'600 * 3600;  // Kinesis Video's: 10 years
+    const json& r = body["retention_s"];
+    if (!r.is_number_integer() || r.get<int64_t>() < 1 || r.get<int64_t>() > kMaxRetentionS)
+      return respond(JsonError(InvalidArgument("retention_s must be an integer from 1 to " +
+                                               std::to_string(kMaxRetentionS))));
+    retention_ms = r.get<int64_t>() * 1000;
+  }
+  auto created = [&] {
+    auto stream = streams_.Find(name);
+    json j = stream ? StreamJson(stream->Info(clock_.NowMs(), streams_.options().live_window_ms))
+                    : json{{"name", name}};
+    Response res = JsonResponse(201, j.dump());
+    res.set(bhttp::field::location, "/v1/streams/" + name);
+    return res;
+  };
+  if (!body.contains("url")) {  // a stream for producers to push to
+    auto stream = streams_.Create(name, retention_ms);
+    if (!stream.ok()) return respond(JsonError(stream.status()));
+    return respond(created());
+  }
+  if (sources_ == nullptr)
+    return respond(JsonError(404, "NotFound", "this server pulls no sources"));
+  if (!body["url"].is_string())
+    return respond(JsonError(InvalidArgument("field 'url' must be a string")));
   ingest::PullOptions o;
-  o.stream = body["name"].get<std::string>();
+  o.stream = name;
   o.url = body["url"].get<std::string>();
   if (body.contains("rtsp_transport")) {
     if (!body["rtsp_transport"].is_string())
       return respond(JsonError(InvalidArgument("rtsp_transport must be \"tcp\" or \"udp\"")));
     o.rtsp_transport = body["rtsp_transport"].get<std::string>();
   }
-  if (Status s = ValidateStreamName(o.stream); !s.ok()) return respond(JsonError(s));
   if (o.rtsp_transport != "tcp" && o.rtsp_transport != "udp")
     return respond(JsonError(InvalidArgument("rtsp_transport must be \"tcp\" or \"udp\"")));
-  std::string name = o.stream;
   if (Status s = sources_->Add(std::move(o), /*allow_file=*/false); !s.ok())
     return respond(JsonError(s));
-  auto stream = streams_.Find(name);
-  json j = stream ? StreamJson(stream->Info(clock_.NowMs(), streams_.options().live_window_ms))
-                  : json{{"name", name}};
-  Response res = JsonResponse(201, j.dump());
-  res.set(bhttp::field::location, "/v1/streams/" + name);
-  respond(std::move(res));
+  if (retention_ms)
+    if (Status s = streams_.SetRetention(name, *retention_ms); !s.ok())
+      return respond(JsonError(s));
+  respond(created());
 }
 
 void Api::DeleteStream(const std::string& name, Respond respond) {

@@ -173,7 +173,33 @@ Result<FragmentView> ReadFragment(const fs::path& path, const FileName& name) {
   return f;
 }
 
+std::optional<int64_t> ReadRetention(const fs::path& folder) {
+  std::ifstream in(folder / "retention_ms");
+  int64_t ms = 0;
+  if (in >> ms && ms > 0) return ms;
+  return std::nullopt;
+}
+
 }  // namespace
+
+Status FragmentArchive::SetRetention(const std::string& stream, int64_t retention_ms) {
+  fs::path folder = FolderOf(stream);
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  static std::atomic<uint64_t> counter{0};
+  fs::path tmp =
+      root_ / ".tmp" /
+      ("retention-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
+  LF_RETURN_IF_ERROR(WriteFileDurably(tmp, std::to_string(retention_ms)));
+  fs::rename(tmp, folder / "retention_ms", ec);
+  if (!fs::exists(folder / "name", ec)) {
+    fs::path name_tmp = tmp.string() + "-name";
+    LF_RETURN_IF_ERROR(WriteFileDurably(name_tmp, stream));
+    fs::rename(name_tmp, folder / "name", ec);
+  }
+  SyncFolder(folder);
+  return Status::Ok();
+}
 
 Result<std::unique_ptr<FragmentArchive>> FragmentArchive::Open(fs::path root) {
   std::error_code ec;
@@ -244,7 +270,7 @@ RecoveryReport FragmentArchive::Recover() {
       return std::tie(a.first.server_ms, a.first.number) <
              std::tie(b.first.server_ms, b.first.number);
     });
-    RecoveredStream stream{name, {}};
+    RecoveredStream stream{name, ReadRetention(dir->path()), {}};
     for (const auto& [file_name, path] : files) {
       auto fragment = ReadFragment(path, file_name);
       if (!fragment.ok()) {
@@ -255,17 +281,23 @@ RecoveryReport FragmentArchive::Recover() {
       stream.fragments.push_back(std::move(*fragment));
     }
     report.fragments += stream.fragments.size();
-    if (!stream.fragments.empty()) report.streams.push_back(std::move(stream));
+    // A stream created with its own retention comes back even before its first fragment.
+    if (!stream.fragments.empty() || stream.retention_ms)
+      report.streams.push_back(std::move(stream));
   }
   return report;
 }
 
-size_t FragmentArchive::Trim(int64_t cutoff_ms, uint64_t max_bytes_per_stream) {
+size_t FragmentArchive::Trim(int64_t now_ms, int64_t default_retention_ms,
+                             uint64_t max_bytes_per_stream, uint64_t max_total_bytes) {
   std::lock_guard lock(trim_mu_);
   size_t deleted = 0;
   std::error_code ec;
+  std::vector<std::tuple<int64_t, uint64_t, uint64_t, fs::path>> kept;  // of all streams
+  uint64_t kept_bytes = 0;
   for (fs::directory_iterator dir(root_, ec), end; !ec && dir != end; dir.increment(ec)) {
     if (!dir->is_directory() || dir->path().filename() == ".tmp") continue;
+    const int64_t cutoff_ms = now_ms - ReadRetention(dir->path()).value_or(default_retention_ms);
     // Oldest first: by arrival, then number.
     std::vector<std::tuple<int64_t, uint64_t, uint64_t, fs::path>> files;
     uint64_t total = 0;
@@ -277,11 +309,23 @@ size_t FragmentArchive::Trim(int64_t cutoff_ms, uint64_t max_bytes_per_stream) {
       total += size;
     }
     std::sort(files.begin(), files.end());
-    for (const auto& [server_ms, number, size, path] : files) {
-      if (server_ms >= cutoff_ms && total <= max_bytes_per_stream) break;
+    for (const auto& file : files) {
+      const auto& [server_ms, number, size, path] = file;
+      if (server_ms >= cutoff_ms && total <= max_bytes_per_stream) {
+        kept.push_back(file);
+        kept_bytes += size;
+        continue;
+      }
       if (fs::remove(path, ec)) ++deleted;
       total -= size;
     }
+  }
+  // Over the total budget: the oldest of any stream go first.
+  std::sort(kept.begin(), kept.end());
+  for (const auto& [server_ms, number, size, path] : kept) {
+    if (kept_bytes <= max_total_bytes) break;
+    if (fs::remove(path, ec)) ++deleted;
+    kept_bytes -= size;
   }
   return deleted;
 }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@ namespace lastframe::store {
 
 struct RecoveredStream {
   std::string name;
+  std::optional<int64_t> retention_ms;  // the stream's own, if it was created with one
   std::vector<FragmentView> fragments;  // oldest first, complete
 };
 
@@ -41,9 +43,14 @@ class FragmentArchive {
   // Every fragment on disk, by stream; temp files of interrupted writes and
   // files that do not demux are removed.
   RecoveryReport Recover();
-  // Deletes fragments that arrived before |cutoff_ms|, then the oldest of a
-  // stream past |max_bytes_per_stream|. Returns how many were deleted.
-  size_t Trim(int64_t cutoff_ms, uint64_t max_bytes_per_stream);
+  // Deletes fragments older than their stream's retention (its own, else
+  // |default_retention_ms|) at |now_ms|, then the oldest of a stream past
+  // |max_bytes_per_stream|, then the oldest of all past |max_total_bytes|.
+  // Returns how many were deleted.
+  size_t Trim(int64_t now_ms, int64_t default_retention_ms, uint64_t max_bytes_per_stream,
+              uint64_t max_total_bytes = UINT64_MAX);
+  // Remembers |stream|'s own retention, for Recover and Trim.
+  Status SetRetention(const std::string& stream, int64_t retention_ms);
   // Deletes all of |stream|'s fragments.
   void Forget(const std::string& stream);
 

@@ -105,12 +105,37 @@ TEST(FragmentArchive, TrimByAgeAndBytes) {
   uint64_t total = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir.path() / "archive/cam"))
     if (e.path().extension() == ".mkv") total += e.file_size();
-  EXPECT_EQ((*archive)->Trim(0, total - 1), 1u);  // over the budget by a byte: the oldest goes
+  EXPECT_EQ((*archive)->Trim(0, 0, total - 1), 1u);  // over the budget by a byte: the oldest goes
   RecoveryReport left = (*archive)->Recover();
   ASSERT_EQ(left.fragments, 2u);
   EXPECT_EQ(left.streams[0].fragments[0].number, fragments[1].number);
-  EXPECT_EQ((*archive)->Trim(fragments[2].server_ts_ms + 1, UINT64_MAX), 2u);  // by age
+  EXPECT_EQ((*archive)->Trim(fragments[2].server_ts_ms + 1, 0, UINT64_MAX), 2u);  // by age
   EXPECT_EQ((*archive)->Recover().fragments, 0u);
+}
+
+TEST(FragmentArchive, OwnRetentionAndATotalBudget) {
+  TempDir dir;
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, store);
+  auto archive = FragmentArchive::Open(dir.path() / "archive");
+  for (const auto& f : fragments) {
+    ASSERT_TRUE((*archive)->Persist("short", f).ok());
+    ASSERT_TRUE((*archive)->Persist("long", f).ok());
+  }
+  ASSERT_TRUE((*archive)->SetRetention("long", 3'600'000).ok());
+  // An hour after: the default (1 s) retention takes "short"; "long" keeps its own.
+  int64_t later = fragments[2].server_ts_ms + 1'800'000;
+  EXPECT_EQ((*archive)->Trim(later, 1'000, UINT64_MAX), 3u);
+  RecoveryReport report = (*archive)->Recover();
+  ASSERT_EQ(report.fragments, 3u);
+  for (const auto& s : report.streams)
+    if (s.name == "long") EXPECT_EQ(s.retention_ms, 3'600'000);
+  // A total budget of one file: the two oldest go, whatever their stream.
+  uint64_t one = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path() / "archive"))
+    if (e.path().extension() == ".mkv") one = std::max<uint64_t>(one, e.file_size());
+  EXPECT_EQ((*archive)->Trim(later, 1'000, UINT64_MAX, one), 2u);
+  EXPECT_EQ((*archive)->Recover().fragments, 1u);
 }
 
 TEST(FragmentArchive, AFullDiskIsAnErrorNotACrash) {

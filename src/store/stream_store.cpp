@@ -51,7 +51,7 @@ void Stream::InsertFragment(uint64_t number, media::SharedCodecParameters codec,
   f.view.frames.push_back(std::move(first));
   fragments_.push_back(std::move(f));
   // Retention runs here too, so a busy stream never waits for the sweeper.
-  int64_t cutoff = arrival_ms - opt.retention_ms;
+  int64_t cutoff = arrival_ms - retention_ms_.value_or(opt.retention_ms);
   size_t max_bytes = opt.max_bytes_per_stream;
   while (fragments_.size() > 1) {
     const StoredFragment& oldest = fragments_.front();
@@ -86,6 +86,16 @@ std::optional<FragmentView> Stream::CompleteFragment() {
   if (fragments_.empty() || fragments_.back().view.complete) return std::nullopt;
   fragments_.back().view.complete = true;
   return fragments_.back().view;
+}
+
+int64_t Stream::retention_ms() const {
+  std::lock_guard lock(mu_);
+  return retention_ms_.value_or(store_->options().retention_ms);
+}
+
+void Stream::SetRetention(std::optional<int64_t> retention_ms) {
+  std::lock_guard lock(mu_);
+  retention_ms_ = retention_ms;
 }
 
 void Stream::Restore(std::vector<FragmentView> fragments) {
@@ -127,6 +137,7 @@ StreamInfo Stream::Info(int64_t now_ms, int64_t live_window_ms) const {
   info.fragment_count = fragments_.size();
   info.bytes = bytes_;
   info.last_error = last_error_;
+  info.retention_ms = retention_ms_.value_or(store_->options().retention_ms);
   if (fragments_.empty()) {
     info.state = last_error_.empty() ? "idle" : "error";
     return info;
@@ -201,11 +212,35 @@ Status StreamStore::Persist(const std::string& stream, const FragmentView& fragm
   return archive_ ? archive_->Persist(stream, fragment) : Status::Ok();
 }
 
+Result<std::shared_ptr<Stream>> StreamStore::Create(const std::string& name,
+                                                    std::optional<int64_t> retention_ms) {
+  std::shared_ptr<Stream> stream;
+  {
+    std::lock_guard lock(mu_);
+    if (streams_.count(name))
+      return Status(Code::kConflict, "stream '" + name + "' exists", "StreamExists");
+    stream = std::make_shared<Stream>(name, this);
+    stream->SetRetention(retention_ms);
+    streams_.emplace(name, stream);
+  }
+  if (archive_ && retention_ms) LF_RETURN_IF_ERROR(archive_->SetRetention(name, *retention_ms));
+  return stream;
+}
+
+Status StreamStore::SetRetention(const std::string& name, int64_t retention_ms) {
+  std::shared_ptr<Stream> stream = Find(name);
+  if (!stream) return NotFound("no stream named '" + name + "'", "StreamNotFound");
+  stream->SetRetention(retention_ms);
+  return archive_ ? archive_->SetRetention(name, retention_ms) : Status::Ok();
+}
+
 void StreamStore::Restore(std::vector<RecoveredStream> streams) {
   uint64_t highest = 0;
   for (auto& s : streams) {
     for (const auto& f : s.fragments) highest = std::max(highest, f.number);
-    Open(s.name)->Restore(std::move(s.fragments));
+    std::shared_ptr<Stream> stream = Open(s.name);
+    stream->SetRetention(s.retention_ms);
+    stream->Restore(std::move(s.fragments));
   }
   // New fragments are numbered after every restored one, whatever the clock did.
   std::lock_guard lock(number_mu_);
@@ -254,8 +289,8 @@ void StreamStore::ApplyRetention() {
     std::lock_guard lock(mu_);
     for (const auto& [name, s] : streams_) streams.push_back(s);
   }
-  int64_t cutoff = clock_.NowMs() - options_.retention_ms;
-  for (const auto& s : streams) s->Trim(cutoff, options_.max_bytes_per_stream);
+  int64_t now = clock_.NowMs();
+  for (const auto& s : streams) s->Trim(now - s->retention_ms(), options_.max_bytes_per_stream);
 }
 
 uint64_t StreamStore::NextFragmentNumber() {

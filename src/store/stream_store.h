@@ -39,6 +39,7 @@ struct StreamInfo {
   size_t fragment_count = 0;
   size_t bytes = 0;
   std::string last_error;
+  int64_t retention_ms = 0;  // the stream's own, or the store's
 };
 
 class StreamStore;
@@ -63,6 +64,9 @@ class Stream {
   bool Append(Frame frame, int64_t arrival_ms);
   // Marks the open fragment complete and returns its final view (nullopt if none open).
   std::optional<FragmentView> CompleteFragment();
+  // Fragments older than this are dropped: the stream's own setting, else the store's.
+  int64_t retention_ms() const;
+  void SetRetention(std::optional<int64_t> retention_ms);
   // Puts back fragments read from the archive at start (oldest first, complete).
   void Restore(std::vector<FragmentView> fragments);
   // Size in bytes of the open fragment (0 if none).
@@ -92,6 +96,7 @@ class Stream {
   size_t bytes_ = 0;
   bool writer_ = false;
   std::string last_error_;
+  std::optional<int64_t> retention_ms_;  // guarded by mu_
 };
 
 // The embedded stream store: every stream's recent fragments, in memory,
@@ -103,6 +108,12 @@ class StreamStore final : public StreamSource {
   // The stream named |name|, created on first use.
   std::shared_ptr<Stream> Open(const std::string& name);
   std::shared_ptr<Stream> Find(std::string_view name) const;
+  // Creates a stream ahead of its producer, with its own retention if given
+  // (kept with its fragments when an archive is set). Conflict ("StreamExists").
+  Result<std::shared_ptr<Stream>> Create(const std::string& name,
+                                         std::optional<int64_t> retention_ms);
+  // Gives an existing stream its own retention (kept as Create keeps it).
+  Status SetRetention(const std::string& name, int64_t retention_ms);
   // Where completed fragments are made durable; null keeps them in memory only.
   void SetArchive(FragmentArchive* archive) { archive_ = archive; }
   // Makes |fragment| of |stream| durable (a no-op without an archive).

@@ -105,6 +105,35 @@ TEST(Durability, TornWritesAreRepairedAtStart) {
   EXPECT_EQ(HttpGet(restarted.port(), "/v1/streams/cam/snapshot").status, 200);
 }
 
+TEST(Durability, StreamsCreatedWithTheirOwnRetentionKeepIt) {
+  TempDir dir;
+  {
+    LastframeServer server(dir.file("data"), TestServerArgs());
+    HttpResult created = HttpRequest(server.port(), "POST", "/v1/streams",
+                                     R"({"name":"archive","retention_s":86400})");
+    ASSERT_EQ(created.status, 201) << created.body;
+    EXPECT_EQ(JsonOf(created)["retention_s"], 86400);
+    EXPECT_EQ(JsonOf(created)["state"], "idle");
+    HttpResult again = HttpRequest(server.port(), "POST", "/v1/streams", R"({"name":"archive"})");
+    EXPECT_EQ(again.status, 409);
+    EXPECT_EQ(JsonOf(again)["code"], "StreamExists");
+    // Others keep the server's retention (600 s in the tests).
+    ASSERT_EQ(
+        PushOneShot(server.port(), "other", ReadFile(TestClip(dir, "c.mkv", 160, 120, 10, 1, 10)))
+            .status,
+        200);
+    EXPECT_EQ(JsonOf(HttpGet(server.port(), "/v1/streams/other"))["retention_s"], 600);
+    server.process().Signal(SIGKILL);
+    server.process().Wait();
+  }
+  LastframeServer restarted(dir.file("data"), TestServerArgs());
+  HttpResult described = HttpGet(restarted.port(), "/v1/streams/archive");
+  ASSERT_EQ(described.status, 200) << described.body;
+  EXPECT_EQ(JsonOf(described)["retention_s"], 86400);
+  EXPECT_EQ(HttpRequest(restarted.port(), "DELETE", "/v1/streams/archive").status, 204);
+  EXPECT_EQ(HttpGet(restarted.port(), "/v1/streams/archive").status, 404);
+}
+
 TEST(Durability, NoPersistKeepsNothing) {
   TempDir dir;
   auto args = TestServerArgs();

@@ -192,7 +192,10 @@ TEST(StreamApi, BadSourcesAreRefusedAndDeadCamerasBlockNothing) {
     EXPECT_EQ(JsonOf(r)["code"], code) << r.body;
   };
   expect(post("not json"), 400, "InvalidArgument");
-  expect(post(R"({"name":"a"})"), 400, "MissingParameter");
+  expect(post(R"({"url":"rtsp://h/x"})"), 400, "MissingParameter");
+  expect(post(R"({"name":"a","url":7})"), 400, "InvalidArgument");
+  expect(post(R"({"name":"a","retention_s":0})"), 400, "InvalidArgument");
+  expect(post(R"({"name":"a","retention_s":"1h"})"), 400, "InvalidArgument");
   expect(post(R"({"name":"a","url":"file:///etc/passwd"})"), 400, "InvalidSourceUrl");
   expect(post(R"({"name":"a","url":"gopher://h/x"})"), 400, "InvalidSourceUrl");
   expect(post(R"({"name":"a","url":"rtsp://h/x","rtsp_transport":"carrier-pigeon"})"), 400,
