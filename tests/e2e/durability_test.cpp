@@ -134,6 +134,30 @@ TEST(Durability, StreamsCreatedWithTheirOwnRetentionKeepIt) {
   EXPECT_EQ(HttpGet(restarted.port(), "/v1/streams/archive").status, 404);
 }
 
+TEST(Durability, AFullDiskGivesProducersAnErrorAndStopsNothing) {
+  TempDir dir;
+  // No file of the server may grow past 4 KiB: fragment files fail as on a full disk.
+  LastframeServer server(dir.file("data"), TestServerArgs(), {"prlimit", "--fsize=4096", "--"});
+  std::string clip = ReadFile(TestClip(dir, "c.mkv", 160, 120, 10, 2, 10));
+  HttpResult push = PushOneShot(server.port(), "cam", clip);
+  ASSERT_EQ(push.status, 200);
+  int received = 0, archival = 0;
+  for (const json& ack : Acks(push.body)) {
+    received += ack["EventType"] == "RECEIVED";
+    archival += ack["EventType"] == "ERROR" && ack["ErrorId"] == 5001 &&
+                ack["ErrorCode"] == "ARCHIVAL_ERROR";
+  }
+  EXPECT_EQ(received, 2) << push.body;
+  EXPECT_EQ(archival, 2) << push.body;
+  EXPECT_TRUE(PersistedNumbers(push).empty());
+  // The process and every stream carry on, from memory.
+  EXPECT_EQ(HttpGet(server.port(), "/healthz").status, 200);
+  EXPECT_EQ(HttpGet(server.port(), "/v1/streams/cam/latest.jpg").status, 200);
+  EXPECT_EQ(PushOneShot(server.port(), "other", clip).status, 200);
+  EXPECT_EQ(HttpGet(server.port(), "/v1/streams/other/latest.jpg").status, 200);
+  EXPECT_TRUE(server.process().running());
+}
+
 TEST(Durability, NoPersistKeepsNothing) {
   TempDir dir;
   auto args = TestServerArgs();

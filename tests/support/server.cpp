@@ -14,9 +14,12 @@ std::string LastframeBinary() {
 }
 
 LastframeServer::LastframeServer(const std::string& data_dir,
-                                 const std::vector<std::string>& extra_args) {
-  std::vector<std::string> argv = {LastframeBinary(), "serve",      "--listen",
-                                   "127.0.0.1:0",     "--data-dir", data_dir};
+                                 const std::vector<std::string>& extra_args,
+                                 const std::vector<std::string>& launcher) {
+  std::vector<std::string> argv = launcher;
+  for (const std::string& arg : {LastframeBinary(), std::string("serve"), std::string("--listen"),
+                                 std::string("127.0.0.1:0"), std::string("--data-dir"), data_dir})
+    argv.push_back(arg);
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(argv);
   // The server prints its bound address once it accepts connections.

@@ -13,7 +13,9 @@ namespace lastframe::testing {
 // port with a data directory of the test's, and stopped (SIGTERM) at the end.
 class LastframeServer {
  public:
-  LastframeServer(const std::string& data_dir, const std::vector<std::string>& extra_args = {});
+  // |launcher|, when given, runs the binary (e.g. {"prlimit", "--fsize=4096", "--"}).
+  LastframeServer(const std::string& data_dir, const std::vector<std::string>& extra_args = {},
+                  const std::vector<std::string>& launcher = {});
   ~LastframeServer();
 
   uint16_t port() const { return port_; }
