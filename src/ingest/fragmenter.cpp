@@ -50,6 +50,15 @@ void Fragmenter::Finish() {
     if (events_.on_fragment) events_.on_fragment(*done);
 }
 
+void Fragmenter::CutAtLimit(AckError id, const std::string& why) {
+  int64_t timecode = open_timecode_;
+  uint64_t number = open_number_;
+  Finish();
+  skipping_ = true;
+  if (events_.on_error)
+    events_.on_error(id, why + "; frames are dropped until the next keyframe", timecode, number);
+}
+
 void Fragmenter::Push(AVPacket* pkt) {
   if (pkt->size <= 0) return;
   if (pkt->pts == AV_NOPTS_VALUE) pkt->pts = pkt->dts;
@@ -84,31 +93,13 @@ void Fragmenter::Push(AVPacket* pkt) {
     return;
   }
   if (!open_ || skipping_) return;  // nothing decodable before the first keyframe
-  if (frame.pts_ms - open_timecode_ >= options_.max_fragment_duration_ms) {
-    int64_t timecode = open_timecode_;
-    uint64_t number = open_number_;
-    Finish();
-    if (events_.on_error)
-      events_.on_error(AckError::kMaxFragmentDurationReached,
-                       "fragment longer than " + std::to_string(options_.max_fragment_duration_ms) +
-                           " ms (keyframes too far apart); frames are dropped until the next "
-                           "keyframe",
-                       timecode, number);
-    skipping_ = true;
-    return;
-  }
-  if (stream_->OpenFragmentBytes() + static_cast<size_t>(pkt->size) > options_.max_fragment_bytes) {
-    int64_t timecode = open_timecode_;
-    uint64_t number = open_number_;
-    Finish();
-    if (events_.on_error)
-      events_.on_error(AckError::kMaxFragmentSizeReached,
-                       "fragment exceeds " + std::to_string(options_.max_fragment_bytes) +
-                           " bytes; frames are dropped until the next keyframe",
-                       timecode, number);
-    skipping_ = true;
-    return;
-  }
+  if (frame.pts_ms - open_timecode_ >= options_.max_fragment_duration_ms)
+    return CutAtLimit(AckError::kMaxFragmentDurationReached,
+                      "fragment longer than " + std::to_string(options_.max_fragment_duration_ms) +
+                          " ms (keyframes too far apart)");
+  if (stream_->OpenFragmentBytes() + static_cast<size_t>(pkt->size) > options_.max_fragment_bytes)
+    return CutAtLimit(AckError::kMaxFragmentSizeReached,
+                      "fragment exceeds " + std::to_string(options_.max_fragment_bytes) + " bytes");
   frame.packet = media::TakePacket(pkt);
   stream_->Append(std::move(frame), now);
 }

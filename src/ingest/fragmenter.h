@@ -67,6 +67,9 @@ class Fragmenter {
   }
 
  private:
+  // Ends the open fragment at a Kinesis Video limit and skips to the next keyframe.
+  void CutAtLimit(AckError id, const std::string& why);
+
   store::StreamStore& store_;
   std::shared_ptr<store::Stream> stream_;
   media::SharedCodecParameters codec_;
