@@ -205,6 +205,13 @@ int Serve(const ServeConfig& cfg) {
   std::unique_ptr<objects::S3Store> remote;
   std::string store_description;
   if (cfg.store == "local") {
+    // The embedded store's bucket is a path prefix beside the JSON API's routes.
+    for (const char* route : {"v1", "healthz", "metrics", "snapshot", "putmedia"})
+      if (cfg.bucket == route) {
+        spdlog::critical("--bucket '{}' would hide the API's /{} routes: choose another name",
+                         cfg.bucket, route);
+        return 2;
+      }
     auto opened = objects::LocalStore::Open({.root = data_dir / "objects",
                                              .bucket = cfg.bucket,
                                              .public_url = public_url,

@@ -535,7 +535,9 @@ TEST(ServeFlags, BadStoreSettingsAreRefusedAtStart) {
            {"--store", "gcs://bucket"},
            {"--store", "s3://snaps", "--s3-endpoint", "ftp://x", "--s3-access-key", "a",
             "--s3-secret-key", "b"},
-           {"--store", "s3://snaps", "--s3-access-key", "only-half"}}) {
+           {"--store", "s3://snaps", "--s3-access-key", "only-half"},
+           {"--bucket", "v1"},
+           {"--bucket", "Not_A_Bucket"}}) {
     std::vector<std::string> argv = {LastframeBinary(), "serve",      "--listen",
                                      "127.0.0.1:0",     "--data-dir", dir.file("data")};
     argv.insert(argv.end(), args.begin(), args.end());
