@@ -7,6 +7,7 @@
 #include <cstring>
 #include <future>
 #include <mutex>
+#include <optional>
 
 #include "ingest/push_session.h"
 #include "store/stream_store.h"
@@ -35,6 +36,25 @@ std::vector<FragmentView> FragmentsOf(const TempDir& dir, StreamStore& store) {
   EXPECT_TRUE(done.get_future().get().ok());
   return store.Find("cam")->Fragments();
 }
+
+// While alive, no file this process writes may grow past |bytes|: writes fail
+// (EFBIG) as on a full disk. Restored on scope exit, whatever the test did.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old_);
+    rlimit small = old_;
+    small.rlim_cur = bytes;
+    ok_ = setrlimit(RLIMIT_FSIZE, &small) == 0;
+  }
+  ~FileSizeLimit() { setrlimit(RLIMIT_FSIZE, &old_); }
+  bool ok() const { return ok_; }
+
+ private:
+  rlimit old_{};
+  bool ok_ = false;
+};
 
 TEST(FragmentArchive, PersistedFragmentsComeBackFrameForFrame) {
   TempDir dir;
@@ -144,15 +164,12 @@ TEST(FragmentArchive, AFullDiskIsAnErrorNotACrash) {
   auto fragments = FragmentsOf(dir, store);
   auto archive = FragmentArchive::Open(dir.path() / "archive");
   ASSERT_TRUE((*archive)->Persist("cam", fragments[0]).ok());
-  // No file may grow past 100 bytes: writes fail as on a full disk.
-  signal(SIGXFSZ, SIG_IGN);
-  rlimit old{};
-  getrlimit(RLIMIT_FSIZE, &old);
-  rlimit small = old;
-  small.rlim_cur = 100;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
-  Status s = (*archive)->Persist("cam", fragments[1]);
-  setrlimit(RLIMIT_FSIZE, &old);
+  Status s;
+  {
+    FileSizeLimit full(100);
+    ASSERT_TRUE(full.ok());
+    s = (*archive)->Persist("cam", fragments[1]);
+  }
   EXPECT_EQ(s.reason(), "ArchivalError");
   EXPECT_EQ(s.code(), Code::kUnavailable);
   // Nothing partial is left: the earlier fragment alone comes back.
@@ -172,12 +189,8 @@ TEST(FragmentArchive, AProducerIsToldWhenItsFragmentsCannotBeStored) {
   std::vector<std::string> acks;
   std::mutex mu;
   std::promise<Status> done;
-  signal(SIGXFSZ, SIG_IGN);
-  rlimit old{};
-  getrlimit(RLIMIT_FSIZE, &old);
-  rlimit small = old;
-  small.rlim_cur = 100;  // as good as a full disk
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::optional<FileSizeLimit> full(std::in_place, 100);
+  ASSERT_TRUE(full->ok());
   auto session = ingest::PushSession::Start(store, {.stream = "cam"},
                                             {.on_ack =
                                                  [&](std::string a) {
@@ -190,7 +203,7 @@ TEST(FragmentArchive, AProducerIsToldWhenItsFragmentsCannotBeStored) {
   (*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   (*session)->Finish();
   Status ended = done.get_future().get();
-  setrlimit(RLIMIT_FSIZE, &old);
+  full.reset();
   EXPECT_TRUE(ended.ok());  // the producer's stream was fine: only storage failed
   int received = 0, persisted = 0, archival = 0;
   for (const auto& a : acks) {
