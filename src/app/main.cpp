@@ -19,11 +19,13 @@
 #include "ingest/demo_producer.h"
 #include "ingest/pull_source.h"
 #include "ingest/sources_config.h"
+#include "kvs/stream_registry.h"
 #include "media/ffmpeg.h"
 #include "objects/aws_config.h"
 #include "objects/credentials_file.h"
 #include "objects/local_store.h"
 #include "objects/s3_store.h"
+#include "snapshot/scheduled_images.h"
 #include "snapshot/snapshot_service.h"
 #include "store/fragment_archive.h"
 #include "store/stream_store.h"
@@ -63,6 +65,7 @@ struct ServeConfig {
   std::string config;
   int producer_timeout_s = 30;
   bool no_persist = false;
+  bool unsigned_putmedia = false;
   uint64_t fragments_max_bytes = 16ull << 30;
 };
 
@@ -134,7 +137,8 @@ int Serve(const ServeConfig& cfg) {
   }
 
   objects::Credentials credentials;
-  if (!cfg.access_key.empty() || !cfg.secret_key.empty()) {
+  const bool credentials_given = !cfg.access_key.empty() || !cfg.secret_key.empty();
+  if (credentials_given) {
     if (cfg.access_key.empty() || cfg.secret_key.empty()) {
       spdlog::critical("--access-key and --secret-key go together");
       return 2;
@@ -191,6 +195,19 @@ int Serve(const ServeConfig& cfg) {
     streams.Restore(std::move(recovered.streams));
     streams.SetArchive(archive.get());
   }
+  // Kinesis Video's view of the streams (ARNs, versions, image generation).
+  auto registry = kvs::StreamRegistry::Open(
+      cfg.no_persist ? std::filesystem::path() : data_dir / "kvs-streams.json");
+  if (!registry.ok()) {
+    spdlog::critical("{}", registry.status().ToString());
+    return 2;
+  }
+  for (const kvs::StreamMeta& m : (*registry)->All())
+    if (!streams.Find(m.name)) {
+      std::optional<int64_t> retention;
+      if (m.retention_hours && *m.retention_hours > 0) retention = *m.retention_hours * 3'600'000;
+      (void)streams.Create(m.name, retention);
+    }
   std::vector<ingest::PullOptions> configured;
   if (!cfg.config.empty()) {
     auto loaded = ingest::LoadSourcesConfig(cfg.config);
@@ -270,7 +287,11 @@ int Serve(const ServeConfig& cfg) {
   snapshot::SnapshotService snapshots(
       streams, object_store, workers, clock,
       {.max_warm_decoders = cfg.warm_decoders, .warm_all = cfg.warm_all});
-  streams.SetFrameObserver([&snapshots](const std::string& s) { snapshots.OnFrame(s); });
+  snapshot::ScheduledImages images(snapshots, object_store, workers, clock);
+  streams.SetFrameObserver([&snapshots, &images](const std::string& s) {
+    snapshots.OnFrame(s);
+    images.OnFrame(s);
+  });
   ingest::PullSources sources(streams);
   for (auto& o : configured) {
     std::string name = o.stream;
@@ -279,7 +300,14 @@ int Serve(const ServeConfig& cfg) {
       return 2;
     }
   }
-  http::Api api(streams, snapshots, local.get(), workers, clock, &sources);
+  http::KvsApi kvs_api(
+      streams, **registry, &images, workers, clock, credentials,
+      {.public_url = public_url,
+       .images_bucket = local ? cfg.bucket : objects::ParseS3Uri(cfg.store)->first,
+       .require_signed_putmedia = credentials_given && !cfg.unsigned_putmedia,
+       .default_retention_ms = cfg.retention_s * 1000});
+  kvs_api.RestoreImageGeneration();
+  http::Api api(streams, snapshots, local.get(), workers, clock, &sources, {}, &kvs_api);
   deferred.Set(&api);
 
   auto& ioc = server.io_context();
@@ -341,6 +369,7 @@ int Serve(const ServeConfig& cfg) {
   if (cfg.demo) spdlog::info("try: curl -s '{}/snapshot?stream_name=demo'", listen_url);
   server.Run();
   signals.cancel();
+  kvs_api.Shutdown();
   if (demo) demo->Stop();
   sources.StopAll();
   workers.Shutdown();
@@ -477,6 +506,11 @@ int main(int argc, char** argv) {
                  "keep fragments in memory only (default: each fragment is written to "
                  "DATA_DIR/fragments and synced before PERSISTED is acknowledged)")
       ->envname("LASTFRAME_NO_PERSIST");
+  serve
+      ->add_flag("--unsigned-putmedia", cfg.unsigned_putmedia,
+                 "accept PutMedia without a SigV4 signature even when --access-key is given "
+                 "(ffmpeg cannot sign); without --access-key unsigned pushes are always accepted")
+      ->envname("LASTFRAME_UNSIGNED_PUTMEDIA");
   serve
       ->add_option("--config", cfg.config,
                    "TOML file of streams to pull ([[streams]] name, url, rtsp_transport)")

@@ -145,13 +145,14 @@ class PushSink final : public UploadSink {
 
 Api::Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
          objects::LocalStore* local_objects, WorkerPool& workers, const Clock& clock,
-         ingest::PullSources* sources, ApiOptions options)
+         ingest::PullSources* sources, ApiOptions options, KvsApi* kvs)
     : streams_(streams),
       snapshots_(snapshots),
       clock_(clock),
       workers_(workers),
       sources_(sources),
-      options_(options) {
+      options_(options),
+      kvs_(kvs) {
   if (local_objects != nullptr) s3_.emplace(*local_objects, workers);
 }
 
@@ -191,16 +192,21 @@ json Api::StreamJson(const store::StreamInfo& s) const {
 }
 
 std::optional<Response> Api::Admit(const Request& r) {
+  if (kvs_ && kvs_->Owns(r)) return std::nullopt;
   if (s3_ && s3_->Owns(r)) return s3_->Admit(r);
   return std::nullopt;
 }
 
 std::optional<uint64_t> Api::BodyLimit(const Request& r) const {
+  if (kvs_ && kvs_->Owns(r)) return std::nullopt;
   if (s3_ && s3_->Owns(r)) return s3_->BodyLimit(r);
   return std::nullopt;
 }
 
 Response Api::TooLarge(const Request& r, uint64_t limit) const {
+  if (kvs_ && kvs_->Owns(r))
+    return KvsError(413, "InvalidArgumentException",
+                    "request body larger than " + std::to_string(limit) + " bytes");
   if (s3_ && s3_->Owns(r)) return s3_->TooLarge(r, limit);
   return Application::TooLarge(r, limit);
 }
@@ -210,6 +216,7 @@ bool Api::IsUpload(const Request& r) const {
 }
 
 void Api::Handle(Request req, Respond respond) {
+  if (kvs_ && kvs_->Owns(req)) return kvs_->Handle(std::move(req), std::move(respond));
   if (s3_ && s3_->Owns(req)) return s3_->Handle(std::move(req), std::move(respond));
   const std::string& path = req.path;
   if (path == "/healthz") {
@@ -544,6 +551,9 @@ void Api::LatestImage(const Request& req, const std::string& stream, media::Imag
 
 std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Request& req,
                                                                      UploadEvents events) {
+  // Who may push is settled before anything else is said about the request.
+  if (kvs_)
+    if (auto refused = kvs_->AuthorizePutMedia(req)) return std::move(*refused);
   auto name_field = req.header.find("x-amzn-stream-name");
   if (name_field == req.header.end())
     return JsonError(InvalidArgument("header x-amzn-stream-name is required", "MissingParameter"));

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/clock.h"
+#include "http/kvs_api.h"
 #include "http/s3_api.h"
 #include "http/server.h"
 #include "ingest/pull_source.h"
@@ -28,10 +29,11 @@ class Api final : public Application {
   // |local_objects| may be null when images go to an external store; when
   // set, its S3 routes are served too, their disk work on |workers|.
   // |sources| (may be null) are the pulled streams that POST and DELETE
-  // /v1/streams manage.
+  // /v1/streams manage. |kvs| (may be null) serves Kinesis Video's API and
+  // checks PutMedia's signatures.
   Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
       objects::LocalStore* local_objects, WorkerPool& workers, const Clock& clock,
-      ingest::PullSources* sources = nullptr, ApiOptions options = {});
+      ingest::PullSources* sources = nullptr, ApiOptions options = {}, KvsApi* kvs = nullptr);
 
   void Handle(Request request, Respond respond) override;
   bool IsUpload(const Request& request) const override;
@@ -61,6 +63,7 @@ class Api final : public Application {
   WorkerPool& workers_;
   ingest::PullSources* sources_;
   const ApiOptions options_;
+  KvsApi* kvs_;  // Kinesis Video's API, when served
 };
 
 }  // namespace lastframe::http

@@ -10,6 +10,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/optional.hpp>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <limits>
@@ -37,6 +38,43 @@ std::string LoggableTarget(const std::string& target) {
 }
 
 }  // namespace
+
+class Session;
+
+// A streamed response body's writer: chunks are framed here and queued on the
+// session's strand; the queue is bounded in bytes, so a reader that falls
+// behind blocks the writing thread instead of growing memory.
+class SessionBodyWriter final : public BodyWriter {
+ public:
+  SessionBodyWriter(std::weak_ptr<Session> session, net::any_io_executor executor)
+      : session_(std::move(session)), executor_(std::move(executor)) {}
+  bool Write(std::string chunk) override;
+  void End() override;
+  bool open() const override {
+    std::lock_guard lock(mu_);
+    return open_;
+  }
+  // The strand sent |bytes| of what was queued.
+  void Sent(size_t bytes) {
+    std::lock_guard lock(mu_);
+    queued_ -= std::min(queued_, bytes);
+    space_.notify_all();
+  }
+  void Close() {
+    std::lock_guard lock(mu_);
+    open_ = false;
+    space_.notify_all();
+  }
+
+ private:
+  static constexpr size_t kMaxQueuedBytes = 8 << 20;
+  std::weak_ptr<Session> session_;
+  net::any_io_executor executor_;
+  mutable std::mutex mu_;
+  std::condition_variable space_;
+  size_t queued_ = 0;
+  bool open_ = true;
+};
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -144,6 +182,11 @@ class Session : public std::enable_shared_from_this<Session> {
     body_parser_.reset();
     std::weak_ptr<Session> weak = shared_from_this();
     auto executor = stream_.get_executor();
+    request_.respond_streaming = [weak, executor](Response head, StreamStart start) {
+      net::post(executor, [weak, head = std::move(head), start = std::move(start)]() mutable {
+        if (auto self = weak.lock()) self->SendStreaming(std::move(head), std::move(start));
+      });
+    };
     server_.app_.Handle(std::move(request_), [weak, executor](Response res) {
       // Back onto this connection's strand, whatever thread answered.
       net::post(executor, [weak, res = std::move(res)]() mutable {
@@ -189,6 +232,52 @@ class Session : public std::enable_shared_from_this<Session> {
                          if (ec || !keep_alive) return self->Close();
                          self->ReadHeader();
                        });
+  }
+
+  // ---- streamed response bodies (GetMedia) ----
+ public:
+  void QueueBodyChunk(std::string framed) { QueueRaw(std::move(framed)); }
+  void EndBody() { UploadDone(); }
+
+ private:
+  void SendStreaming(Response head, StreamStart start) {
+    awaiting_.reset();
+    if (stopping_writes_ || shutting_down_) {
+      // Gone already: the handler still gets a (closed) writer, so it can clean up.
+      auto closed = std::make_shared<SessionBodyWriter>(weak_from_this(), stream_.get_executor());
+      closed->Close();
+      start(closed);
+      return Close();
+    }
+    std::string raw = "HTTP/1.1 " + std::to_string(head.result_int()) + " " +
+                      std::string(head.reason().empty()
+                                      ? bhttp::obsolete_reason(head.result())
+                                      : head.reason()) +
+                      "\r\nServer: lastframe\r\n";
+    for (const auto& field : head)
+      if (field.name() != bhttp::field::content_length &&
+          field.name() != bhttp::field::transfer_encoding &&
+          field.name() != bhttp::field::connection && field.name() != bhttp::field::server)
+        raw += std::string(field.name_string()) + ": " + std::string(field.value()) + "\r\n";
+    raw += "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    spdlog::info("http method={} target={} status={} stream=started remote={}", log_method_,
+                 log_target_, head.result_int(), remote_);
+    upload_self_ = shared_from_this();  // alive until the body ends
+    body_writer_ = std::make_shared<SessionBodyWriter>(weak_from_this(), stream_.get_executor());
+    QueueRaw(std::move(raw));
+    WatchForClose();
+    start(body_writer_);
+  }
+
+  // A reader that hangs up is noticed even while no chunk is being written.
+  void WatchForClose() {
+    stream_.socket().async_read_some(
+        net::buffer(upload_buffer_), [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (!ec && !self->upload_finished_) return self->WatchForClose();
+          // The writing thread sees Write fail and ends the body, which closes us.
+          if (self->body_writer_) self->body_writer_->Close();
+          self->stopping_writes_ = true;
+        });
   }
 
   // ---- streamed uploads (PutMedia) ----
@@ -293,8 +382,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (stopping_writes_) return;
     // A producer that never reads its acknowledgements must not grow this
     // without bound: past the cap, the oldest unsent lines are dropped.
+    // (A streamed body is bounded by its writer instead: nothing may be dropped.)
     constexpr size_t kMaxQueued = 1024;
-    if (writes_.size() >= kMaxQueued) writes_.erase(writes_.begin() + 1);
+    if (!body_writer_ && writes_.size() >= kMaxQueued) writes_.erase(writes_.begin() + 1);
     writes_.push_back(std::move(bytes));
     if (!writing_) WriteNext();
   }
@@ -306,10 +396,14 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     writing_ = true;
+    // A streamed body's reader that stops reading is dropped after the request timeout.
+    if (body_writer_) stream_.expires_after(options_.request_timeout);
     net::async_write(stream_, net::buffer(writes_.front()),
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                     [self = shared_from_this()](beast::error_code ec, size_t n) {
                        self->writes_.pop_front();
+                       if (self->body_writer_) self->body_writer_->Sent(n);
                        if (ec) {
+                         if (self->body_writer_) self->body_writer_->Close();
                          // The peer stopped reading (ffmpeg never reads its acks and
                          // resets on close). Stop writing, but keep reading: the bytes
                          // it sent before are still to be parsed.
@@ -334,7 +428,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto elapsed =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
             .count();
-    spdlog::info("http method={} target={} status=200 upload=ended ms={:.1f} remote={}",
+    spdlog::info("http method={} target={} status=200 ended ms={:.1f} remote={}",
                  log_method_, log_target_, elapsed, remote_);
     Close();
     upload_self_.reset();  // may destroy us once the current handler returns
@@ -342,6 +436,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnShutdown() {
     shutting_down_ = true;
+    if (body_writer_ && !upload_finished_) {
+      body_writer_->Close();  // the writing thread stops at its next chunk
+      UploadDone();
+      return;
+    }
     if (sink_ && !upload_finished_) {
       upload_reading_done_ = true;
       sink_->Abort();  // the sink ends promptly and calls on_done
@@ -373,6 +472,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
+    if (body_writer_) body_writer_->Close();
     upload_idle_timer_.cancel();  // its handler holds us alive
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -402,6 +502,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Session> awaiting_;
 
   std::unique_ptr<UploadSink> sink_;
+  std::shared_ptr<SessionBodyWriter> body_writer_;
   std::shared_ptr<Session> upload_self_;
   std::array<uint8_t, 64 * 1024> upload_buffer_{};
   bool paused_ = false;
@@ -413,6 +514,29 @@ class Session : public std::enable_shared_from_this<Session> {
   bool writing_ = false;
   bool stopping_writes_ = false;
 };
+
+bool SessionBodyWriter::Write(std::string chunk) {
+  if (chunk.empty()) return open();  // an empty chunk would end the body
+  char size[20];
+  std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+  std::string framed = size + chunk + "\r\n";
+  {
+    std::unique_lock lock(mu_);
+    space_.wait(lock, [&] { return !open_ || queued_ < kMaxQueuedBytes; });
+    if (!open_) return false;
+    queued_ += framed.size();
+  }
+  net::post(executor_, [weak = session_, framed = std::move(framed)]() mutable {
+    if (auto self = weak.lock()) self->QueueBodyChunk(std::move(framed));
+  });
+  return true;
+}
+
+void SessionBodyWriter::End() {
+  net::post(executor_, [weak = session_] {
+    if (auto self = weak.lock()) self->EndBody();
+  });
+}
 
 Server::Server(ServerOptions options, Application& app)
     : options_(std::move(options)), app_(app), acceptor_(ioc_), drain_timer_(ioc_) {}

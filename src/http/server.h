@@ -23,6 +23,24 @@
 
 namespace lastframe::http {
 
+// The writing end of a response body produced over time (GetMedia), handed
+// to the handler once the response header is sent. Thread-safe.
+class BodyWriter {
+ public:
+  virtual ~BodyWriter() = default;
+  // Queues |chunk| to send; blocks while too much is queued unsent (a slow
+  // reader slows the writer). False once the connection is gone: stop.
+  virtual bool Write(std::string chunk) = 0;
+  // The body is complete; the connection closes once it is sent.
+  virtual void End() = 0;
+  // Whether the connection is still there to write to.
+  virtual bool open() const = 0;
+};
+
+// Called with the writer once a streamed response's header is on its way.
+// It must not block: a long body is written from a thread of the handler's.
+using StreamStart = std::function<void(std::shared_ptr<BodyWriter>)>;
+
 // A request as handlers see it: the header, the decoded path and query, and
 // (for ordinary routes) the whole body, already bounded by the server.
 struct Request {
@@ -32,6 +50,10 @@ struct Request {
   std::string raw_query;  // as sent, without '?'
   std::string body;
   std::string remote;  // "ip:port"
+  // Answers with |head| (status and fields; its body is ignored) and then a
+  // chunked body written through the BodyWriter given to |start|. A handler
+  // calls this or its Respond, exactly once.
+  std::function<void(Response head, StreamStart start)> respond_streaming;
   std::string target() const { return std::string(header.target()); }
 };
 

@@ -289,9 +289,9 @@ std::string SigV4::Authorization(const CanonicalRequest& request, int64_t now_ms
          ", Signature=" + Sign(request, now_ms);
 }
 
-Result<std::string> SigV4::VerifyHeaderAuth(const std::string& method, const std::string& path,
-                                            const QueryParams& query,
-                                            const HeaderList& headers) const {
+Result<std::string> SigV4::VerifyHeaderAuth(
+    const std::string& method, const std::string& path, const QueryParams& query,
+    const HeaderList& headers, const std::optional<std::string>& unsigned_payload_hash) const {
   auto malformed = [](const std::string& why) {
     return Status(Code::kInvalidArgument, "The authorization header is malformed; " + why,
                   "AuthorizationHeaderMalformed");
@@ -348,6 +348,7 @@ Result<std::string> SigV4::VerifyHeaderAuth(const std::string& method, const std
   if (signed_headers.find("host") == std::string::npos)
     return malformed("SignedHeaders must include host");
   std::optional<std::string> payload_hash = CanonicalHeaderValue(headers, "x-amz-content-sha256");
+  if (!payload_hash) payload_hash = unsigned_payload_hash;
   if (!payload_hash)
     return Status(Code::kInvalidArgument,
                   "Missing required header for this request: x-amz-content-sha256",

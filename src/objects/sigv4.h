@@ -95,8 +95,13 @@ class SigV4 {
   // against the body. Errors carry S3's codes: AuthorizationHeaderMalformed,
   // InvalidRequest, InvalidArgument (400), InvalidAccessKeyId,
   // SignatureDoesNotMatch, RequestTimeTooSkewed, AccessDenied (403).
-  Result<std::string> VerifyHeaderAuth(const std::string& method, const std::string& path,
-                                       const QueryParams& query, const HeaderList& headers) const;
+  // |unsigned_payload_hash| is the hash signed when the request has no
+  // x-amz-content-sha256 header (JSON APIs sign their body's hash without
+  // sending it); nullopt makes that header required, as S3 does.
+  Result<std::string> VerifyHeaderAuth(
+      const std::string& method, const std::string& path, const QueryParams& query,
+      const HeaderList& headers,
+      const std::optional<std::string>& unsigned_payload_hash = std::nullopt) const;
 
  private:
   std::string SigningKey(const std::string& date) const;

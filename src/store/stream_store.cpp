@@ -50,6 +50,8 @@ void Stream::InsertFragment(uint64_t number, media::SharedCodecParameters codec,
   bytes_ += first.size();
   f.view.frames.push_back(std::move(first));
   fragments_.push_back(std::move(f));
+  ++version_;
+  changed_.notify_all();
   // Retention runs here too, so a busy stream never waits for the sweeper.
   int64_t cutoff = arrival_ms - retention_ms_.value_or(opt.retention_ms);
   size_t max_bytes = opt.max_bytes_per_stream;
@@ -78,6 +80,8 @@ bool Stream::InsertFrame(Frame frame, int64_t arrival_ms) {
   bytes_ += frame.size();
   f.last_arrival_ms = arrival_ms;
   f.view.frames.push_back(std::move(frame));
+  ++version_;
+  changed_.notify_all();
   return true;
 }
 
@@ -85,7 +89,39 @@ std::optional<FragmentView> Stream::CompleteFragment() {
   std::lock_guard lock(mu_);
   if (fragments_.empty() || fragments_.back().view.complete) return std::nullopt;
   fragments_.back().view.complete = true;
+  ++version_;
+  changed_.notify_all();
   return fragments_.back().view;
+}
+
+std::vector<FragmentView> Stream::FragmentsFrom(uint64_t first) const {
+  std::lock_guard lock(mu_);
+  std::vector<FragmentView> out;
+  for (const auto& f : fragments_)
+    if (f.view.number >= first) out.push_back(f.view);
+  return out;
+}
+
+uint64_t Stream::version() const {
+  std::lock_guard lock(mu_);
+  return version_;
+}
+
+uint64_t Stream::WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  changed_.wait_for(lock, timeout, [&] { return version_ != seen || closed_; });
+  return version_;
+}
+
+void Stream::Close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  changed_.notify_all();
+}
+
+bool Stream::closed() const {
+  std::lock_guard lock(mu_);
+  return closed_;
 }
 
 int64_t Stream::retention_ms() const {
@@ -255,6 +291,7 @@ Status StreamStore::Remove(std::string_view name) {
   if (it->second->Info(clock_.NowMs(), options_.live_window_ms).producer_connected)
     return Status(Code::kConflict, "a producer is writing to stream '" + std::string(name) + "'",
                   "StreamBusy");
+  it->second->Close();
   streams_.erase(it);
   if (archive_) archive_->Forget(std::string(name));
   return Status::Ok();

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -75,6 +77,18 @@ class Stream {
   std::optional<FragmentView> Latest() const;
   // Every retained fragment, oldest first.
   std::vector<FragmentView> Fragments() const;
+  // The retained fragments numbered |first| or later, oldest first.
+  std::vector<FragmentView> FragmentsFrom(uint64_t first) const;
+
+  // A count that grows with every frame stored or fragment completed: readers
+  // that follow the stream live (GetMedia) wait for it to pass what they saw.
+  uint64_t version() const;
+  // Waits until version() != |seen|, the stream is closed, or |timeout|
+  // passes; returns version().
+  uint64_t WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) const;
+  // Wakes and ends every reader following the stream (it was deleted).
+  void Close();
+  bool closed() const;
   StreamInfo Info(int64_t now_ms, int64_t live_window_ms) const;
   // Drops fragments older than |cutoff_ms| and, oldest first, those over |max_bytes|.
   // The open fragment is never dropped.
@@ -97,6 +111,9 @@ class Stream {
   bool writer_ = false;
   std::string last_error_;
   std::optional<int64_t> retention_ms_;  // guarded by mu_
+  uint64_t version_ = 0;                 // guarded by mu_
+  bool closed_ = false;                  // guarded by mu_
+  mutable std::condition_variable changed_;
 };
 
 // The embedded stream store: every stream's recent fragments, in memory,
