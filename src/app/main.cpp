@@ -19,6 +19,7 @@
 #include "ingest/demo_producer.h"
 #include "ingest/pull_source.h"
 #include "ingest/sources_config.h"
+#include "kvs/kvs_source.h"
 #include "kvs/stream_registry.h"
 #include "media/ffmpeg.h"
 #include "objects/aws_config.h"
@@ -66,6 +67,13 @@ struct ServeConfig {
   int producer_timeout_s = 30;
   bool no_persist = false;
   bool unsigned_putmedia = false;
+  std::string source = "local";
+  std::string kvs_endpoint;
+  std::string kvs_region;
+  std::string kvs_access_key;
+  std::string kvs_secret_key;
+  std::string kvs_session_token;
+  double kvs_timeout_s = 10;
   uint64_t fragments_max_bytes = 16ull << 30;
 };
 
@@ -282,10 +290,34 @@ int Serve(const ServeConfig& cfg) {
     store_description = remote->Describe() + ", credentials from " + aws->source;
   }
   objects::ObjectStore& object_store = local ? static_cast<objects::ObjectStore&>(*local) : *remote;
+  // Where snapshots read video: our own store, or a Kinesis Video endpoint.
+  std::unique_ptr<kvs::KvsSource> kvs_source;
+  if (cfg.source == "kvs") {
+    auto aws = objects::ResolveAwsSettings({.access_key_id = cfg.kvs_access_key,
+                                            .secret_access_key = cfg.kvs_secret_key,
+                                            .session_token = cfg.kvs_session_token,
+                                            .region = cfg.kvs_region,
+                                            .profile = cfg.aws_profile});
+    if (!aws.ok()) {
+      spdlog::critical("--source kvs: {}", aws.status().message());
+      return 2;
+    }
+    kvs::KvsSourceOptions o;
+    o.client.endpoint = cfg.kvs_endpoint;
+    o.client.region = aws->region;
+    o.client.credentials = aws->credentials;
+    o.client.deadline = std::chrono::milliseconds(static_cast<int64_t>(cfg.kvs_timeout_s * 1000));
+    o.client.attempt_timeout = std::min(o.client.attempt_timeout, o.client.deadline);
+    kvs_source = std::make_unique<kvs::KvsSource>(std::move(o), clock);
+    spdlog::info("snapshots read Kinesis Video at {} (region {}, credentials from {})",
+                 kvs_source->endpoint(), aws->region, aws->source);
+  }
+  const store::StreamSource& snapshot_source =
+      kvs_source ? static_cast<const store::StreamSource&>(*kvs_source) : streams;
   const size_t workers_n = cfg.workers ? cfg.workers : cores;
   WorkerPool workers(workers_n, cfg.max_queued ? cfg.max_queued : 64 * workers_n);
   snapshot::SnapshotService snapshots(
-      streams, object_store, workers, clock,
+      snapshot_source, object_store, workers, clock,
       {.max_warm_decoders = cfg.warm_decoders, .warm_all = cfg.warm_all});
   snapshot::ScheduledImages images(snapshots, object_store, workers, clock);
   streams.SetFrameObserver([&snapshots, &images](const std::string& s) {
@@ -318,6 +350,7 @@ int Serve(const ServeConfig& cfg) {
       if (e) return;
       streams.ApplyRetention();
       snapshots.SweepIdle();
+      if (kvs_source) workers.TryPost([&] { kvs_source->SweepIdle(); });
       schedule_retention();
     });
   };
@@ -370,6 +403,7 @@ int Serve(const ServeConfig& cfg) {
   server.Run();
   signals.cancel();
   kvs_api.Shutdown();
+  if (kvs_source) kvs_source->Stop();  // cold fetches answer into the snapshot service
   if (demo) demo->Stop();
   sources.StopAll();
   workers.Shutdown();
@@ -506,6 +540,41 @@ int main(int argc, char** argv) {
                  "keep fragments in memory only (default: each fragment is written to "
                  "DATA_DIR/fragments and synced before PERSISTED is acknowledged)")
       ->envname("LASTFRAME_NO_PERSIST");
+  serve
+      ->add_option("--source", cfg.source,
+                   "where snapshots read video: 'local' (this server's streams) or 'kvs' (a "
+                   "Kinesis Video endpoint: AWS, or another lastframe)")
+      ->envname("LASTFRAME_SOURCE")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"local", "kvs"}));
+  serve
+      ->add_option("--kvs-endpoint", cfg.kvs_endpoint,
+                   "Kinesis Video control endpoint, e.g. http://10.0.0.5:8080 (default: AWS's "
+                   "https://kinesisvideo.REGION.amazonaws.com)")
+      ->envname("LASTFRAME_KVS_ENDPOINT");
+  serve
+      ->add_option("--kvs-region", cfg.kvs_region,
+                   "Kinesis Video region (default: AWS_REGION, AWS_DEFAULT_REGION, the "
+                   "profile's, us-east-1)")
+      ->envname("LASTFRAME_KVS_REGION");
+  serve
+      ->add_option("--kvs-access-key", cfg.kvs_access_key,
+                   "Kinesis Video access key id (default: AWS_ACCESS_KEY_ID, then "
+                   "~/.aws/credentials)")
+      ->envname("LASTFRAME_KVS_ACCESS_KEY");
+  serve->add_option("--kvs-secret-key", cfg.kvs_secret_key, "Kinesis Video secret access key")
+      ->envname("LASTFRAME_KVS_SECRET_KEY");
+  serve
+      ->add_option("--kvs-session-token", cfg.kvs_session_token,
+                   "Kinesis Video session token (temporary keys)")
+      ->envname("LASTFRAME_KVS_SESSION_TOKEN");
+  serve
+      ->add_option("--kvs-timeout", cfg.kvs_timeout_s,
+                   "seconds one Kinesis Video call may take, retries included, before the "
+                   "snapshot fails (502/504)")
+      ->envname("LASTFRAME_KVS_TIMEOUT")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 300.0));
   serve
       ->add_flag("--unsigned-putmedia", cfg.unsigned_putmedia,
                  "accept PutMedia without a SigV4 signature even when --access-key is given "

@@ -24,6 +24,8 @@ std::string_view CodeName(Code code) {
       return "Unavailable";
     case Code::kUpstreamFailed:
       return "UpstreamFailed";
+    case Code::kTimeout:
+      return "Timeout";
     case Code::kMediaError:
       return "MediaError";
     case Code::kInternal:

@@ -21,6 +21,7 @@ enum class Code {
   kOverloaded,        // bounded queue full; retry later
   kUnavailable,       // a dependency is down
   kUpstreamFailed,    // a dependency answered with an error
+  kTimeout,           // a dependency did not answer in time
   kMediaError,        // the media itself cannot be decoded
   kInternal,          // a broken invariant: a bug
 };

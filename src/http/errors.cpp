@@ -32,6 +32,8 @@ unsigned HttpStatusOf(Code code) {
       return 502;
     case Code::kUnavailable:
       return 503;
+    case Code::kTimeout:
+      return 504;
   }
   return 500;
 }

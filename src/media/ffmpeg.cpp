@@ -36,6 +36,9 @@ Status AvError(int err, std::string_view what) {
   return Status(Code::kMediaError, std::string(what) + ": " + buf);
 }
 
-void QuietFfmpegLogs() { av_log_set_level(AV_LOG_ERROR); }
+// Fatal only: what goes wrong reaches callers as a Status, and FFmpeg's own
+// messages (one per Kinesis Video chunk's unknown-length segment, or per
+// damaged packet of a hostile producer) would only flood the log.
+void QuietFfmpegLogs() { av_log_set_level(AV_LOG_FATAL); }
 
 }  // namespace lastframe::media

@@ -50,7 +50,7 @@ Result<SharedCodecParameters> CopyCodecParameters(const AVCodecParameters& par);
 // Converts an AVERROR into a Status with code kMediaError, "what: <av_strerror>".
 Status AvError(int err, std::string_view what);
 
-// Makes FFmpeg's own logging quiet (errors only) so that hostile input cannot
+// Makes FFmpeg's own logging quiet (fatal only) so that hostile input cannot
 // flood the service log. Called once at start-up; idempotent.
 void QuietFfmpegLogs();
 

@@ -82,8 +82,17 @@ Result<Image> SnapshotService::RenderFragment(const std::string& stream,
 
 void SnapshotService::Acquire(const std::string& stream, const SnapshotOptions& options,
                               bool publish, Waiter done) {
-  // Reading the newest fragment copies references only: cheap on any thread.
-  Result<store::FragmentView> fragment = source_.LatestFragment(stream);
+  // From the embedded store the newest fragment is at hand (references only,
+  // cheap on any thread); a remote source answers from its own threads.
+  source_.LatestFragmentAsync(stream, [this, stream, options, publish, done = std::move(done)](
+                                          Result<store::FragmentView> fragment) mutable {
+    AcquireFragment(stream, options, publish, std::move(done), std::move(fragment));
+  });
+}
+
+void SnapshotService::AcquireFragment(const std::string& stream, const SnapshotOptions& options,
+                                      bool publish, Waiter done,
+                                      Result<store::FragmentView> fragment) {
   if (!fragment.ok()) return done(fragment.status());
   std::string key = CacheKey(stream, *fragment, options, publish);
   {

@@ -117,6 +117,8 @@ class SnapshotService {
   // Finds or makes the render of |stream|'s newest frame with |options|.
   void Acquire(const std::string& stream, const SnapshotOptions& options, bool publish,
                Waiter done);
+  void AcquireFragment(const std::string& stream, const SnapshotOptions& options, bool publish,
+                       Waiter done, Result<store::FragmentView> fragment);
   // Signs a URL to a stored render and answers.
   void Answer(const Rendered& rendered, int64_t expires_s, const PublishCallback& done);
   // Caches a finished render and answers everyone waiting for it.

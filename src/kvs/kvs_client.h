@@ -1,0 +1,77 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "objects/sigv4.h"
+
+namespace lastframe::kvs {
+
+struct KvsClientOptions {
+  // The control plane: "http://127.0.0.1:8080" (another lastframe), or empty
+  // for AWS's https://kinesisvideo.<region>.amazonaws.com.
+  std::string endpoint;
+  std::string region = "us-east-1";
+  objects::Credentials credentials;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds attempt_timeout{5000};  // one try of a JSON call
+  std::chrono::milliseconds deadline{10000};        // all tries of one call
+  int max_attempts = 3;
+  std::chrono::milliseconds backoff_base{100};  // full jitter: sleep in [0, base * 2^try)
+};
+
+// Kinesis Video Streams' API from the calling side: SigV4-signed (service
+// "kinesisvideo") JSON POSTs over libcurl, retried with jittered exponential
+// backoff on connection errors, timeouts, 5xx and throttling, never on other
+// 4xx. Errors: ResourceNotFoundException is NotFound ("StreamNotFound");
+// an endpoint that cannot be reached or answers 5xx is UpstreamFailed
+// ("KvsUnavailable", 502); one that does not answer in time is Timeout
+// ("KvsTimeout", 504); other refusals are UpstreamFailed ("KvsError") with
+// Kinesis Video's error type and message. Thread-safe.
+class KvsClient {
+ public:
+  KvsClient(KvsClientOptions options, const Clock& clock);
+
+  // The control plane's URL.
+  const std::string& endpoint() const { return endpoint_; }
+
+  // POST |endpoint|/|operation| with |json_body|; the 200 answer's body.
+  Result<std::string> Call(const std::string& endpoint, const std::string& operation,
+                           const std::string& json_body) const;
+
+  // A streamed call (GetMedia): the body goes to |on_data| as it arrives
+  // until the server ends it, |on_data| returns false, or |stop| is set.
+  // Not retried: the caller reconnects. Ok when the body ended or was stopped.
+  Status Stream(const std::string& endpoint, const std::string& operation,
+                const std::string& json_body,
+                const std::function<bool(const char* data, size_t size)>& on_data,
+                const std::atomic<bool>& stop) const;
+
+  // GetDataEndpoint for |stream| and |api_name| (e.g. "GET_MEDIA").
+  Result<std::string> DataEndpoint(const std::string& stream, const std::string& api_name) const;
+
+ private:
+  struct Answer {
+    long status = 0;
+    std::string body;
+    std::string error_type;  // x-amzn-ErrorType, before any ':'
+  };
+  // Signs and sends once; |on_data| set: streamed.
+  Result<Answer> Attempt(const std::string& url, const std::string& path,
+                         const std::string& json_body, std::chrono::milliseconds timeout,
+                         const std::function<bool(const char*, size_t)>* on_data,
+                         const std::atomic<bool>* stop) const;
+  static Status ErrorOf(const Answer& answer, const std::string& operation);
+
+  const KvsClientOptions options_;
+  const Clock& clock_;
+  const std::string endpoint_;
+  objects::SigV4 signer_;
+};
+
+}  // namespace lastframe::kvs

@@ -1,0 +1,293 @@
+#include "kvs/kvs_source.h"
+
+#include <spdlog/spdlog.h>
+
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "ingest/push_session.h"
+
+namespace lastframe::kvs {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int kMaxListPages = 10;
+
+// Followed streams keep what a snapshot needs: the newest fragments.
+store::StoreOptions CacheOptions() {
+  return {.retention_ms = 30'000, .max_bytes_per_stream = 32 << 20, .live_window_ms = 10'000};
+}
+
+}  // namespace
+
+KvsSource::KvsSource(KvsSourceOptions options, const Clock& clock)
+    : options_(std::move(options)),
+      clock_(clock),
+      client_(options_.client, clock),
+      warm_cache_(clock, CacheOptions()),
+      fetchers_(options_.fetch_threads, 4096) {
+  // A frame that arrives on a followed stream makes it answer warm.
+  warm_cache_.SetFrameObserver([this](const std::string& stream) {
+    std::lock_guard lock(mu_);
+    if (auto it = followers_.find(stream); it != followers_.end()) it->second->live = true;
+  });
+}
+
+KvsSource::~KvsSource() { Stop(); }
+
+void KvsSource::Stop() {
+  std::map<std::string, std::unique_ptr<Follower>, std::less<>> followers;
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    followers.swap(followers_);
+  }
+  for (auto& [name, f] : followers) f->stop = true;
+  for (auto& [name, f] : followers)
+    if (f->thread.joinable()) f->thread.join();
+  fetchers_.Shutdown();
+}
+
+KvsSourceStats KvsSource::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+Result<store::FragmentView> KvsSource::LatestFragment(std::string_view stream) const {
+  std::promise<Result<store::FragmentView>> answer;
+  auto future = answer.get_future();
+  LatestFragmentAsync(stream, [&answer](Result<store::FragmentView> r) {
+    answer.set_value(std::move(r));
+  });
+  return future.get();
+}
+
+void KvsSource::LatestFragmentAsync(std::string_view stream_view, FragmentCallback done) const {
+  const std::string stream(stream_view);
+  {
+    std::unique_lock lock(mu_);
+    if (stopped_) {
+      lock.unlock();
+      return done(Status(Code::kUnavailable, "stopping", "Stopping"));
+    }
+    auto it = followers_.find(stream);
+    if (it != followers_.end() && it->second->live) {
+      it->second->last_used_ms = clock_.NowMs();
+      ++stats_.warm_answers;
+      lock.unlock();
+      auto latest = warm_cache_.LatestFragment(stream);
+      if (latest.ok()) return done(std::move(latest));
+      lock.lock();
+    }
+    EnsureFollowed(stream);
+    auto& waiters = cold_waiters_[stream];
+    waiters.push_back(std::move(done));
+    if (waiters.size() > 1) return;  // joins the fetch in progress
+    ++stats_.cold_fetches;
+  }
+  bool queued = fetchers_.TryPost([this, stream] {
+    Result<store::FragmentView> r = FetchCold(stream);
+    std::vector<FragmentCallback> waiters;
+    std::unique_ptr<Follower> gone;
+    {
+      std::lock_guard lock(mu_);
+      waiters = std::move(cold_waiters_[stream]);
+      cold_waiters_.erase(stream);
+      // A stream the endpoint does not have is not followed.
+      if (!r.ok() && r.status().reason() == "StreamNotFound")
+        if (auto it = followers_.find(stream); it != followers_.end()) {
+          gone = std::move(it->second);
+          followers_.erase(it);
+        }
+    }
+    if (gone) {
+      gone->stop = true;
+      gone->thread.join();
+    }
+    for (auto& w : waiters) w(r);
+  });
+  if (!queued) {
+    std::vector<FragmentCallback> waiters;
+    {
+      std::lock_guard lock(mu_);
+      waiters = std::move(cold_waiters_[stream]);
+      cold_waiters_.erase(stream);
+    }
+    for (auto& w : waiters)
+      w(Status(Code::kOverloaded, "too many Kinesis Video fetches in progress", "Overloaded"));
+  }
+}
+
+void KvsSource::EnsureFollowed(const std::string& stream) const {
+  auto it = followers_.find(stream);
+  const int64_t now = clock_.NowMs();
+  if (it != followers_.end()) {
+    it->second->last_used_ms = now;
+    return;
+  }
+  if (followers_.size() >= options_.max_warm_streams) return;  // cold only, until a slot frees
+  auto f = std::make_unique<Follower>();
+  f->stream = stream;
+  f->last_used_ms = now;
+  Follower* raw = f.get();
+  followers_.emplace(stream, std::move(f));
+  raw->thread = std::thread([this, raw] { Follow(raw); });
+}
+
+void KvsSource::SweepIdle() {
+  std::vector<std::unique_ptr<Follower>> idle;
+  {
+    std::lock_guard lock(mu_);
+    const int64_t cutoff = clock_.NowMs() - options_.warm_idle_ms;
+    for (auto it = followers_.begin(); it != followers_.end();) {
+      if (it->second->last_used_ms < cutoff) {
+        idle.push_back(std::move(it->second));
+        it = followers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& f : idle) f->stop = true;
+  for (auto& f : idle) f->thread.join();
+  for (auto& f : idle) (void)warm_cache_.Remove(f->stream);
+}
+
+Status KvsSource::Ingest(store::StreamStore& store, const std::string& name,
+                         const std::string& chunks) {
+  std::promise<Status> finished;
+  auto future = finished.get_future();
+  ingest::PushOptions o;
+  o.stream = name;
+  o.absolute_timecodes = true;  // chunks carry the producer's epoch milliseconds
+  auto session = ingest::PushSession::Start(
+      store, o,
+      {.on_ack = [](std::string) {},
+       .on_space = [] {},
+       .on_done = [&finished](Status s) { finished.set_value(std::move(s)); }});
+  if (!session.ok()) return session.status();
+  constexpr size_t kPiece = 256 * 1024;
+  for (size_t at = 0; at < chunks.size(); at += kPiece) {
+    size_t n = std::min(kPiece, chunks.size() - at);
+    if (!(*session)->Feed(reinterpret_cast<const uint8_t*>(chunks.data() + at), n) &&
+        !(*session)->WaitForSpace())
+      break;
+  }
+  (*session)->Finish();
+  Status s = future.get();
+  session->reset();
+  return s;
+}
+
+Result<store::FragmentView> KvsSource::FetchCold(const std::string& stream) const {
+  auto list_endpoint = client_.DataEndpoint(stream, "LIST_FRAGMENTS");
+  if (!list_endpoint.ok()) return list_endpoint.status();
+  const int64_t now = clock_.NowMs();
+  json request = {
+      {"StreamName", stream},
+      {"MaxResults", 1000},
+      {"FragmentSelector",
+       {{"FragmentSelectorType", "SERVER_TIMESTAMP"},
+        {"TimestampRange",
+         {{"StartTimestamp", static_cast<double>(now - options_.cold_lookback_ms) / 1000.0},
+          {"EndTimestamp", static_cast<double>(now + 60'000) / 1000.0}}}}}};
+  // Fragments come in no particular order: the newest is the one that arrived last.
+  std::string newest;
+  double newest_at = -1;
+  for (int page = 0; page < kMaxListPages; ++page) {
+    auto body = client_.Call(*list_endpoint, "listFragments", request.dump());
+    if (!body.ok()) return body.status();
+    json j = json::parse(*body, nullptr, false);
+    if (!j.is_object() || !j.contains("Fragments") || !j["Fragments"].is_array())
+      return Status(Code::kUpstreamFailed, "ListFragments answered without Fragments", "KvsError");
+    for (const json& f : j["Fragments"]) {
+      if (!f.is_object() || !f.contains("FragmentNumber") || !f["FragmentNumber"].is_string() ||
+          !f.contains("ServerTimestamp") || !f["ServerTimestamp"].is_number())
+        continue;
+      double at = f["ServerTimestamp"].get<double>();
+      if (at > newest_at) {
+        newest_at = at;
+        newest = f["FragmentNumber"].get<std::string>();
+      }
+    }
+    if (!j.contains("NextToken") || !j["NextToken"].is_string()) break;
+    request["NextToken"] = j["NextToken"];
+  }
+  if (newest.empty())
+    return NotFound("stream '" + stream + "' has no fragment in the last " +
+                        std::to_string(options_.cold_lookback_ms / 1000) + " s at " +
+                        client_.endpoint(),
+                    "NoFrame");
+  auto media_endpoint = client_.DataEndpoint(stream, "GET_MEDIA_FOR_FRAGMENT_LIST");
+  if (!media_endpoint.ok()) return media_endpoint.status();
+  auto media = client_.Call(*media_endpoint, "getMediaForFragmentList",
+                            json{{"StreamName", stream}, {"Fragments", {newest}}}.dump());
+  if (!media.ok()) return media.status();
+  store::StreamStore parsed(clock_, {.retention_ms = 24 * 3'600'000});
+  Status ingested = Ingest(parsed, stream, *media);
+  auto latest = parsed.LatestFragment(stream);
+  if (!latest.ok())
+    return Status(Code::kUpstreamFailed,
+                  "fragment " + newest + " of '" + stream + "' holds no frame we can read" +
+                      (ingested.ok() ? "" : ": " + ingested.message()),
+                  "KvsError");
+  return latest;
+}
+
+void KvsSource::Follow(Follower* f) const {
+  std::chrono::milliseconds backoff{200};
+  while (!f->stop) {
+    bool went_live = false;
+    auto endpoint = client_.DataEndpoint(f->stream, "GET_MEDIA");
+    if (endpoint.ok()) {
+      std::promise<Status> finished;
+      auto future = finished.get_future();
+      ingest::PushOptions o;
+      o.stream = f->stream;
+      o.absolute_timecodes = true;
+      auto session = ingest::PushSession::Start(
+          warm_cache_, o,
+          {.on_ack = [](std::string) {},
+           .on_space = [] {},
+           .on_done = [&finished](Status s) { finished.set_value(std::move(s)); }});
+      if (session.ok()) {
+        Status s = client_.Stream(
+            *endpoint, "getMedia",
+            json{{"StreamName", f->stream}, {"StartSelector", {{"StartSelectorType", "NOW"}}}}
+                .dump(),
+            [&](const char* data, size_t size) {
+              auto* bytes = reinterpret_cast<const uint8_t*>(data);
+              if (!(*session)->Feed(bytes, size) && !(*session)->WaitForSpace()) return false;
+              return !f->stop.load();
+            },
+            f->stop);
+        went_live = f->live;
+        f->live = false;
+        (*session)->Finish();
+        future.wait();
+        session->reset();
+        if (!s.ok() && !f->stop)
+          spdlog::warn("kvs source {}: GetMedia ended: {}", f->stream, s.ToString());
+      } else {
+        spdlog::warn("kvs source {}: {}", f->stream, session.status().ToString());
+      }
+    } else if (!f->stop) {
+      spdlog::warn("kvs source {}: {}", f->stream, endpoint.status().ToString());
+    }
+    if (f->stop) break;
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.reconnects;
+    }
+    if (went_live) backoff = std::chrono::milliseconds(200);
+    // Wait before reconnecting, waking at once if told to stop.
+    for (auto waited = std::chrono::milliseconds(0); waited < backoff && !f->stop;
+         waited += std::chrono::milliseconds(50))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    backoff = std::min(backoff * 2, options_.reconnect_backoff_max);
+  }
+}
+
+}  // namespace lastframe::kvs

@@ -1,0 +1,92 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/worker_pool.h"
+#include "kvs/kvs_client.h"
+#include "store/stream_source.h"
+#include "store/stream_store.h"
+
+namespace lastframe::kvs {
+
+struct KvsSourceOptions {
+  KvsClientOptions client;
+  size_t max_warm_streams = 64;    // streams followed with a live GetMedia
+  int64_t warm_idle_ms = 120'000;  // a stream nobody looked at this long is let go
+  int64_t cold_lookback_ms = 120'000;  // ListFragments looks this far back
+  size_t fetch_threads = 8;            // cold fetches in parallel (network waits)
+  std::chrono::milliseconds reconnect_backoff_max{5000};
+};
+
+struct KvsSourceStats {
+  uint64_t warm_answers = 0;  // from a followed stream, no network
+  uint64_t cold_fetches = 0;  // ListFragments + GetMediaForFragmentList
+  uint64_t reconnects = 0;    // GetMedia sessions restarted
+};
+
+// Snapshots of streams kept in a Kinesis Video endpoint (AWS, or another
+// lastframe) instead of our own store. A first look at a stream is cold:
+// GetDataEndpoint, ListFragments over the last minutes, and
+// GetMediaForFragmentList of the newest fragment. It also starts a GetMedia
+// (StartSelector NOW) that follows the stream from then on, so later looks
+// answer from memory with the newest frame, with no network call. A followed
+// stream whose connection drops reconnects with backoff; until it is back,
+// looks go cold again. Fetched media is parsed by the same Matroska ingest as
+// PutMedia. Network waits run on the source's own threads, never on the
+// caller's (an I/O thread) nor on decode workers.
+class KvsSource final : public store::StreamSource {
+ public:
+  KvsSource(KvsSourceOptions options, const Clock& clock);
+  ~KvsSource() override;
+
+  Result<store::FragmentView> LatestFragment(std::string_view stream) const override;
+  void LatestFragmentAsync(std::string_view stream, FragmentCallback done) const override;
+
+  // Lets go of streams idle past warm_idle_ms; call periodically.
+  void SweepIdle();
+  // Ends every GetMedia session and cold fetch (their callers get errors).
+  void Stop();
+  KvsSourceStats stats() const;
+  const std::string& endpoint() const { return client_.endpoint(); }
+
+ private:
+  struct Follower {
+    std::string stream;
+    std::thread thread;
+    std::atomic<bool> stop{false};
+    std::atomic<bool> live{false};  // connected, and a frame arrived on this connection
+    int64_t last_used_ms = 0;       // guarded by KvsSource::mu_
+  };
+  // The newest fragment from the network (cold path); blocks.
+  Result<store::FragmentView> FetchCold(const std::string& stream) const;
+  // Parses |chunks| (Matroska) into |store| as stream |name|; blocks until done.
+  static Status Ingest(store::StreamStore& store, const std::string& name,
+                       const std::string& chunks);
+  void Follow(Follower* f) const;
+  void EnsureFollowed(const std::string& stream) const;  // mu_ held
+
+  const KvsSourceOptions options_;
+  const Clock& clock_;
+  KvsClient client_;
+  // Where followed streams' fragments land, and where cold fetches are parsed.
+  mutable store::StreamStore warm_cache_;
+  mutable WorkerPool fetchers_;
+  mutable std::mutex mu_;
+  mutable std::map<std::string, std::unique_ptr<Follower>, std::less<>> followers_;
+  // Cold fetches in progress per stream, and who waits for each.
+  mutable std::map<std::string, std::vector<FragmentCallback>, std::less<>> cold_waiters_;
+  mutable KvsSourceStats stats_;
+  mutable bool stopped_ = false;
+};
+
+}  // namespace lastframe::kvs
