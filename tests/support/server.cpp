@@ -15,10 +15,10 @@ std::string LastframeBinary() {
 
 LastframeServer::LastframeServer(const std::string& data_dir,
                                  const std::vector<std::string>& extra_args,
-                                 const std::vector<std::string>& launcher) {
+                                 const std::vector<std::string>& launcher, uint16_t port) {
   std::vector<std::string> argv = launcher;
   for (const std::string& arg : {LastframeBinary(), std::string("serve"), std::string("--listen"),
-                                 std::string("127.0.0.1:0"), std::string("--data-dir"), data_dir})
+                                 "127.0.0.1:" + std::to_string(port), std::string("--data-dir"), data_dir})
     argv.push_back(arg);
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(argv);

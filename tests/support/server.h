@@ -14,8 +14,10 @@ namespace lastframe::testing {
 class LastframeServer {
  public:
   // |launcher|, when given, runs the binary (e.g. {"prlimit", "--fsize=4096", "--"}).
+  // |port| 0 takes any free port; another, that one (a restart where peers
+  // know the address).
   LastframeServer(const std::string& data_dir, const std::vector<std::string>& extra_args = {},
-                  const std::vector<std::string>& launcher = {});
+                  const std::vector<std::string>& launcher = {}, uint16_t port = 0);
   ~LastframeServer();
 
   uint16_t port() const { return port_; }

@@ -1,0 +1,182 @@
+// Kinesis Video as a source: one lastframe (B, `--source kvs`) takes its
+// snapshots from another (A) through the Kinesis Video API, as it would from
+// AWS; and image generation writing to the object store without a request.
+
+#include <signal.h>
+
+#include "core/clock.h"
+#include "e2e/e2e_util.h"
+
+namespace lastframe::testing {
+namespace {
+
+using nlohmann::json;
+
+std::vector<std::string> SourceArgs(const LastframeServer& a) {
+  std::vector<std::string> args = TestServerArgs();
+  for (const std::string& arg :
+       {std::string("--source"), std::string("kvs"), std::string("--kvs-endpoint"), a.base_url(),
+        std::string("--kvs-region"), std::string("us-east-1"), std::string("--kvs-access-key"),
+        std::string(kAccessKey), std::string("--kvs-secret-key"), std::string(kSecretKey),
+        std::string("--kvs-timeout"), std::string("3")})
+    args.push_back(arg);
+  return args;
+}
+
+// The newest picture of |stream| through |port|, at quality 95.
+HttpResult Latest(uint16_t port, const std::string& stream) {
+  return HttpGet(port, "/v1/streams/" + stream + "/latest.jpg?quality=95");
+}
+
+TEST(KvsSource, SnapshotsThroughAnotherServerAreTheTrueLastFrameAndSurviveItsRestart) {
+  TempDir dir;
+  auto a = std::make_unique<LastframeServer>(dir.file("a"), TestServerArgs());
+  const uint16_t a_port = a->port();
+  std::string first = TestClip(dir, "first.mkv", 320, 240, 10, 3.2, 10);
+  ASSERT_EQ(PushOneShot(a_port, "cam", ReadFile(first)).status, 200);
+
+  LastframeServer b(dir.file("b"), SourceArgs(*a));
+  auto first_frames = DecodeAllFramesWithFfmpeg(first, 320, 240);
+  ASSERT_EQ(first_frames.size(), 32u);
+  // Cold (ListFragments + GetMediaForFragmentList), then warm (the followed GetMedia).
+  for (int look = 0; look < 2; ++look) {
+    HttpResult image = Latest(b.port(), "cam");
+    ASSERT_EQ(image.status, 200) << image.body;
+    RgbImage got = DecodeJpeg(image.body);
+    double to_last = Psnr(got, first_frames.back());
+    EXPECT_GT(to_last, 32.0) << "look " << look;
+    EXPECT_GT(to_last, Psnr(got, first_frames[first_frames.size() - 2]) + 3.0) << "look " << look;
+  }
+  // A stream A does not have is B's 404, with Kinesis Video's reason.
+  HttpResult missing = Latest(b.port(), "nobody");
+  EXPECT_EQ(missing.status, 404) << missing.body;
+  EXPECT_EQ(JsonOf(missing)["code"], "StreamNotFound");
+
+  // A goes away: B says why, promptly (502), rather than hang or show an old frame as new.
+  ASSERT_EQ(a->Stop(), 0);
+  a.reset();
+  HttpResult down;
+  ASSERT_TRUE(Eventually([&] {
+    down = Latest(b.port(), "cam");
+    return down.status == 502;
+  })) << down.status << " " << down.body;
+  EXPECT_EQ(JsonOf(down)["code"], "KvsUnavailable");
+
+  // A is back on the same address with its data; a new clip goes there, and B shows its last frame.
+  a = std::make_unique<LastframeServer>(dir.file("a"), TestServerArgs(),
+                                        std::vector<std::string>{}, a_port);
+  std::string second = TestClip(dir, "second.mkv", 320, 240, 10, 2.3, 10);
+  ASSERT_EQ(PushOneShot(a_port, "cam", ReadFile(second)).status, 200);
+  auto second_frames = DecodeAllFramesWithFfmpeg(second, 320, 240);
+  double psnr = 0;
+  ASSERT_TRUE(Eventually([&] {
+    HttpResult image = Latest(b.port(), "cam");
+    if (image.status != 200) return false;
+    psnr = Psnr(DecodeJpeg(image.body), second_frames.back());
+    return psnr > 32.0;
+  })) << psnr;
+}
+
+TEST(KvsSource, BadSourceFlagsAreRefusedAtStart) {
+  TempDir dir;
+  std::string out;
+  EXPECT_NE(RunCommand({LastframeBinary(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                        dir.file("d"), "--source", "kinesis"},
+                       &out),
+            0);
+  EXPECT_NE(out.find("--source"), std::string::npos) << out;
+  EXPECT_NE(RunCommand({LastframeBinary(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                        dir.file("d"), "--source", "kvs", "--kvs-timeout", "0"},
+                       &out),
+            0);
+  EXPECT_NE(out.find("--kvs-timeout"), std::string::npos) << out;
+}
+
+// Runs Debian's awscli v2 against |port|; returns its exit status.
+int Aws(const TempDir& dir, uint16_t port, const std::vector<std::string>& args,
+        std::string* output) {
+  std::vector<std::string> argv = {"/usr/bin/env",
+                                   std::string("AWS_ACCESS_KEY_ID=") + kAccessKey,
+                                   std::string("AWS_SECRET_ACCESS_KEY=") + kSecretKey,
+                                   "AWS_DEFAULT_REGION=us-east-1",
+                                   "AWS_CONFIG_FILE=" + dir.file("no-aws-config"),
+                                   "AWS_SHARED_CREDENTIALS_FILE=" + dir.file("no-aws-creds"),
+                                   "AWS_PAGER=",
+                                   "/usr/bin/aws",
+                                   "--endpoint-url",
+                                   "http://127.0.0.1:" + std::to_string(port)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, output);
+}
+
+TEST(KvsImageGeneration, WritesImagesToTheObjectStoreAsFramesArrive) {
+  TempDir dir;
+  LastframeServer server(dir.file("data"), TestServerArgs());
+  std::string out;
+  ASSERT_EQ(Aws(dir, server.port(), {"kinesisvideo", "create-stream", "--stream-name", "gate",
+                                     "--data-retention-in-hours", "1"},
+                &out),
+            0)
+      << out;
+  const std::string config =
+      R"({"Status": "ENABLED", "ImageSelectorType": "PRODUCER_TIMESTAMP",
+          "DestinationConfig": {"Uri": "s3://lastframe/thumbs", "DestinationRegion": "us-east-1"},
+          "SamplingInterval": 3000, "Format": "JPEG", "FormatConfig": {"JPEGQuality": "60"},
+          "WidthPixels": 160, "HeightPixels": 120})";
+  ASSERT_EQ(Aws(dir, server.port(),
+                {"kinesisvideo", "update-image-generation-configuration", "--stream-name", "gate",
+                 "--image-generation-configuration", config},
+                &out),
+            0)
+      << out;
+  ASSERT_EQ(Aws(dir, server.port(),
+                {"kinesisvideo", "describe-image-generation-configuration", "--stream-name",
+                 "gate"},
+                &out),
+            0)
+      << out;
+  json described = json::parse(out);
+  EXPECT_EQ(described["ImageGenerationConfiguration"]["SamplingInterval"], 3000);
+  EXPECT_EQ(described["ImageGenerationConfiguration"]["DestinationConfig"]["Uri"],
+            "s3://lastframe/thumbs");
+
+  // A destination that is not this server's store is refused, and says which is.
+  std::string elsewhere = config;
+  elsewhere.replace(elsewhere.find("s3://lastframe"), 14, "s3://elsewhere");
+  EXPECT_NE(Aws(dir, server.port(),
+                {"kinesisvideo", "update-image-generation-configuration", "--stream-name", "gate",
+                 "--image-generation-configuration", elsewhere},
+                &out),
+            0);
+  EXPECT_NE(out.find("InvalidArgumentException"), std::string::npos) << out;
+  EXPECT_NE(out.find("s3://lastframe"), std::string::npos) << out;
+
+  Process producer(LiveProducer(server.port(), "gate", "320x240"));
+  std::string listing;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return Aws(dir, server.port(), {"s3", "ls", "s3://lastframe/thumbs/gate/"}, &listing) ==
+                   0 &&
+               listing.find(".jpg") != std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << listing;
+  std::string key = listing.substr(listing.rfind(' ') + 1);
+  key = key.substr(0, key.find('\n'));
+  ASSERT_EQ(Aws(dir, server.port(),
+                {"s3", "cp", "s3://lastframe/thumbs/gate/" + key, dir.file("thumb.jpg")}, &out),
+            0)
+      << out;
+  RgbImage thumb = DecodeJpeg(ReadFile(dir.file("thumb.jpg")));
+  EXPECT_EQ(thumb.width, 160);
+  EXPECT_EQ(thumb.height, 120);
+  // Named by the frame's producer time: a recent epoch millisecond.
+  int64_t named_ms = std::stoll(key.substr(0, key.find('.')));
+  EXPECT_NEAR(static_cast<double>(named_ms),
+              static_cast<double>(SystemClock::Get().NowMs()), 60'000.0);
+  producer.Signal(SIGTERM);
+  producer.Wait();
+}
+
+}  // namespace
+}  // namespace lastframe::testing
