@@ -191,6 +191,28 @@ def lastframe_cold_warm(server, name, data, runs):
     return median(cold), median(warm)
 
 
+def kvs_source_cold_warm(origin, node, data, runs):
+    """A clip pushed to |origin|, looked at through |node| (--source kvs): the first look
+    (cold, over the Kinesis Video API), then looks once the node follows the stream."""
+    cold, warm = [], []
+    for i in range(runs):
+        stream = f"kvs-{i}"
+        origin.push(stream, data)
+        c = node.conn()
+        cold.append(timed_get(c, f"/v1/streams/{stream}/snapshot"))
+        # The follower connects in the background: wait until looks stop changing fragment.
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            c.request("GET", f"/v1/streams/{stream}/snapshot")
+            first = json.loads(c.getresponse().read())["fragment_number"]
+            c.request("GET", f"/v1/streams/{stream}/snapshot")
+            if json.loads(c.getresponse().read())["fragment_number"] == first:
+                break
+        for _ in range(10):
+            warm.append(timed_get(c, f"/v1/streams/{stream}/snapshot"))
+    return median(cold), median(warm)
+
+
 def live_producer(server, stream, seconds):
     """ffmpeg pushing the recipe's profile in real time, as a camera does."""
     return subprocess.Popen(
@@ -338,6 +360,14 @@ def main():
         with open(os.path.join(clips, "p480.mkv"), "rb") as f:
             remote_cold, remote_warm = lastframe_cold_warm(remote, "p480", f.read(), args.runs)
         remote.stop()
+        # Snapshots through Kinesis Video's API: a second lastframe with --source kvs reading
+        # the first one (cold: ListFragments + GetMediaForFragmentList; then a followed GetMedia).
+        kvs_node = Server(os.path.join(work, "data-kvs"),
+                          ["--source", "kvs", "--kvs-endpoint", f"http://127.0.0.1:{server.port}",
+                           "--kvs-access-key", BENCH_KEY, "--kvs-secret-key", BENCH_SECRET])
+        with open(os.path.join(clips, "p480.mkv"), "rb") as f:
+            kvs_cold, kvs_warm = kvs_source_cold_warm(server, kvs_node, f.read(), args.runs)
+        kvs_node.stop()
         server.stop()
         server = Server(os.path.join(work, "data-warm-all"), ["--warm-all"])
         warm_all_first = first_look_warm_all(server, args.runs)
@@ -371,6 +401,13 @@ def main():
     print(f"Remote S3 store (--store s3://, a second lastframe's embedded store on loopback), "
           f"640x480: cold {remote_cold:.1f} ms (local store {rows[0]['cold']:.1f} ms), warm "
           f"same frame {remote_warm:.2f} ms (local {rows[0]['warm']:.2f} ms).")
+    print()
+    print(f"Through Kinesis Video's API (--source kvs, reading a second lastframe on loopback), "
+          f"640x480: cold {kvs_cold:.1f} ms (GetDataEndpoint, ListFragments, "
+          f"GetMediaForFragmentList, decode, encode; local cold {rows[0]['cold']:.1f} ms), warm "
+          f"{kvs_warm:.2f} ms (a followed GetMedia; local {rows[0]['warm']:.2f} ms); "
+          f"recipe method {rows[0]['recipe']:.1f} ms: {rows[0]['recipe'] / kvs_cold:.2f}x the "
+          f"cold look.")
     print()
     print(f"Load: 50 streams (640x480), 50 connections, {args.load_seconds} s of wrk, warm "
           f"(same frame): {loaded['rps']:.0f} snapshots/s, p50 {loaded['p50']:.2f} ms, "

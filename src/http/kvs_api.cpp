@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include "core/stream_name.h"
@@ -47,7 +48,7 @@ std::string RequestId() {
 Response ErrorOf(const Status& s) {
   const std::string& r = s.reason();
   if (r.size() > 9 && r.ends_with("Exception")) {
-    unsigned status = r == "ResourceNotFoundException"                              ? 404
+    unsigned status = r == "ResourceNotFoundException"                                ? 404
                       : r == "NotAuthorizedException" || r == "AccessDeniedException" ? 401
                       : r == "UnrecognizedClientException" || r == "InvalidSignatureException" ||
                               r == "MissingAuthenticationTokenException"
@@ -86,6 +87,14 @@ Status AuthError(const Status& s) {
   if (r == "RequestTimeTooSkewed")
     return Status(Code::kPermissionDenied, "Signature expired: " + s.message(),
                   "InvalidSignatureException");
+  // A credential scoped to another region or service is a wrong signature, as AWS says.
+  if (r == "AuthorizationHeaderMalformed" && (s.message().find("region") != std::string::npos ||
+                                              s.message().find("scope") != std::string::npos))
+    return Status(
+        Code::kPermissionDenied,
+        "Credential should be scoped to this server's region and to service kinesisvideo: " +
+            s.message(),
+        "InvalidSignatureException");
   return Status(Code::kInvalidArgument, s.message(), "IncompleteSignatureException");
 }
 
@@ -110,9 +119,19 @@ std::optional<std::string> Unbase64(const std::string& in) {
   return out;
 }
 
-bool AllDigits(const std::string& s) {
-  return !s.empty() && s.size() <= 20 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+// A decimal number that fits 64 bits (signs, spaces and overflow refused).
+std::optional<uint64_t> ParseU64(const std::string& s) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// JPEGQuality: a string "1".."100".
+std::optional<int> JpegQuality(const std::string& s) {
+  auto q = ParseU64(s);
+  if (!q || *q < 1 || *q > 100) return std::nullopt;
+  return static_cast<int>(*q);
 }
 
 // Typed access to a request body's fields, each error naming the field.
@@ -126,8 +145,7 @@ Result<std::optional<std::string>> OptString(const json& body, const char* key, 
   return std::optional<std::string>(std::move(v));
 }
 
-Result<std::optional<int64_t>> OptInt(const json& body, const char* key, int64_t min,
-                                      int64_t max) {
+Result<std::optional<int64_t>> OptInt(const json& body, const char* key, int64_t min, int64_t max) {
   if (!body.contains(key) || body[key].is_null()) return std::optional<int64_t>();
   const json& v = body[key];
   if (!v.is_number_integer() || v.get<int64_t>() < min || v.get<int64_t>() > max)
@@ -139,8 +157,7 @@ Result<std::optional<int64_t>> OptInt(const json& body, const char* key, int64_t
 // A timestamp as the SDKs send them: epoch seconds (fractions allowed), or
 // an ISO 8601 string.
 Result<int64_t> TimestampMs(const json& body, const char* key) {
-  if (!body.contains(key) || body[key].is_null())
-    return Invalid(std::string(key) + " is required");
+  if (!body.contains(key) || body[key].is_null()) return Invalid(std::string(key) + " is required");
   const json& v = body[key];
   if (v.is_number()) {
     double s = v.get<double>();
@@ -199,14 +216,19 @@ std::string MediaTypeOf(const store::StreamInfo& info) {
   return info.codec.empty() ? "" : "video/" + info.codec;
 }
 
-const char* const kOperations[] = {
-    "/createStream",         "/describeStream",
-    "/listStreams",          "/deleteStream",
-    "/updateDataRetention",  "/getDataEndpoint",
-    "/listFragments",        "/getMediaForFragmentList",
-    "/getClip",              "/getImages",
-    "/getMedia",             "/updateImageGenerationConfiguration",
-    "/describeImageGenerationConfiguration"};
+const char* const kOperations[] = {"/createStream",
+                                   "/describeStream",
+                                   "/listStreams",
+                                   "/deleteStream",
+                                   "/updateDataRetention",
+                                   "/getDataEndpoint",
+                                   "/listFragments",
+                                   "/getMediaForFragmentList",
+                                   "/getClip",
+                                   "/getImages",
+                                   "/getMedia",
+                                   "/updateImageGenerationConfiguration",
+                                   "/describeImageGenerationConfiguration"};
 // Kinesis Video operations lastframe does not have: a clear 501, not a 404.
 const char* const kUnsupported[] = {"/updateStream",
                                     "/tagStream",
@@ -251,6 +273,7 @@ KvsApi::~KvsApi() { Shutdown(); }
 
 void KvsApi::Shutdown() {
   std::list<std::unique_ptr<Follower>> followers;
+  stopping_ = true;
   {
     std::lock_guard lock(mu_);
     shut_down_ = true;
@@ -323,16 +346,16 @@ std::optional<Response> KvsApi::AuthorizePutMedia(const Request& r) const {
 }
 
 void KvsApi::Handle(Request req, Respond respond) {
-  for (const char* op : kUnsupported)
-    if (req.path == op)
-      return respond(KvsError(501, "NotImplemented",
-                              "lastframe does not implement " + req.path.substr(1)));
   if (req.header.method() != bhttp::verb::post) {
     Response res = KvsError(405, "MethodNotAllowed", req.path.substr(1) + " takes POST");
     res.set(bhttp::field::allow, "POST");
     return respond(std::move(res));
   }
   if (Status s = Authenticate(req); !s.ok()) return respond(ErrorOf(s));
+  for (const char* op : kUnsupported)
+    if (req.path == op)
+      return respond(
+          KvsError(501, "NotImplemented", "lastframe does not implement " + req.path.substr(1)));
   json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object())
     return respond(KvsError(400, "SerializationException", "the body must be a JSON object"));
@@ -344,8 +367,7 @@ void KvsApi::Handle(Request req, Respond respond) {
   if (op == "/updateDataRetention") return respond(UpdateDataRetention(body));
   if (op == "/getDataEndpoint") return respond(GetDataEndpoint(body));
   if (op == "/updateImageGenerationConfiguration") return respond(UpdateImageGeneration(body));
-  if (op == "/describeImageGenerationConfiguration")
-    return respond(DescribeImageGeneration(body));
+  if (op == "/describeImageGenerationConfiguration") return respond(DescribeImageGeneration(body));
   if (op == "/listFragments") return respond(ListFragments(body));
   if (op == "/getMediaForFragmentList") return GetMediaForFragmentList(body, std::move(respond));
   if (op == "/getClip") return GetClip(body, std::move(respond));
@@ -378,7 +400,8 @@ Result<std::string> KvsApi::StreamOf(const json& body) const {
     if (!a.starts_with("arn:") || at == std::string::npos || last <= at + 8)
       return Invalid("StreamARN is not a Kinesis Video stream ARN");
     std::string from_arn = a.substr(at + 8, last - at - 8);
-    if (*name && from_arn != stream) return Invalid("StreamName and StreamARN name different streams");
+    if (*name && from_arn != stream)
+      return Invalid("StreamName and StreamARN name different streams");
     auto meta = registry_.Find(from_arn);
     if (!meta || !streams_.Find(from_arn) || Arn(*meta) != a) return NoStream(a);
     stream = from_arn;
@@ -387,13 +410,28 @@ Result<std::string> KvsApi::StreamOf(const json& body) const {
   return stream;
 }
 
+kvs::StreamMeta KvsApi::MetaOf(const std::string& name) {
+  // A stream made by a push or a pull began no later than its oldest fragment.
+  int64_t since = clock_.NowMs();
+  if (auto s = streams_.Find(name))
+    for (const auto& f : s->Fragments()) since = std::min(since, f.server_ts_ms);
+  return registry_.Ensure(name, since);
+}
+
+int64_t KvsApi::RetentionHours(const kvs::StreamMeta& m) const {
+  if (m.retention_hours) return *m.retention_hours;
+  auto s = streams_.Find(m.name);
+  int64_t ms = s ? s->retention_ms() : options_.default_retention_ms;
+  return (ms + 3'599'999) / 3'600'000;  // whole hours, rounded up: never less than is kept
+}
+
 json KvsApi::StreamInfoJson(const std::string& name) {
-  kvs::StreamMeta m = registry_.Ensure(name, clock_.NowMs());
+  kvs::StreamMeta m = MetaOf(name);
   store::StreamInfo info;
-  if (auto s = streams_.Find(name)) info = s->Info(clock_.NowMs(), streams_.options().live_window_ms);
+  if (auto s = streams_.Find(name))
+    info = s->Info(clock_.NowMs(), streams_.options().live_window_ms);
   std::string media_type = m.media_type.empty() ? MediaTypeOf(info) : m.media_type;
-  int64_t hours = m.retention_hours ? *m.retention_hours
-                                    : (info.retention_ms + 3'599'999) / 3'600'000;
+  int64_t hours = RetentionHours(m);
   json j = {{"StreamName", name},
             {"StreamARN", Arn(m)},
             {"Version", std::to_string(m.version)},
@@ -484,7 +522,7 @@ Response KvsApi::DeleteStream(const json& body) {
   if (!name.ok()) return ErrorOf(name.status());
   auto version = OptString(body, "CurrentVersion", 64);
   if (!version.ok()) return ErrorOf(version.status());
-  kvs::StreamMeta m = registry_.Ensure(*name, clock_.NowMs());
+  kvs::StreamMeta m = MetaOf(*name);
   if (*version && **version != std::to_string(m.version))
     return ErrorOf(Status(Code::kInvalidArgument,
                           "The stream version " + **version + " is not the current version " +
@@ -512,18 +550,19 @@ Response KvsApi::UpdateDataRetention(const json& body) {
   auto change = OptInt(body, "DataRetentionChangeInHours", 1, kMaxRetentionHours);
   if (!change.ok()) return ErrorOf(change.status());
   if (!*change) return ErrorOf(Invalid("DataRetentionChangeInHours is required"));
-  kvs::StreamMeta m = registry_.Ensure(*name, clock_.NowMs());
+  kvs::StreamMeta m = MetaOf(*name);
   if (**version != std::to_string(m.version))
     return ErrorOf(Status(Code::kInvalidArgument,
                           "The stream version " + **version + " is not the current version " +
                               std::to_string(m.version) + ".",
                           "VersionMismatchException"));
-  int64_t current = m.retention_hours.value_or(0);
+  int64_t current = RetentionHours(m);
   int64_t next = op == "INCREASE_DATA_RETENTION" ? current + **change : current - **change;
   if (next < 0 || next > kMaxRetentionHours)
     return ErrorOf(Invalid("the retention would be " + std::to_string(next) +
                            " hours; it must stay from 0 to " + std::to_string(kMaxRetentionHours)));
-  Status s = streams_.SetRetention(*name, next > 0 ? next * 3'600'000 : options_.default_retention_ms);
+  Status s =
+      streams_.SetRetention(*name, next > 0 ? next * 3'600'000 : options_.default_retention_ms);
   if (!s.ok()) return ErrorOf(s);
   m.retention_hours = next;
   ++m.version;
@@ -543,9 +582,10 @@ Response KvsApi::GetDataEndpoint(const json& body) {
                                       "GET_IMAGES"};
   if (!api.is_string() ||
       std::none_of(std::begin(kApis), std::end(kApis), [&](const char* a) { return api == a; }))
-    return ErrorOf(Invalid("APIName must be one of PUT_MEDIA, GET_MEDIA, LIST_FRAGMENTS, "
-                           "GET_MEDIA_FOR_FRAGMENT_LIST, GET_HLS_STREAMING_SESSION_URL, "
-                           "GET_DASH_STREAMING_SESSION_URL, GET_CLIP, GET_IMAGES"));
+    return ErrorOf(
+        Invalid("APIName must be one of PUT_MEDIA, GET_MEDIA, LIST_FRAGMENTS, "
+                "GET_MEDIA_FOR_FRAGMENT_LIST, GET_HLS_STREAMING_SESSION_URL, "
+                "GET_DASH_STREAMING_SESSION_URL, GET_CLIP, GET_IMAGES"));
   auto name = StreamOf(body);
   if (!name.ok()) return ErrorOf(name.status());
   // One server answers every API: its own public URL.
@@ -556,7 +596,7 @@ Response KvsApi::UpdateImageGeneration(const json& body) {
   auto name = StreamOf(body);
   if (!name.ok()) return ErrorOf(name.status());
   if (images_ == nullptr) return ErrorOf(Invalid("this server writes no images"));
-  kvs::StreamMeta m = registry_.Ensure(*name, clock_.NowMs());
+  kvs::StreamMeta m = MetaOf(*name);
   const json cfg = body.value("ImageGenerationConfiguration", json());
   if (cfg.is_null()) {  // no configuration: image generation is removed
     images_->Remove(*name);
@@ -599,10 +639,9 @@ Response KvsApi::UpdateImageGeneration(const json& body) {
     if (!fc.is_object() || fc.size() != 1 || !fc.contains("JPEGQuality") ||
         !fc["JPEGQuality"].is_string())
       return ErrorOf(Invalid("FormatConfig may hold only JPEGQuality, a string from 1 to 100"));
-    const std::string q = fc["JPEGQuality"].get<std::string>();
-    if (!AllDigits(q) || std::stoll(q) < 1 || std::stoll(q) > 100)
-      return ErrorOf(Invalid("JPEGQuality must be from 1 to 100"));
-    schedule.encode.quality = static_cast<int>(std::stoll(q));
+    auto q = JpegQuality(fc["JPEGQuality"].get<std::string>());
+    if (!q) return ErrorOf(Invalid("JPEGQuality must be from 1 to 100"));
+    schedule.encode.quality = *q;
   }
   auto width = OptInt(cfg, "WidthPixels", 1, 3840);
   if (!width.ok()) return ErrorOf(width.status());
@@ -660,8 +699,9 @@ Response KvsApi::ListFragments(const json& body) {
   if (!token.ok()) return ErrorOf(token.status());
   if (*token) {
     auto decoded = Unbase64(**token);
-    if (!decoded || !AllDigits(*decoded)) return ErrorOf(Invalid("NextToken is not one this server gave"));
-    from = std::stoull(*decoded);
+    auto number = decoded ? ParseU64(*decoded) : std::nullopt;
+    if (!number) return ErrorOf(Invalid("NextToken is not one this server gave"));
+    from = *number;
   }
   auto stream = streams_.Find(*name);
   if (!stream) return ErrorOf(NoStream(*name));
@@ -697,9 +737,10 @@ void KvsApi::GetMediaForFragmentList(const json& body, Respond respond) {
     return respond(ErrorOf(Invalid("Fragments must list 1 to 1000 fragment numbers")));
   std::vector<uint64_t> numbers;
   for (const json& n : body["Fragments"]) {
-    if (!n.is_string() || !AllDigits(n.get<std::string>()))
+    auto number = n.is_string() ? ParseU64(n.get<std::string>()) : std::nullopt;
+    if (!number)
       return respond(ErrorOf(Invalid("each fragment number must be a string of digits")));
-    numbers.push_back(std::stoull(n.get<std::string>()));
+    numbers.push_back(*number);
   }
   auto stream = streams_.Find(*name);
   if (!stream) return respond(ErrorOf(NoStream(*name)));
@@ -765,8 +806,9 @@ void KvsApi::GetClip(const json& body, Respond respond) {
     chosen.push_back(std::move(f));
   }
   if (chosen.empty())
-    return respond(ErrorOf(Status(Code::kNotFound, "No fragments found in the specified time range.",
-                                  "ResourceNotFoundException")));
+    return respond(
+        ErrorOf(Status(Code::kNotFound, "No fragments found in the specified time range.",
+                       "ResourceNotFoundException")));
   auto shared = std::make_shared<Respond>(std::move(respond));
   bool queued = workers_.TryPost([shared, chosen = std::move(chosen), truncated] {
     auto clip = store::MuxClip(chosen, store::ClipFormat::kMp4, kMaxClipBytes + (8 << 20));
@@ -811,10 +853,9 @@ void KvsApi::GetImages(const json& body, Respond respond) {
         !fc["JPEGQuality"].is_string())
       return respond(
           ErrorOf(Invalid("FormatConfig may hold only JPEGQuality, a string from 1 to 100")));
-    const std::string q = fc["JPEGQuality"].get<std::string>();
-    if (!AllDigits(q) || std::stoll(q) < 1 || std::stoll(q) > 100)
-      return respond(ErrorOf(Invalid("JPEGQuality must be from 1 to 100")));
-    encode.quality = static_cast<int>(std::stoll(q));
+    auto q = JpegQuality(fc["JPEGQuality"].get<std::string>());
+    if (!q) return respond(ErrorOf(Invalid("JPEGQuality must be from 1 to 100")));
+    encode.quality = *q;
   }
   auto width = OptInt(body, "WidthPixels", 1, 3840);
   if (!width.ok()) return respond(ErrorOf(width.status()));
@@ -827,9 +868,10 @@ void KvsApi::GetImages(const json& body, Respond respond) {
   if (!token.ok()) return respond(ErrorOf(token.status()));
   if (*token) {
     auto decoded = Unbase64(**token);
-    if (!decoded || !AllDigits(*decoded))
+    auto token_ms = decoded ? ParseU64(*decoded) : std::nullopt;
+    if (!token_ms || *token_ms > static_cast<uint64_t>(*end))
       return respond(ErrorOf(Invalid("NextToken is not one this server gave")));
-    first = std::stoll(*decoded);
+    first = static_cast<int64_t>(*token_ms);
     if (first < *start || first > *end || (first - *start) % **interval != 0)
       return respond(ErrorOf(Invalid("NextToken does not belong to this time range")));
   }
@@ -843,46 +885,46 @@ void KvsApi::GetImages(const json& body, Respond respond) {
   encode.width = static_cast<int>(width->value_or(0));
   encode.height = static_cast<int>(height->value_or(0));
   auto shared = std::make_shared<Respond>(std::move(respond));
-  bool queued = workers_.TryPost([shared, fragments = stream->Fragments(), times, next, server,
-                                  encode] {
-    json images = json::array();
-    for (int64_t t : times) {
-      json image = {{"TimeStamp", Seconds(t)}};
-      // The fragment showing time t: it began at or before t and lasts past it.
-      const store::FragmentView* f = nullptr;
-      for (const auto& c : fragments)
-        if (StartOf(c, server) <= t && t <= StartOf(c, server) + c.duration_ms) f = &c;
-      if (f == nullptr || f->frames.empty() || !f->codec) {
-        image["Error"] = "NO_MEDIA";
-        images.push_back(image);
-        continue;
-      }
-      // Decode up to the last frame shown at or before t.
-      store::FragmentView upto = *f;
-      const int64_t offset = t - StartOf(*f, server), first_pts = f->frames.front().pts_ms;
-      size_t n = 1;
-      for (size_t i = 0; i < f->frames.size(); ++i)
-        if (f->frames[i].pts_ms - first_pts <= offset) n = i + 1;
-      upto.frames.resize(n);
-      auto frame = snapshot::DecodeNewestFrame(upto, 1);
-      Result<media::EncodedImage> encoded = Status(Code::kMediaError, "undecodable");
-      if (frame.ok()) {
-        media::EncodeOptions fitted = encode;
-        media::FitSize((*frame)->width, (*frame)->height, encode.width, encode.height,
-                       &fitted.width, &fitted.height);
-        encoded = media::EncodeImage(**frame, fitted);
-      }
-      if (!encoded.ok()) {
-        image["Error"] = "MEDIA_ERROR";
-      } else {
-        image["ImageContent"] = Base64(encoded->bytes);
-      }
-      images.push_back(image);
-    }
-    json out = {{"Images", images}};
-    if (next) out["NextToken"] = Base64(std::to_string(*next));
-    (*shared)(JsonOk(out));
-  });
+  bool queued =
+      workers_.TryPost([shared, fragments = stream->Fragments(), times, next, server, encode] {
+        json images = json::array();
+        for (int64_t t : times) {
+          json image = {{"TimeStamp", Seconds(t)}};
+          // The fragment showing time t: it began at or before t and lasts past it.
+          const store::FragmentView* f = nullptr;
+          for (const auto& c : fragments)
+            if (StartOf(c, server) <= t && t <= StartOf(c, server) + c.duration_ms) f = &c;
+          if (f == nullptr || f->frames.empty() || !f->codec) {
+            image["Error"] = "NO_MEDIA";
+            images.push_back(image);
+            continue;
+          }
+          // Decode up to the last frame shown at or before t.
+          store::FragmentView upto = *f;
+          const int64_t offset = t - StartOf(*f, server), first_pts = f->frames.front().pts_ms;
+          size_t n = 1;
+          for (size_t i = 0; i < f->frames.size(); ++i)
+            if (f->frames[i].pts_ms - first_pts <= offset) n = i + 1;
+          upto.frames.resize(n);
+          auto frame = snapshot::DecodeNewestFrame(upto, 1);
+          Result<media::EncodedImage> encoded = Status(Code::kMediaError, "undecodable");
+          if (frame.ok()) {
+            media::EncodeOptions fitted = encode;
+            media::FitSize((*frame)->width, (*frame)->height, encode.width, encode.height,
+                           &fitted.width, &fitted.height);
+            encoded = media::EncodeImage(**frame, fitted);
+          }
+          if (!encoded.ok()) {
+            image["Error"] = "MEDIA_ERROR";
+          } else {
+            image["ImageContent"] = Base64(encoded->bytes);
+          }
+          images.push_back(image);
+        }
+        json out = {{"Images", images}};
+        if (next) out["NextToken"] = Base64(std::to_string(*next));
+        (*shared)(JsonOk(out));
+      });
   if (!queued) (*shared)(ErrorOf(Status(Code::kOverloaded, "the workers are busy; retry")));
 }
 
@@ -904,17 +946,18 @@ void KvsApi::GetMedia(const json& body, Request& request, Respond respond) {
   } else if (type == "FRAGMENT_NUMBER" || type == "CONTINUATION_TOKEN") {
     const char* key = type == "FRAGMENT_NUMBER" ? "AfterFragmentNumber" : "ContinuationToken";
     const json v = sel.value(key, json());
-    if (!v.is_string() || !AllDigits(v.get<std::string>()))
+    auto parsed = v.is_string() ? ParseU64(v.get<std::string>()) : std::nullopt;
+    if (!parsed || *parsed == UINT64_MAX)
       return respond(ErrorOf(Invalid(std::string(key) + " (a fragment number) is required")));
-    uint64_t n = std::stoull(v.get<std::string>());
+    uint64_t n = *parsed;
     // A continuation token names the last chunk sent: go on after it.
     first = type == "CONTINUATION_TOKEN" ? n + 1 : n;
     if (type == "FRAGMENT_NUMBER" &&
         std::none_of(fragments.begin(), fragments.end(),
                      [n](const store::FragmentView& f) { return f.number == n; }))
-      return respond(ErrorOf(Status(Code::kNotFound,
-                                    "Fragment " + std::to_string(n) + " is not found.",
-                                    "ResourceNotFoundException")));
+      return respond(
+          ErrorOf(Status(Code::kNotFound, "Fragment " + std::to_string(n) + " is not found.",
+                         "ResourceNotFoundException")));
   } else if (type == "SERVER_TIMESTAMP" || type == "PRODUCER_TIMESTAMP") {
     auto t = TimestampMs(sel, "StartTimestamp");
     if (!t.ok()) return respond(ErrorOf(t.status()));
@@ -938,11 +981,10 @@ void KvsApi::GetMedia(const json& body, Request& request, Respond respond) {
     size_t same = std::count_if(followers_.begin(), followers_.end(),
                                 [&](const auto& f) { return f->stream == *name; });
     if (same >= options_.max_get_media_per_stream)
-      return respond(ErrorOf(Status(
-          Code::kOverloaded,
-          "stream " + *name + " already has " + std::to_string(same) +
-              " GetMedia connections, the most it may have",
-          "ConnectionLimitExceededException")));
+      return respond(ErrorOf(Status(Code::kOverloaded,
+                                    "stream " + *name + " already has " + std::to_string(same) +
+                                        " GetMedia connections, the most it may have",
+                                    "ConnectionLimitExceededException")));
     followers_.push_back(std::make_unique<Follower>());
     follower = followers_.back().get();
     follower->stream = *name;
@@ -959,9 +1001,8 @@ void KvsApi::GetMedia(const json& body, Request& request, Respond respond) {
       follower->done = true;
       return;
     }
-    follower->thread = std::thread([this, follower, stream, first] {
-      Follow(follower, stream, first, false);
-    });
+    follower->thread =
+        std::thread([this, follower, stream, first] { Follow(follower, stream, first, false); });
   });
   (void)respond;  // answered through respond_streaming
 }
@@ -995,15 +1036,16 @@ void KvsApi::Follow(Follower* follower, std::shared_ptr<store::Stream> stream,
     kvs::MkvTags trailing;
     if (f != nullptr) {
       int64_t behind = clock_.NowMs() - (f->server_ts_ms + f->duration_ms);
-      trailing = {{"AWS_KINESISVIDEO_MILLIS_BEHIND_NOW", std::to_string(std::max<int64_t>(0, behind))},
-                  {"AWS_KINESISVIDEO_CONTINUATION_TOKEN", std::to_string(chunk_number)}};
+      trailing = {
+          {"AWS_KINESISVIDEO_MILLIS_BEHIND_NOW", std::to_string(std::max<int64_t>(0, behind))},
+          {"AWS_KINESISVIDEO_CONTINUATION_TOKEN", std::to_string(chunk_number)}};
     }
     if (!chunk->End(trailing).ok()) ok = false;
     flush();
     chunk.reset();
     next = chunk_number + 1;
   };
-  while (ok && out.open() && !stream->closed()) {
+  while (ok && out.open() && !stream->closed() && !stopping_) {
     const uint64_t seen = stream->version();
     std::vector<store::FragmentView> fragments = stream->FragmentsFrom(chunk ? chunk_number : next);
     if (chunk && (fragments.empty() || fragments.front().number != chunk_number))

@@ -64,6 +64,10 @@ class KvsApi {
   Status Authenticate(const Request& request) const;
   Result<std::string> StreamOf(const nlohmann::json& body) const;  // by name or ARN
   std::string Arn(const kvs::StreamMeta& meta) const;
+  // The stream's metadata, made now for a stream the control plane has not seen.
+  kvs::StreamMeta MetaOf(const std::string& name);
+  // DataRetentionInHours as described: as set, else the stream's retention in hours.
+  int64_t RetentionHours(const kvs::StreamMeta& m) const;
   nlohmann::json StreamInfoJson(const std::string& name);
 
   Response CreateStream(const nlohmann::json& body);
@@ -101,6 +105,7 @@ class KvsApi {
   std::mutex mu_;
   std::list<std::unique_ptr<Follower>> followers_;  // guarded by mu_
   bool shut_down_ = false;                          // guarded by mu_
+  std::atomic<bool> stopping_{false};               // followers end at their next wake
 };
 
 // Kinesis Video's error response: |status|, x-amzn-ErrorType |type|, {"message": ...}.

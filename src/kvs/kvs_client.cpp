@@ -94,18 +94,18 @@ KvsClient::KvsClient(KvsClientOptions options, const Clock& clock)
   curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-Result<KvsClient::Answer> KvsClient::Attempt(const std::string& url, const std::string& path,
-                                             const std::string& json_body,
-                                             std::chrono::milliseconds timeout,
-                                             const std::function<bool(const char*, size_t)>* on_data,
-                                             const std::atomic<bool>* stop) const {
+Result<KvsClient::Answer> KvsClient::Attempt(
+    const std::string& url, const std::string& path, const std::string& json_body,
+    std::chrono::milliseconds timeout, const std::function<bool(const char*, size_t)>* on_data,
+    const std::atomic<bool>* stop) const {
   std::string host, base;
   SplitUrl(url, &host, &base);
   const int64_t now = clock_.NowMs();
   objects::CanonicalRequest req;
   req.method = "POST";
   req.path = base + path;
-  req.headers = {{"content-type", "application/json"}, {"host", host}, {"x-amz-date", FormatAmzDate(now)}};
+  req.headers = {
+      {"content-type", "application/json"}, {"host", host}, {"x-amz-date", FormatAmzDate(now)}};
   if (!options_.credentials.session_token.empty())
     req.headers.emplace_back("x-amz-security-token", options_.credentials.session_token);
   req.payload_hash = objects::Sha256Hex(json_body);
@@ -164,8 +164,8 @@ Result<KvsClient::Answer> KvsClient::Attempt(const std::string& url, const std::
                   "KvsTimeout");
   if (rc != CURLE_OK && !(on_data != nullptr && status == 200 && rc == CURLE_PARTIAL_FILE))
     return Status(Code::kUpstreamFailed,
-                  "Kinesis Video endpoint " + url + " failed: " +
-                      (error[0] ? std::string(error) : curl_easy_strerror(rc)),
+                  "Kinesis Video endpoint " + url +
+                      " failed: " + (error[0] ? std::string(error) : curl_easy_strerror(rc)),
                   "KvsUnavailable");
   return Answer{status, std::move(body), t.error_type};
 }
@@ -177,8 +177,8 @@ Status KvsClient::ErrorOf(const Answer& a, const std::string& operation) {
     if (j.contains("message") && j["message"].is_string()) message = j["message"];
     if (j.contains("Message") && j["Message"].is_string()) message = j["Message"];
   }
-  std::string what = operation + ": " + (a.error_type.empty() ? "HTTP " + std::to_string(a.status)
-                                                                : a.error_type) +
+  std::string what = operation + ": " +
+                     (a.error_type.empty() ? "HTTP " + std::to_string(a.status) : a.error_type) +
                      (message.empty() ? "" : " (" + message + ")");
   if (a.error_type == "ResourceNotFoundException")
     return NotFound("Kinesis Video: " + what, "StreamNotFound");

@@ -58,9 +58,8 @@ KvsSourceStats KvsSource::stats() const {
 Result<store::FragmentView> KvsSource::LatestFragment(std::string_view stream) const {
   std::promise<Result<store::FragmentView>> answer;
   auto future = answer.get_future();
-  LatestFragmentAsync(stream, [&answer](Result<store::FragmentView> r) {
-    answer.set_value(std::move(r));
-  });
+  LatestFragmentAsync(stream,
+                      [&answer](Result<store::FragmentView> r) { answer.set_value(std::move(r)); });
   return future.get();
 }
 

@@ -21,8 +21,8 @@ namespace lastframe::kvs {
 
 struct KvsSourceOptions {
   KvsClientOptions client;
-  size_t max_warm_streams = 64;    // streams followed with a live GetMedia
-  int64_t warm_idle_ms = 120'000;  // a stream nobody looked at this long is let go
+  size_t max_warm_streams = 64;        // streams followed with a live GetMedia
+  int64_t warm_idle_ms = 120'000;      // a stream nobody looked at this long is let go
   int64_t cold_lookback_ms = 120'000;  // ListFragments looks this far back
   size_t fetch_threads = 8;            // cold fetches in parallel (network waits)
   std::chrono::milliseconds reconnect_backoff_max{5000};

@@ -69,8 +69,8 @@ Result<std::unique_ptr<MkvChunkWriter>> MkvChunkWriter::Begin(const store::Fragm
   constexpr int kBufferSize = 64 * 1024;
   auto* buffer = static_cast<uint8_t*>(av_malloc(kBufferSize));
   // No seek callback: the muxer writes a live stream (unknown sizes, no index).
-  w->io_ = avio_alloc_context(buffer, kBufferSize, 1, w.get(), nullptr, &MkvChunkWriter::Write,
-                              nullptr);
+  w->io_ =
+      avio_alloc_context(buffer, kBufferSize, 1, w.get(), nullptr, &MkvChunkWriter::Write, nullptr);
   if (w->io_ == nullptr) {
     av_free(buffer);
     return Internal("out of memory");
@@ -84,7 +84,8 @@ Result<std::unique_ptr<MkvChunkWriter>> MkvChunkWriter::Begin(const store::Fragm
     return Internal("cannot add the chunk's video track");
   st->codecpar->codec_tag = 0;
   st->time_base = {1, 1000};
-  for (const auto& [name, value] : tags) av_dict_set(&w->ctx_->metadata, name.c_str(), value.c_str(), 0);
+  for (const auto& [name, value] : tags)
+    av_dict_set(&w->ctx_->metadata, name.c_str(), value.c_str(), 0);
   rc = avformat_write_header(w->ctx_, nullptr);
   if (rc < 0) return media::AvError(rc, "cannot start the chunk");
   avio_flush(w->io_);

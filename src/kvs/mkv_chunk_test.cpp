@@ -22,11 +22,10 @@ Status Ingest(store::StreamStore& store, const std::string& stream, const std::s
               ingest::PushOptions options) {
   std::promise<Status> done;
   options.stream = stream;
-  auto session =
-      ingest::PushSession::Start(store, options,
-                                 {.on_ack = [](std::string) {},
-                                  .on_space = nullptr,
-                                  .on_done = [&](Status s) { done.set_value(s); }});
+  auto session = ingest::PushSession::Start(store, options,
+                                            {.on_ack = [](std::string) {},
+                                             .on_space = nullptr,
+                                             .on_done = [&](Status s) { done.set_value(s); }});
   EXPECT_TRUE(session.ok()) << session.status().ToString();
   if (!session.ok()) return session.status();
   for (size_t off = 0; off < bytes.size(); off += 4096) {
@@ -47,9 +46,9 @@ TEST_P(MkvChunkTest, ChunksReadBackAsTheSameFragments) {
   const int b_frames = GetParam();
   TempDir dir;
   std::string clip =
-      MakeClip(dir.file("c.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
-                                   "3", "-c:v", "libx264", "-g", "10", "-bf",
-                                   std::to_string(b_frames), "-sc_threshold", "0"});
+      MakeClip(dir.file("c.mkv"),
+               {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3", "-c:v", "libx264",
+                "-g", "10", "-bf", std::to_string(b_frames), "-sc_threshold", "0"});
   ManualClock clock(1'764'000'000'000);
   store::StreamStore original(clock, {.retention_ms = 3'600'000});
   ingest::PushOptions relative;
@@ -95,8 +94,9 @@ INSTANTIATE_TEST_SUITE_P(WithAndWithoutBFrames, MkvChunkTest, ::testing::Values(
 
 TEST(MkvChunkWriter, FlushedFramesGoOutAtOnce) {
   TempDir dir;
-  std::string clip = MakeClip(dir.file("c.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10",
-                                                  "-t", "1", "-c:v", "libx264", "-g", "10"});
+  std::string clip =
+      MakeClip(dir.file("c.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t", "1",
+                                   "-c:v", "libx264", "-g", "10"});
   ManualClock clock(1'764'000'000'000);
   store::StreamStore store(clock, {});
   ingest::PushOptions o;

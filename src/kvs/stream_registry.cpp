@@ -103,7 +103,8 @@ Status StreamRegistry::SaveLocked() const {
   }
   std::error_code ec;
   std::filesystem::rename(tmp, file_, ec);
-  if (ec) return Status(Code::kUnavailable, "cannot replace " + file_.string() + ": " + ec.message());
+  if (ec)
+    return Status(Code::kUnavailable, "cannot replace " + file_.string() + ": " + ec.message());
   return Status::Ok();
 }
 

@@ -149,7 +149,9 @@ TEST(FragmentArchive, OwnRetentionAndATotalBudget) {
   RecoveryReport report = (*archive)->Recover();
   ASSERT_EQ(report.fragments, 3u);
   for (const auto& s : report.streams)
-    if (s.name == "long") EXPECT_EQ(s.retention_ms, 3'600'000);
+    if (s.name == "long") {
+      EXPECT_EQ(s.retention_ms, 3'600'000);
+    }
   // A total budget of one file: the two oldest go, whatever their stream.
   uint64_t one = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path() / "archive"))

@@ -56,10 +56,11 @@ TEST_F(ClipTest, FragmentsAreListedWithTheirTimes) {
     EXPECT_EQ(fragments_[i]["frames"], 10);
     EXPECT_EQ(fragments_[i]["duration_ms"], 1000);
     EXPECT_TRUE(fragments_[i]["complete"].get<bool>());
-    if (i > 0)
+    if (i > 0) {
       EXPECT_EQ(fragments_[i]["producer_timestamp_ms"].get<int64_t>() -
                     fragments_[i - 1]["producer_timestamp_ms"].get<int64_t>(),
                 1000);
+    }
   }
   // A range on the producer's timeline, in ISO 8601 or epoch milliseconds.
   int64_t second = fragments_[1]["producer_timestamp_ms"];
@@ -78,7 +79,7 @@ TEST_F(ClipTest, ClipsPlayWithTheExpectedDuration) {
   ASSERT_EQ(fragments_.size(), 4u);
   int64_t second = fragments_[1]["producer_timestamp_ms"];
   std::string range = "start=" + std::to_string(second) + "&end=" + std::to_string(second + 1500);
-  for (const std::string& format : {"mp4", "mkv"}) {
+  for (const std::string format : {"mp4", "mkv"}) {
     HttpResult r = HttpGet(port(), "/v1/streams/cam/clip?format=" + format + "&" + range);
     ASSERT_EQ(r.status, 200) << r.body;  // the error says why
     EXPECT_EQ(r.header("content-type"), format == "mp4" ? "video/mp4" : "video/x-matroska");

@@ -22,8 +22,12 @@ namespace lastframe::testing {
 inline const char* kAccessKey = "LFTESTKEY0000000000";
 inline const char* kSecretKey = "test-secret-key-for-e2e-only";
 
+// With credentials the server wants PutMedia signed; the tests' producers
+// (ffmpeg, plain POSTs) cannot sign, so unsigned pushes stay allowed here.
+// kvs_test.cpp starts a server without --unsigned-putmedia to check signing.
 inline std::vector<std::string> TestServerArgs() {
-  return {"--access-key", kAccessKey, "--secret-key", kSecretKey, "--retention", "600"};
+  return {"--access-key", kAccessKey, "--secret-key",       kSecretKey,
+          "--retention",  "600",      "--unsigned-putmedia"};
 }
 
 // Repeats |probe| until it returns true or |timeout| passes: for state that
