@@ -119,6 +119,18 @@ std::optional<std::string> Unbase64(const std::string& in) {
   return out;
 }
 
+// The request's headers as SigV4 reads them: lower-case names.
+objects::HeaderList HeadersOf(const Request& r) {
+  objects::HeaderList headers;
+  for (const auto& field : r.header) {
+    std::string name(field.name_string());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    headers.emplace_back(std::move(name), std::string(field.value()));
+  }
+  return headers;
+}
+
 // A decimal number that fits 64 bits (signs, spaces and overflow refused).
 std::optional<uint64_t> ParseU64(const std::string& s) {
   uint64_t v = 0;
@@ -299,13 +311,7 @@ bool KvsApi::Owns(const Request& r) const {
 }
 
 Status KvsApi::Authenticate(const Request& r) const {
-  objects::HeaderList headers;
-  for (const auto& field : r.header) {
-    std::string name(field.name_string());
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    headers.emplace_back(std::move(name), std::string(field.value()));
-  }
+  objects::HeaderList headers = HeadersOf(r);
   if (!objects::CanonicalHeaderValue(headers, "authorization"))
     return Status(Code::kPermissionDenied, "Missing Authentication Token",
                   "MissingAuthenticationTokenException");
@@ -329,13 +335,7 @@ std::optional<Response> KvsApi::AuthorizePutMedia(const Request& r) const {
                     "Missing Authentication Token: PutMedia must be signed (SigV4, service "
                     "kinesisvideo)");
   }
-  objects::HeaderList headers;
-  for (const auto& field : r.header) {
-    std::string name(field.name_string());
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    headers.emplace_back(std::move(name), std::string(field.value()));
-  }
+  objects::HeaderList headers = HeadersOf(r);
   auto query = objects::ParseQuery(r.raw_query);
   if (!query) return ErrorOf(Invalid("malformed query string"));
   // A streamed body cannot be hashed before it is read: producers sign an

@@ -30,6 +30,27 @@ inline std::vector<std::string> TestServerArgs() {
           "--retention",  "600",      "--unsigned-putmedia"};
 }
 
+// Runs Debian's awscli v2 (/usr/bin/aws) against |base_url| with the test
+// key pair (|secret| for the secret half), isolated from any AWS
+// configuration of the machine (files under |dir| that do not exist); returns
+// its exit status, its stdout and stderr in |output|.
+inline int RunAwsCli(const TempDir& dir, const std::string& base_url,
+                     const std::vector<std::string>& args, std::string* output,
+                     const std::string& secret = kSecretKey) {
+  std::vector<std::string> argv = {"/usr/bin/env",
+                                   std::string("AWS_ACCESS_KEY_ID=") + kAccessKey,
+                                   "AWS_SECRET_ACCESS_KEY=" + secret,
+                                   "AWS_DEFAULT_REGION=us-east-1",
+                                   "AWS_CONFIG_FILE=" + dir.file("no-aws-config"),
+                                   "AWS_SHARED_CREDENTIALS_FILE=" + dir.file("no-aws-creds"),
+                                   "AWS_PAGER=",
+                                   "/usr/bin/aws",
+                                   "--endpoint-url",
+                                   base_url};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, output);
+}
+
 // Repeats |probe| until it returns true or |timeout| passes: for state that
 // a live producer reaches in its own time. Returns whether it became true.
 inline bool Eventually(const std::function<bool()>& probe,

@@ -59,12 +59,13 @@ TEST(KvsSource, SnapshotsThroughAnotherServerAreTheTrueLastFrameAndSurviveItsRes
   ASSERT_TRUE(Eventually([&] {
     down = Latest(b.port(), "cam");
     return down.status == 502;
-  })) << down.status << " " << down.body;
+  })) << down.status
+      << " " << down.body;
   EXPECT_EQ(JsonOf(down)["code"], "KvsUnavailable");
 
   // A is back on the same address with its data; a new clip goes there, and B shows its last frame.
-  a = std::make_unique<LastframeServer>(dir.file("a"), TestServerArgs(),
-                                        std::vector<std::string>{}, a_port);
+  a = std::make_unique<LastframeServer>(dir.file("a"), TestServerArgs(), std::vector<std::string>{},
+                                        a_port);
   std::string second = TestClip(dir, "second.mkv", 320, 240, 10, 2.3, 10);
   ASSERT_EQ(PushOneShot(a_port, "cam", ReadFile(second)).status, 200);
   auto second_frames = DecodeAllFramesWithFfmpeg(second, 320, 240);
@@ -92,29 +93,18 @@ TEST(KvsSource, BadSourceFlagsAreRefusedAtStart) {
   EXPECT_NE(out.find("--kvs-timeout"), std::string::npos) << out;
 }
 
-// Runs Debian's awscli v2 against |port|; returns its exit status.
 int Aws(const TempDir& dir, uint16_t port, const std::vector<std::string>& args,
         std::string* output) {
-  std::vector<std::string> argv = {"/usr/bin/env",
-                                   std::string("AWS_ACCESS_KEY_ID=") + kAccessKey,
-                                   std::string("AWS_SECRET_ACCESS_KEY=") + kSecretKey,
-                                   "AWS_DEFAULT_REGION=us-east-1",
-                                   "AWS_CONFIG_FILE=" + dir.file("no-aws-config"),
-                                   "AWS_SHARED_CREDENTIALS_FILE=" + dir.file("no-aws-creds"),
-                                   "AWS_PAGER=",
-                                   "/usr/bin/aws",
-                                   "--endpoint-url",
-                                   "http://127.0.0.1:" + std::to_string(port)};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return RunCommand(argv, output);
+  return RunAwsCli(dir, "http://127.0.0.1:" + std::to_string(port), args, output);
 }
 
 TEST(KvsImageGeneration, WritesImagesToTheObjectStoreAsFramesArrive) {
   TempDir dir;
   LastframeServer server(dir.file("data"), TestServerArgs());
   std::string out;
-  ASSERT_EQ(Aws(dir, server.port(), {"kinesisvideo", "create-stream", "--stream-name", "gate",
-                                     "--data-retention-in-hours", "1"},
+  ASSERT_EQ(Aws(dir, server.port(),
+                {"kinesisvideo", "create-stream", "--stream-name", "gate",
+                 "--data-retention-in-hours", "1"},
                 &out),
             0)
       << out;
@@ -129,11 +119,11 @@ TEST(KvsImageGeneration, WritesImagesToTheObjectStoreAsFramesArrive) {
                 &out),
             0)
       << out;
-  ASSERT_EQ(Aws(dir, server.port(),
-                {"kinesisvideo", "describe-image-generation-configuration", "--stream-name",
-                 "gate"},
-                &out),
-            0)
+  ASSERT_EQ(
+      Aws(dir, server.port(),
+          {"kinesisvideo", "describe-image-generation-configuration", "--stream-name", "gate"},
+          &out),
+      0)
       << out;
   json described = json::parse(out);
   EXPECT_EQ(described["ImageGenerationConfiguration"]["SamplingInterval"], 3000);
@@ -172,8 +162,8 @@ TEST(KvsImageGeneration, WritesImagesToTheObjectStoreAsFramesArrive) {
   EXPECT_EQ(thumb.height, 120);
   // Named by the frame's producer time: a recent epoch millisecond.
   int64_t named_ms = std::stoll(key.substr(0, key.find('.')));
-  EXPECT_NEAR(static_cast<double>(named_ms),
-              static_cast<double>(SystemClock::Get().NowMs()), 60'000.0);
+  EXPECT_NEAR(static_cast<double>(named_ms), static_cast<double>(SystemClock::Get().NowMs()),
+              60'000.0);
   producer.Signal(SIGTERM);
   producer.Wait();
 }

@@ -259,18 +259,7 @@ class KvsTest : public ::testing::Test {
   // configuration of the machine; returns its exit status.
   int Aws(const std::vector<std::string>& args, std::string* output,
           const std::string& secret = kSecretKey) {
-    std::vector<std::string> argv = {"/usr/bin/env",
-                                     std::string("AWS_ACCESS_KEY_ID=") + kAccessKey,
-                                     "AWS_SECRET_ACCESS_KEY=" + secret,
-                                     "AWS_DEFAULT_REGION=us-east-1",
-                                     "AWS_CONFIG_FILE=" + dir_.file("no-aws-config"),
-                                     "AWS_SHARED_CREDENTIALS_FILE=" + dir_.file("no-aws-creds"),
-                                     "AWS_PAGER=",
-                                     "/usr/bin/aws",
-                                     "--endpoint-url",
-                                     server_.base_url()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, output);
+    return RunAwsCli(dir_, server_.base_url(), args, output, secret);
   }
   // An awscli call that must succeed; its output.
   std::string AwsOk(const std::vector<std::string>& args) {
