@@ -105,7 +105,8 @@ class Server:
         # Default log level: one line per request, as users run it.
         self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir",
                                       data_dir, "--retention", "3600", "--access-key",
-                                      BENCH_KEY, "--secret-key", BENCH_SECRET, *extra],
+                                      BENCH_KEY, "--secret-key", BENCH_SECRET,
+                                      "--unsigned-putmedia", *extra],
                                      stderr=self.log, stdout=self.log)
         self.port = None
         deadline = time.time() + 20
