@@ -78,6 +78,40 @@ TEST(KvsSource, SnapshotsThroughAnotherServerAreTheTrueLastFrameAndSurviveItsRes
   })) << psnr;
 }
 
+// An endpoint that never answers is a 504 within --kvs-timeout; one that
+// refuses our signature a 502 that says what it said.
+TEST(KvsSource, AnEndpointThatHangsOrRefusesGivesClearErrors) {
+  TempDir dir;
+  SilentListener silent;
+  std::vector<std::string> hanging = TestServerArgs();
+  for (const std::string& arg :
+       {std::string("--source"), std::string("kvs"), std::string("--kvs-endpoint"),
+        "http://127.0.0.1:" + std::to_string(silent.port()), std::string("--kvs-access-key"),
+        std::string(kAccessKey), std::string("--kvs-secret-key"), std::string(kSecretKey),
+        std::string("--kvs-timeout"), std::string("1")})
+    hanging.push_back(arg);
+  LastframeServer b(dir.file("b"), hanging);
+  auto started = std::chrono::steady_clock::now();
+  HttpResult r = Latest(b.port(), "cam");
+  auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(r.status, 504) << r.body;
+  EXPECT_EQ(JsonOf(r)["code"], "KvsTimeout");
+  EXPECT_LT(took, std::chrono::seconds(10));  // bounded by --kvs-timeout, not by the peer
+
+  LastframeServer a(dir.file("a"), TestServerArgs());
+  std::vector<std::string> wrong = TestServerArgs();
+  for (const std::string& arg :
+       {std::string("--source"), std::string("kvs"), std::string("--kvs-endpoint"), a.base_url(),
+        std::string("--kvs-access-key"), std::string(kAccessKey), std::string("--kvs-secret-key"),
+        std::string("not-the-secret")})
+    wrong.push_back(arg);
+  LastframeServer c(dir.file("c"), wrong);
+  HttpResult refused = Latest(c.port(), "cam");
+  EXPECT_EQ(refused.status, 502) << refused.body;
+  EXPECT_EQ(JsonOf(refused)["code"], "KvsError");
+  EXPECT_NE(refused.body.find("InvalidSignatureException"), std::string::npos) << refused.body;
+}
+
 TEST(KvsSource, BadSourceFlagsAreRefusedAtStart) {
   TempDir dir;
   std::string out;
