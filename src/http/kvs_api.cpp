@@ -1,6 +1,5 @@
 #include "http/kvs_api.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
@@ -96,27 +95,6 @@ Status AuthError(const Status& s) {
             s.message(),
         "InvalidSignatureException");
   return Status(Code::kInvalidArgument, s.message(), "IncompleteSignatureException");
-}
-
-std::string Base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-std::optional<std::string> Unbase64(const std::string& in) {
-  if (in.empty() || in.size() % 4 != 0) return std::nullopt;
-  std::string out(in.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0) return std::nullopt;
-  size_t pad = in.ends_with("==") ? 2 : in.ends_with("=") ? 1 : 0;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
 }
 
 // The request's headers as SigV4 reads them: lower-case names.
@@ -411,7 +389,9 @@ Result<std::string> KvsApi::StreamOf(const json& body) const {
 }
 
 kvs::StreamMeta KvsApi::MetaOf(const std::string& name) {
-  // A stream made by a push or a pull began no later than its oldest fragment.
+  if (auto known = registry_.Find(name)) return *known;
+  // A stream made by a push or a pull began no later than its oldest fragment
+  // (looked up once: listings run on I/O threads).
   int64_t since = clock_.NowMs();
   if (auto s = streams_.Find(name))
     for (const auto& f : s->Fragments()) since = std::min(since, f.server_ts_ms);
@@ -499,7 +479,7 @@ Response KvsApi::ListStreams(const json& body) {
   auto token = OptString(body, "NextToken", 512);
   if (!token.ok()) return ErrorOf(token.status());
   if (*token) {
-    auto decoded = Unbase64(**token);
+    auto decoded = objects::Base64Decode(**token);
     if (!decoded) return ErrorOf(Invalid("NextToken is not one this server gave"));
     after = *decoded;
   }
@@ -511,7 +491,7 @@ Response KvsApi::ListStreams(const json& body) {
   json list = json::array();
   for (size_t i = 0; i < names.size() && i < limit; ++i) list.push_back(StreamInfoJson(names[i]));
   json out = {{"StreamInfoList", list}};
-  if (names.size() > limit) out["NextToken"] = Base64(names[limit - 1]);
+  if (names.size() > limit) out["NextToken"] = objects::Base64Encode(names[limit - 1]);
   return JsonOk(out);
 }
 
@@ -698,7 +678,7 @@ Response KvsApi::ListFragments(const json& body) {
   auto token = OptString(body, "NextToken", 4096);
   if (!token.ok()) return ErrorOf(token.status());
   if (*token) {
-    auto decoded = Unbase64(**token);
+    auto decoded = objects::Base64Decode(**token);
     auto number = decoded ? ParseU64(*decoded) : std::nullopt;
     if (!number) return ErrorOf(Invalid("NextToken is not one this server gave"));
     from = *number;
@@ -725,7 +705,8 @@ Response KvsApi::ListFragments(const json& body) {
                     {"FragmentLengthInMilliseconds", f.duration_ms}});
   }
   json out = {{"Fragments", list}};
-  if (matching.size() > limit) out["NextToken"] = Base64(std::to_string(matching[limit].number));
+  if (matching.size() > limit)
+    out["NextToken"] = objects::Base64Encode(std::to_string(matching[limit].number));
   return JsonOk(out);
 }
 
@@ -867,7 +848,7 @@ void KvsApi::GetImages(const json& body, Respond respond) {
   auto token = OptString(body, "NextToken", 4096);
   if (!token.ok()) return respond(ErrorOf(token.status()));
   if (*token) {
-    auto decoded = Unbase64(**token);
+    auto decoded = objects::Base64Decode(**token);
     auto token_ms = decoded ? ParseU64(*decoded) : std::nullopt;
     if (!token_ms || *token_ms > static_cast<uint64_t>(*end))
       return respond(ErrorOf(Invalid("NextToken is not one this server gave")));
@@ -917,12 +898,12 @@ void KvsApi::GetImages(const json& body, Respond respond) {
           if (!encoded.ok()) {
             image["Error"] = "MEDIA_ERROR";
           } else {
-            image["ImageContent"] = Base64(encoded->bytes);
+            image["ImageContent"] = objects::Base64Encode(encoded->bytes);
           }
           images.push_back(image);
         }
         json out = {{"Images", images}};
-        if (next) out["NextToken"] = Base64(std::to_string(*next));
+        if (next) out["NextToken"] = objects::Base64Encode(std::to_string(*next));
         (*shared)(JsonOk(out));
       });
   if (!queued) (*shared)(ErrorOf(Status(Code::kOverloaded, "the workers are busy; retry")));

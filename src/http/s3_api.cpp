@@ -45,18 +45,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-std::optional<std::string> Base64Decode(const std::string& text) {
-  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-  std::string out(text.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(text.data()),
-                          static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  size_t pad = text.size() >= 2 && text[text.size() - 2] == '=' ? 2 : text.back() == '=' ? 1 : 0;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
-}
-
 bool IsHex64(const std::string& s) {
   if (s.size() != 64) return false;
   for (char c : s)
@@ -256,7 +244,7 @@ Response S3Api::PutObject(const Request& r, const Parsed& p, const std::string& 
                    r.path);
   std::string md5 = objects::Md5Hex(body);
   if (const std::string* given = Header(p.headers, "content-md5")) {
-    auto digest = Base64Decode(*given);
+    auto digest = objects::Base64Decode(*given);
     if (!digest || digest->size() != 16)
       return S3Error(S3Status(Code::kInvalidArgument, "InvalidDigest",
                               "The Content-MD5 you specified was invalid."),

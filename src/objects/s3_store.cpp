@@ -15,20 +15,11 @@ namespace {
 
 constexpr size_t kMaxResponseBytes = 256ull << 20;
 
-std::string Base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
 std::string Md5Base64(std::string_view bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_md5(), nullptr);
-  return Base64(std::string_view(reinterpret_cast<char*>(digest), len));
+  return Base64Encode(std::string_view(reinterpret_cast<char*>(digest), len));
 }
 
 std::string Lower(std::string s) {

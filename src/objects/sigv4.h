@@ -29,6 +29,10 @@ std::string Sha256Hex(std::string_view data);
 // Raw (binary) HMAC-SHA256 of |data| under |key|.
 std::string HmacSha256(std::string_view key, std::string_view data);
 std::string HexEncode(std::string_view bytes);
+// Standard base64 with padding (Content-MD5, JSON blobs and tokens).
+std::string Base64Encode(std::string_view bytes);
+// nullopt unless |text| is padded standard base64.
+std::optional<std::string> Base64Decode(std::string_view text);
 
 // URI-encodes as SigV4 requires: A-Z a-z 0-9 - . _ ~ stay, every other byte
 // becomes %XX (upper case); '/' stays unless |encode_slash|.

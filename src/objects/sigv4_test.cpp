@@ -238,5 +238,18 @@ TEST_F(PresignRoundTrip, FutureDatedBeyondSkewIsRejected) {
   EXPECT_EQ(Verify(q).message(), "Request is not valid yet");
 }
 
+TEST(Base64, RoundTripsAndRefusesWhatIsNotBase64) {
+  EXPECT_EQ(Base64Encode(""), "");
+  EXPECT_EQ(Base64Encode("f"), "Zg==");
+  EXPECT_EQ(Base64Encode("fo"), "Zm8=");
+  EXPECT_EQ(Base64Encode("foo"), "Zm9v");
+  for (const std::string& s :
+       {std::string("f"), std::string("fo"), std::string("foo"), std::string("\0\xff\x10", 3)})
+    EXPECT_EQ(Base64Decode(Base64Encode(s)), s);
+  EXPECT_FALSE(Base64Decode(""));
+  EXPECT_FALSE(Base64Decode("Zg="));   // not a multiple of 4
+  EXPECT_FALSE(Base64Decode("Z!=="));  // not the alphabet
+}
+
 }  // namespace
 }  // namespace lastframe::objects
