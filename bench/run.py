@@ -99,6 +99,8 @@ def ffmpeg_cli(clip, runs, out_dir):
 
 
 class Server:
+    started = []  # every server, so that a failed run stops them too
+
     def __init__(self, data_dir, extra=()):
         os.makedirs(data_dir, exist_ok=True)
         self.log = open(os.path.join(data_dir, "server.log"), "w+")
@@ -108,6 +110,7 @@ class Server:
                                       BENCH_KEY, "--secret-key", BENCH_SECRET,
                                       "--unsigned-putmedia", *extra],
                                      stderr=self.log, stdout=self.log)
+        Server.started.append(self)
         self.port = None
         deadline = time.time() + 20
         while time.time() < deadline and self.port is None:
@@ -382,6 +385,10 @@ def main():
         per_stream = (loaded["rss_pushed"] - idle_rss0) / 50
         server.stop()
     finally:
+        for s in Server.started:
+            if s.proc.poll() is None:
+                s.proc.kill()
+                s.proc.wait()
         shutil.rmtree(work, ignore_errors=True)
 
     cpu = open("/proc/cpuinfo").read()

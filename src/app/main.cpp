@@ -204,8 +204,8 @@ int Serve(const ServeConfig& cfg) {
     streams.SetArchive(archive.get());
   }
   // Kinesis Video's view of the streams (ARNs, versions, image generation).
-  auto registry = kvs::StreamRegistry::Open(
-      cfg.no_persist ? std::filesystem::path() : data_dir / "kvs-streams.json");
+  auto registry = kvs::StreamRegistry::Open(cfg.no_persist ? std::filesystem::path()
+                                                           : data_dir / "kvs-streams.json");
   if (!registry.ok()) {
     spdlog::critical("{}", registry.status().ToString());
     return 2;
@@ -293,7 +293,8 @@ int Serve(const ServeConfig& cfg) {
   // Where snapshots read video: our own store, or a Kinesis Video endpoint.
   std::unique_ptr<kvs::KvsSource> kvs_source;
   if (cfg.source == "kvs") {
-    auto aws = objects::ResolveAwsSettings({.access_key_id = cfg.kvs_access_key,
+    auto aws = objects::ResolveAwsSettings({.flag_prefix = "kvs",
+                                            .access_key_id = cfg.kvs_access_key,
                                             .secret_access_key = cfg.kvs_secret_key,
                                             .session_token = cfg.kvs_session_token,
                                             .region = cfg.kvs_region,
@@ -332,12 +333,11 @@ int Serve(const ServeConfig& cfg) {
       return 2;
     }
   }
-  http::KvsApi kvs_api(
-      streams, **registry, &images, workers, clock, credentials,
-      {.public_url = public_url,
-       .images_bucket = local ? cfg.bucket : objects::ParseS3Uri(cfg.store)->first,
-       .require_signed_putmedia = credentials_given && !cfg.unsigned_putmedia,
-       .default_retention_ms = cfg.retention_s * 1000});
+  http::KvsApi kvs_api(streams, **registry, &images, workers, clock, credentials,
+                       {.public_url = public_url,
+                        .images_bucket = local ? cfg.bucket : objects::ParseS3Uri(cfg.store)->first,
+                        .require_signed_putmedia = credentials_given && !cfg.unsigned_putmedia,
+                        .default_retention_ms = cfg.retention_s * 1000});
   kvs_api.RestoreImageGeneration();
   http::Api api(streams, snapshots, local.get(), workers, clock, &sources, {}, &kvs_api);
   deferred.Set(&api);

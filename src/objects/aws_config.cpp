@@ -114,8 +114,9 @@ Result<AwsSettings> ResolveAwsSettings(const AwsSources& sources) {
     }
     if (out.source.empty())
       return InvalidArgument(
-          "no S3 credentials: give --s3-access-key and --s3-secret-key, set AWS_ACCESS_KEY_ID and "
-          "AWS_SECRET_ACCESS_KEY, or add the profile '" +
+          "no credentials: give --" + sources.flag_prefix + "-access-key and --" +
+          sources.flag_prefix +
+          "-secret-key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or add the profile '" +
           profile + "' to " + credentials_path);
   }
 

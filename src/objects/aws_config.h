@@ -11,8 +11,11 @@
 
 namespace lastframe::objects {
 
-// Where S3 credentials and the region may come from. Empty strings are unset.
+// Where AWS credentials and the region may come from. Empty strings are unset.
 struct AwsSources {
+  // The service the settings are for, as its flags are named ("s3", "kvs"),
+  // so that an error names the flags the user has.
+  std::string flag_prefix = "s3";
   std::string access_key_id;  // flags
   std::string secret_access_key;
   std::string session_token;

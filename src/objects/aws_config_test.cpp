@@ -103,7 +103,11 @@ TEST_F(AwsConfigTest, MissingOrBrokenFiles) {
   env_["HOME"] = (dir_.path() / "nowhere").string();
   auto r = ResolveAwsSettings(Sources());
   EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
-  EXPECT_NE(r.status().message().find("no S3 credentials"), std::string::npos);
+  EXPECT_NE(r.status().message().find("no credentials: give --s3-access-key"), std::string::npos);
+  AwsSources for_kvs = Sources();
+  for_kvs.flag_prefix = "kvs";  // the error names the flags of the service asked for
+  EXPECT_NE(ResolveAwsSettings(for_kvs).status().message().find("--kvs-access-key"),
+            std::string::npos);
   AwsSources half = Sources();
   half.access_key_id = "ONLYKEY";
   EXPECT_FALSE(ResolveAwsSettings(half).ok());
