@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package lastframe needs to build, run and test
-# (and, with --bench, to run the benchmarks: OpenCV for the recipe's method, wrk).
-# Idempotent: packages already present are left alone; apt-get update runs once
-# and only when something is missing.
+# Installs every Debian 12 package lastframe needs to build, run, test and
+# benchmark: whatever a test or bench/run.py imports or spawns is listed here
+# (.ci/run checks that with scripts/check-test-deps.py). Idempotent: packages
+# already present are left alone; apt-get update runs once and only when
+# something is missing. (--bench is accepted for older callers; the test path
+# already has what the benchmarks need.)
 set -euo pipefail
 
 packages=(
@@ -12,21 +14,24 @@ packages=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libturbojpeg0-dev libboost-dev libssl-dev nlohmann-json3-dev
   libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev libtoml11-dev
-  # tests and benchmarks: real S3 clients (awscli v2, boto3) and a real producer
+  # tests: real S3 and Kinesis Video clients (awscli v2, boto3), a real producer
+  # (ffmpeg, ffprobe), OpenCV (the boto3 Kinesis Video check decodes GetClip's MP4
+  # with it, and the benchmarks run the recipe's method with it), prlimit
   libgtest-dev libgmock-dev libbenchmark-dev ffmpeg curl awscli python3-boto3
+  python3-opencv python3-numpy util-linux
   # a real RTSP camera for the pull tests: GStreamer's RTSP server, driven from Python
   python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+  # benchmarks (bench/run.py, also run in a quick mode by .ci/run): HTTP load
+  wrk
 )
 
-# Node.js runs the independent S3 server of the tests (tests/s3rver); a
-# machine that has node already (e.g. from NodeSource) keeps its own.
+# Node.js runs the independent S3 server of the tests (tests/s3rver); Debian's
+# Node 18 is enough (tests/s3rver/server.js fills in what it lacks). A machine
+# that has node and npm already (e.g. NodeSource's, whose nodejs conflicts with
+# Debian's npm package) keeps its own.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   packages+=(nodejs npm)
-fi
-
-if [ "${1:-}" = "--bench" ]; then
-  packages+=(python3-opencv wrk)
 fi
 
 missing=()

@@ -339,7 +339,28 @@ int Serve(const ServeConfig& cfg) {
                         .require_signed_putmedia = credentials_given && !cfg.unsigned_putmedia,
                         .default_retention_ms = cfg.retention_s * 1000});
   kvs_api.RestoreImageGeneration();
-  http::Api api(streams, snapshots, local.get(), workers, clock, &sources, {}, &kvs_api);
+  http::ApiOptions api_options;
+  if (kvs_source)
+    api_options.extra_metrics = [source = kvs_source.get()] {
+      kvs::KvsSourceStats s = source->stats();
+      std::string body;
+      auto counter = [&body](const char* name, const char* help, uint64_t value) {
+        body += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" +
+                name + " " + std::to_string(value) + "\n";
+      };
+      counter("lastframe_kvs_warm_answers_total", "Looks answered from a followed stream.",
+              s.warm_answers);
+      counter("lastframe_kvs_cold_fetches_total",
+              "Looks that fetched over the API (ListFragments + GetMediaForFragmentList).",
+              s.cold_fetches);
+      counter("lastframe_kvs_follower_fragments_total",
+              "Fragments received by followed GetMedia streams.", s.follower_fragments);
+      counter("lastframe_kvs_follower_reconnects_total", "GetMedia sessions restarted.",
+              s.reconnects);
+      return body;
+    };
+  http::Api api(streams, snapshots, local.get(), workers, clock, &sources, std::move(api_options),
+                &kvs_api);
   deferred.Set(&api);
 
   auto& ioc = server.io_context();

@@ -306,6 +306,7 @@ Response Api::Metrics() const {
          static_cast<double>(s.warm.cold_starts));
   metric("lastframe_warm_decoders", "gauge", "Decoders kept alive.",
          static_cast<double>(s.warm.decoders));
+  if (options_.extra_metrics) body += options_.extra_metrics();
   Response res{bhttp::status::ok, 11};
   res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
   res.body() = std::move(body);

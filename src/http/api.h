@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -19,6 +20,8 @@ struct ApiOptions {
   int64_t default_expires_s = 600;
   int default_quality = 80;
   int max_dimension = 8192;  // width/height a caller may ask for
+  // More Prometheus text for /metrics (e.g. the stream source's), may be empty.
+  std::function<std::string()> extra_metrics;
 };
 
 // lastframe's HTTP API (see README "HTTP API"): thin handlers that parse and

@@ -47,7 +47,12 @@ int BytePipe::Read(uint8_t* buf, int size) {
   int n = 0;
   {
     std::unique_lock lock(mu_);
-    readable_.wait(lock, [this] { return aborted_ || closed_ || size_ > 0; });
+    auto ready = [this] { return aborted_ || closed_ || size_ > 0; };
+    if (!ready()) {
+      ++blocked_readers_;
+      readable_.wait(lock, ready);
+      --blocked_readers_;
+    }
     if (aborted_) return -1;
     if (size_ == 0) return 0;  // closed and drained
     while (n < size && !chunks_.empty()) {
@@ -80,6 +85,11 @@ bool BytePipe::aborted() const {
 size_t BytePipe::buffered() const {
   std::lock_guard lock(mu_);
   return size_;
+}
+
+int BytePipe::blocked_readers() const {
+  std::lock_guard lock(mu_);
+  return blocked_readers_;
 }
 
 }  // namespace lastframe::ingest

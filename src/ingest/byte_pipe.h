@@ -35,6 +35,8 @@ class BytePipe {
 
   size_t buffered() const;
   bool aborted() const;
+  // How many readers are blocked in Read now (tests wait for a reader to block).
+  int blocked_readers() const;
 
  private:
   const size_t high_water_;
@@ -48,6 +50,7 @@ class BytePipe {
   bool closed_ = false;
   bool aborted_ = false;
   bool writer_paused_ = false;
+  int blocked_readers_ = 0;
 };
 
 }  // namespace lastframe::ingest

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 
@@ -15,6 +16,17 @@ std::string ReadAll(BytePipe& pipe) {
   int n;
   while ((n = pipe.Read(buf, sizeof buf)) > 0) out.append(reinterpret_cast<char*>(buf), n);
   return out;
+}
+
+// Waits until |pipe| has a reader blocked in Read (yielding, bounded): the
+// tests below must see a reader that is already waiting when bytes arrive.
+bool ReaderBlocks(const BytePipe& pipe) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (pipe.blocked_readers() == 0) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
 }
 
 TEST(BytePipe, DeliversBytesInOrderThenEnd) {
@@ -30,6 +42,7 @@ TEST(BytePipe, ReaderBlocksUntilBytesArrive) {
   BytePipe pipe(1024, nullptr);
   std::string got;
   std::thread reader([&] { got = ReadAll(pipe); });
+  EXPECT_TRUE(ReaderBlocks(pipe)) << "the reader did not wait for bytes";
   std::string data(5000, 'x');
   for (size_t i = 0; i < data.size(); i += 100)
     pipe.Write(reinterpret_cast<const uint8_t*>(data.data() + i), 100);
@@ -59,6 +72,7 @@ TEST(BytePipe, AbortWakesTheReader) {
     uint8_t buf[10];
     result = pipe.Read(buf, 10);
   });
+  EXPECT_TRUE(ReaderBlocks(pipe)) << "the reader did not wait for bytes";
   pipe.Abort();
   reader.join();
   EXPECT_EQ(result, -1);

@@ -50,6 +50,12 @@ void Fragmenter::Finish() {
     if (events_.on_fragment) events_.on_fragment(*done);
 }
 
+void Fragmenter::Discard() {
+  if (!open_) return;
+  open_ = false;
+  stream_->DropOpenFragment();
+}
+
 void Fragmenter::CutAtLimit(AckError id, const std::string& why) {
   int64_t timecode = open_timecode_;
   uint64_t number = open_number_;

@@ -59,6 +59,8 @@ class Fragmenter {
   void Push(AVPacket* pkt);
   // Completes the fragment in progress, if any.
   void Finish();
+  // Drops the fragment in progress, if any (its input was cut short).
+  void Discard();
 
   bool open() const { return open_; }
   int64_t open_timecode() const { return open_timecode_; }

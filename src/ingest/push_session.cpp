@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ingest/ebml_boundary.h"
 #include "ingest/fragmenter.h"
 #include "media/demuxer.h"
 
@@ -57,9 +58,11 @@ void PushSession::Run() {
 }
 
 Status PushSession::Parse() {
+  EbmlBoundary boundary;  // where the body ended, which the demuxer does not say
   auto demuxer = media::Demuxer::Open(
-      [this](uint8_t* buf, int size) {
+      [this, &boundary](uint8_t* buf, int size) {
         int n = pipe_.Read(buf, size);
+        if (n > 0) boundary.Feed(buf, static_cast<size_t>(n));
         return n < 0 ? AVERROR_EXIT : n;
       },
       "matroska");
@@ -103,6 +106,16 @@ Status PushSession::Parse() {
     if (!next.ok() || *next == media::Demuxer::Next::kEnd) {
       int64_t timecode = fragmenter.open_timecode();
       std::optional<uint64_t> number = fragmenter.open_number();
+      if (next.ok() && !boundary.AtBoundary()) {
+        // The body ended inside an element: the fragment in progress is cut off, so it is
+        // neither completed nor kept; the whole fragments before it were acknowledged.
+        fragmenter.Discard();
+        const std::string why = "the body ended inside a Matroska element";
+        SendErrorAck(AckError::kInvalidMkvData,
+                     why + (number ? ": the fragment in progress is incomplete and dropped" : ""),
+                     timecode, number);
+        return InvalidArgument(why, "InvalidMkvData");
+      }
       fragmenter.Finish();
       if (next.ok()) return Status::Ok();
       if (pipe_.aborted()) {

@@ -248,7 +248,13 @@ void KvsSource::Follow(Follower* f) const {
       o.absolute_timecodes = true;
       auto session = ingest::PushSession::Start(
           warm_cache_, o,
-          {.on_ack = [](std::string) {},
+          {.on_ack =
+               [this](const std::string& ack) {
+                 // Counted so that a warm look can be told from a cold one (metrics, tests).
+                 if (ack.find(R"("EventType":"RECEIVED")") == std::string::npos) return;
+                 std::lock_guard lock(mu_);
+                 ++stats_.follower_fragments;
+               },
            .on_space = [] {},
            .on_done = [&finished](Status s) { finished.set_value(std::move(s)); }});
       if (session.ok()) {

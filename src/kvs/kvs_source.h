@@ -29,9 +29,10 @@ struct KvsSourceOptions {
 };
 
 struct KvsSourceStats {
-  uint64_t warm_answers = 0;  // from a followed stream, no network
-  uint64_t cold_fetches = 0;  // ListFragments + GetMediaForFragmentList
-  uint64_t reconnects = 0;    // GetMedia sessions restarted
+  uint64_t warm_answers = 0;        // from a followed stream, no network
+  uint64_t cold_fetches = 0;        // ListFragments + GetMediaForFragmentList
+  uint64_t reconnects = 0;          // GetMedia sessions restarted
+  uint64_t follower_fragments = 0;  // fragments completed from followed GetMedia streams
 };
 
 // Snapshots of streams kept in a Kinesis Video endpoint (AWS, or another

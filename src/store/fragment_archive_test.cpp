@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstring>
 #include <future>
 #include <mutex>
@@ -148,10 +149,12 @@ TEST(FragmentArchive, OwnRetentionAndATotalBudget) {
   EXPECT_EQ((*archive)->Trim(later, 1'000, UINT64_MAX), 3u);
   RecoveryReport report = (*archive)->Recover();
   ASSERT_EQ(report.fragments, 3u);
-  for (const auto& s : report.streams)
-    if (s.name == "long") {
-      EXPECT_EQ(s.retention_ms, 3'600'000);
-    }
+  auto long_stream = std::find_if(report.streams.begin(), report.streams.end(),
+                                  [](const auto& s) { return s.name == "long"; });
+  ASSERT_NE(long_stream, report.streams.end()) << "the stream with its own retention is gone";
+  EXPECT_EQ(long_stream->retention_ms, 3'600'000);
+  EXPECT_EQ(long_stream->fragments.size(), 3u);
+  EXPECT_EQ(report.streams.size(), 1u) << "\"short\" outlived its retention";
   // A total budget of one file: the two oldest go, whatever their stream.
   uint64_t one = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path() / "archive"))

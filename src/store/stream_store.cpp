@@ -94,6 +94,16 @@ std::optional<FragmentView> Stream::CompleteFragment() {
   return fragments_.back().view;
 }
 
+bool Stream::DropOpenFragment() {
+  std::lock_guard lock(mu_);
+  if (fragments_.empty() || fragments_.back().view.complete) return false;
+  bytes_ -= fragments_.back().view.bytes;
+  fragments_.pop_back();
+  ++version_;
+  changed_.notify_all();
+  return true;
+}
+
 std::vector<FragmentView> Stream::FragmentsFrom(uint64_t first) const {
   std::lock_guard lock(mu_);
   std::vector<FragmentView> out;

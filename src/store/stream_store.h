@@ -66,6 +66,8 @@ class Stream {
   bool Append(Frame frame, int64_t arrival_ms);
   // Marks the open fragment complete and returns its final view (nullopt if none open).
   std::optional<FragmentView> CompleteFragment();
+  // Forgets the open fragment (its input was cut short). Returns false if none was open.
+  bool DropOpenFragment();
   // Fragments older than this are dropped: the stream's own setting, else the store's.
   int64_t retention_ms() const;
   void SetRetention(std::optional<int64_t> retention_ms);

@@ -66,13 +66,32 @@ TEST_F(BadInputTest, RandomBytesGetAnInvalidMkvAck) {
 }
 
 TEST_F(BadInputTest, TruncatedClipKeepsItsWholeFragments) {
-  std::string bytes = ReadFile(TestClip(dir_, "long.mkv", 160, 120, 10, 3, 10));
+  // Three fragments of ten frames; the body stops three quarters in, inside the third.
+  std::string clip = TestClip(dir_, "long.mkv", 160, 120, 10, 3, 10);
+  std::string bytes = ReadFile(clip);
   HttpResult r = PushOneShot(port(), "cut", bytes.substr(0, bytes.size() * 3 / 4));
   ASSERT_EQ(r.status, 200);
-  int persisted = 0;
-  for (const auto& a : Acks(r.body)) persisted += a["EventType"] == "PERSISTED";
-  EXPECT_GE(persisted, 2);
-  EXPECT_EQ(HttpGet(port(), "/v1/streams/cut/snapshot").status, 200);
+  std::vector<std::string> persisted;
+  std::vector<json> errors;
+  for (const auto& a : Acks(r.body)) {
+    if (a["EventType"] == "PERSISTED") persisted.push_back(a["FragmentNumber"]);
+    if (a["EventType"] == "ERROR") errors.push_back(a);
+  }
+  ASSERT_EQ(persisted.size(), 2u) << r.body;
+  ASSERT_EQ(errors.size(), 1u) << r.body;
+  EXPECT_EQ(errors[0]["ErrorId"], 4006);
+  EXPECT_EQ(errors[0]["FragmentTimecode"], 2000) << "the cut-off fragment is the one named";
+  EXPECT_NE(errors[0]["FragmentNumber"], persisted.back());
+  // Only the whole fragments are listed, and the newest frame is the second one's last.
+  json listed = JsonOf(HttpGet(port(), "/v1/streams/cut/fragments"))["fragments"];
+  ASSERT_EQ(listed.size(), 2u) << listed.dump();
+  for (const json& f : listed) EXPECT_EQ(f["frames"], 10);
+  EXPECT_EQ(listed[1]["fragment_number"], persisted.back());
+  HttpResult image = HttpGet(port(), "/v1/streams/cut/latest.jpg?quality=95");
+  ASSERT_EQ(image.status, 200);
+  auto frames = DecodeAllFramesWithFfmpeg(clip, 160, 120);
+  ASSERT_EQ(frames.size(), 30u);
+  EXPECT_GT(Psnr(DecodeJpeg(image.body), frames[19]), 32.0);
 }
 
 TEST_F(BadInputTest, PutMediaHeadersAndBodyAreValidated) {
@@ -176,13 +195,24 @@ TEST_F(BadInputTest, ExpiredTamperedAndForeignUrlsAreRefused) {
   EXPECT_NE(half_signed.body.find("AuthorizationQueryParametersError"), std::string::npos);
 }
 
+// Canary files where each traversal tried below would land if a key could climb out
+// of the bucket's folder (DATA/objects/lastframe): one, two and three levels up.
+std::vector<std::string> PlantCanaries(const TempDir& dir) {
+  std::vector<std::string> canaries = {dir.file("data/objects/secret.txt"),
+                                       dir.file("data/secret.txt"), dir.file("secret.txt")};
+  for (const std::string& path : canaries) WriteFile(path, "do not serve");
+  return canaries;
+}
+
 TEST_F(BadInputTest, KeysCannotEscapeTheDataDirectory) {
-  WriteFile(dir_.file("secret.txt"), "do not serve");
+  const std::vector<std::string> canaries = PlantCanaries(dir_);
   int64_t now = SystemClock::Get().NowMs();
-  for (const std::string& raw : {std::string("/lastframe/../../secret.txt"),
-                                 std::string("/lastframe/%2e%2e/%2e%2e/secret.txt"),
-                                 std::string("/lastframe/..%2F..%2Fsecret.txt"),
-                                 std::string("/lastframe/a%5C..%5Csecret.txt")}) {
+  for (const std::string& raw :
+       {std::string("/lastframe/../secret.txt"), std::string("/lastframe/../../secret.txt"),
+        std::string("/lastframe/../../../secret.txt"),
+        std::string("/lastframe/%2e%2e/%2e%2e/secret.txt"),
+        std::string("/lastframe/..%2F..%2Fsecret.txt"),
+        std::string("/lastframe/a%5C..%5Csecret.txt")}) {
     std::string reply = RawExchange(
         port(), "GET " + raw + "?X-Amz-Date=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << raw << "\n" << reply;
@@ -190,10 +220,14 @@ TEST_F(BadInputTest, KeysCannotEscapeTheDataDirectory) {
     EXPECT_EQ(reply.find("do not serve"), std::string::npos);
   }
   // Even correctly signed, a traversal key is refused before any file is opened.
-  HttpResult signed_traversal =
-      HttpGet(port(), SignedTarget("/lastframe/x/../../../secret.txt", now, 60));
-  EXPECT_EQ(signed_traversal.status, 400);
-  EXPECT_EQ(signed_traversal.body.find("do not serve"), std::string::npos);
+  for (const std::string& path :
+       {std::string("/lastframe/../secret.txt"), std::string("/lastframe/x/../../../secret.txt"),
+        std::string("/lastframe/x/../../../../secret.txt")}) {
+    HttpResult signed_traversal = HttpGet(port(), SignedTarget(path, now, 60));
+    EXPECT_EQ(signed_traversal.status, 400) << path << "\n" << signed_traversal.body;
+    EXPECT_EQ(signed_traversal.body.find("do not serve"), std::string::npos) << path;
+  }
+  for (const std::string& canary : canaries) EXPECT_EQ(ReadFile(canary), "do not serve");
   HttpResult other_bucket = HttpGet(port(), SignedTarget("/otherbucket/k.jpg", now, 60));
   EXPECT_EQ(other_bucket.status, 404);
 }

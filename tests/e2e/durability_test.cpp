@@ -71,7 +71,10 @@ TEST(Durability, EveryPersistedFragmentSurvivesKillNine) {
   EXPECT_GT(FramesInClip(restarted.port(), "live", dir), 0);
   // New fragments are numbered after the recovered ones.
   HttpResult again = PushOneShot(restarted.port(), "cam", ReadFile(clip));
-  for (const std::string& n : PersistedNumbers(again))
+  ASSERT_EQ(again.status, 200) << again.body;
+  std::set<std::string> renumbered = PersistedNumbers(again);
+  ASSERT_EQ(renumbered.size(), 4u) << again.body;
+  for (const std::string& n : renumbered)
     EXPECT_GT(std::stoull(n), std::stoull(*persisted.rbegin()));
 }
 

@@ -69,6 +69,14 @@ inline nlohmann::json JsonOf(const HttpResult& r) {
   return j;
 }
 
+// A value of lastframe's /metrics (Prometheus text), or -1 if absent.
+inline double Metric(uint16_t port, const std::string& name) {
+  HttpResult r = HttpGet(port, "/metrics");
+  size_t at = r.body.find("\n" + name + " ");
+  if (r.status != 200 || at == std::string::npos) return -1;
+  return std::stod(r.body.substr(at + name.size() + 2));
+}
+
 // The acknowledgement lines of a PutMedia response body.
 inline std::vector<nlohmann::json> Acks(const std::string& body) {
   std::vector<nlohmann::json> out;

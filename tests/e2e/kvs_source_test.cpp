@@ -38,15 +38,45 @@ TEST(KvsSource, SnapshotsThroughAnotherServerAreTheTrueLastFrameAndSurviveItsRes
   LastframeServer b(dir.file("b"), SourceArgs(*a));
   auto first_frames = DecodeAllFramesWithFfmpeg(first, 320, 240);
   ASSERT_EQ(first_frames.size(), 32u);
-  // Cold (ListFragments + GetMediaForFragmentList), then warm (the followed GetMedia).
-  for (int look = 0; look < 2; ++look) {
+  // The first look is cold: ListFragments + GetMediaForFragmentList.
+  const std::string cold_fetches = "lastframe_kvs_cold_fetches_total";
+  const std::string followed = "lastframe_kvs_follower_fragments_total";
+  EXPECT_EQ(Metric(b.port(), cold_fetches), 0);
+  HttpResult cold = Latest(b.port(), "cam");
+  ASSERT_EQ(cold.status, 200) << cold.body;
+  RgbImage got = DecodeJpeg(cold.body);
+  EXPECT_GT(Psnr(got, first_frames.back()), 32.0);
+  EXPECT_GT(Psnr(got, first_frames.back()), Psnr(got, first_frames[first_frames.size() - 2]) + 3.0);
+  EXPECT_EQ(Metric(b.port(), cold_fetches), 1);
+  // That look also started a GetMedia that follows the stream from NOW; wait until B's
+  // warm answers come from it (a look answered warm, with no new cold fetch).
+  ASSERT_TRUE(Eventually([&] {
+    return Latest(b.port(), "cam").status == 200 &&
+           Metric(b.port(), "lastframe_kvs_warm_answers_total") > 0;
+  }));
+  const double fetches_before = Metric(b.port(), cold_fetches);
+  const double followed_before = Metric(b.port(), followed);
+  // Warm: frames pushed to A now reach B only through the followed GetMedia. B shows the new
+  // clip's last frame, its follower counted the new fragments, and no look fetched cold.
+  // (A one-shot push runs ahead of the clock: the first clip's producer times reach 3.2 s
+  // past its push, so this one starts after them, as a camera pushing in real time would.)
+  std::string next = TestClip(dir, "next.mkv", 320, 240, 10, 2.5, 10);
+  const std::string start_s = std::to_string(SystemClock::Get().NowMs() / 1000 + 4);
+  HttpResult pushed =
+      HttpRequest(a_port, "POST", "/putMedia", ReadFile(next),
+                  {{"x-amzn-stream-name", "cam"}, {"x-amzn-producer-start-timestamp", start_s}});
+  ASSERT_EQ(pushed.status, 200);
+  ASSERT_EQ(pushed.body.find("ERROR"), std::string::npos) << pushed.body;
+  auto next_frames = DecodeAllFramesWithFfmpeg(next, 320, 240);
+  double warm_psnr = 0;
+  ASSERT_TRUE(Eventually([&] {
     HttpResult image = Latest(b.port(), "cam");
-    ASSERT_EQ(image.status, 200) << image.body;
-    RgbImage got = DecodeJpeg(image.body);
-    double to_last = Psnr(got, first_frames.back());
-    EXPECT_GT(to_last, 32.0) << "look " << look;
-    EXPECT_GT(to_last, Psnr(got, first_frames[first_frames.size() - 2]) + 3.0) << "look " << look;
-  }
+    if (image.status != 200) return false;
+    warm_psnr = Psnr(DecodeJpeg(image.body), next_frames.back());
+    return warm_psnr > 32.0;
+  })) << warm_psnr;
+  EXPECT_GE(Metric(b.port(), followed) - followed_before, 2) << "fragments the follower received";
+  EXPECT_EQ(Metric(b.port(), cold_fetches), fetches_before) << "a warm look fetched cold";
   // A stream A does not have is B's 404, with Kinesis Video's reason.
   HttpResult missing = Latest(b.port(), "nobody");
   EXPECT_EQ(missing.status, 404) << missing.body;
@@ -115,14 +145,14 @@ TEST(KvsSource, AnEndpointThatHangsOrRefusesGivesClearErrors) {
 TEST(KvsSource, BadSourceFlagsAreRefusedAtStart) {
   TempDir dir;
   std::string out;
-  EXPECT_NE(RunCommand({LastframeBinary(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
-                        dir.file("d"), "--source", "kinesis"},
-                       &out),
+  EXPECT_NE(RunLastframe({"serve", "--listen", "127.0.0.1:0", "--data-dir", dir.file("d"),
+                          "--source", "kinesis"},
+                         &out),
             0);
   EXPECT_NE(out.find("--source"), std::string::npos) << out;
-  EXPECT_NE(RunCommand({LastframeBinary(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
-                        dir.file("d"), "--source", "kvs", "--kvs-timeout", "0"},
-                       &out),
+  EXPECT_NE(RunLastframe({"serve", "--listen", "127.0.0.1:0", "--data-dir", dir.file("d"),
+                          "--source", "kvs", "--kvs-timeout", "0"},
+                         &out),
             0);
   EXPECT_NE(out.find("--kvs-timeout"), std::string::npos) << out;
 }

@@ -173,9 +173,9 @@ TEST(ConfigSources, ABadConfigIsRefusedAtStart) {
   TempDir dir;
   WriteFile(dir.file("bad.toml"), "[[streams]]\nname = \"x\"\nurl = \"ftp://h/x\"\n");
   std::string out;
-  EXPECT_EQ(RunCommand({LastframeBinary(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
-                        dir.file("data"), "--config", dir.file("bad.toml")},
-                       &out),
+  EXPECT_EQ(RunLastframe({"serve", "--listen", "127.0.0.1:0", "--data-dir", dir.file("data"),
+                          "--config", dir.file("bad.toml")},
+                         &out),
             2);
   EXPECT_NE(out.find("unsupported source URL scheme"), std::string::npos) << out;
 }

@@ -334,17 +334,24 @@ TEST_F(EmbeddedS3Test, BadAuthenticationGetsS3Codes) {
 }
 
 TEST_F(EmbeddedS3Test, KeysAndSizesAreBounded) {
-  WriteFile(dir_.file("secret.txt"), "do not serve");
+  // Canaries where each traversal below lands if a key could leave the bucket's folder
+  // (DATA/objects/lastframe): one, two and three levels up.
+  const std::vector<std::string> canaries = {dir_.file("data/objects/secret.txt"),
+                                             dir_.file("data/secret.txt"), dir_.file("secret.txt")};
+  for (const std::string& path : canaries) WriteFile(path, "do not serve");
   for (const std::string& target :
        {std::string("/lastframe/../secret.txt"), std::string("/lastframe/%2e%2e/secret.txt"),
         std::string("/lastframe/a/%2E%2E/%2e%2e/%2e%2e/secret.txt"),
+        std::string("/lastframe/%2e%2e/%2e%2e/%2e%2e/secret.txt"),
         std::string("/lastframe/a%5Cb")}) {
+    HttpResult get = Signed("GET", target);
+    ExpectS3Error(get, 400, "InvalidKey");
+    EXPECT_EQ(get.body.find("do not serve"), std::string::npos) << target;
     HttpResult put = Signed("PUT", target, "overwrite?");
     ExpectS3Error(put, 400, "InvalidKey");
-    ExpectS3Error(Signed("GET", target), 400, "InvalidKey");
     ExpectS3Error(Signed("DELETE", target), 400, "InvalidKey");
   }
-  EXPECT_EQ(ReadFile(dir_.file("secret.txt")), "do not serve");
+  for (const std::string& canary : canaries) EXPECT_EQ(ReadFile(canary), "do not serve") << canary;
   // Over --max-object-size (64 KiB here): S3's EntityTooLarge, declared or chunked.
   ExpectS3Error(Signed("PUT", "/lastframe/big.bin", std::string(65537, 'b')), 400,
                 "EntityTooLarge");

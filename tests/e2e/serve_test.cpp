@@ -21,14 +21,6 @@ RgbImage FetchJpeg(const std::string& url) {
   return DecodeJpeg(r.body);
 }
 
-// A value of lastframe's /metrics (Prometheus text), or -1 if absent.
-double Metric(uint16_t port, const std::string& name) {
-  HttpResult r = HttpGet(port, "/metrics");
-  size_t at = r.body.find("\n" + name + " ");
-  if (r.status != 200 || at == std::string::npos) return -1;
-  return std::stod(r.body.substr(at + name.size() + 2));
-}
-
 json StreamInfo(uint16_t port, const std::string& name) {
   HttpResult r = HttpGet(port, "/v1/streams/" + name);
   EXPECT_EQ(r.status, 200) << r.body;
@@ -179,10 +171,21 @@ TEST_F(ServeTest, ResizeAndPngAndRedirect) {
   EXPECT_EQ(img.header("content-type"), "image/png");
   EXPECT_EQ(img.body.substr(1, 3), "PNG");
 
+  // One fragment of ten frames: mode=keyframe shows its first frame, the default its last,
+  // each the picture ffmpeg decodes there (testsrc2 changes every frame).
   json keyframe = JsonOf(HttpGet(port(), "/v1/streams/cam/snapshot?mode=keyframe"));
   json newest = JsonOf(HttpGet(port(), "/v1/streams/cam/snapshot"));
-  EXPECT_LT(keyframe["frame_timestamp_ms"], newest["frame_timestamp_ms"]);
+  EXPECT_EQ(
+      newest["frame_timestamp_ms"].get<int64_t>() - keyframe["frame_timestamp_ms"].get<int64_t>(),
+      900);
   EXPECT_EQ(keyframe["fragment_number"], newest["fragment_number"]);
+  auto frames = DecodeAllFramesWithFfmpeg(clip, 640, 480);
+  ASSERT_EQ(frames.size(), 10u);
+  RgbImage keyframe_image = FetchJpeg(keyframe["url"]);
+  RgbImage newest_image = FetchJpeg(newest["url"]);
+  EXPECT_GT(Psnr(keyframe_image, frames.front()), 32.0);
+  EXPECT_LT(Psnr(keyframe_image, frames.back()), 25.0);
+  EXPECT_GT(Psnr(newest_image, frames.back()), 32.0);
 
   HttpResult redirect = HttpGet(port(), "/v1/streams/cam/snapshot?redirect=1");
   EXPECT_EQ(redirect.status, 302);

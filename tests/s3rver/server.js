@@ -133,7 +133,37 @@ function patchQueryCanonicalization() {
   return true
 }
 
+// Debian 12 ships Node.js 18, which lacks ES2023's copying array methods; @koa/router 15 (an
+// s3rver dependency) calls Array.prototype.toReversed on every request. Define the ones missing,
+// as the spec does, so the pinned packages run on the Node.js that Debian ships.
+function polyfillArrayMethods() {
+  const define = (name, fn) => {
+    if (typeof Array.prototype[name] !== 'function') {
+      Object.defineProperty(Array.prototype, name, { value: fn, writable: true, configurable: true })
+    }
+  }
+  define('toReversed', function () {
+    return Array.from(this).reverse()
+  })
+  define('toSorted', function (compare) {
+    return Array.from(this).sort(compare)
+  })
+  define('toSpliced', function (...args) {
+    const copy = Array.from(this)
+    copy.splice(...args)
+    return copy
+  })
+  define('with', function (index, value) {
+    const copy = Array.from(this)
+    const at = index < 0 ? copy.length + index : index
+    if (at < 0 || at >= copy.length) throw new RangeError('Invalid index')
+    copy[at] = value
+    return copy
+  })
+}
+
 function loadS3rver() {
+  polyfillArrayMethods()
   try {
     if (!patchQueryCanonicalization()) {
       process.stderr.write(

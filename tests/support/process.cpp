@@ -1,11 +1,14 @@
 #include "support/process.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 extern char** environ;
@@ -20,7 +23,21 @@ std::vector<char*> Argv(const std::vector<std::string>& argv) {
   return out;
 }
 
-pid_t Spawn(const std::vector<std::string>& argv, int out_fd) {
+// environ with |env| ("NAME=value") added, replacing same-named variables.
+std::vector<std::string> Environment(const std::vector<std::string>& env) {
+  std::vector<std::string> out;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string var = *e;
+    std::string name = var.substr(0, var.find('=') + 1);
+    bool replaced = std::any_of(env.begin(), env.end(),
+                                [&](const std::string& v) { return v.rfind(name, 0) == 0; });
+    if (!replaced) out.push_back(std::move(var));
+  }
+  out.insert(out.end(), env.begin(), env.end());
+  return out;
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, int out_fd, const std::vector<std::string>& env) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -30,7 +47,9 @@ pid_t Spawn(const std::vector<std::string>& argv, int out_fd) {
   }
   pid_t pid = -1;
   auto args = Argv(argv);
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  std::vector<std::string> vars = Environment(env);
+  auto envp = Argv(vars);
+  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
   return pid;
@@ -44,10 +63,11 @@ int ExitCode(int status) {
 
 }  // namespace
 
-int RunCommand(const std::vector<std::string>& argv, std::string* output) {
+int RunCommand(const std::vector<std::string>& argv, std::string* output,
+               const std::vector<std::string>& env) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-  pid_t pid = Spawn(argv, fds[1]);
+  pid_t pid = Spawn(argv, fds[1], env);
   close(fds[1]);
   std::string out;
   char buf[4096];
@@ -60,10 +80,10 @@ int RunCommand(const std::vector<std::string>& argv, std::string* output) {
   return ExitCode(status);
 }
 
-Process::Process(const std::vector<std::string>& argv) {
+Process::Process(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-  pid_ = Spawn(argv, fds[1]);
+  pid_ = Spawn(argv, fds[1], env);
   close(fds[1]);
   drain_ = std::thread([this, fd = fds[0]] { Drain(fd); });
 }
@@ -117,6 +137,18 @@ int Process::Wait() {
     reaped_ = true;
   }
   return ExitCode(status_);
+}
+
+int Process::WaitFor(std::chrono::milliseconds timeout) {
+  if (reaped_) return ExitCode(status_);
+  // A pidfd becomes readable when the child exits: no polling loop.
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+  if (pidfd < 0) throw std::runtime_error("pidfd_open");
+  pollfd p{.fd = pidfd, .events = POLLIN};
+  int ready = poll(&p, 1, static_cast<int>(timeout.count()));
+  close(pidfd);
+  if (ready <= 0) return -1;
+  return Wait();
 }
 
 bool Process::running() {

@@ -13,13 +13,16 @@ namespace lastframe::testing {
 
 // Runs |argv| to completion (no shell) and returns its exit status; its
 // stdout and stderr go to |output| when given.
-int RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr);
+int RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr,
+               const std::vector<std::string>& env = {});
 
 // A child process whose stderr (and stdout) are captured line by line, so a
 // test can wait for a line it prints instead of sleeping.
 class Process {
  public:
-  explicit Process(const std::vector<std::string>& argv);
+  // |env| ("NAME=value") is added to this process's environment for the child,
+  // replacing variables of the same name.
+  explicit Process(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
   ~Process();  // SIGKILL if still running
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -32,6 +35,8 @@ class Process {
   void Signal(int sig);
   // Waits for exit and returns the exit code (128 + signal if killed).
   int Wait();
+  // As Wait(), but gives up after |timeout| and returns -1 (the child runs on).
+  int WaitFor(std::chrono::milliseconds timeout);
   bool running();
   std::string Output();
 

@@ -11,6 +11,10 @@ namespace lastframe::testing {
 
 // The real lastframe binary ($LASTFRAME_BINARY), started on a free loopback
 // port with a data directory of the test's, and stopped (SIGTERM) at the end.
+// Sanitizer reports (ASan, UBSan, LSan's leaks at exit, TSan) go to files of
+// its own; at destruction a report, or a server that the destructor stopped and
+// that did not exit 0, fails the test that started it. A test that stops or
+// kills the server itself checks the exit code it gets.
 class LastframeServer {
  public:
   // |launcher|, when given, runs the binary (e.g. {"prlimit", "--fsize=4096", "--"}).
@@ -23,13 +27,28 @@ class LastframeServer {
   uint16_t port() const { return port_; }
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   Process& process() { return *process_; }
-  // SIGTERM, then the exit code.
+  // SIGTERM, then the exit code; a server still running 60 s later is killed
+  // (the test fails) and 128 + SIGKILL returned.
   int Stop();
+  // What sanitizers reported in this server so far; "" when nothing.
+  std::string SanitizerReports() const;
 
  private:
   std::unique_ptr<Process> process_;
   uint16_t port_ = 0;
+  std::string report_prefix_;
 };
+
+// The environment a lastframe process runs with in the tests: the sanitizer
+// options of this process, each with log_path=|report_prefix| added.
+std::vector<std::string> SanitizerEnvironment(const std::string& report_prefix);
+
+// The contents of the files sanitizers wrote at |report_prefix|.PID; "" when none.
+std::string ReadSanitizerReports(const std::string& report_prefix);
+
+// Runs the lastframe binary with |args| to completion (a command, or a server
+// expected to refuse to start); fails the test on any sanitizer report.
+int RunLastframe(const std::vector<std::string>& args, std::string* output = nullptr);
 
 // The path of the lastframe binary under test.
 std::string LastframeBinary();
