@@ -13,7 +13,7 @@ build:
 	cmake --build build -j $${JOBS:-2}
 
 bench:
-	./scripts/install-deps.sh --bench
+	./scripts/install-deps.sh
 	cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLASTFRAME_BENCHMARKS=ON
 	cmake --build build -j $${JOBS:-2}
 	./bench/run.py

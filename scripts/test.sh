@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Builds lastframe three times, a normal build, an ASan+UBSan build and a
 # TSan build, and runs every unit and end-to-end test in each. Installs what
-# it needs first.
+# it needs first, and checks that everything the tests import or spawn is
+# installed by that step (not merely present on this machine). After the
+# normal build's tests, the benchmark harness runs once in its quick mode, so
+# that it cannot rot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 jobs="${JOBS:-2}"
 ./scripts/install-deps.sh
+./scripts/check-test-deps.py
 # The independent S3 server the tests run our S3 client against, pinned by its lock file.
 if ! cmp -s tests/s3rver/package-lock.json tests/s3rver/node_modules/.installed-from-lock; then
   (cd tests/s3rver && npm ci --no-audit --no-fund --loglevel=error &&
@@ -20,10 +24,12 @@ run_suite() {  # run_suite BUILD_DIR CMAKE_ARGS...
   echo "== build ${dir}"
   cmake --build "${dir}" -j "${jobs}"
   echo "== test ${dir}"
-  (cd "${dir}" && ctest --output-on-failure -j "${jobs}" --timeout 300)
+  (cd "${dir}" && ctest --output-on-failure --no-tests=error -j "${jobs}" --timeout 300)
 }
 
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+echo "== bench/run.py --quick (the harness works; its figures are not kept)"
+./bench/run.py --quick --runs 1 --time-limit 300
 
 # Sanitizers: any report fails the test that triggered it. The spawned server
 # binary is the instrumented one too, so end-to-end tests check it as well.
