@@ -64,6 +64,15 @@ for m in proc sys dev dev/pts dev/shm; do
   mounted+=("${root}/${m}")
 done
 cp /etc/resolv.conf "${root}/etc/resolv.conf" 2>/dev/null || true
+# The network of this machine, not the project: where TLS passes through a proxy with a CA of
+# its own (added to this host's bundle), the new root trusts the host's bundle too, and Node
+# reads it as the host's does (NODE_EXTRA_CA_CERTS).
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  cp /etc/ssl/certs/ca-certificates.crt "${root}/usr/local/share/ca-certificates/host-network.crt"
+  chroot "${root}" /usr/sbin/update-ca-certificates >/dev/null 2>&1 || true
+fi
+extra_env=()
+[ -n "${NODE_EXTRA_CA_CERTS:-}" ] && extra_env+=("NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt")
 
 # What a user would have: a clone of the committed repository (never the working tree).
 git clone -q "${repo}" "${root}/root/lastframe"
@@ -72,7 +81,7 @@ echo "fresh-debian: make ${targets[*]} inside (node: Debian's, python3: Debian's
 set +e
 # shellcheck disable=SC2086
 chroot "${root}" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 ${FRESH_ENV:-} /bin/bash -c "cd /root/lastframe && make ${targets[*]}"
+  LANG=C.UTF-8 CI=true "${extra_env[@]}" ${FRESH_ENV:-} /bin/bash -c "cd /root/lastframe && make ${targets[*]}"
 rc=$?
 set -e
 echo "fresh-debian: make ${targets[*]} exited ${rc}"
