@@ -192,9 +192,14 @@ Result<store::FragmentView> KvsSource::FetchCold(const std::string& stream) cons
         {"TimestampRange",
          {{"StartTimestamp", static_cast<double>(now - options_.cold_lookback_ms) / 1000.0},
           {"EndTimestamp", static_cast<double>(now + 60'000) / 1000.0}}}}}};
-  // Fragments come in no particular order: the newest is the one that arrived last.
+  // Fragments come in no particular order: the newest is the one that arrived last. Several
+  // fragments of one fast push can share a millisecond: then the later producer timestamp,
+  // then the larger fragment number (numbers grow along a stream) decide.
   std::string newest;
-  double newest_at = -1;
+  double newest_at = -1, newest_produced = -1;
+  auto number_less = [](const std::string& a, const std::string& b) {  // decimal strings
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+  };
   for (int page = 0; page < kMaxListPages; ++page) {
     auto body = client_.Call(*list_endpoint, "listFragments", request.dump());
     if (!body.ok()) return body.status();
@@ -206,9 +211,17 @@ Result<store::FragmentView> KvsSource::FetchCold(const std::string& stream) cons
           !f.contains("ServerTimestamp") || !f["ServerTimestamp"].is_number())
         continue;
       double at = f["ServerTimestamp"].get<double>();
-      if (at > newest_at) {
+      double produced = f.value("ProducerTimestamp", json(0.0)).is_number()
+                            ? f["ProducerTimestamp"].get<double>()
+                            : 0.0;
+      const std::string number = f["FragmentNumber"].get<std::string>();
+      bool later = at != newest_at               ? at > newest_at
+                   : produced != newest_produced ? produced > newest_produced
+                                                 : number_less(newest, number);
+      if (later) {
         newest_at = at;
-        newest = f["FragmentNumber"].get<std::string>();
+        newest_produced = produced;
+        newest = number;
       }
     }
     if (!j.contains("NextToken") || !j["NextToken"].is_string()) break;

@@ -61,7 +61,8 @@ TEST(KvsSource, SnapshotsThroughAnotherServerAreTheTrueLastFrameAndSurviveItsRes
   // (A one-shot push runs ahead of the clock: the first clip's producer times reach 3.2 s
   // past its push, so this one starts after them, as a camera pushing in real time would.)
   std::string next = TestClip(dir, "next.mkv", 320, 240, 10, 2.5, 10);
-  const std::string start_s = std::to_string(SystemClock::Get().NowMs() / 1000 + 4);
+  const int64_t next_start_s = SystemClock::Get().NowMs() / 1000 + 4;
+  const std::string start_s = std::to_string(next_start_s);
   HttpResult pushed =
       HttpRequest(a_port, "POST", "/putMedia", ReadFile(next),
                   {{"x-amzn-stream-name", "cam"}, {"x-amzn-producer-start-timestamp", start_s}});
@@ -96,8 +97,15 @@ TEST(KvsSource, SnapshotsThroughAnotherServerAreTheTrueLastFrameAndSurviveItsRes
   // A is back on the same address with its data; a new clip goes there, and B shows its last frame.
   a = std::make_unique<LastframeServer>(dir.file("a"), TestServerArgs(), std::vector<std::string>{},
                                         a_port);
+  // (After the producer times of the clip before it, as above.)
   std::string second = TestClip(dir, "second.mkv", 320, 240, 10, 2.3, 10);
-  ASSERT_EQ(PushOneShot(a_port, "cam", ReadFile(second)).status, 200);
+  const int64_t second_start_s = std::max(SystemClock::Get().NowMs() / 1000, next_start_s + 3);
+  HttpResult second_push =
+      HttpRequest(a_port, "POST", "/putMedia", ReadFile(second),
+                  {{"x-amzn-stream-name", "cam"},
+                   {"x-amzn-producer-start-timestamp", std::to_string(second_start_s)}});
+  ASSERT_EQ(second_push.status, 200);
+  ASSERT_EQ(second_push.body.find("ERROR"), std::string::npos) << second_push.body;
   auto second_frames = DecodeAllFramesWithFfmpeg(second, 320, 240);
   double psnr = 0;
   ASSERT_TRUE(Eventually([&] {
