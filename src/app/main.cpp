@@ -3,6 +3,7 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -12,11 +13,14 @@
 #include <iostream>
 #include <thread>
 
+#include "auth/api_keys.h"
 #include "core/clock.h"
+#include "core/time_format.h"
 #include "core/worker_pool.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "ingest/demo_producer.h"
+#include "ingest/pull_policy.h"
 #include "ingest/pull_source.h"
 #include "ingest/sources_config.h"
 #include "kvs/kvs_source.h"
@@ -75,7 +79,95 @@ struct ServeConfig {
   std::string kvs_session_token;
   double kvs_timeout_s = 10;
   uint64_t fragments_max_bytes = 16ull << 30;
+  std::string auth = "on";
+  std::string keys_file;
+  bool public_metrics = false;
+  int64_t max_url_expiry_s = 86'400;
+  std::vector<std::string> pull_allow;
+  std::vector<std::string> pull_deny;
 };
+
+struct KeysConfig {
+  std::string data_dir = "./lastframe-data";
+  std::string keys_file;
+  std::string role;
+  std::string streams = "*";
+  int64_t expires_in_s = 0;
+  std::string label;
+  std::string id;
+};
+
+std::filesystem::path KeysFileOf(const std::string& data_dir, const std::string& keys_file) {
+  return keys_file.empty() ? std::filesystem::path(data_dir) / "keys.json"
+                           : std::filesystem::path(keys_file);
+}
+
+// `lastframe keys create|list|revoke|init`: the keys file, as a running server shares it.
+int Keys(const std::string& command, const KeysConfig& k) {
+  ::umask(027);
+  const Clock& clock = SystemClock::Get();
+  const std::filesystem::path file = KeysFileOf(k.data_dir, k.keys_file);
+  if (command == "create") {
+    auto role = auth::ParseRole(k.role);
+    auto made = auth::CreateKey(file, *role, k.streams,
+                                k.expires_in_s > 0 ? std::optional(k.expires_in_s) : std::nullopt,
+                                k.label, clock);
+    if (!made.ok()) {
+      std::cerr << "lastframe keys create: " << made.status().message() << "\n";
+      return 1;
+    }
+    std::cout << made->token << "\n" << std::flush;  // the only line on stdout: scripts read it
+    std::cerr << "created " << auth::RoleName(made->key.role) << " key " << made->key.id
+              << " for streams '" << made->key.streams << "' in " << file.string()
+              << " (the token is shown once)\n";
+    return 0;
+  }
+  if (command == "revoke") {
+    Status s = auth::RevokeKey(file, k.id, clock);
+    if (!s.ok()) {
+      std::cerr << "lastframe keys revoke: " << s.message() << "\n";
+      return 1;
+    }
+    std::cerr << "revoked key " << k.id << " (a running server refuses it within 2 s)\n";
+    return 0;
+  }
+  if (command == "init") {
+    auto made = auth::CreateInitialKeys(
+        file, std::filesystem::path(k.data_dir) / "initial-keys.txt", clock);
+    if (!made.ok()) {
+      std::cerr << "lastframe keys init: " << made.status().message() << "\n";
+      return 1;
+    }
+    std::cerr << (*made ? "created an admin and a viewer key: " : "keys exist already: ")
+              << (std::filesystem::path(k.data_dir) / "initial-keys.txt").string() << "\n";
+    return 0;
+  }
+  auto keys = auth::LoadKeys(file);  // list
+  if (!keys.ok()) {
+    std::cerr << "lastframe keys list: " << keys.status().message() << "\n";
+    return 1;
+  }
+  std::filesystem::path used_file = file;
+  used_file.replace_filename("keys-used.json");
+  auto used = auth::LoadLastUsed(std::filesystem::path(k.data_dir) / "keys-used.json");
+  auto when = [](std::optional<int64_t> ms) {
+    return ms ? FormatIso8601Ms(*ms) : std::string("-");
+  };
+  std::cout << "ID            ROLE      STREAMS          CREATED                   EXPIRES         "
+               "          "
+               "LAST USED                 STATE    LABEL\n";
+  for (const auth::ApiKey& key : *keys) {
+    auto last = used.find(key.id);
+    std::string state = key.revoked_ms                                       ? "revoked"
+                        : key.expires_ms && *key.expires_ms <= clock.NowMs() ? "expired"
+                                                                             : "active";
+    std::cout << fmt::format(
+        "{:<13} {:<9} {:<16} {:<25} {:<25} {:<25} {:<8} {}\n", key.id, auth::RoleName(key.role),
+        key.streams, FormatIso8601Ms(key.created_ms), when(key.expires_ms),
+        when(last == used.end() ? std::nullopt : std::optional(last->second)), state, key.label);
+  }
+  return 0;
+}
 
 // Lets the server bind (and learn its port) before the routes, which need the
 // public URL, exist. Nothing is served before Set: the server is not running.
@@ -120,6 +212,8 @@ bool SplitHostPort(const std::string& listen, std::string* host, uint16_t* port)
 }
 
 int Serve(const ServeConfig& cfg) {
+  // Fragments, objects and keys are the owner's (and its group's), never the world's.
+  ::umask(027);
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   media::QuietFfmpegLogs();
   // A file-size limit (ulimit -f) must fail a write, as a full disk does, not kill us.
@@ -325,21 +419,54 @@ int Serve(const ServeConfig& cfg) {
     snapshots.OnFrame(s);
     images.OnFrame(s);
   });
-  ingest::PullSources sources(streams);
+  std::vector<ingest::Cidr> allow, deny;
+  for (const auto& [flag, list, out] : {std::tuple{"--pull-allow", &cfg.pull_allow, &allow},
+                                        {"--pull-deny", &cfg.pull_deny, &deny}})
+    for (const std::string& text : *list) {
+      auto cidr = ingest::ParseCidr(text);
+      if (!cidr.ok()) {
+        spdlog::critical("{}: {}", flag, cidr.status().message());
+        return 2;
+      }
+      out->push_back(*cidr);
+    }
+  ingest::PullSources sources(streams, ingest::PullPolicy(std::move(allow), std::move(deny)));
   for (auto& o : configured) {
     std::string name = o.stream;
-    if (Status s = sources.Add(std::move(o), /*allow_file=*/true); !s.ok()) {
+    if (Status s = sources.Add(std::move(o), /*configured=*/true); !s.ok()) {
       spdlog::critical("--config: stream '{}': {}", name, s.message());
       return 2;
     }
   }
-  http::KvsApi kvs_api(streams, **registry, &images, workers, clock, credentials,
-                       {.public_url = public_url,
-                        .images_bucket = local ? cfg.bucket : objects::ParseS3Uri(cfg.store)->first,
-                        .require_signed_putmedia = credentials_given && !cfg.unsigned_putmedia,
-                        .default_retention_ms = cfg.retention_s * 1000});
+  http::KvsApi kvs_api(
+      streams, **registry, &images, workers, clock, credentials,
+      {.public_url = public_url,
+       .images_bucket = local ? cfg.bucket : objects::ParseS3Uri(cfg.store)->first,
+       .require_signed_putmedia = (credentials_given || cfg.auth == "on") && !cfg.unsigned_putmedia,
+       .default_retention_ms = cfg.retention_s * 1000});
   kvs_api.RestoreImageGeneration();
+  // Access control: API keys from the keys file, re-read as the CLI changes it.
+  std::unique_ptr<auth::KeyRing> keys;
+  std::optional<auth::InitialKeys> first_keys;
+  if (cfg.auth == "on") {
+    const std::filesystem::path keys_file = KeysFileOf(data_dir.string(), cfg.keys_file);
+    if (cfg.keys_file.empty()) {  // a shared --keys-file is made with `lastframe keys`
+      auto made = auth::CreateInitialKeys(keys_file, data_dir / "initial-keys.txt", clock);
+      if (!made.ok()) {
+        spdlog::critical("cannot create the first keys: {}", made.status().message());
+        return 2;
+      }
+      first_keys = *made;
+    }
+    keys = std::make_unique<auth::KeyRing>(keys_file, data_dir / "keys-used.json", clock);
+    if (Status s = keys->Reload(); !s.ok()) {
+      spdlog::critical("--keys-file: {}", s.message());
+      return 2;
+    }
+  }
   http::ApiOptions api_options;
+  api_options.public_metrics = cfg.public_metrics;
+  api_options.max_url_expiry_s = cfg.max_url_expiry_s;
   if (kvs_source)
     api_options.extra_metrics = [source = kvs_source.get()] {
       kvs::KvsSourceStats s = source->stats();
@@ -360,7 +487,7 @@ int Serve(const ServeConfig& cfg) {
       return body;
     };
   http::Api api(streams, snapshots, local.get(), workers, clock, &sources, std::move(api_options),
-                &kvs_api);
+                &kvs_api, keys.get());
   deferred.Set(&api);
 
   auto& ioc = server.io_context();
@@ -371,6 +498,13 @@ int Serve(const ServeConfig& cfg) {
       if (e) return;
       streams.ApplyRetention();
       snapshots.SweepIdle();
+      // Created and revoked keys take effect within 2 s; reading files is a worker's job.
+      if (keys)
+        workers.TryPost([&] {
+          if (Status s = keys->Reload(); !s.ok())
+            spdlog::warn("keys: {} (keeping the keys loaded)", s.message());
+          if (Status s = keys->SaveLastUsed(); !s.ok()) spdlog::warn("keys: {}", s.message());
+        });
       if (kvs_source) workers.TryPost([&] { kvs_source->SweepIdle(); });
       schedule_retention();
     });
@@ -420,7 +554,25 @@ int Serve(const ServeConfig& cfg) {
   spdlog::info("lastframe {} listening on {} (data {}, {} I/O threads, {} workers)", kVersion,
                listen_url, data_dir.string(), server_options.io_threads, workers_n);
   spdlog::info("images go to {}", store_description);
-  if (cfg.demo) spdlog::info("try: curl -s '{}/snapshot?stream_name=demo'", listen_url);
+  if (!keys) {
+    spdlog::warn(
+        "--auth off: every route is open to anyone who can reach {}; use it only on a "
+        "trusted network",
+        listen_url);
+    if (cfg.demo) spdlog::info("try: curl -s '{}/snapshot?stream_name=demo'", listen_url);
+  } else if (first_keys) {
+    // Once, on the terminal (not in a log line): the first run needs no step of its own.
+    std::cout << "\nFirst start: created an admin key and a viewer key; both tokens are in "
+              << (data_dir / "initial-keys.txt").string() << " (0600). Try:\n\n  curl -s -H "
+              << "'Authorization: Bearer " << first_keys->viewer_token << "' '" << listen_url
+              << "/snapshot?stream_name=" << (cfg.demo ? "demo" : "STREAM") << "'\n\n"
+              << std::flush;
+  } else if (cfg.demo) {
+    spdlog::info(
+        "try: curl -s -H 'Authorization: Bearer <a viewer key>' "
+        "'{}/snapshot?stream_name=demo' (keys: lastframe keys create --role viewer)",
+        listen_url);
+  }
   server.Run();
   signals.cancel();
   kvs_api.Shutdown();
@@ -606,10 +758,68 @@ int main(int argc, char** argv) {
                    "TOML file of streams to pull ([[streams]] name, url, rtsp_transport)")
       ->envname("LASTFRAME_CONFIG")
       ->check(CLI::ExistingFile);
+  serve
+      ->add_option("--auth", cfg.auth,
+                   "on: every route but /healthz and signed URLs needs an API key; off: open, "
+                   "for a trusted network")
+      ->envname("LASTFRAME_AUTH")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
+  serve
+      ->add_option("--keys-file", cfg.keys_file,
+                   "the API keys (default DATA_DIR/keys.json, made at first start); several "
+                   "nodes may share one, read-only to them")
+      ->envname("LASTFRAME_KEYS_FILE");
+  serve->add_flag("--public-metrics", cfg.public_metrics, "serve /metrics without credentials")
+      ->envname("LASTFRAME_PUBLIC_METRICS");
+  serve
+      ->add_option("--max-url-expiry", cfg.max_url_expiry_s,
+                   "the longest signed-URL lifetime (expires=) a key may ask for; admins up to "
+                   "604800")
+      ->envname("LASTFRAME_MAX_URL_EXPIRY")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{604'800}));
+  serve
+      ->add_option("--pull-allow", cfg.pull_allow,
+                   "CIDR a pulled source may reach although refused by default (loopback, "
+                   "link-local, ...); repeatable")
+      ->envname("LASTFRAME_PULL_ALLOW");
+  serve
+      ->add_option("--pull-deny", cfg.pull_deny,
+                   "CIDR a pulled source may not reach (wins over --pull-allow); repeatable")
+      ->envname("LASTFRAME_PULL_DENY");
   serve->add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
       ->envname("LASTFRAME_LOG_LEVEL")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  lastframe::KeysConfig keys_cfg;
+  CLI::App* keys = app.add_subcommand("keys", "create, list and revoke API keys");
+  keys->require_subcommand(1);
+  auto key_location = [&keys_cfg](CLI::App* c) {
+    c->add_option("--data-dir", keys_cfg.data_dir, "the server's data directory")
+        ->envname("LASTFRAME_DATA_DIR")
+        ->capture_default_str();
+    c->add_option("--keys-file", keys_cfg.keys_file, "the keys file (default DATA_DIR/keys.json)")
+        ->envname("LASTFRAME_KEYS_FILE");
+  };
+  CLI::App* keys_create = keys->add_subcommand("create", "make a key; prints its token, once");
+  key_location(keys_create);
+  keys_create->add_option("--role", keys_cfg.role, "admin, producer or viewer")
+      ->required()
+      ->check(CLI::IsMember({"admin", "producer", "viewer"}));
+  keys_create->add_option("--streams", keys_cfg.streams, "the streams it covers (a glob)")
+      ->capture_default_str();
+  keys_create->add_option("--expires-in", keys_cfg.expires_in_s, "seconds it is valid")
+      ->check(CLI::Range(int64_t{1}, int64_t{100} * 365 * 86400));
+  keys_create->add_option("--label", keys_cfg.label, "a note to tell keys apart");
+  CLI::App* keys_list = keys->add_subcommand("list", "list keys (never their secrets)");
+  key_location(keys_list);
+  CLI::App* keys_revoke = keys->add_subcommand("revoke", "revoke a key by its id");
+  key_location(keys_revoke);
+  keys_revoke->add_option("id", keys_cfg.id, "the key's id (lf_<id>_...)")->required();
+  CLI::App* keys_init = keys->add_subcommand(
+      "init", "make the first admin and viewer keys (DATA_DIR/initial-keys.txt) if there are none");
+  key_location(keys_init);
   app.add_subcommand("version", "print the version")->callback([] {
     std::cout << "lastframe " << lastframe::kVersion << "\n";
   });
@@ -620,5 +830,7 @@ int main(int argc, char** argv) {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
     return lastframe::Serve(cfg);
   }
+  for (CLI::App* c : {keys_create, keys_list, keys_revoke, keys_init})
+    if (c->parsed()) return lastframe::Keys(c->get_name(), keys_cfg);
   return 0;
 }

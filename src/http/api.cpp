@@ -77,6 +77,7 @@ struct SnapshotRequest {
 };
 
 Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const ApiOptions& o,
+                                             const Caller& caller,
                                              std::optional<media::ImageFormat> fixed_format) {
   SnapshotRequest r;
   auto quality = p.Int("quality", 1, 100, o.default_quality);
@@ -85,7 +86,11 @@ Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const ApiOptions& 
   if (!width.ok()) return width.status();
   auto height = p.Int("height", 1, o.max_dimension, 0);
   if (!height.ok()) return height.status();
-  auto expires = p.Int("expires", 1, objects::kMaxPresignExpiresSeconds, o.default_expires_s);
+  // Admins may ask for S3's longest; other keys for --max-url-expiry at most.
+  const int64_t max_expires =
+      caller.admin() ? objects::kMaxPresignExpiresSeconds
+                     : std::min<int64_t>(o.max_url_expiry_s, objects::kMaxPresignExpiresSeconds);
+  auto expires = p.Int("expires", 1, max_expires, std::min(o.default_expires_s, max_expires));
   if (!expires.ok()) return expires.status();
   auto redirect = p.Bool("redirect");
   if (!redirect.ok()) return redirect.status();
@@ -128,6 +133,20 @@ json PublishedJson(const snapshot::PublishedImage& p, int64_t expires_s) {
           {"key", p.key}};
 }
 
+// 401 for missing or bad credentials, with the challenge clients expect.
+Response Unauthorized(const Status& why) {
+  Response res = JsonError(401, "Unauthorized", why.message());
+  res.set(bhttp::field::www_authenticate, "Bearer realm=\"lastframe\"");
+  return res;
+}
+
+Status Forbidden(const Caller& caller, const std::string& what) {
+  std::string who = caller.key ? std::string("this ") + auth::RoleName(caller.key->role) +
+                                     " key (streams '" + caller.key->streams + "')"
+                               : "this caller";
+  return Status(Code::kPermissionDenied, who + " may not " + what, "Forbidden");
+}
+
 // Adapts a PushSession to the server's streamed-upload interface.
 class PushSink final : public UploadSink {
  public:
@@ -145,18 +164,19 @@ class PushSink final : public UploadSink {
 
 Api::Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
          objects::LocalStore* local_objects, WorkerPool& workers, const Clock& clock,
-         ingest::PullSources* sources, ApiOptions options, KvsApi* kvs)
+         ingest::PullSources* sources, ApiOptions options, KvsApi* kvs, auth::KeyRing* keys)
     : streams_(streams),
       snapshots_(snapshots),
       clock_(clock),
       workers_(workers),
       sources_(sources),
       options_(options),
-      kvs_(kvs) {
+      kvs_(kvs),
+      keys_(keys) {
   if (local_objects != nullptr) s3_.emplace(*local_objects, workers);
 }
 
-json Api::StreamJson(const store::StreamInfo& s) const {
+json Api::StreamJson(const store::StreamInfo& s, bool admin) const {
   auto time = [](const std::optional<int64_t>& ms) -> json {
     return ms ? json(FormatIso8601Ms(*ms)) : json(nullptr);
   };
@@ -176,16 +196,25 @@ json Api::StreamJson(const store::StreamInfo& s) const {
   if (!s.last_error.empty()) j["last_error"] = s.last_error;
   if (sources_ != nullptr) {
     if (auto src = sources_->Find(s.name)) {
-      j["source"] = {
-          {"url", src->url},
-          {"state", src->state},
-          {"reconnects", src->reconnects},
-          {"last_error", src->last_error.empty() ? json(nullptr) : json(src->last_error)},
-          {"connected_since", time(src->connected_since_ms)}};
+      // What a camera or its network answered is for admins: to others it could map the
+      // inside of the network. Everyone sees the error's code.
+      json error = src->last_error.empty() ? json(nullptr)
+                   : admin                 ? json(src->last_error)
+                                           : json("the source failed (" +
+                                                  (src->last_error_code.empty() ? std::string("SourceUnavailable")
+                                                                                : src->last_error_code) +
+                                                  "); an admin key shows why");
+      j["source"] = {{"url", src->url},
+                     {"state", src->state},
+                     {"reconnects", src->reconnects},
+                     {"last_error", error},
+                     {"last_error_code",
+                      src->last_error_code.empty() ? json(nullptr) : json(src->last_error_code)},
+                     {"connected_since", time(src->connected_since_ms)}};
       if (!src->rtsp_transport.empty()) j["source"]["rtsp_transport"] = src->rtsp_transport;
       // A pulled stream not reading now says why: still connecting, or failed and waiting.
       if (src->state != "live" && s.state != "live") j["state"] = src->state;
-      if (!src->last_error.empty()) j["last_error"] = src->last_error;
+      if (!src->last_error.empty()) j["last_error"] = error;
     }
   }
   return j;
@@ -215,27 +244,61 @@ bool Api::IsUpload(const Request& r) const {
   return r.path == "/putMedia" && r.header.method() == bhttp::verb::post;
 }
 
+Result<Caller> Api::Identify(const Request& req) const {
+  if (keys_ == nullptr) return Caller{};
+  auto field = req.header.find(bhttp::field::authorization);
+  std::string_view value;
+  if (field != req.header.end())
+    value = std::string_view(field->value().data(), field->value().size());
+  auto who = keys_->Authenticate(value);
+  if (!who.ok()) return who.status();
+  return Caller{*who};
+}
+
 void Api::Handle(Request req, Respond respond) {
+  // Kinesis Video's and S3's APIs check SigV4 with the server's key pair themselves.
   if (kvs_ && kvs_->Owns(req)) return kvs_->Handle(std::move(req), std::move(respond));
   if (s3_ && s3_->Owns(req)) return s3_->Handle(std::move(req), std::move(respond));
   const std::string& path = req.path;
-  if (path == "/healthz") {
+  if (path == "/healthz") {  // open to all: load balancers and probes
     if (!IsGet(req)) return respond(MethodNotAllowed("GET, HEAD"));
     return respond(JsonResponse(200, json{{"status", "ok"}}.dump()));
   }
-  if (path == "/metrics") {
+  if (path == "/metrics" && options_.public_metrics) {
     if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
     return respond(Metrics());
   }
-  if (path == "/snapshot") {
-    if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
-    return RecipeSnapshot(req, std::move(respond));
-  }
+  // PutMedia is a POST with credentials of its own (StartUpload); anything else is a 405.
   if (path == "/putMedia") return respond(MethodNotAllowed("POST"));
+  // Every other route: a key first, then what the key may do.
+  auto caller = Identify(req);
+  if (!caller.ok()) {
+    if (path != "/snapshot") return respond(Unauthorized(caller.status()));
+    Response res = Unauthorized(caller.status());
+    res.body() = json{{"statusCode", 401},
+                      {"body", caller.status().message()},
+                      {"code", "Unauthorized"},
+                      {"message", caller.status().message()}}
+                     .dump();
+    res.prepare_payload();
+    return respond(std::move(res));
+  }
+  if (path == "/metrics") {  // admins (or --public-metrics, above)
+    if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
+    if (!caller->admin()) return respond(JsonError(Forbidden(*caller, "read /metrics")));
+    return respond(Metrics());
+  }
+  if (path == "/snapshot") {  // viewers of the stream
+    if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
+    return RecipeSnapshot(req, *caller, std::move(respond));
+  }
   if (path == "/v1/streams" || path == "/v1/streams/") {
-    if (req.header.method() == bhttp::verb::post) return AddSource(req, std::move(respond));
+    if (req.header.method() == bhttp::verb::post) {  // admins
+      if (!caller->admin()) return respond(JsonError(Forbidden(*caller, "create streams")));
+      return AddSource(req, std::move(respond));
+    }
     if (!IsGet(req)) return respond(MethodNotAllowed("GET, POST"));
-    return ListStreams(std::move(respond));
+    return ListStreams(*caller, std::move(respond));  // any key: the streams it may see
   }
   const std::string prefix = "/v1/streams/";
   if (path.rfind(prefix, 0) == 0) {
@@ -247,21 +310,29 @@ void Api::Handle(Request req, Respond respond) {
     if (action != "" && action != "snapshot" && action != "latest.jpg" && action != "latest.png" &&
         action != "fragments" && action != "clip")
       return respond(JsonError(404, "NotFound", "no route for " + path));
-    if (action.empty() && req.header.method() == bhttp::verb::delete_)
+    if (action.empty() && req.header.method() == bhttp::verb::delete_) {  // admins
+      if (!caller->admin())
+        return respond(JsonError(Forbidden(*caller, "delete stream '" + name + "'")));
       return DeleteStream(name, std::move(respond));
+    }
     if (!IsGet(req)) return respond(MethodNotAllowed(action.empty() ? "GET, DELETE" : "GET"));
-    if (action == "snapshot") return Snapshot(req, name, std::move(respond));
+    // Everything else here reads the stream: viewers (and producers) of it.
+    if (!caller->MayView(name))
+      return respond(JsonError(Forbidden(*caller, "read stream '" + name + "'")));
+    if (action == "snapshot") return Snapshot(req, *caller, name, std::move(respond));
     if (action == "fragments") return ListFragments(req, name, std::move(respond));
     if (action == "clip") return Clip(req, name, std::move(respond));
     if (action == "latest.jpg")
-      return LatestImage(req, name, media::ImageFormat::kJpeg, std::move(respond));
+      return LatestImage(req, *caller, name, media::ImageFormat::kJpeg, std::move(respond));
     if (action == "latest.png")
-      return LatestImage(req, name, media::ImageFormat::kPng, std::move(respond));
+      return LatestImage(req, *caller, name, media::ImageFormat::kPng, std::move(respond));
     auto stream = streams_.Find(name);
     if (!stream)
       return respond(JsonError(NotFound("no stream named '" + name + "'", "StreamNotFound")));
     return respond(JsonResponse(
-        200, StreamJson(stream->Info(clock_.NowMs(), streams_.options().live_window_ms)).dump()));
+        200,
+        StreamJson(stream->Info(clock_.NowMs(), streams_.options().live_window_ms), caller->admin())
+            .dump()));
   }
   respond(JsonError(404, "NotFound", "no route for " + path));
 }
@@ -313,9 +384,10 @@ Response Api::Metrics() const {
   return res;
 }
 
-void Api::ListStreams(Respond respond) {
+void Api::ListStreams(const Caller& caller, Respond respond) {
   json list = json::array();
-  for (const auto& s : streams_.List()) list.push_back(StreamJson(s));
+  for (const auto& s : streams_.List())
+    if (caller.MayView(s.name)) list.push_back(StreamJson(s, caller.admin()));
   respond(JsonResponse(200, json{{"streams", list}}.dump()));
 }
 
@@ -341,9 +413,10 @@ void Api::AddSource(const Request& req, Respond respond) {
                                                std::to_string(kMaxRetentionS))));
     retention_ms = r.get<int64_t>() * 1000;
   }
-  auto created = [&] {
+  auto created = [this, name] {
     auto stream = streams_.Find(name);
-    json j = stream ? StreamJson(stream->Info(clock_.NowMs(), streams_.options().live_window_ms))
+    json j = stream ? StreamJson(stream->Info(clock_.NowMs(), streams_.options().live_window_ms),
+                                 /*admin=*/true)
                     : json{{"name", name}};
     Response res = JsonResponse(201, j.dump());
     res.set(bhttp::field::location, "/v1/streams/" + name);
@@ -368,12 +441,16 @@ void Api::AddSource(const Request& req, Respond respond) {
   }
   if (o.rtsp_transport != "tcp" && o.rtsp_transport != "udp")
     return respond(JsonError(InvalidArgument("rtsp_transport must be \"tcp\" or \"udp\"")));
-  if (Status s = sources_->Add(std::move(o), /*allow_file=*/false); !s.ok())
-    return respond(JsonError(s));
-  if (retention_ms)
-    if (Status s = streams_.SetRetention(name, *retention_ms); !s.ok())
-      return respond(JsonError(s));
-  respond(created());
+  // Checking the URL resolves its host name, which may take seconds: on a worker.
+  auto shared = std::make_shared<Respond>(std::move(respond));
+  bool queued = workers_.TryPost([this, shared, o = std::move(o), retention_ms, created] {
+    if (Status s = sources_->Add(o, /*configured=*/false); !s.ok()) return (*shared)(JsonError(s));
+    if (retention_ms)
+      if (Status s = streams_.SetRetention(o.stream, *retention_ms); !s.ok())
+        return (*shared)(JsonError(s));
+    (*shared)(created());
+  });
+  if (!queued) (*shared)(JsonError(Status(Code::kOverloaded, "the workers are busy")));
 }
 
 void Api::DeleteStream(const std::string& name, Respond respond) {
@@ -482,10 +559,11 @@ void Api::Clip(const Request& req, const std::string& name, Respond respond) {
   if (!queued) (*shared)(JsonError(Status(Code::kOverloaded, "the workers are busy")));
 }
 
-void Api::Snapshot(const Request& req, const std::string& stream, Respond respond) {
+void Api::Snapshot(const Request& req, const Caller& caller, const std::string& stream,
+                   Respond respond) {
   auto params = Params::Parse(req.raw_query);
   if (!params.ok()) return respond(JsonError(params.status()));
-  auto parsed = ParseSnapshotRequest(*params, options_, std::nullopt);
+  auto parsed = ParseSnapshotRequest(*params, options_, caller, std::nullopt);
   if (!parsed.ok()) return respond(JsonError(parsed.status()));
   SnapshotRequest r = *parsed;
   auto shared = std::make_shared<Respond>(std::move(respond));
@@ -498,7 +576,7 @@ void Api::Snapshot(const Request& req, const std::string& stream, Respond respon
       });
 }
 
-void Api::RecipeSnapshot(const Request& req, Respond respond) {
+void Api::RecipeSnapshot(const Request& req, const Caller& caller, Respond respond) {
   // The original recipe's shape: the URL in "body", the status in "statusCode".
   auto recipe_error = [](const Status& s) {
     unsigned status = HttpStatusOf(s.code());
@@ -517,7 +595,9 @@ void Api::RecipeSnapshot(const Request& req, Respond respond) {
     return respond(
         recipe_error(InvalidArgument("parameter 'stream_name' is required", "MissingParameter")));
   if (Status s = ValidateStreamName(*name); !s.ok()) return respond(recipe_error(s));
-  auto parsed = ParseSnapshotRequest(*params, options_, std::nullopt);
+  if (!caller.MayView(*name))
+    return respond(recipe_error(Forbidden(caller, "read stream '" + *name + "'")));
+  auto parsed = ParseSnapshotRequest(*params, options_, caller, std::nullopt);
   if (!parsed.ok()) return respond(recipe_error(parsed.status()));
   SnapshotRequest r = *parsed;
   auto shared = std::make_shared<Respond>(std::move(respond));
@@ -531,11 +611,11 @@ void Api::RecipeSnapshot(const Request& req, Respond respond) {
                           });
 }
 
-void Api::LatestImage(const Request& req, const std::string& stream, media::ImageFormat format,
-                      Respond respond) {
+void Api::LatestImage(const Request& req, const Caller& caller, const std::string& stream,
+                      media::ImageFormat format, Respond respond) {
   auto params = Params::Parse(req.raw_query);
   if (!params.ok()) return respond(JsonError(params.status()));
-  auto parsed = ParseSnapshotRequest(*params, options_, format);
+  auto parsed = ParseSnapshotRequest(*params, options_, caller, format);
   if (!parsed.ok()) return respond(JsonError(parsed.status()));
   auto shared = std::make_shared<Respond>(std::move(respond));
   snapshots_.RenderAsync(stream, parsed->options, [shared](Result<snapshot::Image> img) {
@@ -552,14 +632,31 @@ void Api::LatestImage(const Request& req, const std::string& stream, media::Imag
 
 std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Request& req,
                                                                      UploadEvents events) {
-  // Who may push is settled before anything else is said about the request.
-  if (kvs_)
+  // Who may push is settled before anything else is said about the request: a producer's
+  // (or admin's) bearer key, or Kinesis Video's SigV4 with the server's key pair (or, where
+  // --unsigned-putmedia allows it, nothing).
+  std::optional<Caller> bearer;
+  auto authorization = req.header.find(bhttp::field::authorization);
+  if (keys_ != nullptr && authorization != req.header.end() &&
+      authorization->value().substr(0, 7) == "Bearer ") {
+    auto caller = Identify(req);
+    if (!caller.ok()) return Unauthorized(caller.status());
+    bearer = *caller;
+  } else if (kvs_) {
     if (auto refused = kvs_->AuthorizePutMedia(req)) return std::move(*refused);
+  }
   auto name_field = req.header.find("x-amzn-stream-name");
   if (name_field == req.header.end())
     return JsonError(InvalidArgument("header x-amzn-stream-name is required", "MissingParameter"));
   std::string name(name_field->value());
   if (Status s = ValidateStreamName(name); !s.ok()) return JsonError(s);
+  if (bearer && !bearer->MayPush(name))
+    return JsonError(Forbidden(*bearer, "push to stream '" + name + "'"));
+  // A pulled stream has its source: a push would mix two cameras in one stream.
+  if (sources_ != nullptr && sources_->Find(name))
+    return JsonError(Status(Code::kConflict,
+                            "stream '" + name + "' is pulled from a camera; it takes no pushes",
+                            "StreamBusy"));
   ingest::PushOptions options;
   options.stream = name;
   auto type = req.header.find("x-amzn-fragment-timecode-type");

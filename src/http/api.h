@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "auth/api_keys.h"
 #include "core/clock.h"
 #include "http/kvs_api.h"
 #include "http/s3_api.h"
@@ -22,6 +23,18 @@ struct ApiOptions {
   int max_dimension = 8192;  // width/height a caller may ask for
   // More Prometheus text for /metrics (e.g. the stream source's), may be empty.
   std::function<std::string()> extra_metrics;
+  // /metrics without credentials (a scraper on a trusted network).
+  bool public_metrics = false;
+  // The longest URL lifetime a key that is not an admin's may ask for.
+  int64_t max_url_expiry_s = 86'400;
+};
+
+// Who a request comes from: anyone (access control off), or a verified key.
+struct Caller {
+  std::optional<auth::Principal> key;  // nullopt: --auth off
+  bool admin() const { return !key || key->admin(); }
+  bool MayView(std::string_view stream) const { return !key || key->MayView(stream); }
+  bool MayPush(std::string_view stream) const { return !key || key->MayPush(stream); }
 };
 
 // lastframe's HTTP API (see README "HTTP API"): thin handlers that parse and
@@ -36,7 +49,8 @@ class Api final : public Application {
   // checks PutMedia's signatures.
   Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
       objects::LocalStore* local_objects, WorkerPool& workers, const Clock& clock,
-      ingest::PullSources* sources = nullptr, ApiOptions options = {}, KvsApi* kvs = nullptr);
+      ingest::PullSources* sources = nullptr, ApiOptions options = {}, KvsApi* kvs = nullptr,
+      auth::KeyRing* keys = nullptr);
 
   void Handle(Request request, Respond respond) override;
   bool IsUpload(const Request& request) const override;
@@ -47,16 +61,21 @@ class Api final : public Application {
   Response TooLarge(const Request& request, uint64_t limit) const override;
 
  private:
-  void Snapshot(const Request& req, const std::string& stream, Respond respond);
-  void RecipeSnapshot(const Request& req, Respond respond);
-  void LatestImage(const Request& req, const std::string& stream, media::ImageFormat format,
-                   Respond respond);
-  void ListStreams(Respond respond);
+  // The caller of a route behind keys: Unauthenticated ("Unauthorized") when
+  // keys are on and the request's bearer key is missing or not valid.
+  Result<Caller> Identify(const Request& req) const;
+  void Snapshot(const Request& req, const Caller& caller, const std::string& stream,
+                Respond respond);
+  void RecipeSnapshot(const Request& req, const Caller& caller, Respond respond);
+  void LatestImage(const Request& req, const Caller& caller, const std::string& stream,
+                   media::ImageFormat format, Respond respond);
+  void ListStreams(const Caller& caller, Respond respond);
   void AddSource(const Request& req, Respond respond);
   void DeleteStream(const std::string& name, Respond respond);
   void ListFragments(const Request& req, const std::string& name, Respond respond);
   void Clip(const Request& req, const std::string& name, Respond respond);
-  nlohmann::json StreamJson(const store::StreamInfo& info) const;
+  // |admin|: upstream error text of pulled sources is shown to admins only.
+  nlohmann::json StreamJson(const store::StreamInfo& info, bool admin) const;
   Response Metrics() const;
 
   store::StreamStore& streams_;
@@ -66,7 +85,8 @@ class Api final : public Application {
   WorkerPool& workers_;
   ingest::PullSources* sources_;
   const ApiOptions options_;
-  KvsApi* kvs_;  // Kinesis Video's API, when served
+  KvsApi* kvs_;          // Kinesis Video's API, when served
+  auth::KeyRing* keys_;  // API keys; null when access control is off
 };
 
 }  // namespace lastframe::http

@@ -151,10 +151,14 @@ SourceInfo PullSource::Info() const {
   return info_;
 }
 
-void PullSource::SetState(const std::string& state, const std::string& error) {
+void PullSource::SetState(const std::string& state, const std::string& error,
+                          const std::string& code) {
   std::lock_guard lock(mu_);
   info_.state = state;
-  if (!error.empty()) info_.last_error = error;
+  if (!error.empty()) {
+    info_.last_error = error;
+    info_.last_error_code = code;
+  }
   if (state == "live")
     info_.connected_since_ms = store_.clock().NowMs();
   else
@@ -191,7 +195,7 @@ void PullSource::Run() {
     if (stopping_) break;
     // A connection that delivered video starts the backoff over.
     failures = was_live ? 0 : std::min(failures + 1, 16);
-    SetState("error", ended.message());
+    SetState("error", ended.message(), ended.reason());
     auto cap = std::min<int64_t>(options_.backoff_max.count(), options_.backoff_base.count()
                                                                    << std::min(failures, 16));
     // Half fixed, half random: never a hot loop, never in step with other sources.
@@ -208,6 +212,9 @@ Status PullSource::Session() {
   if (!stream->AcquireWriter())
     return Status(Code::kConflict, "a producer is pushing to this stream", "StreamBusy");
   std::string error;
+  // Every connection this thread makes is checked against the pull policy.
+  static const PullPolicy kDefaultPolicy;
+  ConnectGuard guard(options_.policy ? *options_.policy : kDefaultPolicy);
   Status ended = [&]() -> Status {
     const std::string scheme = SchemeOf(options_.url);
     AVFormatContext* raw = avformat_alloc_context();
@@ -329,23 +336,33 @@ Status PullSource::Session() {
       av_packet_unref(pkt.get());
     }
   }();
+  // A refused hop (a redirect, a playlist's segment, an RTP peer) is why it failed.
+  if (Status refused = guard.refusal(); !refused.ok() && !stopping_) ended = refused;
   stream->ReleaseWriter(stopping_ ? "" : ended.message());
   return ended;
 }
 
 PullSources::~PullSources() { StopAll(); }
 
-Status PullSources::Add(PullOptions options, bool allow_file) {
-  LF_RETURN_IF_ERROR(ValidateSourceUrl(options.url, allow_file));
+Status PullSources::Add(PullOptions options, bool configured) {
+  LF_RETURN_IF_ERROR(ValidateSourceUrl(options.url, /*allow_file=*/configured));
+  options.policy = policy_;
+  if (!configured) {  // configured sources are checked as they connect, and go to state error
+    Status allowed = policy_->CheckUrl(options.url);
+    if (!allowed.ok()) return Status(Code::kInvalidArgument, allowed.message(), allowed.reason());
+  }
   std::lock_guard lock(mu_);
   if (sources_.count(options.stream))
     return Status(Code::kConflict, "stream '" + options.stream + "' is already pulled",
                   "StreamExists");
-  if (auto existing = store_.Find(options.stream)) {
+  if (auto existing = store_.Find(options.stream); existing && !configured) {
     auto info = existing->Info(store_.clock().NowMs(), store_.options().live_window_ms);
     if (info.producer_connected)
       return Status(Code::kConflict, "a producer is pushing to stream '" + options.stream + "'",
                     "StreamBusy");
+    return Status(Code::kConflict,
+                  "stream '" + options.stream + "' exists: a pull never takes over a stream",
+                  "StreamExists");
   }
   std::string name = options.stream;
   auto source = PullSource::Start(store_, std::move(options));

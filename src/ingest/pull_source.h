@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "ingest/pull_policy.h"
 #include "store/stream_store.h"
 
 namespace lastframe::ingest {
@@ -26,6 +27,8 @@ struct PullOptions {
   std::chrono::milliseconds read_timeout{10'000};  // no packet for this long: reconnect
   std::chrono::milliseconds backoff_base{500};     // full jitter below base * 2^failures
   std::chrono::milliseconds backoff_max{30'000};
+  // Where the source may connect (every hop, checked at connect); null: the default policy.
+  std::shared_ptr<const PullPolicy> policy;
 };
 
 // What GET /v1/streams shows of a pulled stream.
@@ -35,6 +38,7 @@ struct SourceInfo {
   std::string rtsp_transport;
   uint64_t reconnects = 0;  // connections opened after the first
   std::string last_error;
+  std::string last_error_code;  // e.g. "PullAddressDenied", "SourceTimeout"
   std::optional<int64_t> connected_since_ms;
 };
 
@@ -63,7 +67,8 @@ class PullSource {
   Status Session();
   // Waits |d| unless stopped first; false if stopped.
   bool SleepFor(std::chrono::milliseconds d);
-  void SetState(const std::string& state, const std::string& error = "");
+  void SetState(const std::string& state, const std::string& error = "",
+                const std::string& code = "");
   static int Interrupt(void* opaque);
 
   store::StreamStore& store_;
@@ -88,12 +93,18 @@ std::string RedactUrl(const std::string& url);
 // The pulled streams of a server, by name. Thread-safe.
 class PullSources {
  public:
-  explicit PullSources(store::StreamStore& store) : store_(store) {}
+  explicit PullSources(store::StreamStore& store, PullPolicy policy = {})
+      : store_(store), policy_(std::make_shared<const PullPolicy>(std::move(policy))) {}
   ~PullSources();
 
-  // Starts pulling. Conflict ("StreamExists") if |options.stream| is already
-  // pulled or is being pushed; InvalidArgument for a bad URL or transport.
-  Status Add(PullOptions options, bool allow_file);
+  // Starts pulling, under this server's pull policy. Conflict ("StreamExists")
+  // if |options.stream| is already pulled or exists (pushed, or created for
+  // pushes): a pull never takes over a stream, except |configured| ones (the
+  // config file names them; they come back from the archive at each start).
+  // InvalidArgument for a bad URL or transport, or "PullAddressDenied" when
+  // the URL's host resolves to an address the policy refuses. file:// only
+  // when |configured|: the HTTP API must not read local files.
+  Status Add(PullOptions options, bool configured);
   // Stops pulling; NotFound if it is not a pulled stream.
   Status Remove(const std::string& stream);
   std::optional<SourceInfo> Find(const std::string& stream) const;
@@ -102,6 +113,7 @@ class PullSources {
 
  private:
   store::StreamStore& store_;
+  const std::shared_ptr<const PullPolicy> policy_;
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<PullSource>> sources_;
 };

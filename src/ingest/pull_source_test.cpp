@@ -76,12 +76,19 @@ TEST(PullSource, LoopsAFileAtItsOwnPaceWithATimelineThatKeepsGoing) {
   }
 }
 
+// These tests' cameras are on loopback, which pulls may not reach by default.
+std::shared_ptr<const PullPolicy> LoopbackAllowed() {
+  return std::make_shared<const PullPolicy>(std::vector<Cidr>{*ParseCidr("127.0.0.0/8")},
+                                            std::vector<Cidr>{});
+}
+
 TEST(PullSource, AnUnreachableCameraRetriesWithBackoffAndShowsWhy) {
   store::StreamStore store(SystemClock::Get(), {});
   auto source = PullSource::Start(store, {.stream = "dead",
                                           .url = "rtsp://user:secret@127.0.0.1:1/stream",
                                           .backoff_base = 20ms,
-                                          .backoff_max = 100ms});
+                                          .backoff_max = 100ms,
+                                          .policy = LoopbackAllowed()});
   ASSERT_TRUE(source.ok());
   ASSERT_TRUE(Within(20s, [&] { return (*source)->Info().reconnects >= 3; }));
   SourceInfo info = (*source)->Info();
@@ -95,7 +102,8 @@ TEST(PullSource, StopIsPromptWhileACameraHangs) {
   testing::SilentListener hung;
   std::string url = "rtsp://127.0.0.1:" + std::to_string(hung.port()) + "/x";
   store::StreamStore store(SystemClock::Get(), {});
-  auto source = PullSource::Start(store, {.stream = "hung", .url = url, .open_timeout = 60s});
+  auto source = PullSource::Start(
+      store, {.stream = "hung", .url = url, .open_timeout = 60s, .policy = LoopbackAllowed()});
   ASSERT_TRUE(source.ok());
   ASSERT_TRUE(Within(10s, [&] { return (*source)->Info().state == "connecting"; }));
   auto start = std::chrono::steady_clock::now();
@@ -124,7 +132,7 @@ TEST(PullSource, UrlsAreCheckedAndRedacted) {
 
 TEST(PullSources, OneSourcePerStreamAndRemove) {
   store::StreamStore store(SystemClock::Get(), {});
-  PullSources sources(store);
+  PullSources sources(store, *LoopbackAllowed());
   PullOptions o{.stream = "cam", .url = "rtsp://127.0.0.1:1/x", .backoff_base = 50ms};
   ASSERT_TRUE(sources.Add(o, false).ok());
   EXPECT_EQ(sources.Add(o, false).reason(), "StreamExists");
@@ -135,6 +143,40 @@ TEST(PullSources, OneSourcePerStreamAndRemove) {
   EXPECT_TRUE(sources.Remove("cam").ok());
   EXPECT_EQ(sources.Remove("cam").reason(), "SourceNotFound");
   EXPECT_FALSE(sources.Find("cam"));
+}
+
+// Under the default policy a loopback camera is refused before any packet leaves: at
+// Add from the API, and at connect for a configured source (state error, with the code).
+TEST(PullSources, TheDefaultPolicyRefusesInsideAddressesAtEveryStep) {
+  testing::SilentListener inside;
+  const std::string url = "rtsp://127.0.0.1:" + std::to_string(inside.port()) + "/x";
+  store::StreamStore store(SystemClock::Get(), {});
+  PullSources sources(store);
+  Status refused = sources.Add({.stream = "api", .url = url}, /*configured=*/false);
+  EXPECT_EQ(refused.code(), Code::kInvalidArgument);
+  EXPECT_EQ(refused.reason(), "PullAddressDenied");
+  EXPECT_FALSE(sources.Find("api"));
+  ASSERT_TRUE(sources
+                  .Add({.stream = "configured", .url = url, .backoff_base = 20ms},
+                       /*configured=*/true)
+                  .ok());
+  ASSERT_TRUE(Within(10s, [&] {
+    auto info = sources.Find("configured");
+    return info && info->last_error_code == "PullAddressDenied";
+  }));
+  EXPECT_NE(sources.Find("configured")->last_error.find("127.0.0.1"), std::string::npos);
+  EXPECT_FALSE(inside.ConnectionArrived());
+  sources.StopAll();
+}
+
+// A pull never takes over a stream that exists (pushed, or created for pushes).
+TEST(PullSources, AnExistingStreamIsNeverTakenOver) {
+  store::StreamStore store(SystemClock::Get(), {});
+  store.Open("pushed");
+  PullSources sources(store, *LoopbackAllowed());
+  EXPECT_EQ(sources.Add({.stream = "pushed", .url = "rtsp://127.0.0.1:1/x"}, false).reason(),
+            "StreamExists");
+  EXPECT_FALSE(sources.Find("pushed"));
 }
 
 TEST(SourcesConfig, ReadsStreamsAndRefusesMistakes) {

@@ -158,7 +158,11 @@ TEST_F(BadInputTest, SnapshotParametersAreValidated) {
   ExpectError(HttpGet(port(), "/v1/streams/nobody/snapshot"), 404, "StreamNotFound");
   ExpectError(HttpGet(port(), "/v1/streams/nobody/latest.jpg"), 404, "StreamNotFound");
   ExpectError(HttpGet(port(), "/v1/streams/good/nothing"), 404, "NotFound");
-  ExpectError(HttpGet(port(), "/nothing/here"), 404, "NotFound");
+  // Closed by default: an unknown route says nothing to a caller without a key.
+  ExpectError(HttpGet(port(), "/nothing/here"), 401, "Unauthorized");
+  ExpectError(HttpRequest(port(), "GET", "/nothing/here", "",
+                          {{"Authorization", "Bearer " + server_.admin_token()}}),
+              404, "NotFound");
   HttpResult post = HttpRequest(port(), "POST", "/v1/streams/good/snapshot", "x");
   ExpectError(post, 405, "MethodNotAllowed");
   EXPECT_EQ(post.header("allow"), "GET");

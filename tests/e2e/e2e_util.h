@@ -30,6 +30,14 @@ inline std::vector<std::string> TestServerArgs() {
           "--retention",  "600",      "--unsigned-putmedia"};
 }
 
+// TestServerArgs, and pulls may reach loopback (where the tests' cameras are),
+// which the default pull policy refuses.
+inline std::vector<std::string> LoopbackPullArgs() {
+  std::vector<std::string> args = TestServerArgs();
+  args.insert(args.end(), {"--pull-allow", "127.0.0.0/8"});
+  return args;
+}
+
 // Runs Debian's awscli v2 (/usr/bin/aws) against |base_url| with the test
 // key pair (|secret| for the secret half), isolated from any AWS
 // configuration of the machine (files under |dir| that do not exist); returns

@@ -79,7 +79,7 @@ RgbImage LatestImage(uint16_t port, const std::string& name, int64_t* frame_ms) 
 class RtspPull : public ::testing::TestWithParam<std::string> {
  protected:
   TempDir dir_;
-  LastframeServer server_{dir_.file("data"), TestServerArgs()};
+  LastframeServer server_{dir_.file("data"), LoopbackPullArgs()};
 };
 
 TEST_P(RtspPull, PullsACameraAndReconnectsAfterItRestarts) {
@@ -148,7 +148,7 @@ TEST(ConfigSources, ALoopedFileFromTheConfigIsPulled) {
   WriteFile(dir.file("streams.toml"), "[[streams]]\nname = \"looped\"\nurl = \"file://" + clip +
                                           "\"\n\n[[streams]]\nname = \"far\"\n"
                                           "url = \"rtsp://user:topsecret@127.0.0.1:1/x\"\n");
-  auto args = TestServerArgs();
+  auto args = LoopbackPullArgs();
   args.insert(args.end(), {"--config", dir.file("streams.toml")});
   LastframeServer server(dir.file("data"), args);
   ASSERT_TRUE(Eventually([&] {
@@ -182,7 +182,7 @@ TEST(ConfigSources, ABadConfigIsRefusedAtStart) {
 
 TEST(StreamApi, BadSourcesAreRefusedAndDeadCamerasBlockNothing) {
   TempDir dir;
-  LastframeServer server(dir.file("data"), TestServerArgs());
+  LastframeServer server(dir.file("data"), LoopbackPullArgs());
   const uint16_t port = server.port();
   auto post = [&](const std::string& body) {
     return HttpRequest(port, "POST", "/v1/streams", body);

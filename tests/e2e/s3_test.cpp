@@ -496,9 +496,10 @@ TEST_F(S3rverTest, AServerThatIsDownIsUnavailable) {
 TEST_F(S3rverTest, ServeUploadsSnapshotsToS3AndHandsOutItsUrls) {
   S3rver s3(dir_);
   std::string clip = TestClip(dir_, "cam.mkv", 320, 240, 10, 2, 10);
-  LastframeServer server(dir_.file("data"), {"--store", "s3://snaps/site-a", "--s3-endpoint",
-                                             s3.endpoint(), "--s3-access-key", kS3Key,
-                                             "--s3-secret-key", kS3Secret, "--s3-timeout", "2"});
+  LastframeServer server(
+      dir_.file("data"),
+      {"--store", "s3://snaps/site-a", "--s3-endpoint", s3.endpoint(), "--s3-access-key", kS3Key,
+       "--s3-secret-key", kS3Secret, "--s3-timeout", "2", "--unsigned-putmedia"});
   ASSERT_EQ(PushOneShot(server.port(), "cam", ReadFile(clip)).status, 200);
   HttpResult snap = HttpGet(server.port(), "/v1/streams/cam/snapshot?expires=120");
   ASSERT_EQ(snap.status, 200) << snap.body;

@@ -3,10 +3,12 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/algorithm/string/predicate.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
@@ -14,6 +16,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
+#include <mutex>
 
 namespace lastframe::testing {
 
@@ -21,6 +24,30 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+namespace {
+
+std::mutex bearer_mu;
+std::map<uint16_t, std::string> bearers;  // guarded by bearer_mu
+
+std::string DefaultBearer(uint16_t port, const std::string& target) {
+  if (target.rfind("/v1/", 0) != 0 && target.rfind("/snapshot", 0) != 0 &&
+      target.rfind("/metrics", 0) != 0)
+    return "";
+  std::lock_guard lock(bearer_mu);
+  auto it = bearers.find(port);
+  return it == bearers.end() ? "" : it->second;
+}
+
+}  // namespace
+
+void SetDefaultBearer(uint16_t port, const std::string& token) {
+  std::lock_guard lock(bearer_mu);
+  if (token.empty())
+    bearers.erase(port);
+  else
+    bearers[port] = token;
+}
 
 HttpResult HttpRequest(uint16_t port, const std::string& method, const std::string& target,
                        const std::string& body, const std::map<std::string, std::string>& headers) {
@@ -33,7 +60,14 @@ HttpResult HttpRequest(uint16_t port, const std::string& method, const std::stri
   if (ec) return result;
   http::request<http::string_body> req(http::string_to_verb(method), target, 11);
   req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
-  for (const auto& [k, v] : headers) req.set(k, v);
+  bool named = false;
+  for (const auto& [k, v] : headers) {
+    req.set(k, v);
+    named = named || boost::iequals(k, "authorization");
+  }
+  if (!named)
+    if (std::string token = DefaultBearer(port, target); !token.empty())
+      req.set(http::field::authorization, "Bearer " + token);
   req.body() = body;
   if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
   http::write(stream, req, ec);
@@ -67,6 +101,11 @@ SilentListener::SilentListener() {
   socklen_t len = sizeof addr;
   ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
   port_ = ntohs(addr.sin_port);
+}
+
+bool SilentListener::ConnectionArrived() const {
+  pollfd p{.fd = fd_, .events = POLLIN};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
 SilentListener::~SilentListener() {

@@ -16,6 +16,14 @@ struct HttpResult {
   }
 };
 
+// The credentials the tests' requests to the server on |port| carry when they
+// name none themselves ("Authorization" absent from |headers|): a bearer
+// |token| on lastframe's own routes (/v1/..., /snapshot, /metrics), never on
+// object URLs or S3 and Kinesis Video calls (they sign with SigV4), nor on
+// /putMedia (producers that cannot send a header push unsigned). An empty
+// token forgets the port's. LastframeServer registers an admin key here.
+void SetDefaultBearer(uint16_t port, const std::string& token);
+
 // One HTTP/1.1 request over a fresh loopback connection (Boost.Beast, sync).
 HttpResult HttpRequest(uint16_t port, const std::string& method, const std::string& target,
                        const std::string& body = "",
@@ -38,6 +46,8 @@ class SilentListener {
   SilentListener(const SilentListener&) = delete;
   SilentListener& operator=(const SilentListener&) = delete;
   uint16_t port() const { return port_; }
+  // Whether any connection reached it (one is waiting in its backlog).
+  bool ConnectionArrived() const;
 
  private:
   int fd_ = -1;

@@ -4,11 +4,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
 
+#include "support/http_client.h"
 #include "support/temp_dir.h"
 
 namespace lastframe::testing {
@@ -24,6 +26,18 @@ std::string NewReportPrefix(const std::filesystem::path& near) {
   return (dir / ("sanitizer-" + std::to_string(getpid()) + "-" + std::to_string(sequence++)))
       .string();
 }
+
+}  // namespace
+
+std::string TokenIn(const std::string& output) {
+  size_t at = output.rfind("\nlf_") != std::string::npos ? output.rfind("\nlf_") + 1
+              : output.rfind("lf_", 0) == 0              ? 0
+                                                         : std::string::npos;
+  if (at == std::string::npos) return "";
+  return output.substr(at, output.find('\n', at) - at);
+}
+
+namespace {
 
 std::string Tail(const std::string& text, size_t n = 4000) {
   return text.size() <= n ? text : "..." + text.substr(text.size() - n);
@@ -86,6 +100,16 @@ LastframeServer::LastframeServer(const std::string& data_dir,
                                  const std::vector<std::string>& extra_args,
                                  const std::vector<std::string>& launcher, uint16_t port)
     : report_prefix_(NewReportPrefix(data_dir)) {
+  bool manages_keys = std::any_of(extra_args.begin(), extra_args.end(), [](const std::string& a) {
+    return a == "--auth" || a == "--keys-file" || a.rfind("--auth=", 0) == 0;
+  });
+  if (!manages_keys) {
+    std::string out;
+    int rc = RunLastframe(
+        {"keys", "create", "--data-dir", data_dir, "--role", "admin", "--label", "tests"}, &out);
+    if (rc != 0) throw std::runtime_error("lastframe keys create failed:\n" + out);
+    admin_token_ = TokenIn(out);
+  }
   std::vector<std::string> argv = launcher;
   for (const std::string& arg :
        {LastframeBinary(), std::string("serve"), std::string("--listen"),
@@ -101,10 +125,12 @@ LastframeServer::LastframeServer(const std::string& data_dir,
                              ReadSanitizerReports(report_prefix_));
   size_t at = line.find(marker) + marker.size();
   port_ = static_cast<uint16_t>(std::stoi(line.substr(at)));
+  if (!admin_token_.empty()) SetDefaultBearer(port_, admin_token_);
 }
 
 LastframeServer::~LastframeServer() {
   if (!process_) return;
+  if (!admin_token_.empty()) SetDefaultBearer(port_, "");
   if (process_->running()) {
     int code = Stop();
     EXPECT_EQ(code, 0) << "lastframe did not exit cleanly on SIGTERM; its output:\n"

@@ -15,6 +15,9 @@ namespace lastframe::testing {
 // its own; at destruction a report, or a server that the destructor stopped and
 // that did not exit 0, fails the test that started it. A test that stops or
 // kills the server itself checks the exit code it gets.
+// Unless |extra_args| name --auth or --keys-file (a test of access control
+// itself), an admin key is made for the server first (`lastframe keys
+// create`), and the tests' requests to it carry that key (SetDefaultBearer).
 class LastframeServer {
  public:
   // |launcher|, when given, runs the binary (e.g. {"prlimit", "--fsize=4096", "--"}).
@@ -32,8 +35,11 @@ class LastframeServer {
   int Stop();
   // What sanitizers reported in this server so far; "" when nothing.
   std::string SanitizerReports() const;
+  // The admin token made for this server ("" when the test manages keys).
+  const std::string& admin_token() const { return admin_token_; }
 
  private:
+  std::string admin_token_;
   std::unique_ptr<Process> process_;
   uint16_t port_ = 0;
   std::string report_prefix_;
@@ -42,6 +48,9 @@ class LastframeServer {
 // The environment a lastframe process runs with in the tests: the sanitizer
 // options of this process, each with log_path=|report_prefix| added.
 std::vector<std::string> SanitizerEnvironment(const std::string& report_prefix);
+
+// The token line (lf_...) that `lastframe keys create` printed in |output|; "" if none.
+std::string TokenIn(const std::string& output);
 
 // The contents of the files sanitizers wrote at |report_prefix|.PID; "" when none.
 std::string ReadSanitizerReports(const std::string& report_prefix);
