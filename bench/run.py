@@ -107,11 +107,29 @@ def ffmpeg_cli(clip, runs, out_dir, last_only):
     return median(times)
 
 
+class KeyedConnection(http.client.HTTPConnection):
+    """A connection whose requests to lastframe's own routes carry an API key (access
+    control is on, as users run it); object URLs carry their own signature."""
+
+    def __init__(self, port, token):
+        super().__init__("127.0.0.1", port, timeout=60)
+        self.token = token
+
+    def request(self, method, url, body=None, headers=None, **kw):
+        headers = dict(headers or {})
+        if url.startswith(("/v1/", "/snapshot", "/metrics")):
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        super().request(method, url, body=body, headers=headers, **kw)
+
+
 class Server:
     started = []  # every server, so that a failed run stops them too
 
     def __init__(self, data_dir, extra=()):
         os.makedirs(data_dir, exist_ok=True)
+        self.token = subprocess.run([BIN, "keys", "create", "--data-dir", data_dir, "--role",
+                                     "admin", "--label", "bench"], check=True,
+                                    capture_output=True, text=True).stdout.strip()
         self.log = open(os.path.join(data_dir, "server.log"), "w+")
         # Default log level: one line per request, as users run it.
         self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir",
@@ -133,7 +151,7 @@ class Server:
             raise SystemExit("lastframe did not start")
 
     def conn(self):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        return KeyedConnection(self.port, self.token)
 
     def push(self, stream, data):
         c = self.conn()
@@ -358,10 +376,11 @@ def first_look_warm_all(server, runs):
 
 WRK_SCRIPT = """
 local streams = %d
+local headers = { ["Authorization"] = "Bearer %s" }
 local i = 0
 request = function()
   i = i + 1
-  return wrk.format("GET", "/v1/streams/load-" .. (i %% streams) .. "/snapshot")
+  return wrk.format("GET", "/v1/streams/load-" .. (i %% streams) .. "/snapshot", headers)
 end
 """
 
@@ -375,7 +394,7 @@ def load(server, data, streams, seconds, clients):
         timed_get(c, f"/v1/streams/load-{i}/snapshot")
     rss_looked = server.rss_kib()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_SCRIPT % streams)
+        f.write(WRK_SCRIPT % (streams, server.token))
         script = f.name
     cpu0 = server.cpu_seconds()
     out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", script,
