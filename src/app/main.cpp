@@ -147,8 +147,7 @@ int Keys(const std::string& command, const KeysConfig& k) {
     std::cerr << "lastframe keys list: " << keys.status().message() << "\n";
     return 1;
   }
-  std::filesystem::path used_file = file;
-  used_file.replace_filename("keys-used.json");
+  // The server keeps last-used times in its data directory, apart from a shared keys file.
   auto used = auth::LoadLastUsed(std::filesystem::path(k.data_dir) / "keys-used.json");
   auto when = [](std::optional<int64_t> ms) {
     return ms ? FormatIso8601Ms(*ms) : std::string("-");
