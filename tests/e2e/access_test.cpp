@@ -24,10 +24,10 @@ using nlohmann::json;
 using Headers = std::map<std::string, std::string>;
 
 std::string MakeKey(const std::string& data_dir, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"keys", "create", "--data-dir", data_dir};
-  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> lastframe_args = {"keys", "create", "--data-dir", data_dir};
+  lastframe_args.insert(lastframe_args.end(), args.begin(), args.end());
   std::string out;
-  EXPECT_EQ(RunLastframe(argv, &out), 0) << out;
+  EXPECT_EQ(RunLastframe(lastframe_args, &out), 0) << out;
   std::string token = TokenIn(out);
   EXPECT_EQ(token.rfind("lf_", 0), 0u) << out;
   return token;
