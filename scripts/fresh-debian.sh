@@ -64,6 +64,8 @@ for m in proc sys dev dev/pts dev/shm; do
   mounted+=("${root}/${m}")
 done
 cp /etc/resolv.conf "${root}/etc/resolv.conf" 2>/dev/null || true
+# debootstrap writes no /etc/hosts (Debian's installer does): the one every installed system has.
+[ -s "${root}/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"${root}/etc/hosts"
 # The network of this machine, not the project: where TLS passes through a proxy with a CA of
 # its own (added to this host's bundle), the new root trusts the host's bundle too, and Node
 # reads it as the host's does (NODE_EXTRA_CA_CERTS).
