@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/atomic_file.h"
+
 namespace lastframe::auth {
 namespace {
 
@@ -75,26 +77,6 @@ std::optional<ApiKey> FromJson(const json& j) {
     k.revoked_ms = j["revoked_ms"];
   k.secret_sha256 = j["secret_sha256"];
   return k;
-}
-
-// Writes |text| to |file| through a synced 0600 temp file and a rename.
-Status WriteAtomically(const fs::path& file, const std::string& text) {
-  std::error_code ec;
-  if (file.has_parent_path()) fs::create_directories(file.parent_path(), ec);
-  fs::path tmp = file;
-  tmp += ".tmp-" + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return Status(Code::kUnavailable, "cannot write " + tmp.string() + ": " + strerror(errno));
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) {
-    std::string why = strerror(errno);
-    ::unlink(tmp.c_str());
-    return Status(Code::kUnavailable, "cannot write " + file.string() + ": " + why);
-  }
-  return Status::Ok();
 }
 
 // An exclusive lock on |file|.lock for as long as it lives.
@@ -168,7 +150,7 @@ Result<std::vector<ApiKey>> LoadKeys(const fs::path& file) {
 Status SaveKeys(const fs::path& file, const std::vector<ApiKey>& keys) {
   json list = json::array();
   for (const ApiKey& k : keys) list.push_back(ToJson(k));
-  return WriteAtomically(file, json{{"keys", list}}.dump(2) + "\n");
+  return WriteFileAtomically(file, json{{"keys", list}}.dump(2) + "\n");
 }
 
 Result<NewKey> CreateKey(const fs::path& file, Role role, std::string streams,
@@ -233,7 +215,7 @@ Result<std::optional<InitialKeys>> CreateInitialKeys(const fs::path& keys_file,
       "\n"
       "viewer " +
       viewer->token + "\n";
-  if (Status s = WriteAtomically(initial_file, text); !s.ok()) return s;
+  if (Status s = WriteFileAtomically(initial_file, text); !s.ok()) return s;
   return std::optional<InitialKeys>(InitialKeys{admin->token, viewer->token});
 }
 
@@ -326,7 +308,7 @@ Status KeyRing::SaveLastUsed() {
     used_dirty_ = false;
     for (const auto& [id, ms] : last_used_) j[id] = ms;
   }
-  return WriteAtomically(used_file_, j.dump() + "\n");
+  return WriteFileAtomically(used_file_, j.dump() + "\n");
 }
 
 size_t KeyRing::size() const {

@@ -1,8 +1,16 @@
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <future>
+#include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/clock.h"
 #include "core/secret.h"
 #include "core/status.h"
@@ -12,6 +20,56 @@
 
 namespace lastframe {
 namespace {
+
+std::string Slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A fresh folder under $TMPDIR, removed at the end.
+struct Folder {
+  Folder() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "lf-core-XXXXXX").string();
+    path = mkdtemp(pattern.data());
+  }
+  ~Folder() { std::filesystem::remove_all(path); }
+  std::filesystem::path path;
+};
+
+TEST(AtomicFile, WritesAndReplacesWholeFiles) {
+  Folder dir;
+  auto file = dir.path / "sub" / "state.json";
+  ASSERT_TRUE(WriteFileAtomically(file, "first").ok());
+  EXPECT_EQ(Slurp(file), "first");
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  ASSERT_TRUE(WriteFileAtomically(file, "second, longer").ok());
+  EXPECT_EQ(Slurp(file), "second, longer");
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(file.parent_path()), {}), 1);
+}
+
+// A disk that refuses the write (a file-size limit, as a full disk) keeps the
+// old file whole and leaves no temp file: never a 0-byte or half file.
+TEST(AtomicFile, AFailedWriteKeepsTheOldFile) {
+  Folder dir;
+  auto file = dir.path / "credentials.json";
+  ASSERT_TRUE(WriteFileAtomically(file, "old").ok());
+  signal(SIGXFSZ, SIG_IGN);
+  rlimit saved{};
+  getrlimit(RLIMIT_FSIZE, &saved);
+  rlimit tiny = saved;
+  tiny.rlim_cur = 8;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+  Status s = WriteFileAtomically(file, std::string(100, 'x'));
+  setrlimit(RLIMIT_FSIZE, &saved);
+  EXPECT_EQ(s.code(), Code::kUnavailable);
+  EXPECT_NE(s.message().find("credentials.json"), std::string::npos) << s.message();
+  EXPECT_EQ(Slurp(file), "old");
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path), {}), 1);
+}
 
 TEST(StreamName, AcceptsKinesisVideoAlphabet) {
   EXPECT_TRUE(ValidateStreamName("cam-1_front.door").ok());

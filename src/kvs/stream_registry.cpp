@@ -4,6 +4,8 @@
 
 #include <fstream>
 
+#include "core/atomic_file.h"
+
 namespace lastframe::kvs {
 
 using nlohmann::json;
@@ -93,19 +95,7 @@ Status StreamRegistry::SaveLocked() const {
   if (file_.empty()) return Status::Ok();
   json list = json::array();
   for (const auto& [name, m] : streams_) list.push_back(ToJson(m));
-  std::filesystem::path tmp = file_;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << json{{"streams", list}}.dump(1) << "\n";
-    out.flush();
-    if (!out) return Status(Code::kUnavailable, "cannot write " + tmp.string());
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, file_, ec);
-  if (ec)
-    return Status(Code::kUnavailable, "cannot replace " + file_.string() + ": " + ec.message());
-  return Status::Ok();
+  return WriteFileAtomically(file_, json{{"streams", list}}.dump(1) + "\n");
 }
 
 }  // namespace lastframe::kvs

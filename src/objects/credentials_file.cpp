@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/atomic_file.h"
+
 namespace lastframe::objects {
 namespace {
 
@@ -49,15 +51,8 @@ Result<Credentials> LoadOrCreateCredentials(const std::filesystem::path& path) {
       Secret(RandomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"));
   nlohmann::json j = {{"access_key_id", c.access_key_id},
                       {"secret_access_key", c.secret_access_key.Reveal()}};
-  std::error_code ec;
-  std::filesystem::create_directories(path.parent_path(), ec);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return Status(Code::kUnavailable, "cannot create " + path.string() + ": " + strerror(errno));
-  std::string text = j.dump(2) + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  if (!ok) return Status(Code::kUnavailable, "cannot write " + path.string());
+  // Whole or absent: a first start on a full disk must not leave an empty file behind.
+  if (Status s = WriteFileAtomically(path, j.dump(2) + "\n"); !s.ok()) return s;
   return c;
 }
 

@@ -136,6 +136,10 @@ int Process::Wait() {
     waitpid(pid_, &status_, 0);
     reaped_ = true;
   }
+  // What it printed last may still be in the pipe: Output() after Wait() has it all (bounded,
+  // in case a child of the process still holds the pipe open).
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, std::chrono::seconds(5), [this] { return eof_; });
   return ExitCode(status_);
 }
 
