@@ -638,7 +638,7 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
   std::optional<Caller> bearer;
   auto authorization = req.header.find(bhttp::field::authorization);
   if (keys_ != nullptr && authorization != req.header.end() &&
-      authorization->value().substr(0, 7) == "Bearer ") {
+      boost::beast::iequals(authorization->value().substr(0, 7), "Bearer ")) {
     auto caller = Identify(req);
     if (!caller.ok()) return Unauthorized(caller.status());
     bearer = *caller;

@@ -178,12 +178,18 @@ TEST_F(AccessTest, KeysMayDoWhatTheirRoleAndGlobAllow) {
   EXPECT_EQ(JsonOf(viewer_push)["code"], "Forbidden");
   EXPECT_EQ(Push("lobby", producer_).status, 403);
   EXPECT_EQ(Push("cam3", producer_).status, 200);
+  // The scheme name is case-insensitive (RFC 9110), on pushes as on every route.
+  EXPECT_EQ(HttpRequest(port(), "POST", "/putMedia", clip_,
+                        {{"x-amzn-stream-name", "cam4"}, {"Authorization", "bearer " + producer_}})
+                .status,
+            200);
+  EXPECT_EQ(Call("GET", "/v1/streams/cam1", {{"Authorization", "BEARER " + viewer_}}).status, 200);
   // Nothing the refused calls asked for happened.
   EXPECT_EQ(Call("GET", "/v1/streams/other", Bearer(admin_)).status, 200);
   EXPECT_EQ(Call("GET", "/v1/streams/newcam", Bearer(admin_)).status, 404);
   EXPECT_EQ(Call("GET", "/v1/streams/lobby", Bearer(admin_)).status, 404);
   // The admin may do everything.
-  EXPECT_EQ(JsonOf(Call("GET", "/v1/streams", Bearer(admin_)))["streams"].size(), 3u);
+  EXPECT_EQ(JsonOf(Call("GET", "/v1/streams", Bearer(admin_)))["streams"].size(), 4u);
   EXPECT_EQ(Call("GET", "/metrics", Bearer(admin_)).status, 200);
   EXPECT_EQ(Call("POST", "/v1/streams", Bearer(admin_), R"({"name":"made"})").status, 201);
   EXPECT_EQ(Call("DELETE", "/v1/streams/other", Bearer(admin_)).status, 204);
