@@ -53,6 +53,11 @@ const std::string* Find(const QueryParams& q, std::string_view key) {
   return nullptr;
 }
 
+// The query parameters of SigV4's query authentication: each may come once.
+constexpr std::string_view kQueryAuthParams[] = {
+    "X-Amz-Algorithm", "X-Amz-Credential",    "X-Amz-Date",          "X-Amz-Expires",
+    "X-Amz-Signature", "X-Amz-SignedHeaders", "X-Amz-Security-Token"};
+
 constexpr int64_t kMaxSkewMs = 15 * 60 * 1000;
 
 bool SignatureMatches(const std::string& given, const std::string& expected) {
@@ -251,6 +256,13 @@ Status SigV4::VerifyPresigned(const std::string& method, const std::string& host
 
 Status SigV4::VerifyPresigned(const std::string& method, const std::string& path,
                               const QueryParams& query, const HeaderList& headers) const {
+  // A repeated parameter would leave open which one was meant (and the first
+  // one checked while both are signed): S3 refuses it as a malformed query.
+  for (std::string_view name : kQueryAuthParams) {
+    size_t seen = 0;
+    for (const auto& [k, v] : query) seen += k == name;
+    if (seen > 1) return QueryError(std::string(name) + " must be given only once");
+  }
   const std::string* algorithm = Find(query, "X-Amz-Algorithm");
   const std::string* credential = Find(query, "X-Amz-Credential");
   const std::string* date = Find(query, "X-Amz-Date");
@@ -317,6 +329,9 @@ Result<std::string> SigV4::VerifyHeaderAuth(
     return Status(Code::kInvalidArgument, "The authorization header is malformed; " + why,
                   "AuthorizationHeaderMalformed");
   };
+  size_t authorizations = 0;
+  for (const auto& [k, v] : headers) authorizations += k == "authorization";
+  if (authorizations > 1) return malformed("it must be given once");
   std::optional<std::string> authorization = CanonicalHeaderValue(headers, "authorization");
   if (!authorization)
     return Status(Code::kPermissionDenied, "Access Denied: the request is not signed",
@@ -345,6 +360,9 @@ Result<std::string> SigV4::VerifyHeaderAuth(
                         : name == "Signature"     ? &signature
                                                   : nullptr;
     if (slot == nullptr) return malformed("unknown part '" + std::string(name) + "'");
+    // Given twice, either one could be what was meant: neither is taken.
+    if (!slot->empty()) return malformed("the " + std::string(name) + " part is given twice");
+    if (value.empty()) return malformed("the " + std::string(name) + " part is empty");
     *slot = std::string(value);
   }
   if (credential.empty() || signed_headers.empty() || signature.empty())

@@ -77,9 +77,10 @@ class SigV4 {
                            const std::string& path, int64_t expires_s,
                            const QueryParams& extra = {}) const;
 
-  // Checks a presigned (query-authenticated) request: algorithm, credential
-  // scope, date, expiry (1..604800 s, not past, not in the future), and the
-  // signature, compared in constant time. Errors carry S3's codes as reasons:
+  // Checks a presigned (query-authenticated) request: each X-Amz-* auth
+  // parameter given once, algorithm, credential scope, date, expiry
+  // (1..604800 s, not past, not in the future), and the signature, compared
+  // in constant time. Errors carry S3's codes as reasons:
   // AuthorizationQueryParametersError (400), InvalidAccessKeyId,
   // SignatureDoesNotMatch and AccessDenied (403).
   Status VerifyPresigned(const std::string& method, const std::string& host,
@@ -92,13 +93,14 @@ class SigV4 {
   std::string Authorization(const CanonicalRequest& request, int64_t now_ms) const;
 
   // Checks a request signed in its Authorization header ("AWS4-HMAC-SHA256
-  // Credential=..., SignedHeaders=..., Signature=..."): credential scope,
-  // x-amz-date (or Date) within 15 minutes of now, the signature (constant
-  // time), and a session token if this signer has one. Returns the payload
-  // hash the client declared (x-amz-content-sha256), which the caller checks
-  // against the body. Errors carry S3's codes: AuthorizationHeaderMalformed,
-  // InvalidRequest, InvalidArgument (400), InvalidAccessKeyId,
-  // SignatureDoesNotMatch, RequestTimeTooSkewed, AccessDenied (403).
+  // Credential=..., SignedHeaders=..., Signature=...": one such header, each
+  // part once): credential scope, x-amz-date (or Date) within 15 minutes of
+  // now, the signature (constant time), and a session token if this signer
+  // has one. Returns the payload hash the client declared
+  // (x-amz-content-sha256), which the caller checks against the body. Errors
+  // carry S3's codes: AuthorizationHeaderMalformed, InvalidRequest,
+  // InvalidArgument (400), InvalidAccessKeyId, SignatureDoesNotMatch,
+  // RequestTimeTooSkewed, AccessDenied (403).
   // |unsigned_payload_hash| is the hash signed when the request has no
   // x-amz-content-sha256 header (JSON APIs sign their body's hash without
   // sending it); nullopt makes that header required, as S3 does.

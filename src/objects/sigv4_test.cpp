@@ -238,6 +238,75 @@ TEST_F(PresignRoundTrip, FutureDatedBeyondSkewIsRejected) {
   EXPECT_EQ(Verify(q).message(), "Request is not valid yet");
 }
 
+TEST_F(PresignRoundTrip, RepeatedAuthParametersAreQueryErrors) {
+  SigV4 with_token{Credentials{"LFKEY", Secret("s3cr3t"), "tok"}, "us-east-1", "s3", clock_};
+  std::string q = with_token.PresignQuery("GET", host_, path_, 600);
+  auto parsed = ParseQuery(q);
+  ASSERT_TRUE(parsed);
+  ASSERT_TRUE(with_token.VerifyPresigned("GET", host_, path_, *parsed).ok());
+  for (const char* name : {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                           "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"}) {
+    // The same value again, before and after the original: the URL is otherwise intact.
+    for (bool first : {true, false}) {
+      QueryParams twice = *parsed;
+      auto pair = std::make_pair(std::string(name), Param(*parsed, name));
+      ASSERT_FALSE(pair.second.empty()) << name;
+      if (first)
+        twice.insert(twice.begin(), pair);
+      else
+        twice.push_back(pair);
+      Status s = with_token.VerifyPresigned("GET", host_, path_, twice);
+      EXPECT_EQ(s.reason(), "AuthorizationQueryParametersError") << name;
+      EXPECT_EQ(s.code(), Code::kInvalidArgument) << name;
+      EXPECT_EQ(s.message(), std::string(name) + " must be given only once");
+    }
+  }
+  // A forged signature beside the real one is refused whichever comes first.
+  auto verify = [&](const std::string& query) {
+    return with_token.VerifyPresigned("GET", host_, path_, *ParseQuery(query)).reason();
+  };
+  std::string forged = std::string(64, '0');
+  EXPECT_EQ(verify(q + "&X-Amz-Signature=" + forged), "AuthorizationQueryParametersError");
+  EXPECT_EQ(verify("X-Amz-Signature=" + forged + "&" + q), "AuthorizationQueryParametersError");
+  // Parameters that are not SigV4's may repeat (they are signed as they come).
+  EXPECT_EQ(verify(q + "&x=1&x=2"), "SignatureDoesNotMatch");
+}
+
+TEST(SigV4, RepeatedAuthorizationPartsAreMalformed) {
+  ManualClock clock(1'764'000'000'000);
+  SigV4 server({"LFKEY", Secret("s3cr3t"), ""}, "us-east-1", "s3", clock);
+  HeaderList h = SignedHeaderList(server, clock.NowMs(), "GET", "/b/k", "");
+  ASSERT_TRUE(server.VerifyHeaderAuth("GET", "/b/k", {}, h).ok());
+  std::string auth = *CanonicalHeaderValue(h, "authorization");
+  auto with_auth = [&](const std::vector<std::string>& values) {
+    HeaderList out;
+    for (const auto& [k, v] : h)
+      if (k != "authorization") out.emplace_back(k, v);
+    for (const auto& v : values) out.emplace_back("authorization", v);
+    return server.VerifyHeaderAuth("GET", "/b/k", {}, out).status();
+  };
+  auto part = [&](const std::string& name) {
+    size_t at = auth.find(name + "=");
+    size_t end = auth.find(',', at);
+    return auth.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  };
+  for (const std::string name : {"Credential", "SignedHeaders", "Signature"}) {
+    Status s = with_auth({auth + ", " + part(name)});
+    EXPECT_EQ(s.reason(), "AuthorizationHeaderMalformed") << name;
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << name;
+    EXPECT_NE(s.message().find("the " + name + " part is given twice"), std::string::npos)
+        << s.message();
+  }
+  // A forged signature first, the real one after it.
+  std::string forged = "AWS4-HMAC-SHA256 Signature=" + std::string(64, '0') + ", " +
+                       auth.substr(std::string("AWS4-HMAC-SHA256 ").size());
+  EXPECT_EQ(with_auth({forged}).reason(), "AuthorizationHeaderMalformed");
+  EXPECT_EQ(with_auth({auth, auth}).reason(), "AuthorizationHeaderMalformed");
+  EXPECT_EQ(with_auth({"AWS4-HMAC-SHA256 Credential=, SignedHeaders=host, Signature=00"}).reason(),
+            "AuthorizationHeaderMalformed");
+  EXPECT_TRUE(with_auth({auth}).ok());
+}
+
 TEST(Base64, RoundTripsAndRefusesWhatIsNotBase64) {
   EXPECT_EQ(Base64Encode(""), "");
   EXPECT_EQ(Base64Encode("f"), "Zg==");

@@ -186,6 +186,18 @@ TEST_F(BadInputTest, ExpiredTamperedAndForeignUrlsAreRefused) {
   EXPECT_EQ(bad_sig.status, 403);
   EXPECT_NE(bad_sig.body.find("<Code>SignatureDoesNotMatch</Code>"), std::string::npos);
 
+  // A second signature beside a valid one is not a choice the server makes: 400, as S3.
+  for (const std::string& twice :
+       {good + "&X-Amz-Signature=" + std::string(64, '0'),
+        path + "?X-Amz-Signature=" + std::string(64, '0') + "&" + good.substr(path.size() + 1),
+        good + "&X-Amz-Signature=" + good.substr(good.size() - 64)}) {
+    HttpResult r = HttpGet(port(), twice);
+    EXPECT_EQ(r.status, 400) << twice;
+    EXPECT_NE(r.body.find("<Code>AuthorizationQueryParametersError</Code>"), std::string::npos)
+        << r.body;
+    EXPECT_NE(r.body.find("X-Amz-Signature must be given only once"), std::string::npos) << r.body;
+  }
+
   HttpResult wrong_secret = HttpGet(port(), SignedTarget(path, now, 60, "not-the-secret"));
   EXPECT_EQ(wrong_secret.status, 403);
   EXPECT_NE(wrong_secret.body.find("SignatureDoesNotMatch"), std::string::npos);
