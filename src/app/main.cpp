@@ -3,12 +3,14 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <thread>
@@ -85,6 +87,13 @@ struct ServeConfig {
   int64_t max_url_expiry_s = 86'400;
   std::vector<std::string> pull_allow;
   std::vector<std::string> pull_deny;
+  size_t max_connections = 0;
+  size_t max_connections_per_ip = 2048;
+  uint64_t max_buffered_bytes = 128ull << 20;
+  size_t max_streams = 4096;
+  size_t max_pulls = 256;
+  size_t max_producers = 1024;
+  std::string max_render_pixels = "3840x2160";
 };
 
 struct KeysConfig {
@@ -254,8 +263,29 @@ int Serve(const ServeConfig& cfg) {
     credentials = std::move(*loaded);
   }
 
+  // Every connection, fragment file and decoder takes a descriptor: use all we may.
+  if (rlimit fds{}; ::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
+    fds.rlim_cur = fds.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &fds) != 0) spdlog::warn("cannot raise the descriptor limit");
+  }
+  uint64_t render_pixels = 0;
+  {
+    int w = 0, h = 0;
+    char x = 0, extra = 0;
+    if (std::sscanf(cfg.max_render_pixels.c_str(), "%d%c%d%c", &w, &x, &h, &extra) != 3 ||
+        x != 'x' || w < 1 || h < 1) {
+      spdlog::critical("--max-render-pixels must be WIDTHxHEIGHT, e.g. 3840x2160");
+      return 2;
+    }
+    render_pixels = static_cast<uint64_t>(w) * static_cast<uint64_t>(h);
+  }
+  Limits limits;
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
   http::ServerOptions server_options;
+  server_options.limits = &limits;
+  server_options.max_connections = cfg.max_connections;
+  server_options.max_connections_per_ip = cfg.max_connections_per_ip;
+  server_options.max_buffered_bytes = cfg.max_buffered_bytes;
   server_options.host = host;
   server_options.port = port;
   server_options.io_threads = cfg.io_threads ? cfg.io_threads : std::min<size_t>(cores, 4);
@@ -277,7 +307,9 @@ int Serve(const ServeConfig& cfg) {
     spdlog::warn("listening on all interfaces, but URLs name {}: set --public-url for other hosts",
                  url_host);
 
-  store::StreamStore streams(clock, {.retention_ms = cfg.retention_s * 1000});
+  store::StreamStore streams(clock,
+                             {.retention_ms = cfg.retention_s * 1000,
+                              .stream_limit = &limits.Add("streams", "streams", cfg.max_streams)});
   // Durable fragments: back from disk before any producer connects.
   std::unique_ptr<store::FragmentArchive> archive;
   if (!cfg.no_persist) {
@@ -410,9 +442,14 @@ int Serve(const ServeConfig& cfg) {
       kvs_source ? static_cast<const store::StreamSource&>(*kvs_source) : streams;
   const size_t workers_n = cfg.workers ? cfg.workers : cores;
   WorkerPool workers(workers_n, cfg.max_queued ? cfg.max_queued : 64 * workers_n);
-  snapshot::SnapshotService snapshots(
-      snapshot_source, object_store, workers, clock,
-      {.max_warm_decoders = cfg.warm_decoders, .warm_all = cfg.warm_all});
+  // Large renders (up to --max-render-pixels) have threads of their own: a
+  // queue of them never holds up a cheap or warm snapshot.
+  WorkerPool heavy_workers(std::max<size_t>(1, workers_n / 2), 4 * workers_n);
+  snapshot::SnapshotService snapshots(snapshot_source, object_store, workers, clock,
+                                      {.max_warm_decoders = cfg.warm_decoders,
+                                       .warm_all = cfg.warm_all,
+                                       .max_render_pixels = render_pixels},
+                                      &heavy_workers);
   snapshot::ScheduledImages images(snapshots, object_store, workers, clock);
   streams.SetFrameObserver([&snapshots, &images](const std::string& s) {
     snapshots.OnFrame(s);
@@ -429,7 +466,8 @@ int Serve(const ServeConfig& cfg) {
       }
       out->push_back(*cidr);
     }
-  ingest::PullSources sources(streams, ingest::PullPolicy(std::move(allow), std::move(deny)));
+  ingest::PullSources sources(streams, ingest::PullPolicy(std::move(allow), std::move(deny)),
+                              &limits.Add("pulls", "sources", cfg.max_pulls));
   for (auto& o : configured) {
     std::string name = o.stream;
     if (Status s = sources.Add(std::move(o), /*configured=*/true); !s.ok()) {
@@ -466,6 +504,8 @@ int Serve(const ServeConfig& cfg) {
   http::ApiOptions api_options;
   api_options.public_metrics = cfg.public_metrics;
   api_options.max_url_expiry_s = cfg.max_url_expiry_s;
+  api_options.limits = &limits;
+  api_options.producer_limit = &limits.Add("producers", "producers", cfg.max_producers);
   if (kvs_source)
     api_options.extra_metrics = [source = kvs_source.get()] {
       kvs::KvsSourceStats s = source->stats();
@@ -787,6 +827,33 @@ int main(int argc, char** argv) {
       ->add_option("--pull-deny", cfg.pull_deny,
                    "CIDR a pulled source may not reach (wins over --pull-allow); repeatable")
       ->envname("LASTFRAME_PULL_DENY");
+  serve
+      ->add_option("--max-connections", cfg.max_connections,
+                   "connections open at once; past it 503 (default: from the descriptor limit)")
+      ->capture_default_str();
+  serve
+      ->add_option("--max-connections-per-ip", cfg.max_connections_per_ip,
+                   "connections from one client address; past it 429")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  serve
+      ->add_option("--max-buffered-bytes", cfg.max_buffered_bytes,
+                   "request bodies held in memory at once; past it 503 with Retry-After")
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 40))
+      ->capture_default_str();
+  serve->add_option("--max-streams", cfg.max_streams, "streams that may exist; past it 429")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  serve->add_option("--max-pulls", cfg.max_pulls, "pulled sources at once; past it 429")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  serve->add_option("--max-producers", cfg.max_producers, "producers pushing at once; past it 429")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  serve
+      ->add_option("--max-render-pixels", cfg.max_render_pixels,
+                   "largest image rendered, as WIDTHxHEIGHT of output; larger asks get 400")
+      ->capture_default_str();
   serve->add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
       ->envname("LASTFRAME_LOG_LEVEL")
       ->capture_default_str()

@@ -150,14 +150,24 @@ Status Forbidden(const Caller& caller, const std::string& what) {
 // Adapts a PushSession to the server's streamed-upload interface.
 class PushSink final : public UploadSink {
  public:
-  explicit PushSink(std::unique_ptr<ingest::PushSession> session) : session_(std::move(session)) {}
+  // |limit| (may be null): the producer's place, given back when the upload ends.
+  PushSink(std::unique_ptr<ingest::PushSession> session, Limit* limit)
+      : session_(std::move(session)), limit_(limit) {}
+  ~PushSink() override {
+    session_.reset();  // joins the parsing thread
+    if (limit_) limit_->Release();
+  }
   bool Feed(const uint8_t* data, size_t size) override { return session_->Feed(data, size); }
   void Finish() override { session_->Finish(); }
   void Abort() override { session_->Abort(); }
   void Stalled() override { session_->Stalled(); }
+  std::optional<std::chrono::steady_clock::time_point> LastProgress() const override {
+    return session_->last_frame();
+  }
 
  private:
   std::unique_ptr<ingest::PushSession> session_;
+  Limit* const limit_;
 };
 
 }  // namespace
@@ -377,6 +387,7 @@ Response Api::Metrics() const {
          static_cast<double>(s.warm.cold_starts));
   metric("lastframe_warm_decoders", "gauge", "Decoders kept alive.",
          static_cast<double>(s.warm.decoders));
+  if (options_.limits) body += options_.limits->Prometheus();
   if (options_.extra_metrics) body += options_.extra_metrics();
   Response res{bhttp::status::ok, 11};
   res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
@@ -682,13 +693,22 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
   if (length != req.header.end() && length->value() == "0")
     return JsonError(
         InvalidArgument("the request body is empty: send a Matroska stream", "EmptyBody"));
+  Limit* limit = options_.producer_limit;
+  if (limit && !limit->TryAcquire())
+    return JsonError(Status(Code::kOverloaded,
+                            "the server takes " + std::to_string(limit->max()) +
+                                " producers at once, its limit (--max-producers); retry later",
+                            "TooManyProducers"));
   auto session =
       ingest::PushSession::Start(streams_, options,
                                  {.on_ack = events.on_line,
                                   .on_space = events.on_space,
                                   .on_done = [done = events.on_done](Status) { done(); }});
-  if (!session.ok()) return JsonError(session.status());
-  return std::unique_ptr<UploadSink>(new PushSink(std::move(*session)));
+  if (!session.ok()) {
+    if (limit) limit->Release();
+    return JsonError(session.status());
+  }
+  return std::unique_ptr<UploadSink>(new PushSink(std::move(*session), limit));
 }
 
 }  // namespace lastframe::http

@@ -27,6 +27,10 @@ struct ApiOptions {
   bool public_metrics = false;
   // The longest URL lifetime a key that is not an admin's may ask for.
   int64_t max_url_expiry_s = 86'400;
+  // Every limit of the server, for /metrics (may be null).
+  const Limits* limits = nullptr;
+  // Producers pushing at once (may be null: unbounded); past it, 429 "TooManyProducers".
+  Limit* producer_limit = nullptr;
 };
 
 // Who a request comes from: anyone (access control off), or a verified key.

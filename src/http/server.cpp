@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <array>
 #include <boost/asio/dispatch.hpp>
@@ -10,10 +11,12 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/optional.hpp>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <variant>
 
@@ -84,7 +87,10 @@ class Session : public std::enable_shared_from_this<Session> {
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
-  ~Session() { server_.Unregister(this); }
+  ~Session() {
+    ReleaseBuffered();
+    server_.Unregister(this);
+  }
 
   void Start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
@@ -140,6 +146,12 @@ class Session : public std::enable_shared_from_this<Session> {
     log_method_ = std::string(request_.header.method_string());
     log_target_ = LoggableTarget(target);
     is_head_ = request_.header.method() == bhttp::verb::head;
+    // Only chunked framing is understood: any other coding would be misread as no body.
+    if (auto te = request_.header.find(bhttp::field::transfer_encoding);
+        te != request_.header.end() && !beast::iequals(te->value(), "chunked"))
+      return SendError(501, "NotImplemented",
+                       "Transfer-Encoding '" + std::string(te->value()) +
+                           "' is not supported: send the body with Content-Length or chunked");
 
     if (server_.app_.IsUpload(request_)) return StartUpload();
 
@@ -148,6 +160,22 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto length = header_parser_->content_length(); length && *length > body_limit_)
       return Refuse(server_.app_.TooLarge(request_, body_limit_));
     if (auto refused = server_.app_.Admit(request_)) return Refuse(std::move(*refused));
+    // The body will be held in memory: it must fit in what all connections may buffer.
+    if (!header_parser_->is_done()) {
+      auto length = header_parser_->content_length();
+      uint64_t need = length ? *length : body_limit_;
+      if (need > server_.buffered_limit_.max()) {
+        server_.buffered_limit_.CountRefusal();
+        return Refuse(server_.app_.TooLarge(request_, server_.buffered_limit_.max()));
+      }
+      if (!server_.buffered_limit_.TryAcquire(need)) {
+        Response busy = JsonError(503, "ServerBusy",
+                                  "the server holds as many request bodies as it may; retry soon");
+        busy.set(bhttp::field::retry_after, "1");
+        return Refuse(std::move(busy));
+      }
+      buffered_ = need;
+    }
     body_parser_.emplace(std::move(*header_parser_));
     body_parser_->body_limit(body_limit_);
     auto expect = request_.header.find(bhttp::field::expect);
@@ -180,6 +208,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return SendError(400, "BadRequest", "malformed request body: " + ec.message());
     request_.body = std::move(body_parser_->get().body());
     body_parser_.reset();
+    ReleaseBuffered();
     std::weak_ptr<Session> weak = shared_from_this();
     auto executor = stream_.get_executor();
     request_.respond_streaming = [weak, executor](Response head, StreamStart start) {
@@ -195,6 +224,12 @@ class Session : public std::enable_shared_from_this<Session> {
     });
     // The handler's Respond keeps only a weak reference: hold ourselves until it answers.
     awaiting_ = shared_from_this();
+  }
+
+  void ReleaseBuffered() {
+    if (buffered_ == 0) return;
+    server_.buffered_limit_.Release(buffered_);
+    buffered_ = 0;
   }
 
   void SendError(unsigned status, const std::string& code, const std::string& message) {
@@ -249,11 +284,10 @@ class Session : public std::enable_shared_from_this<Session> {
       start(closed);
       return Close();
     }
-    std::string raw = "HTTP/1.1 " + std::to_string(head.result_int()) + " " +
-                      std::string(head.reason().empty()
-                                      ? bhttp::obsolete_reason(head.result())
-                                      : head.reason()) +
-                      "\r\nServer: lastframe\r\n";
+    std::string raw =
+        "HTTP/1.1 " + std::to_string(head.result_int()) + " " +
+        std::string(head.reason().empty() ? bhttp::obsolete_reason(head.result()) : head.reason()) +
+        "\r\nServer: lastframe\r\n";
     for (const auto& field : head)
       if (field.name() != bhttp::field::content_length &&
           field.name() != bhttp::field::transfer_encoding &&
@@ -271,13 +305,15 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // A reader that hangs up is noticed even while no chunk is being written.
   void WatchForClose() {
-    stream_.socket().async_read_some(
-        net::buffer(upload_buffer_), [self = shared_from_this()](beast::error_code ec, size_t) {
-          if (!ec && !self->upload_finished_) return self->WatchForClose();
-          // The writing thread sees Write fail and ends the body, which closes us.
-          if (self->body_writer_) self->body_writer_->Close();
-          self->stopping_writes_ = true;
-        });
+    stream_.socket().async_read_some(net::buffer(Scratch()),
+                                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                                       if (!ec && !self->upload_finished_)
+                                         return self->WatchForClose();
+                                       // The writing thread sees Write fail and ends the body,
+                                       // which closes us.
+                                       if (self->body_writer_) self->body_writer_->Close();
+                                       self->stopping_writes_ = true;
+                                     });
   }
 
   // ---- streamed uploads (PutMedia) ----
@@ -316,42 +352,56 @@ class Session : public std::enable_shared_from_this<Session> {
     QueueRaw(
         "HTTP/1.1 200 OK\r\nServer: lastframe\r\nContent-Type: application/json\r\n"
         "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    // Our own idle timer, not the stream's expiry: that would close the socket,
+    // and a stalled producer is owed an ERROR acknowledgement first.
+    stream_.expires_never();
+    last_upload_read_ = std::chrono::steady_clock::now();
+    WatchUploadProgress(options_.upload_idle_timeout);
     ReadUpload();
+  }
+
+  // Ends an upload that made no progress (a complete frame, or for sinks
+  // that do not say, a byte) for upload_idle_timeout.
+  void WatchUploadProgress(std::chrono::steady_clock::duration wait) {
+    upload_idle_timer_.expires_after(wait);
+    upload_idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->upload_reading_done_ || !self->sink_) return;
+      auto now = std::chrono::steady_clock::now();
+      // While we hold the producer back (the parser is behind), it cannot progress.
+      auto last =
+          self->paused_ ? now : self->sink_->LastProgress().value_or(self->last_upload_read_);
+      auto deadline = last + self->options_.upload_idle_timeout;
+      if (now < deadline) return self->WatchUploadProgress(deadline - now);
+      self->upload_reading_done_ = true;
+      self->stalled_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);  // the pending read ends
+      spdlog::info("http upload from {} stalled: no progress for {} s", self->remote_,
+                   self->options_.upload_idle_timeout.count());
+      self->sink_->Stalled();  // the sink acks the error and ends
+    });
   }
 
   void ReadUpload() {
     if (upload_reading_done_) return;
     paused_ = false;
     auto& body = upload_parser_->get().body();
-    body.data = upload_buffer_.data();
-    body.size = upload_buffer_.size();
-    // Our own idle timer, not the stream's expiry: that would close the socket,
-    // and a stalled producer is owed an ERROR acknowledgement first.
-    stream_.expires_never();
-    upload_idle_timer_.expires_after(options_.upload_idle_timeout);
-    upload_idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec || self->upload_reading_done_ || self->paused_) return;
-      self->upload_reading_done_ = true;
-      self->stalled_ = true;
-      beast::error_code ignored;
-      self->stream_.socket().cancel(ignored);  // the pending read ends
-      spdlog::info("http upload from {} stalled: nothing for {} s", self->remote_,
-                   self->options_.upload_idle_timeout.count());
-      if (self->sink_) self->sink_->Stalled();  // the sink acks the error and ends
-    });
+    body.data = Scratch().data();
+    body.size = Scratch().size();
     bhttp::async_read_some(stream_, buffer_, *upload_parser_,
                            beast::bind_front_handler(&Session::OnUploadRead, shared_from_this()));
   }
 
   void OnUploadRead(beast::error_code ec, size_t) {
-    upload_idle_timer_.cancel();
     if (stalled_) return;  // the idle timer ended this upload
+    last_upload_read_ = std::chrono::steady_clock::now();
     if (ec == bhttp::error::need_buffer) ec = {};
-    size_t got = upload_buffer_.size() - upload_parser_->get().body().size;
+    size_t got = Scratch().size() - upload_parser_->get().body().size;
     bool more = true;
-    if (got > 0 && sink_) more = sink_->Feed(upload_buffer_.data(), got);
+    if (got > 0 && sink_) more = sink_->Feed(Scratch().data(), got);
     if (ec || upload_parser_->is_done()) {
       upload_reading_done_ = true;
+      upload_idle_timer_.cancel();
       if (!sink_) return;
       // A connection that ends early still delivered whole frames: let the
       // parser keep them. (ffmpeg, which never reads the acknowledgements,
@@ -428,8 +478,8 @@ class Session : public std::enable_shared_from_this<Session> {
     auto elapsed =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
             .count();
-    spdlog::info("http method={} target={} status=200 ended ms={:.1f} remote={}",
-                 log_method_, log_target_, elapsed, remote_);
+    spdlog::info("http method={} target={} status=200 ended ms={:.1f} remote={}", log_method_,
+                 log_target_, elapsed, remote_);
     Close();
     upload_self_.reset();  // may destroy us once the current handler returns
   }
@@ -463,7 +513,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   void Discard() {
     constexpr size_t kMaxDiscard = 64 * 1024 * 1024;
-    stream_.async_read_some(net::buffer(upload_buffer_),
+    stream_.async_read_some(net::buffer(Scratch()),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->discarded_ += n;
                               if (ec || self->discarded_ > kMaxDiscard) return self->Close();
@@ -492,6 +542,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string log_target_ = "-";
   bool is_head_ = false;
   uint64_t body_limit_ = 0;
+  uint64_t buffered_ = 0;  // reserved of the server's buffered-bytes limit
   bool linger_ = false;
   size_t discarded_ = 0;
   bool keep_alive_ = false;
@@ -504,9 +555,16 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<UploadSink> sink_;
   std::shared_ptr<SessionBodyWriter> body_writer_;
   std::shared_ptr<Session> upload_self_;
-  std::array<uint8_t, 64 * 1024> upload_buffer_{};
+  // Read buffer of uploads and discarded bodies, made on first use: an idle
+  // keep-alive connection costs no more than its header buffer.
+  std::vector<uint8_t>& Scratch() {
+    if (scratch_.empty()) scratch_.resize(64 * 1024);
+    return scratch_;
+  }
+  std::vector<uint8_t> scratch_;
   bool paused_ = false;
   bool stalled_ = false;
+  std::chrono::steady_clock::time_point last_upload_read_{};
   net::steady_timer upload_idle_timer_{stream_.get_executor()};
   bool upload_reading_done_ = false;
   bool upload_finished_ = false;
@@ -538,8 +596,53 @@ void SessionBodyWriter::End() {
   });
 }
 
+size_t DefaultMaxConnections(uint64_t fd_limit) {
+  // A quarter of the descriptors (at least 256) stay free for everything else.
+  uint64_t reserve = std::max<uint64_t>(256, fd_limit / 4);
+  uint64_t usable = fd_limit > reserve + 64 ? fd_limit - reserve : 64;
+  return static_cast<size_t>(std::min<uint64_t>(usable, 16384));
+}
+
+namespace {
+
+ServerOptions WithDerivedLimits(ServerOptions o) {
+  if (o.max_connections == 0) {
+    rlimit fds{};
+    uint64_t limit = ::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur != RLIM_INFINITY
+                         ? fds.rlim_cur
+                         : 1024;
+    o.max_connections = DefaultMaxConnections(limit);
+  }
+  return o;
+}
+
+Limits& LimitsOf(const ServerOptions& o, Limits& own) { return o.limits ? *o.limits : own; }
+
+// Answers sent on a connection over a limit: nothing of the request is read.
+std::string LimitResponse(unsigned status, const char* reason, const std::string& code,
+                          const std::string& message) {
+  std::string body = nlohmann::json{{"code", code}, {"message", message}}.dump() + "\n";
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason +
+         "\r\nServer: lastframe\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+         "Connection: close\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+}  // namespace
+
 Server::Server(ServerOptions options, Application& app)
-    : options_(std::move(options)), app_(app), acceptor_(ioc_), drain_timer_(ioc_) {}
+    : options_(WithDerivedLimits(std::move(options))),
+      app_(app),
+      acceptor_(ioc_),
+      drain_timer_(ioc_),
+      connection_limit_(LimitsOf(options_, own_limits_)
+                            .Add("connections", "connections", options_.max_connections)),
+      per_address_limit_(
+          LimitsOf(options_, own_limits_)
+              .Add("connections_per_address", "connections", options_.max_connections_per_ip)),
+      buffered_limit_(LimitsOf(options_, own_limits_)
+                          .Add("buffered_request_bytes", "bytes", options_.max_buffered_bytes)),
+      accept_backoff_(ioc_) {}
 
 Server::~Server() = default;
 
@@ -556,6 +659,8 @@ Status Server::Listen() {
     return Status(Code::kUnavailable, "cannot listen on " + options_.host + ":" +
                                           std::to_string(options_.port) + ": " + ec.message());
   port_ = acceptor_.local_endpoint().port();
+  spdlog::info("connections: at most {} ({} per client address)", options_.max_connections,
+               options_.max_connections_per_ip);
   Accept();
   return Status::Ok();
 }
@@ -564,30 +669,96 @@ void Server::Accept() {
   acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+      if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
+          ec == net::error::no_memory || ec.value() == ENFILE)
+        return BackOffAccept(ec);
       spdlog::warn("accept failed: {}", ec.message());
-    } else if (connections() >= options_.max_connections) {
-      spdlog::warn("connection refused: {} connections open", options_.max_connections);
-      socket.close(ec);
     } else {
-      socket.set_option(tcp::no_delay(true), ec);
-      auto session = std::make_shared<Session>(std::move(socket), *this);
-      Register(session);
-      session->Start();
+      beast::error_code peer_ec;
+      auto peer = socket.remote_endpoint(peer_ec);
+      std::string address = peer_ec ? "" : peer.address().to_string();
+      if (!connection_limit_.TryAcquire()) {
+        RefuseConnection(
+            std::move(socket),
+            LimitResponse(503, "Service Unavailable", "TooManyConnections",
+                          "the server holds " + std::to_string(options_.max_connections) +
+                              " connections, its limit; retry soon"));
+      } else {
+        bool admitted = false;
+        {
+          std::lock_guard lock(mu_);
+          size_t& n = per_address_[address];
+          if (n < options_.max_connections_per_ip) {
+            ++n;
+            admitted = true;
+          } else if (n == 0) {
+            per_address_.erase(address);
+          }
+        }
+        if (!admitted) {
+          connection_limit_.Release();
+          per_address_limit_.CountRefusal();
+          RefuseConnection(std::move(socket),
+                           LimitResponse(429, "Too Many Requests", "TooManyConnectionsFromAddress",
+                                         "this address holds " +
+                                             std::to_string(options_.max_connections_per_ip) +
+                                             " connections, the limit per client address"));
+        } else {
+          socket.set_option(tcp::no_delay(true), ec);
+          auto session = std::make_shared<Session>(std::move(socket), *this);
+          Register(session, address);
+          session->Start();
+        }
+      }
     }
     if (!stopping_) Accept();
   });
 }
 
-void Server::Register(const std::shared_ptr<Session>& s) {
+void Server::BackOffAccept(const boost::system::error_code& ec) {
+  // The connection waits in the listen queue; the served ones go on. One line a second at most.
+  auto now = std::chrono::steady_clock::now();
+  ++accept_failures_unlogged_;
+  if (now - last_accept_warning_ >= std::chrono::seconds(1)) {
+    spdlog::warn("accept failed {} time(s): {}; pausing accepts for 100 ms",
+                 accept_failures_unlogged_, ec.message());
+    last_accept_warning_ = now;
+    accept_failures_unlogged_ = 0;
+  }
+  connection_limit_.CountRefusal();
+  accept_backoff_.expires_after(std::chrono::milliseconds(100));
+  accept_backoff_.async_wait([this](beast::error_code e) {
+    if (!e && !stopping_) Accept();
+  });
+}
+
+void Server::RefuseConnection(tcp::socket socket, const std::string& response) {
+  // The answer is small: it fits the socket's send buffer, so one write
+  // without waiting is enough, and nothing is held for the client.
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  net::const_buffer buf(response.data(), response.size());
+  socket.write_some(buf, ec);
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+}
+
+void Server::Register(const std::shared_ptr<Session>& s, const std::string& address) {
   std::lock_guard lock(mu_);
-  sessions_[s.get()] = s;
+  sessions_[s.get()] = {s, address};
 }
 
 void Server::Unregister(Session* s) {
   bool last = false;
   {
     std::lock_guard lock(mu_);
-    sessions_.erase(s);
+    auto it = sessions_.find(s);
+    if (it != sessions_.end()) {
+      auto count = per_address_.find(it->second.second);
+      if (count != per_address_.end() && --count->second == 0) per_address_.erase(count);
+      sessions_.erase(it);
+      connection_limit_.Release();
+    }
     last = sessions_.empty();
   }
   if (last && stopping_) net::post(ioc_, [this] { ioc_.stop(); });
@@ -610,11 +781,12 @@ void Server::Stop() {
   net::post(ioc_, [this] {
     beast::error_code ec;
     acceptor_.close(ec);
+    accept_backoff_.cancel();
     std::vector<std::shared_ptr<Session>> live;
     {
       std::lock_guard lock(mu_);
-      for (auto& [ptr, weak] : sessions_)
-        if (auto s = weak.lock()) live.push_back(std::move(s));
+      for (auto& [ptr, entry] : sessions_)
+        if (auto s = entry.first.lock()) live.push_back(std::move(s));
     }
     spdlog::info("draining {} connection(s)", live.size());
     if (live.empty()) {

@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/limits.h"
 #include "core/status.h"
 #include "http/errors.h"
 
@@ -70,7 +71,13 @@ class UploadSink {
   virtual bool Feed(const uint8_t* data, size_t size) = 0;
   virtual void Finish() = 0;           // the body ended
   virtual void Abort() = 0;            // the connection failed or the server stops
-  virtual void Stalled() { Abort(); }  // nothing arrived for upload_idle_timeout
+  virtual void Stalled() { Abort(); }  // no progress for upload_idle_timeout
+  // When the upload last made progress (for PutMedia: a complete frame), or
+  // nullopt to count any byte as progress. A producer that trickles bytes but
+  // no frame is as stalled as a silent one.
+  virtual std::optional<std::chrono::steady_clock::time_point> LastProgress() const {
+    return std::nullopt;
+  }
 };
 
 // What a sink tells its connection, from any thread.
@@ -111,10 +118,22 @@ struct ServerOptions {
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;           // ordinary requests; uploads stream unbounded
   std::chrono::seconds request_timeout{30};      // to read a request, or write a response
-  std::chrono::seconds upload_idle_timeout{30};  // a producer that sends nothing is dropped
+  std::chrono::seconds upload_idle_timeout{30};  // an upload without progress is dropped
   std::chrono::seconds drain_timeout{5};         // on Stop, in-flight requests get this long
-  size_t max_connections = 4096;
+  // Connections open at once (past it, new ones get 503 and are closed), and
+  // from one client address (429). 0: derived from the file-descriptor limit.
+  size_t max_connections = 0;
+  size_t max_connections_per_ip = 2048;
+  // Request bodies held in memory at once, all connections together: a body
+  // that would pass it gets 503 with Retry-After before it is read.
+  uint64_t max_buffered_bytes = 128ull << 20;
+  // Where the server's limits are shown (/metrics); null: kept to itself.
+  Limits* limits = nullptr;
 };
+
+// The connections a server may hold with |fd_limit| descriptors: the rest is
+// kept for fragment files, decoders and outgoing connections.
+size_t DefaultMaxConnections(uint64_t fd_limit);
 
 class Session;
 
@@ -142,7 +161,11 @@ class Server {
  private:
   friend class Session;
   void Accept();
-  void Register(const std::shared_ptr<Session>& s);
+  // Accepting failed for want of descriptors or memory: wait, then try again.
+  void BackOffAccept(const boost::system::error_code& ec);
+  // Answers a connection over a limit with |status| and closes it.
+  void RefuseConnection(boost::asio::ip::tcp::socket socket, const std::string& response);
+  void Register(const std::shared_ptr<Session>& s, const std::string& address);
   void Unregister(Session* s);
 
   const ServerOptions options_;
@@ -152,8 +175,16 @@ class Server {
   boost::asio::steady_timer drain_timer_;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
+  Limits own_limits_;  // when options_.limits is null
+  Limit& connection_limit_;
+  Limit& per_address_limit_;  // in_use: none (counted per address below)
+  Limit& buffered_limit_;
+  boost::asio::steady_timer accept_backoff_;
+  std::chrono::steady_clock::time_point last_accept_warning_{};
+  uint64_t accept_failures_unlogged_ = 0;
   mutable std::mutex mu_;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;
+  std::unordered_map<Session*, std::pair<std::weak_ptr<Session>, std::string>> sessions_;
+  std::unordered_map<std::string, size_t> per_address_;  // open connections by client address
 };
 
 }  // namespace lastframe::http

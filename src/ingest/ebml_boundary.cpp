@@ -58,6 +58,7 @@ void EbmlBoundary::Parse() {
   }
   pos_ += header_.size();
   header_.clear();
+  if (id == kSegment) in_segment_ = true;
   if (id == kSegment || id == kCluster) {
     if (!unknown) ends_.push_back(pos_ + value);
     return;
@@ -66,6 +67,8 @@ void EbmlBoundary::Parse() {
     lost_ = true;
     return;
   }
+  // Only within a Segment: random bytes are the demuxer's to judge (invalid data).
+  if (in_segment_ && value > max_element_bytes_ && oversized_ == 0) oversized_ = value;
   skip_ = value;
 }
 

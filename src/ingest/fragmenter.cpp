@@ -1,6 +1,12 @@
 #include "ingest/fragmenter.h"
 
 namespace lastframe::ingest {
+namespace {
+
+// 9999-12-31T23:59:59.999Z: fragment times must be dates the API can write.
+constexpr int64_t kLastTimestampMs = 253'402'300'799'999;
+
+}  // namespace
 
 const char* AckErrorName(AckError id) {
   switch (id) {
@@ -70,6 +76,7 @@ void Fragmenter::Push(AVPacket* pkt) {
   if (pkt->pts == AV_NOPTS_VALUE) pkt->pts = pkt->dts;
   if (pkt->pts == AV_NOPTS_VALUE) return;  // cannot be placed in time
   av_packet_rescale_ts(pkt, time_base_, AVRational{1, 1000});
+  if (pkt->pts == AV_NOPTS_VALUE) return;  // out of int64 range once in milliseconds
   store::Frame frame;
   frame.pts_ms = pkt->pts;
   frame.dts_ms = pkt->dts == AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
@@ -87,9 +94,20 @@ void Fragmenter::Push(AVPacket* pkt) {
                          frame.pts_ms, std::nullopt);
       return;
     }
+    int64_t producer_ts = frame.pts_ms;
+    bool overflow = !options_.absolute_timecodes &&
+                    __builtin_add_overflow(options_.producer_start_ms, frame.pts_ms, &producer_ts);
+    if (overflow || producer_ts < 0 || producer_ts > kLastTimestampMs) {
+      skipping_ = true;
+      if (events_.on_error)
+        events_.on_error(AckError::kInvalidMkvData,
+                         "fragment timecode " + std::to_string(frame.pts_ms) +
+                             " puts the fragment outside the years 1970-9999; the fragment is "
+                             "dropped",
+                         frame.pts_ms, std::nullopt);
+      return;
+    }
     last_timecode_ = frame.pts_ms;
-    int64_t producer_ts =
-        options_.absolute_timecodes ? frame.pts_ms : options_.producer_start_ms + frame.pts_ms;
     open_timecode_ = frame.pts_ms;
     frame.packet = media::TakePacket(pkt);
     open_number_ =
@@ -99,7 +117,9 @@ void Fragmenter::Push(AVPacket* pkt) {
     return;
   }
   if (!open_ || skipping_) return;  // nothing decodable before the first keyframe
-  if (frame.pts_ms - open_timecode_ >= options_.max_fragment_duration_ms)
+  int64_t into_fragment = 0;
+  if (__builtin_sub_overflow(frame.pts_ms, open_timecode_, &into_fragment) ||
+      into_fragment >= options_.max_fragment_duration_ms)
     return CutAtLimit(AckError::kMaxFragmentDurationReached,
                       "fragment longer than " + std::to_string(options_.max_fragment_duration_ms) +
                           " ms (keyframes too far apart)");

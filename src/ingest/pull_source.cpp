@@ -132,7 +132,8 @@ PullSource::PullSource(store::StreamStore& store, PullOptions options)
   info_.state = "connecting";
   info_.rtsp_transport =
       SchemeOf(options_.url).rfind("rtsp", 0) == 0 ? options_.rtsp_transport : "";
-  store_.Open(options_.stream);  // listed from now on, before the first frame
+  // Listed from now on, before the first frame (PullSources::Add took its place).
+  if (auto opened = store_.Open(options_.stream); opened.ok()) (*opened)->SetOwned();
 }
 
 PullSource::~PullSource() { Stop(); }
@@ -186,15 +187,17 @@ void PullSource::Run() {
     }
     first = false;
     SetState("connecting");
-    bool was_live = false;
+    bool stable = false;
     Status ended = Session();
     {
       std::lock_guard lock(mu_);
-      was_live = info_.state == "live";
+      stable = info_.state == "live" && info_.connected_since_ms &&
+               store_.clock().NowMs() - *info_.connected_since_ms >= options_.stable_after.count();
     }
     if (stopping_) break;
-    // A connection that delivered video starts the backoff over.
-    failures = was_live ? 0 : std::min(failures + 1, 16);
+    // Only a connection that stayed up a while starts the backoff over: a
+    // source that delivers a frame and drops is retried ever more slowly.
+    failures = stable ? 0 : std::min(failures + 1, 16);
     SetState("error", ended.message(), ended.reason());
     auto cap = std::min<int64_t>(options_.backoff_max.count(), options_.backoff_base.count()
                                                                    << std::min(failures, 16));
@@ -208,7 +211,10 @@ void PullSource::Run() {
 }
 
 Status PullSource::Session() {
-  std::shared_ptr<store::Stream> stream = store_.Open(options_.stream);
+  auto opened = store_.Open(options_.stream);
+  if (!opened.ok()) return opened.status();
+  std::shared_ptr<store::Stream> stream = std::move(*opened);
+  stream->SetOwned();
   if (!stream->AcquireWriter())
     return Status(Code::kConflict, "a producer is pushing to this stream", "StreamBusy");
   std::string error;
@@ -364,9 +370,23 @@ Status PullSources::Add(PullOptions options, bool configured) {
                   "stream '" + options.stream + "' exists: a pull never takes over a stream",
                   "StreamExists");
   }
+  if (limit_ && !limit_->TryAcquire())
+    return Status(Code::kOverloaded,
+                  "the server pulls " + std::to_string(limit_->max()) +
+                      " sources, its limit (--max-pulls); delete one first",
+                  "TooManyPulls");
+  auto opened = store_.Open(options.stream);
+  if (!opened.ok()) {
+    if (limit_) limit_->Release();
+    return opened.status();
+  }
+  (*opened)->SetOwned();
   std::string name = options.stream;
   auto source = PullSource::Start(store_, std::move(options));
-  if (!source.ok()) return source.status();
+  if (!source.ok()) {
+    if (limit_) limit_->Release();
+    return source.status();
+  }
   sources_.emplace(name, std::move(*source));
   return Status::Ok();
 }
@@ -380,6 +400,7 @@ Status PullSources::Remove(const std::string& stream) {
       return NotFound("stream '" + stream + "' is not pulled", "SourceNotFound");
     source = std::move(it->second);
     sources_.erase(it);
+    if (limit_) limit_->Release();
   }
   source->Stop();  // outside the lock: joins its thread
   return Status::Ok();
@@ -404,6 +425,7 @@ void PullSources::StopAll() {
   {
     std::lock_guard lock(mu_);
     all.swap(sources_);
+    if (limit_) limit_->Release(all.size());
   }
   for (auto& [name, source] : all) source->Stop();
 }

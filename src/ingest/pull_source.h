@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/limits.h"
 #include "core/status.h"
 #include "ingest/pull_policy.h"
 #include "store/stream_store.h"
@@ -27,6 +28,8 @@ struct PullOptions {
   std::chrono::milliseconds read_timeout{10'000};  // no packet for this long: reconnect
   std::chrono::milliseconds backoff_base{500};     // full jitter below base * 2^failures
   std::chrono::milliseconds backoff_max{30'000};
+  // A connection up this long starts the backoff over.
+  std::chrono::milliseconds stable_after{30'000};
   // Where the source may connect (every hop, checked at connect); null: the default policy.
   std::shared_ptr<const PullPolicy> policy;
 };
@@ -93,8 +96,11 @@ std::string RedactUrl(const std::string& url);
 // The pulled streams of a server, by name. Thread-safe.
 class PullSources {
  public:
-  explicit PullSources(store::StreamStore& store, PullPolicy policy = {})
-      : store_(store), policy_(std::make_shared<const PullPolicy>(std::move(policy))) {}
+  // |limit| (may be null) bounds how many sources run at once ("TooManyPulls").
+  explicit PullSources(store::StreamStore& store, PullPolicy policy = {}, Limit* limit = nullptr)
+      : store_(store),
+        policy_(std::make_shared<const PullPolicy>(std::move(policy))),
+        limit_(limit) {}
   ~PullSources();
 
   // Starts pulling, under this server's pull policy. Conflict ("StreamExists")
@@ -114,6 +120,7 @@ class PullSources {
  private:
   store::StreamStore& store_;
   const std::shared_ptr<const PullPolicy> policy_;
+  Limit* const limit_;
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<PullSource>> sources_;
 };

@@ -172,7 +172,7 @@ TEST(PullSources, TheDefaultPolicyRefusesInsideAddressesAtEveryStep) {
 // A pull never takes over a stream that exists (pushed, or created for pushes).
 TEST(PullSources, AnExistingStreamIsNeverTakenOver) {
   store::StreamStore store(SystemClock::Get(), {});
-  store.Open("pushed");
+  (void)store.Open("pushed");
   PullSources sources(store, *LoopbackAllowed());
   EXPECT_EQ(sources.Add({.stream = "pushed", .url = "rtsp://127.0.0.1:1/x"}, false).reason(),
             "StreamExists");

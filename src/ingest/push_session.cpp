@@ -12,7 +12,9 @@ namespace lastframe::ingest {
 Result<std::unique_ptr<PushSession>> PushSession::Start(store::StreamStore& store,
                                                         PushOptions options,
                                                         PushCallbacks callbacks) {
-  std::shared_ptr<store::Stream> stream = store.Open(options.stream);
+  auto opened = store.Open(options.stream);
+  if (!opened.ok()) return opened.status();
+  std::shared_ptr<store::Stream> stream = std::move(*opened);
   if (!stream->AcquireWriter())
     return Status(Code::kConflict,
                   "another producer is already pushing to stream '" + options.stream + "'",
@@ -30,6 +32,7 @@ PushSession::PushSession(store::StreamStore& store, std::shared_ptr<store::Strea
       options_(std::move(options)),
       callbacks_(std::move(callbacks)),
       start_ms_(store.clock().NowMs()),
+      last_frame_ns_(std::chrono::steady_clock::now().time_since_epoch().count()),
       pipe_(options_.pipe_high_water, callbacks_.on_space) {}
 
 PushSession::~PushSession() {
@@ -58,14 +61,26 @@ void PushSession::Run() {
 }
 
 Status PushSession::Parse() {
-  EbmlBoundary boundary;  // where the body ended, which the demuxer does not say
+  // Where the body ended, which the demuxer does not say; and elements too
+  // large for a fragment, refused as their header arrives.
+  EbmlBoundary boundary(options_.max_fragment_bytes);
   auto demuxer = media::Demuxer::Open(
       [this, &boundary](uint8_t* buf, int size) {
+        if (boundary.oversized()) return AVERROR_EXIT;
         int n = pipe_.Read(buf, size);
         if (n > 0) boundary.Feed(buf, static_cast<size_t>(n));
         return n < 0 ? AVERROR_EXIT : n;
       },
       "matroska");
+  // An element over the fragment limit: the input is refused, nothing of it kept.
+  auto refuse_oversized = [&](std::optional<uint64_t> number, int64_t timecode) {
+    std::string why = "an element of " + std::to_string(boundary.oversized()) +
+                      " bytes exceeds the fragment limit of " +
+                      std::to_string(options_.max_fragment_bytes) + " bytes";
+    SendErrorAck(AckError::kMaxFragmentSizeReached, why, timecode, number);
+    return Status(Code::kTooLarge, why, "MaxFragmentSizeReached");
+  };
+  if (!demuxer.ok() && boundary.oversized()) return refuse_oversized(std::nullopt, 0);
   if (!demuxer.ok()) {
     if (pipe_.aborted()) return Status(Code::kUnavailable, "connection closed", "StreamReadError");
     SendErrorAck(AckError::kInvalidMkvData, demuxer.status().message(), 0, std::nullopt);
@@ -106,6 +121,10 @@ Status PushSession::Parse() {
     if (!next.ok() || *next == media::Demuxer::Next::kEnd) {
       int64_t timecode = fragmenter.open_timecode();
       std::optional<uint64_t> number = fragmenter.open_number();
+      if (boundary.oversized()) {
+        fragmenter.Discard();  // the fragment the element belonged to is not kept either
+        return refuse_oversized(number, timecode);
+      }
       if (next.ok() && !boundary.AtBoundary()) {
         // The body ended inside an element: the fragment in progress is cut off, so it is
         // neither completed nor kept; the whole fragments before it were acknowledged.
@@ -130,7 +149,11 @@ Status PushSession::Parse() {
       SendErrorAck(AckError::kInvalidMkvData, next.status().message(), timecode, number);
       return InvalidArgument(next.status().message(), "InvalidMkvData");
     }
-    if (pkt->stream_index == video) fragmenter.Push(pkt.get());
+    if (pkt->stream_index == video) {
+      last_frame_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                           std::memory_order_relaxed);
+      fragmenter.Push(pkt.get());
+    }
     av_packet_unref(pkt.get());
   }
 }

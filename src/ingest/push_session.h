@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -65,6 +66,12 @@ class PushSession {
 
   // Fragments acknowledged so far.
   uint64_t fragments() const { return fragments_.load(); }
+  // When the last complete frame arrived (the session's start before the first):
+  // --producer-timeout counts from here, so trickled bytes do not keep a producer.
+  std::chrono::steady_clock::time_point last_frame() const {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(last_frame_ns_.load(std::memory_order_relaxed)));
+  }
 
  private:
   PushSession(store::StreamStore& store, std::shared_ptr<store::Stream> stream, PushOptions options,
@@ -80,6 +87,7 @@ class PushSession {
   const PushOptions options_;
   const PushCallbacks callbacks_;
   const int64_t start_ms_;
+  std::atomic<int64_t> last_frame_ns_;  // steady_clock ticks
   BytePipe pipe_;
   std::atomic<uint64_t> fragments_{0};
   std::atomic<bool> stalled_{false};

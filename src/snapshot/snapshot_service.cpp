@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "snapshot/frame_decoder.h"
 
@@ -28,13 +30,44 @@ std::string CacheKey(const std::string& stream, const store::FragmentView& f,
 }  // namespace
 
 SnapshotService::SnapshotService(const store::StreamSource& source, objects::ObjectStore& objects,
-                                 WorkerPool& workers, const Clock& clock, ServiceOptions options)
+                                 WorkerPool& workers, const Clock& clock, ServiceOptions options,
+                                 WorkerPool* heavy_workers)
     : source_(source),
       objects_(objects),
       workers_(workers),
+      heavy_workers_(heavy_workers),
       clock_(clock),
       options_(options),
       warm_(clock, options.max_warm_decoders, options.warm_idle_ms) {}
+
+Status SnapshotService::BoundPixels(const media::EncodeOptions& asked,
+                                    media::EncodeOptions* fitted) const {
+  const uint64_t max = options_.max_render_pixels;
+  uint64_t pixels = static_cast<uint64_t>(fitted->width) * static_cast<uint64_t>(fitted->height);
+  if (pixels <= max) return Status::Ok();
+  if (asked.width > 0 || asked.height > 0)
+    return InvalidArgument("an image of " + std::to_string(fitted->width) + "x" +
+                               std::to_string(fitted->height) + " is larger than the " +
+                               std::to_string(max) +
+                               " pixels this server renders (--max-render-pixels)",
+                           "TooManyPixels");
+  // The source itself is larger: keep its shape, within the bound.
+  double scale = std::sqrt(static_cast<double>(max) / static_cast<double>(pixels));
+  fitted->width = std::max(2, static_cast<int>(fitted->width * scale) & ~1);
+  fitted->height = std::max(2, static_cast<int>(fitted->height * scale) & ~1);
+  return Status::Ok();
+}
+
+WorkerPool& SnapshotService::PoolFor(const store::FragmentView& fragment,
+                                     const SnapshotOptions& options) {
+  if (heavy_workers_ == nullptr || !fragment.codec) return workers_;
+  int w = options.encode.width, h = options.encode.height;
+  media::FitSize(fragment.codec->width, fragment.codec->height, options.encode.width,
+                 options.encode.height, &w, &h);
+  uint64_t cost = static_cast<uint64_t>(std::max(w, 0)) * static_cast<uint64_t>(std::max(h, 0));
+  if (options.encode.format == media::ImageFormat::kPng) cost *= 4;
+  return cost > options_.heavy_render_cost ? *heavy_workers_ : workers_;
+}
 
 Result<Image> SnapshotService::Render(const std::string& stream, const SnapshotOptions& options) {
   Result<store::FragmentView> fragment = source_.LatestFragment(stream);
@@ -60,6 +93,7 @@ Result<Image> SnapshotService::RenderFragment(const std::string& stream,
   media::EncodeOptions fitted = options.encode;
   media::FitSize(f.width, f.height, options.encode.width, options.encode.height, &fitted.width,
                  &fitted.height);
+  if (Status s = BoundPixels(options.encode, &fitted); !s.ok()) return s;
   auto t1 = std::chrono::steady_clock::now();
   Result<media::EncodedImage> encoded = media::EncodeImage(f, fitted);
   if (!encoded.ok()) return encoded.status();
@@ -94,6 +128,12 @@ void SnapshotService::AcquireFragment(const std::string& stream, const SnapshotO
                                       bool publish, Waiter done,
                                       Result<store::FragmentView> fragment) {
   if (!fragment.ok()) return done(fragment.status());
+  if (fragment->codec) {  // an ask over the pixel bound is refused before any decode
+    media::EncodeOptions fitted = options.encode;
+    media::FitSize(fragment->codec->width, fragment->codec->height, options.encode.width,
+                   options.encode.height, &fitted.width, &fitted.height);
+    if (Status s = BoundPixels(options.encode, &fitted); !s.ok()) return done(s);
+  }
   std::string key = CacheKey(stream, *fragment, options, publish);
   {
     std::unique_lock lock(mu_);
@@ -111,8 +151,9 @@ void SnapshotService::AcquireFragment(const std::string& stream, const SnapshotO
     }
     in_flight_[key].push_back(std::move(done));
   }
-  bool queued = workers_.TryPost([this, key, stream, fragment = std::move(*fragment), options,
-                                  publish]() mutable {
+  WorkerPool& pool = PoolFor(*fragment, options);
+  bool queued = pool.TryPost([this, key, stream, fragment = std::move(*fragment), options,
+                              publish]() mutable {
     Result<Image> image = RenderFragment(stream, fragment, options);
     if (!image.ok()) return Finish(key, image.status());
     Rendered out;

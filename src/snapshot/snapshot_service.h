@@ -53,6 +53,12 @@ struct ServiceOptions {
   // Feed every stream's decoder as frames arrive (up to max_warm_decoders
   // streams, on spare worker capacity), so that even first looks need no GOP decode.
   bool warm_all = false;
+  // The largest image made, as output width x height: asking for more is
+  // InvalidArgument ("TooManyPixels"); a larger source is scaled down to fit.
+  uint64_t max_render_pixels = 3840ull * 2160;
+  // Renders costlier than this (output pixels, PNG counted 4x) run on the
+  // heavy pool when there is one, so they never queue ahead of cheap ones.
+  uint64_t heavy_render_cost = 1920ull * 1080;
 };
 
 struct SnapshotStats {
@@ -72,8 +78,10 @@ struct SnapshotStats {
 // share one render.
 class SnapshotService {
  public:
+  // |heavy_workers| (may be null) renders the large images, apart from |workers|.
   SnapshotService(const store::StreamSource& source, objects::ObjectStore& objects,
-                  WorkerPool& workers, const Clock& clock, ServiceOptions options = {});
+                  WorkerPool& workers, const Clock& clock, ServiceOptions options = {},
+                  WorkerPool* heavy_workers = nullptr);
 
   // Renders synchronously on the calling thread (no image cache).
   Result<Image> Render(const std::string& stream, const SnapshotOptions& options);
@@ -126,12 +134,17 @@ class SnapshotService {
   Result<Image> RenderFragment(const std::string& stream, const store::FragmentView& fragment,
                                const SnapshotOptions& options);
   void Insert(const std::string& key, const Rendered& rendered);  // mu_ held
+  // Holds |fitted| (the output size) within max_render_pixels.
+  Status BoundPixels(const media::EncodeOptions& asked, media::EncodeOptions* fitted) const;
+  // The pool a render of |fragment| with |options| goes to: large ones apart.
+  WorkerPool& PoolFor(const store::FragmentView& fragment, const SnapshotOptions& options);
   // Brings |stream|'s warm decoder to its newest frame on a spare worker.
   void ScheduleCatchUp(const std::string& stream);
 
   const store::StreamSource& source_;
   objects::ObjectStore& objects_;
   WorkerPool& workers_;
+  WorkerPool* const heavy_workers_;
   const Clock& clock_;
   const ServiceOptions options_;
   WarmDecoders warm_;

@@ -8,7 +8,24 @@ extern "C" {
 
 namespace lastframe::store {
 
-Stream::Stream(std::string name, StreamStore* store) : name_(std::move(name)), store_(store) {}
+Stream::Stream(std::string name, StreamStore* store)
+    : name_(std::move(name)), store_(store), touched_ms_(store->clock().NowMs()) {}
+
+void Stream::SetOwned() {
+  std::lock_guard lock(mu_);
+  owned_ = true;
+}
+
+void Stream::Touch(int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  touched_ms_ = now_ms;
+}
+
+bool Stream::Abandoned(int64_t now_ms) const {
+  int64_t retention = retention_ms();
+  std::lock_guard lock(mu_);
+  return !owned_ && !framed_ && !writer_ && fragments_.empty() && now_ms - touched_ms_ > retention;
+}
 
 bool Stream::AcquireWriter() {
   std::lock_guard lock(mu_);
@@ -38,6 +55,7 @@ void Stream::InsertFragment(uint64_t number, media::SharedCodecParameters codec,
                             int64_t arrival_ms) {
   const StoreOptions& opt = store_->options();
   std::lock_guard lock(mu_);
+  framed_ = true;
   if (!fragments_.empty()) fragments_.back().view.complete = true;
   StoredFragment f;
   f.view.number = number;
@@ -146,6 +164,7 @@ void Stream::SetRetention(std::optional<int64_t> retention_ms) {
 
 void Stream::Restore(std::vector<FragmentView> fragments) {
   std::lock_guard lock(mu_);
+  framed_ = framed_ || !fragments.empty();
   for (auto& f : fragments) {
     StoredFragment stored;
     stored.last_arrival_ms = f.server_ts_ms + f.duration_ms;
@@ -239,13 +258,28 @@ StreamStore::StreamStore(const Clock& clock, StoreOptions options)
       // Numbers start from the clock so that they keep rising across restarts.
       next_number_(static_cast<uint64_t>(clock.NowMs()) * 1000) {}
 
-std::shared_ptr<Stream> StreamStore::Open(const std::string& name) {
-  std::lock_guard lock(mu_);
-  auto it = streams_.find(name);
-  if (it != streams_.end()) return it->second;
+Result<std::shared_ptr<Stream>> StreamStore::AddLocked(const std::string& name, bool bounded) {
+  if (options_.stream_limit) {
+    if (!bounded) {
+      options_.stream_limit->AcquireAnyway();
+    } else if (!options_.stream_limit->TryAcquire()) {
+      return Status(Code::kOverloaded,
+                    "the server holds " + std::to_string(options_.stream_limit->max()) +
+                        " streams, its limit (--max-streams); delete one first",
+                    "TooManyStreams");
+    }
+  }
   auto stream = std::make_shared<Stream>(name, this);
   streams_.emplace(name, stream);
   return stream;
+}
+
+Result<std::shared_ptr<Stream>> StreamStore::Open(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = streams_.find(name);
+  if (it == streams_.end()) return AddLocked(name, /*bounded=*/true);
+  it->second->Touch(clock_.NowMs());  // not abandoned while someone is about to write
+  return it->second;
 }
 
 std::shared_ptr<Stream> StreamStore::Find(std::string_view name) const {
@@ -265,9 +299,11 @@ Result<std::shared_ptr<Stream>> StreamStore::Create(const std::string& name,
     std::lock_guard lock(mu_);
     if (streams_.count(name))
       return Status(Code::kConflict, "stream '" + name + "' exists", "StreamExists");
-    stream = std::make_shared<Stream>(name, this);
+    auto added = AddLocked(name, /*bounded=*/true);
+    if (!added.ok()) return added.status();
+    stream = std::move(*added);
     stream->SetRetention(retention_ms);
-    streams_.emplace(name, stream);
+    stream->SetOwned();
   }
   if (archive_ && retention_ms) LF_RETURN_IF_ERROR(archive_->SetRetention(name, *retention_ms));
   return stream;
@@ -284,8 +320,15 @@ void StreamStore::Restore(std::vector<RecoveredStream> streams) {
   uint64_t highest = 0;
   for (auto& s : streams) {
     for (const auto& f : s.fragments) highest = std::max(highest, f.number);
-    std::shared_ptr<Stream> stream = Open(s.name);
+    std::shared_ptr<Stream> stream;
+    {
+      std::lock_guard lock(mu_);
+      auto it = streams_.find(s.name);
+      // What the archive holds comes back whatever the limit: it was admitted once.
+      stream = it != streams_.end() ? it->second : *AddLocked(s.name, /*bounded=*/false);
+    }
     stream->SetRetention(s.retention_ms);
+    if (s.retention_ms || !s.fragments.empty()) stream->SetOwned();
     stream->Restore(std::move(s.fragments));
   }
   // New fragments are numbered after every restored one, whatever the clock did.
@@ -303,6 +346,7 @@ Status StreamStore::Remove(std::string_view name) {
                   "StreamBusy");
   it->second->Close();
   streams_.erase(it);
+  if (options_.stream_limit) options_.stream_limit->Release();
   if (archive_) archive_->Forget(std::string(name));
   return Status::Ok();
 }
@@ -337,7 +381,18 @@ void StreamStore::ApplyRetention() {
     for (const auto& [name, s] : streams_) streams.push_back(s);
   }
   int64_t now = clock_.NowMs();
-  for (const auto& s : streams) s->Trim(now - s->retention_ms(), options_.max_bytes_per_stream);
+  for (const auto& s : streams) {
+    s->Trim(now - s->retention_ms(), options_.max_bytes_per_stream);
+    if (s->Abandoned(now)) {
+      std::lock_guard lock(mu_);
+      auto it = streams_.find(s->name());
+      // Checked again under the lock: a producer may have claimed it meanwhile.
+      if (it == streams_.end() || it->second != s || !s->Abandoned(now)) continue;
+      s->Close();
+      streams_.erase(it);
+      if (options_.stream_limit) options_.stream_limit->Release();
+    }
+  }
 }
 
 uint64_t StreamStore::NextFragmentNumber() {

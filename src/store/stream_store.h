@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/limits.h"
 #include "core/status.h"
 #include "store/fragment.h"
 #include "store/fragment_archive.h"
@@ -24,6 +25,9 @@ struct StoreOptions {
   int64_t retention_ms = 60'000;                   // fragments older than this are dropped
   size_t max_bytes_per_stream = 64 * 1024 * 1024;  // oldest fragments go first past this
   int64_t live_window_ms = 10'000;  // a stream is "live" if a frame came this recently
+  // How many streams may exist (null: no bound). Creating one past it is
+  // refused with Overloaded ("TooManyStreams").
+  Limit* stream_limit = nullptr;
 };
 
 // What GET /v1/streams shows of one stream.
@@ -55,6 +59,13 @@ class Stream {
 
   // Claims the stream for one producer. Returns false if another producer holds it.
   bool AcquireWriter();
+  // Someone answers for the stream (created by POST /v1/streams or CreateStream,
+  // pulled, or restored with fragments): it is kept while it has no frame.
+  void SetOwned();
+  // Never framed, unowned, no producer, and older than its retention: a
+  // producer that sent nothing usable left it behind.
+  bool Abandoned(int64_t now_ms) const;
+  void Touch(int64_t now_ms);
   // Releases the claim; |error| (empty for a clean end) is shown in the stream's state.
   void ReleaseWriter(const std::string& error);
 
@@ -112,6 +123,9 @@ class Stream {
   size_t bytes_ = 0;
   bool writer_ = false;
   std::string last_error_;
+  bool owned_ = false;                   // guarded by mu_
+  bool framed_ = false;                  // guarded by mu_: ever held a frame
+  int64_t touched_ms_ = 0;               // guarded by mu_: made, or last opened for writing
   std::optional<int64_t> retention_ms_;  // guarded by mu_
   uint64_t version_ = 0;                 // guarded by mu_
   bool closed_ = false;                  // guarded by mu_
@@ -124,8 +138,9 @@ class StreamStore final : public StreamSource {
  public:
   StreamStore(const Clock& clock, StoreOptions options);
 
-  // The stream named |name|, created on first use.
-  std::shared_ptr<Stream> Open(const std::string& name);
+  // The stream named |name|, created on first use; Overloaded
+  // ("TooManyStreams") when that would pass the stream limit.
+  Result<std::shared_ptr<Stream>> Open(const std::string& name);
   std::shared_ptr<Stream> Find(std::string_view name) const;
   // Creates a stream ahead of its producer, with its own retention if given
   // (kept with its fragments when an archive is set). Conflict ("StreamExists").
@@ -145,7 +160,8 @@ class StreamStore final : public StreamSource {
 
   Result<FragmentView> LatestFragment(std::string_view stream) const override;
   std::vector<StreamInfo> List() const;
-  // Applies retention to every stream (also done on each fragment start).
+  // Applies retention to every stream (also done on each fragment start), and
+  // forgets abandoned streams (see Stream::Abandoned).
   void ApplyRetention();
 
   // Called (on the producer's thread, without locks held) after each frame is
@@ -168,6 +184,8 @@ class StreamStore final : public StreamSource {
   std::map<std::string, std::shared_ptr<Stream>, std::less<>> streams_;
   std::function<void(const std::string&)> observer_;
   FragmentArchive* archive_ = nullptr;
+  // Adds a stream under mu_ (taking a place under the limit unless |bounded| is false).
+  Result<std::shared_ptr<Stream>> AddLocked(const std::string& name, bool bounded);
   std::mutex number_mu_;
   uint64_t next_number_;
 };

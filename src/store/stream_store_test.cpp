@@ -48,7 +48,7 @@ TEST(StreamStore, UnknownStreamAndEmptyStreamAreDistinctNotFounds) {
   auto missing = store.LatestFragment("nope");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().reason(), "StreamNotFound");
-  store.Open("cam");
+  (void)store.Open("cam");
   auto empty = store.LatestFragment("cam");
   ASSERT_FALSE(empty.ok());
   EXPECT_EQ(empty.status().reason(), "NoFrame");
@@ -57,7 +57,7 @@ TEST(StreamStore, UnknownStreamAndEmptyStreamAreDistinctNotFounds) {
 TEST(StreamStore, LatestIncludesTheFragmentStillArriving) {
   ManualClock clock(1'700'000'000'000);
   StreamStore store(clock, {});
-  auto s = store.Open("cam");
+  auto s = *store.Open("cam");
   int64_t pts = 0;
   PushGops(*s, clock, 2, 10, &pts);
   uint64_t open =
@@ -80,8 +80,8 @@ TEST(StreamStore, LatestIncludesTheFragmentStillArriving) {
 TEST(StreamStore, FragmentNumbersRiseAcrossStreams) {
   ManualClock clock(1'700'000'000'000);
   StreamStore store(clock, {});
-  auto a = store.Open("a");
-  auto b = store.Open("b");
+  auto a = *store.Open("a");
+  auto b = *store.Open("b");
   uint64_t n1 = a->BeginFragment(H264Params(64, 64), 0, 0, MakeTestFrame(0, true), 0);
   uint64_t n2 = b->BeginFragment(H264Params(64, 64), 0, 0, MakeTestFrame(0, true), 0);
   uint64_t n3 = a->BeginFragment(H264Params(64, 64), 0, 0, MakeTestFrame(0, true), 0);
@@ -92,7 +92,7 @@ TEST(StreamStore, FragmentNumbersRiseAcrossStreams) {
 TEST(StreamStore, RetentionDropsOldFragments) {
   ManualClock clock(1'700'000'000'000);
   StreamStore store(clock, {.retention_ms = 5'000});
-  auto s = store.Open("cam");
+  auto s = *store.Open("cam");
   int64_t pts = 0;
   PushGops(*s, clock, 3, 10, &pts);  // 3 x 2 s
   s->CompleteFragment();
@@ -111,7 +111,7 @@ TEST(StreamStore, RetentionDropsOldFragments) {
 TEST(StreamStore, BytesPerStreamAreBounded) {
   ManualClock clock(1'700'000'000'000);
   StreamStore store(clock, {.retention_ms = 3'600'000, .max_bytes_per_stream = 50'000});
-  auto s = store.Open("cam");
+  auto s = *store.Open("cam");
   int64_t pts = 0;
   PushGops(*s, clock, 10, 10, &pts, 1000);  // 10 x 10 kB
   s->CompleteFragment();
@@ -124,7 +124,7 @@ TEST(StreamStore, BytesPerStreamAreBounded) {
 TEST(StreamStore, OneWriterAtATime) {
   ManualClock clock(0);
   StreamStore store(clock, {});
-  auto s = store.Open("cam");
+  auto s = *store.Open("cam");
   EXPECT_TRUE(s->AcquireWriter());
   EXPECT_FALSE(s->AcquireWriter());
   s->ReleaseWriter("");
@@ -136,7 +136,7 @@ TEST(StreamStore, ObserverHearsEveryStoredFrame) {
   StreamStore store(clock, {});
   std::vector<std::string> heard;
   store.SetFrameObserver([&](const std::string& s) { heard.push_back(s); });
-  auto s = store.Open("cam");
+  auto s = *store.Open("cam");
   int64_t pts = 0;
   PushGops(*s, clock, 2, 3, &pts);  // 2 fragments x 3 frames
   EXPECT_EQ(heard, std::vector<std::string>(6, "cam"));
@@ -148,7 +148,7 @@ TEST(StreamStore, ObserverHearsEveryStoredFrame) {
 TEST(StreamStore, InfoDescribesTheStream) {
   ManualClock clock(1'700'000'000'000);
   StreamStore store(clock, {});
-  auto s = store.Open("cam");
+  auto s = *store.Open("cam");
   s->AcquireWriter();
   int64_t pts = 0;
   PushGops(*s, clock, 2, 10, &pts);
