@@ -183,7 +183,7 @@ std::string CanonicalQueryString(const QueryParams& params) {
 std::string CanonicalRequest::SignedHeaders() const {
   std::vector<std::string> names;
   for (const auto& [k, v] : headers) names.push_back(k);
-  std::sort(names.begin(), names.end());
+  if (!headers_in_given_order) std::sort(names.begin(), names.end());
   std::string out;
   for (const auto& n : names) {
     if (!out.empty()) out.push_back(';');
@@ -194,7 +194,7 @@ std::string CanonicalRequest::SignedHeaders() const {
 
 std::string CanonicalRequest::ToString() const {
   auto sorted = headers;
-  std::sort(sorted.begin(), sorted.end());
+  if (!headers_in_given_order) std::sort(sorted.begin(), sorted.end());
   std::string out =
       method + "\n" + UriEncode(path, false) + "\n" + CanonicalQueryString(query) + "\n";
   for (const auto& [k, v] : sorted) out += k + ":" + v + "\n";
@@ -305,6 +305,7 @@ Status SigV4::VerifyPresigned(const std::string& method, const std::string& path
   if (!signed_values.ok())
     return QueryError("X-Amz-SignedHeaders: " + signed_values.status().message());
   req.headers = std::move(*signed_values);
+  req.headers_in_given_order = true;
   req.payload_hash = "UNSIGNED-PAYLOAD";
   if (!SignatureMatches(*signature, Sign(req, *signed_at))) return SignatureMismatch();
   // Time is checked after the signature, so a forged URL learns nothing from it.
@@ -384,8 +385,8 @@ Result<std::string> SigV4::VerifyHeaderAuth(
       return malformed("the region '" + region + "' is wrong; expecting '" + region_ + "'");
     return malformed("the credential scope must be '" + Scope(*signed_at) + "'");
   }
-  if (signed_headers.find("host") == std::string::npos)
-    return malformed("SignedHeaders must include host");
+  auto signed_values = SignedHeaderValues(signed_headers, headers);
+  if (!signed_values.ok()) return malformed(signed_values.status().message());
   std::optional<std::string> payload_hash = CanonicalHeaderValue(headers, "x-amz-content-sha256");
   if (!payload_hash) payload_hash = unsigned_payload_hash;
   if (!payload_hash)
@@ -399,9 +400,8 @@ Result<std::string> SigV4::VerifyHeaderAuth(
   req.method = method;
   req.path = path;
   req.query = query;
-  auto signed_values = SignedHeaderValues(signed_headers, headers);
-  if (!signed_values.ok()) return malformed(signed_values.status().message());
   req.headers = std::move(*signed_values);
+  req.headers_in_given_order = true;
   req.payload_hash = *payload_hash;
   if (!SignatureMatches(signature, Sign(req, *signed_at))) return SignatureMismatch();
   int64_t now = clock_.NowMs();
@@ -427,7 +427,9 @@ Status SigV4::CheckToken(const std::string* token) const {
 
 Result<HeaderList> SigV4::SignedHeaderValues(const std::string& signed_headers,
                                              const HeaderList& headers) {
+  // Parsed as the list it is: "xhost;a" names no host header.
   HeaderList out;
+  bool host = false;
   size_t start = 0;
   while (start <= signed_headers.size()) {
     size_t semi = signed_headers.find(';', start);
@@ -435,13 +437,16 @@ Result<HeaderList> SigV4::SignedHeaderValues(const std::string& signed_headers,
     if (name.empty()) return InvalidArgument("empty header name in SignedHeaders");
     for (char c : name)
       if (c >= 'A' && c <= 'Z') return InvalidArgument("SignedHeaders must be lower case");
+    for (const auto& [k, v] : out)
+      if (k == name) return InvalidArgument("SignedHeaders names '" + name + "' twice");
+    host = host || name == "host";
     std::optional<std::string> value = CanonicalHeaderValue(headers, name);
     if (!value) return InvalidArgument("signed header '" + name + "' is not in the request");
     out.emplace_back(name, std::move(*value));
     if (semi == std::string::npos) break;
     start = semi + 1;
   }
-  if (out.empty()) return InvalidArgument("no signed headers");
+  if (!host) return InvalidArgument("SignedHeaders must include host");
   return out;
 }
 

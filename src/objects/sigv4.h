@@ -52,6 +52,10 @@ struct CanonicalRequest {
   QueryParams query;                                         // decoded, without X-Amz-Signature
   std::vector<std::pair<std::string, std::string>> headers;  // lower-case names, trimmed values
   std::string payload_hash;                                  // hex SHA-256, or "UNSIGNED-PAYLOAD"
+  // A signer lists |headers| sorted by name, as SigV4 asks; a verifier keeps
+  // the order the client's SignedHeaders gave, the order S3 signs them in
+  // (botocore's lists are sorted, so both agree).
+  bool headers_in_given_order = false;
   // The canonical form: method, URI, query, headers, signed header list, hash.
   std::string ToString() const;
   std::string SignedHeaders() const;
@@ -114,7 +118,9 @@ class SigV4 {
   // A session token sent must be this signer's; none sent is fine when it has none.
   Status CheckToken(std::optional<std::string> token) const;
   Status CheckToken(const std::string* token) const;
-  // The canonical values of the headers named in "a;b;c".
+  // The canonical values of the headers named in "a;b;c", in that order.
+  // InvalidArgument unless every name is lower case, none is empty or
+  // repeated, host is one of them and each is in |headers|.
   static Result<HeaderList> SignedHeaderValues(const std::string& signed_headers,
                                                const HeaderList& headers);
 

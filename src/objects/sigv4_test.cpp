@@ -307,6 +307,101 @@ TEST(SigV4, RepeatedAuthorizationPartsAreMalformed) {
   EXPECT_TRUE(with_auth({auth}).ok());
 }
 
+// A request signed in its Authorization header over |signed| (name, value),
+// canonicalised in the order given, as a client that lists them so would.
+HeaderList SignedOver(const SigV4& signer, int64_t now_ms, HeaderList signed_headers,
+                      bool in_given_order = false) {
+  CanonicalRequest req;
+  req.method = "GET";
+  req.path = "/b/k";
+  req.payload_hash = Sha256Hex("");
+  signed_headers.emplace_back("x-amz-content-sha256", req.payload_hash);
+  req.headers = signed_headers;
+  req.headers_in_given_order = in_given_order;
+  HeaderList out = signed_headers;
+  // Sent whether or not they are signed.
+  if (!CanonicalHeaderValue(out, "x-amz-date"))
+    out.emplace_back("x-amz-date", FormatAmzDate(now_ms));
+  if (!CanonicalHeaderValue(out, "host")) out.emplace_back("host", "127.0.0.1:8080");
+  out.emplace_back("authorization", signer.Authorization(req, now_ms));
+  return out;
+}
+
+TEST(SigV4, SignedHeadersIsAListThatNamesHost) {
+  ManualClock clock(1'764'000'000'000);
+  SigV4 server({"LFKEY", Secret("s3cr3t"), ""}, "us-east-1", "s3", clock);
+  const std::string date = FormatAmzDate(clock.NowMs());
+  auto verify = [&](const HeaderList& h) {
+    return server.VerifyHeaderAuth("GET", "/b/k", {}, h).status();
+  };
+  ASSERT_TRUE(
+      verify(SignedOver(server, clock.NowMs(), {{"host", "127.0.0.1:8080"}, {"x-amz-date", date}}))
+          .ok());
+  // Correctly signed, but over no host header: "xhost" contains "host", it is not host.
+  Status xhost = verify(SignedOver(server, clock.NowMs(), {{"x-amz-date", date}, {"xhost", "h"}}));
+  EXPECT_EQ(xhost.reason(), "AuthorizationHeaderMalformed");
+  EXPECT_NE(xhost.message().find("SignedHeaders must include host"), std::string::npos)
+      << xhost.message();
+  // Listed in another order than sorted: canonicalised in the order given, as S3 does.
+  HeaderList unsorted =
+      SignedOver(server, clock.NowMs(), {{"x-amz-date", date}, {"host", "127.0.0.1:8080"}}, true);
+  EXPECT_NE(CanonicalHeaderValue(unsorted, "authorization")
+                ->find("SignedHeaders=x-amz-date;host;x-amz-content-sha256,"),
+            std::string::npos);
+  EXPECT_TRUE(verify(unsorted).ok()) << verify(unsorted).ToString();
+  // Empty, repeated and upper-case names are malformed lists, signed or not.
+  HeaderList good =
+      SignedOver(server, clock.NowMs(), {{"host", "127.0.0.1:8080"}, {"x-amz-date", date}});
+  std::string auth = *CanonicalHeaderValue(good, "authorization");
+  for (const std::string list :
+       {"host;;x-amz-content-sha256;x-amz-date", "host;x-amz-content-sha256;x-amz-date;",
+        ";host;x-amz-content-sha256;x-amz-date", "host;host;x-amz-content-sha256;x-amz-date",
+        "host;x-amz-content-sha256;x-amz-date;x-amz-date", "Host;x-amz-content-sha256;x-amz-date",
+        "xhost;x-amz-content-sha256;x-amz-date"}) {
+    HeaderList h = good;
+    for (auto& [k, v] : h) {
+      if (k != "authorization") continue;
+      size_t at = v.find("SignedHeaders=") + 14;
+      v.replace(at, v.find(',', at) - at, list);
+    }
+    h.emplace_back("xhost", "h");
+    Status s = verify(h);
+    EXPECT_EQ(s.reason(), "AuthorizationHeaderMalformed") << list << ": " << s.ToString();
+  }
+}
+
+TEST_F(PresignRoundTrip, SignedHeadersMustNameHost) {
+  // A URL signed over a header other than host, as a client could sign it.
+  auto presign = [&](const std::string& signed_headers, const HeaderList& headers) {
+    CanonicalRequest req;
+    req.method = "GET";
+    req.path = path_;
+    req.query = {{"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
+                 {"X-Amz-Credential", "LFKEY/" + signer_.Scope(clock_.NowMs())},
+                 {"X-Amz-Date", FormatAmzDate(clock_.NowMs())},
+                 {"X-Amz-Expires", "600"},
+                 {"X-Amz-SignedHeaders", signed_headers}};
+    req.headers = headers;
+    req.headers_in_given_order = true;
+    req.payload_hash = "UNSIGNED-PAYLOAD";
+    QueryParams q = req.query;
+    q.emplace_back("X-Amz-Signature", signer_.Sign(req, clock_.NowMs()));
+    return q;
+  };
+  HeaderList sent = {{"host", host_}, {"xhost", "x"}, {"range", "bytes=0-1"}};
+  QueryParams good = presign("host", {{"host", host_}});
+  ASSERT_TRUE(signer_.VerifyPresigned("GET", path_, good, sent).ok());
+  QueryParams xhost = presign("xhost", {{"xhost", "x"}});
+  Status s = signer_.VerifyPresigned("GET", path_, xhost, sent);
+  EXPECT_EQ(s.reason(), "AuthorizationQueryParametersError");
+  EXPECT_EQ(s.message(), "X-Amz-SignedHeaders: SignedHeaders must include host");
+  QueryParams twice = presign("host;host", {{"host", host_}, {"host", host_}});
+  EXPECT_EQ(signer_.VerifyPresigned("GET", path_, twice, sent).reason(),
+            "AuthorizationQueryParametersError");
+  QueryParams unsorted = presign("range;host", {{"range", "bytes=0-1"}, {"host", host_}});
+  EXPECT_TRUE(signer_.VerifyPresigned("GET", path_, unsorted, sent).ok());
+}
+
 TEST(Base64, RoundTripsAndRefusesWhatIsNotBase64) {
   EXPECT_EQ(Base64Encode(""), "");
   EXPECT_EQ(Base64Encode("f"), "Zg==");
