@@ -91,6 +91,9 @@ class LocalStore final : public ObjectStore {
   Status Put(const std::string& key, std::string_view bytes,
              const std::string& content_type) override;
   Result<std::string> PresignGet(const std::string& key, int64_t expires_s) override;
+  int64_t UrlExpiresAtMs(int64_t signed_at_ms, int64_t expires_s) const override {
+    return PresignedUrlExpiresAtMs(signed_at_ms, expires_s);
+  }
   bool Holds(const std::string& key) const override;
 
   // Checks how an S3 request on |path| (decoded, "/bucket/key") was signed:

@@ -61,6 +61,25 @@ TEST_F(LocalStoreTest, PutPresignGet) {
   EXPECT_EQ(Fetch(*url).status().message(), "Request has expired");
 }
 
+TEST_F(LocalStoreTest, AUrlLivesAtLeastTheSecondsAsked) {
+  // Made late in a second: X-Amz-Date says the second before, and a 1 s URL
+  // checked in milliseconds against it would have 100 ms to live.
+  clock_.Set(1'764'000'000'900);
+  ASSERT_TRUE(store_->Put("k.jpg", "x", "image/jpeg").ok());
+  auto url = store_->PresignGet("k.jpg", 1);
+  ASSERT_TRUE(url.ok());
+  EXPECT_NE(url->find("X-Amz-Date=20251124T160000Z&X-Amz-Expires=1&"), std::string::npos) << *url;
+  EXPECT_TRUE(Fetch(*url).ok());  // at once
+  const int64_t expires_at = store_->UrlExpiresAtMs(1'764'000'000'900, 1);
+  EXPECT_EQ(expires_at, 1'764'000'002'000);
+  clock_.Set(1'764'000'001'900);  // a full second after it was made
+  EXPECT_TRUE(Fetch(*url).ok()) << Fetch(*url).status().ToString();
+  clock_.Set(expires_at - 1);
+  EXPECT_TRUE(Fetch(*url).ok());
+  clock_.Set(expires_at);
+  EXPECT_EQ(Fetch(*url).status().message(), "Request has expired");
+}
+
 TEST_F(LocalStoreTest, KeysNeverEscapeTheDirectory) {
   const std::vector<std::string> keys = {
       "../escape.jpg", "a/../../b",           "/abs", "a//b", "./a", "a/.", "",

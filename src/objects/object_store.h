@@ -36,6 +36,14 @@ class ObjectStore {
   virtual void Shutdown() {}
   // A URL anyone can GET for |expires_s| seconds (1..604800).
   virtual Result<std::string> PresignGet(const std::string& key, int64_t expires_s) = 0;
+  // When a URL that PresignGet made at |signed_at_ms| for |expires_s| seconds
+  // stops working. S3 (and MinIO) refuse it once its whole-second X-Amz-Date
+  // plus |expires_s| has passed, which can be less than |expires_s| after it
+  // was made; the embedded store counts whole seconds and honours the full
+  // |expires_s| (see PresignedUrlExpiresAtMs).
+  virtual int64_t UrlExpiresAtMs(int64_t signed_at_ms, int64_t expires_s) const {
+    return signed_at_ms / 1000 * 1000 + expires_s * 1000;
+  }
 };
 
 // Checks an object key: 1..1024 bytes, no control characters or backslashes,

@@ -312,7 +312,7 @@ Status SigV4::VerifyPresigned(const std::string& method, const std::string& path
   int64_t now = clock_.NowMs();
   if (now + kMaxSkewMs < *signed_at)
     return Status(Code::kPermissionDenied, "Request is not valid yet", "AccessDenied");
-  if (now > *signed_at + expires_s * 1000)
+  if (now >= PresignedUrlExpiresAtMs(*signed_at, expires_s))
     return Status(Code::kPermissionDenied, "Request has expired", "AccessDenied");
   return Status::Ok();
 }
@@ -448,6 +448,11 @@ Result<HeaderList> SigV4::SignedHeaderValues(const std::string& signed_headers,
   }
   if (!host) return InvalidArgument("SignedHeaders must include host");
   return out;
+}
+
+int64_t PresignedUrlExpiresAtMs(int64_t signed_at_ms, int64_t expires_s) {
+  int64_t second = signed_at_ms >= 0 ? signed_at_ms / 1000 : (signed_at_ms - 999) / 1000;
+  return (second + expires_s + 1) * 1000;
 }
 
 std::optional<std::string> CanonicalHeaderValue(const HeaderList& headers, std::string_view name) {

@@ -83,10 +83,10 @@ class SigV4 {
 
   // Checks a presigned (query-authenticated) request: each X-Amz-* auth
   // parameter given once, algorithm, credential scope, date, expiry
-  // (1..604800 s, not past, not in the future), and the signature, compared
-  // in constant time. Errors carry S3's codes as reasons:
-  // AuthorizationQueryParametersError (400), InvalidAccessKeyId,
-  // SignatureDoesNotMatch and AccessDenied (403).
+  // (up to 604800 s, not past (PresignedUrlExpiresAtMs), not in the
+  // future), and the signature, compared in constant time. Errors carry S3's
+  // codes as reasons: AuthorizationQueryParametersError (400),
+  // InvalidAccessKeyId, SignatureDoesNotMatch and AccessDenied (403).
   Status VerifyPresigned(const std::string& method, const std::string& host,
                          const std::string& path, const QueryParams& query) const;
   // The same, taking the values of any further signed headers from |headers|.
@@ -136,5 +136,12 @@ std::optional<std::string> CanonicalHeaderValue(const HeaderList& headers, std::
 
 // The most a presigned URL may live, as S3 allows: 7 days.
 inline constexpr int64_t kMaxPresignExpiresSeconds = 604800;
+
+// The instant from which VerifyPresigned refuses a URL presigned at
+// |signed_at_ms| for |expires_s| seconds. X-Amz-Date has whole seconds, so the
+// lifetime counts whole seconds too: signed during second T, the URL is valid
+// through second T + |expires_s|, which is at least |expires_s| seconds after
+// it was made (a 1 s URL made at T.900 still works at T+1.500).
+int64_t PresignedUrlExpiresAtMs(int64_t signed_at_ms, int64_t expires_s);
 
 }  // namespace lastframe::objects

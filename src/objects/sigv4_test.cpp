@@ -177,8 +177,35 @@ class PresignRoundTrip : public ::testing::Test {
 TEST_F(PresignRoundTrip, SignedThenVerified) {
   std::string q = signer_.PresignQuery("GET", host_, path_, 600);
   EXPECT_TRUE(Verify(q).ok()) << Verify(q).ToString();
-  clock_.Advance(600'000);
-  EXPECT_TRUE(Verify(q).ok());  // the last valid second
+  clock_.Advance(600'999);
+  EXPECT_TRUE(Verify(q).ok());  // the last valid second, to its end
+}
+
+TEST_F(PresignRoundTrip, ValidForAtLeastTheSecondsAsked) {
+  // Made at .900: the date says .000, yet the URL lives a full second and more.
+  clock_.Set(1'764'000'000'900);
+  std::string q = signer_.PresignQuery("GET", host_, path_, 1);
+  EXPECT_TRUE(Verify(q).ok());
+  clock_.Set(1'764'000'001'900);
+  EXPECT_TRUE(Verify(q).ok()) << Verify(q).ToString();
+  clock_.Set(1'764'000'001'999);
+  EXPECT_TRUE(Verify(q).ok());
+  clock_.Set(1'764'000'002'000);
+  EXPECT_EQ(Verify(q).message(), "Request has expired");
+  // Whatever the millisecond it was made at, the URL outlives what was asked
+  // by less than a second.
+  for (int64_t made :
+       {1'764'000'000'000, 1'764'000'000'001, 1'764'000'000'500, 1'764'000'000'999}) {
+    int64_t expires_at = PresignedUrlExpiresAtMs(made, 600);
+    EXPECT_GE(expires_at - made, 600'000) << made;
+    EXPECT_LE(expires_at - made, 601'000) << made;
+    clock_.Set(made);
+    q = signer_.PresignQuery("GET", host_, path_, 600);
+    clock_.Set(expires_at - 1);
+    EXPECT_TRUE(Verify(q).ok()) << made;
+    clock_.Set(expires_at);
+    EXPECT_EQ(Verify(q).reason(), "AccessDenied") << made;
+  }
 }
 
 TEST_F(PresignRoundTrip, ExpiredIsAccessDenied) {

@@ -231,6 +231,9 @@ void SnapshotService::PublishAsync(const std::string& stream, SnapshotOptions op
 
 void SnapshotService::Answer(const Rendered& r, int64_t expires_s, const PublishCallback& done) {
   // Each caller gets its own signature and expiry: an HMAC, microseconds.
+  // The clock is read first: should the signer's reading fall in the next
+  // second, the expiry told is a second early, never late.
+  const int64_t signed_at_ms = clock_.NowMs();
   Result<std::string> url = objects_.PresignGet(r.object_key, expires_s);
   if (!url.ok()) return done(url.status());
   PublishedImage out;
@@ -242,8 +245,7 @@ void SnapshotService::Answer(const Rendered& r, int64_t expires_s, const Publish
   out.bytes = r.image->bytes.size();
   out.key = r.object_key;
   out.url = std::move(*url);
-  // The signature's date has whole seconds: so has the expiry.
-  out.expires_at_ms = clock_.NowMs() / 1000 * 1000 + expires_s * 1000;
+  out.expires_at_ms = objects_.UrlExpiresAtMs(signed_at_ms, expires_s);
   done(std::move(out));
 }
 
