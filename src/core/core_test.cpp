@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -131,6 +132,53 @@ TEST(TimeFormat, CallerTimestamps) {
         "2025-11-24T16:00:00.1234Z", "2026-11-24 16:00:00Z", "-5", "2026-02-31T00:00:00Z",
         "99999999999999999999"})
     EXPECT_FALSE(ParseTimestampMs(bad)) << bad;
+}
+
+TEST(TimeFormat, CallerTimestampsStayWithinYears1970To9999) {
+  EXPECT_EQ(ParseTimestampMs("0"), 0);
+  EXPECT_EQ(ParseTimestampMs("253402300799999"), kMaxTimestampMs);
+  EXPECT_EQ(ParseTimestampMs("9999-12-31T23:59:59.999Z"), kMaxTimestampMs);
+  EXPECT_EQ(ParseTimestampMs("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(FormatIso8601Ms(kMaxTimestampMs), "9999-12-31T23:59:59.999Z");
+  // Fifteen digits once read as year 33658; ISO years before 1970 as negative times.
+  for (const char* bad :
+       {"253402300800000", "999999999999999", "1969-12-31T23:59:59.999Z", "0000-01-01T00:00:00Z"})
+    EXPECT_FALSE(ParseTimestampMs(bad)) << bad;
+}
+
+TEST(TimeFormat, EpochSecondsRefuseWhatIsNoTime) {
+  EXPECT_EQ(EpochSecondsToMs(1764000000.123), 1764000000123);
+  EXPECT_EQ(EpochSecondsToMs(0), 0);
+  EXPECT_EQ(EpochSecondsToMs(-0.0), 0);
+  EXPECT_EQ(EpochSecondsToMs(253402300799.999), kMaxTimestampMs);
+  for (double bad : {std::nan(""), -std::nan(""), HUGE_VAL, -HUGE_VAL, 1e300, -1.0, -0.001,
+                     253402300800.0, 9.3e15, 9.3e18, 1e19})
+    EXPECT_FALSE(EpochSecondsToMs(bad)) << bad;
+
+  EXPECT_EQ(ParseEpochSecondsMs("1764000000.123"), 1764000000123);
+  EXPECT_EQ(ParseEpochSecondsMs("1764000000"), 1764000000000);
+  EXPECT_EQ(ParseEpochSecondsMs("1.764e9"), 1764000000000);
+  for (const char* bad : {"",
+                          "nan",
+                          "NaN",
+                          "-nan",
+                          "nan(0x1)",
+                          "inf",
+                          "-inf",
+                          "infinity",
+                          "1e300",
+                          "-1",
+                          "-0.5",
+                          "253402300800",
+                          "9223372036854775.807",
+                          "1e16",
+                          "soon",
+                          "1764000000.5s",
+                          " 1764000000",
+                          "1764000000 ",
+                          "+1764000000",
+                          "0x10"})
+    EXPECT_FALSE(ParseEpochSecondsMs(bad)) << bad;
 }
 
 TEST(WorkerPool, RunsTasksAndRefusesWhenFull) {

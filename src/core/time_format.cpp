@@ -1,5 +1,7 @@
 #include "core/time_format.h"
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 
@@ -58,8 +60,10 @@ std::string FormatHttpDate(int64_t ms) {
 
 std::optional<int64_t> ParseTimestampMs(std::string_view text) {
   if (!text.empty() && AllDigits(text)) {
-    if (text.size() > 15) return std::nullopt;
-    return std::stoll(std::string(text));
+    if (text.size() > 15) return std::nullopt;  // and no overflow below
+    int64_t ms = std::stoll(std::string(text));
+    if (ms > kMaxTimestampMs) return std::nullopt;
+    return ms;
   }
   // YYYY-MM-DDTHH:MM:SS[.fff]Z
   if (text.size() < 20 || text.back() != 'Z' || text[4] != '-' || text[7] != '-' ||
@@ -81,8 +85,23 @@ std::optional<int64_t> ParseTimestampMs(std::string_view text) {
                         std::string(text.substr(8, 2)) + "T" + std::string(text.substr(11, 2)) +
                         std::string(text.substr(14, 2)) + std::string(text.substr(17, 2)) + "Z";
   std::optional<int64_t> seconds = ParseAmzDate(compact);
-  if (!seconds) return std::nullopt;
+  if (!seconds || *seconds < 0) return std::nullopt;  // before 1970: no epoch time
   return *seconds + millis;
+}
+
+std::optional<int64_t> EpochSecondsToMs(double seconds) {
+  // Written so that NaN, which compares false with everything, fails too.
+  if (!(std::isfinite(seconds) && seconds >= 0 &&
+        seconds * 1000 <= static_cast<double>(kMaxTimestampMs)))
+    return std::nullopt;
+  return static_cast<int64_t>(std::llround(seconds * 1000));
+}
+
+std::optional<int64_t> ParseEpochSecondsMs(std::string_view text) {
+  double seconds = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return EpochSecondsToMs(seconds);
 }
 
 std::optional<int64_t> ParseAmzDate(std::string_view text) {

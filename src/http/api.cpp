@@ -488,7 +488,7 @@ Result<std::vector<store::FragmentView>> FragmentsInRange(const store::StreamSto
       if (!t)
         return InvalidArgument(std::string("parameter '") + param +
                                "' must be epoch milliseconds or ISO 8601 UTC "
-                               "(2026-11-25T12:00:00.000Z)");
+                               "(2026-11-25T12:00:00.000Z), from 1970 to 9999");
       *slot = *t;
     }
   }
@@ -680,14 +680,14 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
   }
   auto start = req.header.find("x-amzn-producer-start-timestamp");
   if (start != req.header.end()) {
-    std::string v(start->value());
-    double seconds = 0;
-    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
-    if (v.empty() || ec != std::errc() || end != v.data() + v.size() || seconds < 0 ||
-        seconds > 1e11)
+    // Finite, from 1970 to 9999: "nan" once slipped through as INT64_MIN.
+    std::optional<int64_t> ms =
+        ParseEpochSecondsMs(std::string_view(start->value().data(), start->value().size()));
+    if (!ms)
       return JsonError(InvalidArgument(
-          "x-amzn-producer-start-timestamp must be epoch seconds, e.g. 1764000000.123"));
-    options.producer_start_ms = static_cast<int64_t>(std::llround(seconds * 1000));
+          "x-amzn-producer-start-timestamp must be epoch seconds from 1970 to 9999, "
+          "e.g. 1764000000.123"));
+    options.producer_start_ms = *ms;
   }
   auto length = req.header.find(bhttp::field::content_length);
   if (length != req.header.end() && length->value() == "0")

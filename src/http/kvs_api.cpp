@@ -150,14 +150,12 @@ Result<int64_t> TimestampMs(const json& body, const char* key) {
   if (!body.contains(key) || body[key].is_null()) return Invalid(std::string(key) + " is required");
   const json& v = body[key];
   if (v.is_number()) {
-    double s = v.get<double>();
-    if (!std::isfinite(s) || s < 0 || s > 1e11)
-      return Invalid(std::string(key) + " must be epoch seconds");
-    return static_cast<int64_t>(std::llround(s * 1000));
+    if (auto t = EpochSecondsToMs(v.get<double>())) return *t;
+    return Invalid(std::string(key) + " must be epoch seconds from 1970 to 9999");
   }
   if (v.is_string())
     if (auto t = ParseTimestampMs(v.get<std::string>())) return *t;
-  return Invalid(std::string(key) + " must be epoch seconds or an ISO 8601 time");
+  return Invalid(std::string(key) + " must be epoch seconds or an ISO 8601 time, 1970 to 9999");
 }
 
 struct Range {

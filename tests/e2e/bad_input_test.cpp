@@ -115,6 +115,48 @@ TEST_F(BadInputTest, PutMediaHeadersAndBodyAreValidated) {
   ExpectError(HttpGet(port(), "/putMedia"), 405, "MethodNotAllowed");
 }
 
+// Times a caller gives are finite and from 1970 to 9999: "nan" once became
+// INT64_MIN (a stream at year 292278994), 15 digits of milliseconds year 33658.
+TEST_F(BadInputTest, TimesOutsideYears1970To9999AreRefused) {
+  std::string clip = ReadFile(clip_);
+  for (const char* bad : {"nan", "NaN", "-nan", "inf", "-inf", "infinity", "1e300", "-1", "-0.5",
+                          "253402300800", "9223372036854775.807", "1e19"}) {
+    HttpResult r =
+        HttpRequest(port(), "POST", "/putMedia", clip,
+                    {{"x-amzn-stream-name", "t"}, {"x-amzn-producer-start-timestamp", bad}});
+    ExpectError(r, 400, "InvalidArgument");
+    EXPECT_NE(JsonOf(r)["message"].get<std::string>().find("x-amzn-producer-start-timestamp must "
+                                                           "be epoch seconds"),
+              std::string::npos)
+        << bad << ": " << r.body;
+  }
+  EXPECT_EQ(HttpGet(port(), "/v1/streams/t").status, 404);  // no stream was made
+  // The range of a fragment listing or a clip.
+  for (const std::string param : {"start", "end"})
+    for (const char* bad : {"999999999999999", "253402300800000", "0000-01-01T00:00:00Z",
+                            "1969-12-31T23:59:59Z", "nan", "inf", "-1"})
+      for (const char* route : {"fragments", "clip"}) {
+        std::string target = std::string("/v1/streams/good/") + route + "?" + param + "=" + bad;
+        HttpResult r = HttpGet(port(), target);
+        ExpectError(r, 400, "InvalidArgument");
+        EXPECT_NE(r.body.find("from 1970 to 9999"), std::string::npos) << target << ": " << r.body;
+      }
+  // The limits themselves are times.
+  HttpResult all = HttpGet(port(), "/v1/streams/good/fragments?start=0&end=253402300799999");
+  ASSERT_EQ(all.status, 200) << all.body;
+  EXPECT_EQ(JsonOf(all)["fragments"].size(), 2u) << all.body;
+  // A start time with a fraction, the largest one, is taken.
+  HttpResult late = HttpRequest(
+      port(), "POST", "/putMedia", clip,
+      {{"x-amzn-stream-name", "late"}, {"x-amzn-producer-start-timestamp", "253402300000.5"}});
+  ASSERT_EQ(late.status, 200) << late.body;
+  EXPECT_EQ(Acks(late.body).back()["EventType"], "PERSISTED") << late.body;
+  json fragments = JsonOf(HttpGet(port(), "/v1/streams/late/fragments"));
+  ASSERT_FALSE(fragments["fragments"].empty()) << fragments.dump();
+  EXPECT_EQ(fragments["fragments"][0]["producer_timestamp"].get<std::string>().substr(0, 4), "9999")
+      << fragments.dump();
+}
+
 TEST_F(BadInputTest, SecondProducerOnALiveStreamIsRefused) {
   Process producer(LiveProducer(port(), "busy", "160x120"));
   ASSERT_TRUE(Eventually([&] {

@@ -575,6 +575,51 @@ TEST_F(KvsTest, BadRequestsGetKinesisVideoErrors) {
   EXPECT_EQ(JsonOf(listed)["Fragments"].size(), static_cast<size_t>(kFragments));
 }
 
+// Timestamps, as numbers (epoch seconds) or strings, are finite times from
+// 1970 to 9999 in every operation that takes them.
+TEST_F(KvsTest, TimestampsOutsideYears1970To9999AreRefused) {
+  PushClip("cam", ClipStartSeconds());
+  const std::string start = std::to_string(ClipStartSeconds());
+  for (const std::string bad :
+       {"1e300", "-1", "-0.001", "253402300800", "1e19", "18446744073709551615",
+        "\"999999999999999\"", "\"0000-01-01T00:00:00Z\"", "\"10000-01-01T00:00:00Z\""}) {
+    SCOPED_TRACE(bad);
+    const std::string range =
+        R"("TimestampRange":{"StartTimestamp":)" + bad + R"(,"EndTimestamp":253402300799.999})";
+    ExpectKvsError(
+        KvsCall(
+            port(), "listFragments",
+            R"({"StreamName":"cam","FragmentSelector":{"FragmentSelectorType":"PRODUCER_TIMESTAMP",)" +
+                range + "}}"),
+        400, "InvalidArgumentException");
+    ExpectKvsError(
+        KvsCall(
+            port(), "getClip",
+            R"({"StreamName":"cam","ClipFragmentSelector":{"FragmentSelectorType":"SERVER_TIMESTAMP",)" +
+                range + "}}"),
+        400, "InvalidArgumentException");
+    ExpectKvsError(
+        KvsCall(
+            port(), "getImages",
+            R"({"StreamName":"cam","ImageSelectorType":"PRODUCER_TIMESTAMP","StartTimestamp":)" +
+                start + R"(,"EndTimestamp":)" + bad +
+                R"(,"SamplingInterval":3000,"Format":"JPEG"})"),
+        400, "InvalidArgumentException");
+    ExpectKvsError(
+        KvsCall(
+            port(), "getMedia",
+            R"({"StreamName":"cam","StartSelector":{"StartSelectorType":"PRODUCER_TIMESTAMP","StartTimestamp":)" +
+                bad + "}}"),
+        400, "InvalidArgumentException");
+  }
+  // The widest range there is lists every fragment.
+  HttpResult all = KvsCall(
+      port(), "listFragments",
+      R"({"StreamName":"cam","FragmentSelector":{"FragmentSelectorType":"SERVER_TIMESTAMP","TimestampRange":{"StartTimestamp":0,"EndTimestamp":253402300799.999}}})");
+  ASSERT_EQ(all.status, 200) << all.body;
+  EXPECT_EQ(JsonOf(all)["Fragments"].size(), static_cast<size_t>(kFragments)) << all.body;
+}
+
 // Digit strings past 64 bits where the API takes numbers as strings
 // (fragment numbers, tokens, JPEGQuality): refused, and the server goes on.
 TEST_F(KvsTest, NumbersPast64BitsAreRefusedAndTheServerGoesOn) {
