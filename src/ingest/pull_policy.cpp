@@ -93,6 +93,9 @@ bool Cidr::Contains(const Bytes& a) const {
 Result<Cidr> ParseCidr(const std::string& text) {
   Cidr c;
   c.text = text;
+  // inet_pton reads a C string: "10.0.0.0\0junk" would pass as 10.0.0.0 (found by fuzz/cidr).
+  if (text.find('\0') != std::string::npos)
+    return InvalidArgument("a CIDR range may not contain a NUL byte");
   std::string addr = text;
   std::optional<int> bits;
   if (size_t slash = text.find('/'); slash != std::string::npos) {

@@ -64,6 +64,8 @@ TEST(PullPolicy, CidrsAreValidated) {
   for (const char* bad :
        {"", "10.0.0.0/33", "::/129", "10.0.0/8", "10.0.0.0/", "host/8", "1.2.3.4/-1"})
     EXPECT_FALSE(ParseCidr(bad).ok()) << bad;
+  // Found by fuzz/cidr: the address was read as a C string, so a NUL cut it short.
+  EXPECT_FALSE(ParseCidr(std::string("10.0.0.0\0junk/8", 15)).ok());
   auto v6 = ParseCidr("2001:db8::/32");
   ASSERT_TRUE(v6.ok());
   EXPECT_EQ(v6->prefix, 32);
