@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -22,6 +23,16 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr size_t kMaxFragmentFileBytes = 256ull << 20;
+// Folders of forgotten streams, moved aside until the archive's thread removes them.
+constexpr const char* kTrash = ".trash";
+// A removal the disk refuses (EBUSY, EIO) is tried this often, 100 ms apart and doubling.
+constexpr int kDeleteAttempts = 5;
+constexpr std::chrono::milliseconds kFirstRetry{100};
+
+Status StreamDeleted(const std::string& stream) {
+  return NotFound("stream '" + stream + "' was deleted while this was being stored",
+                  "StreamDeleted");
+}
 
 std::string Sha256Hex(const std::string& s) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -182,28 +193,101 @@ std::optional<int64_t> ReadRetention(const fs::path& folder) {
 
 }  // namespace
 
+// Counts a write of one stream as under way from its construction: a Forget
+// of the stream from then on drops it (Dropped), whether it is still writing
+// aside or about to publish.
+class FragmentArchive::Write {
+ public:
+  Write(FragmentArchive& archive, const std::string& stream) : archive_(archive), stream_(stream) {
+    std::lock_guard lock(archive_.mu_);
+    Writes& w = archive_.writes_[stream_];
+    ++w.count;
+    forgets_ = w.forgets;
+  }
+  ~Write() {
+    std::lock_guard lock(archive_.mu_);
+    auto it = archive_.writes_.find(stream_);
+    if (--it->second.count == 0) archive_.writes_.erase(it);
+  }
+  // With mu_ held: forgotten since the write began, or its folder still being removed.
+  bool Dropped() const {
+    return archive_.writes_.at(stream_).forgets != forgets_ || archive_.doomed_.count(stream_) > 0;
+  }
+
+ private:
+  FragmentArchive& archive_;
+  const std::string stream_;
+  uint64_t forgets_ = 0;
+};
+
+FragmentArchive::FragmentArchive(fs::path root) : root_(std::move(root)) {
+  deleter_ = std::thread([this] { DeleteLoop(); });
+}
+
+FragmentArchive::~FragmentArchive() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  deletions_cv_.notify_all();
+  deleter_.join();
+}
+
 Status FragmentArchive::SetRetention(const std::string& stream, int64_t retention_ms) {
-  fs::path folder = FolderOf(stream);
-  std::error_code ec;
-  fs::create_directories(folder, ec);
+  Write write(*this, stream);
+  if (write_started_hook_) write_started_hook_(stream);
+  return StoreFile(write, stream, "retention_ms", std::to_string(retention_ms));
+}
+
+Status FragmentArchive::StoreFile(const Write& write, const std::string& stream,
+                                  const std::string& file, const std::string& bytes) {
   static std::atomic<uint64_t> counter{0};
-  fs::path tmp =
-      root_ / ".tmp" /
-      ("retention-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
-  LF_RETURN_IF_ERROR(WriteFileDurably(tmp, std::to_string(retention_ms)));
-  fs::rename(tmp, folder / "retention_ms", ec);
+  const std::string id = std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
+  const fs::path folder = FolderOf(stream);
+  // Written and synced aside, outside any lock; only renames happen under mu_.
+  const fs::path tmp = root_ / ".tmp" / (id + "-" + file);
+  LF_RETURN_IF_ERROR(WriteFileDurably(tmp, bytes));
+  std::error_code ec;
+  fs::path name_tmp;  // the stream's name, while its folder has none
   if (!fs::exists(folder / "name", ec)) {
-    fs::path name_tmp = tmp.string() + "-name";
-    LF_RETURN_IF_ERROR(WriteFileDurably(name_tmp, stream));
-    fs::rename(name_tmp, folder / "name", ec);
+    name_tmp = root_ / ".tmp" / (id + "-name");
+    if (Status s = WriteFileDurably(name_tmp, stream); !s.ok()) {
+      ::unlink(tmp.c_str());
+      return s;
+    }
+  }
+  bool created = false;
+  Status published = [&]() -> Status {
+    std::lock_guard lock(mu_);
+    if (write.Dropped()) return StreamDeleted(stream);
+    if (!fs::exists(folder, ec)) {
+      if (!fs::create_directory(folder, ec)) {
+        errno = ec ? ec.value() : EEXIST;
+        return ArchivalError("cannot create the stream's folder");
+      }
+      created = true;
+    }
+    if (!name_tmp.empty() && !fs::exists(folder / "name", ec) &&
+        std::rename(name_tmp.c_str(), (folder / "name").c_str()) != 0)
+      return ArchivalError("cannot name the stream's folder");
+    if (std::rename(tmp.c_str(), (folder / file).c_str()) != 0)
+      return ArchivalError("cannot store " + file);
+    return Status::Ok();
+  }();
+  if (!name_tmp.empty()) ::unlink(name_tmp.c_str());  // gone if it was renamed
+  if (!published.ok()) {
+    ::unlink(tmp.c_str());
+    return published;
   }
   SyncFolder(folder);
+  if (created) SyncFolder(root_);
   return Status::Ok();
 }
 
 Result<std::unique_ptr<FragmentArchive>> FragmentArchive::Open(fs::path root) {
   std::error_code ec;
   fs::create_directories(root / ".tmp", ec);
+  if (!ec) fs::create_directories(root / kTrash, ec);
   if (ec) return Status(Code::kUnavailable, "cannot create " + root.string() + ": " + ec.message());
   return std::unique_ptr<FragmentArchive>(new FragmentArchive(std::move(root)));
 }
@@ -217,35 +301,71 @@ fs::path FragmentArchive::FolderOf(const std::string& stream) const {
 Status FragmentArchive::Persist(const std::string& stream, const FragmentView& fragment) {
   auto bytes = MuxClip({fragment}, ClipFormat::kMatroska, kMaxFragmentFileBytes);
   if (!bytes.ok()) return bytes.status();
-  fs::path folder = FolderOf(stream);
-  std::error_code ec;
-  if (!fs::exists(folder / "name", ec)) {
-    fs::create_directories(folder, ec);
-    if (ec) {
-      errno = ec.value();
-      return ArchivalError("cannot create the stream's folder");
-    }
-    static std::atomic<uint64_t> counter{0};
-    fs::path tmp =
-        root_ / ".tmp" /
-        ("name-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
-    LF_RETURN_IF_ERROR(WriteFileDurably(tmp, stream));
-    fs::rename(tmp, folder / "name", ec);
-    SyncFolder(root_);
-  }
-  static std::atomic<uint64_t> counter{0};
-  fs::path tmp = root_ / ".tmp" /
-                 (std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)) + ".mkv");
-  LF_RETURN_IF_ERROR(WriteFileDurably(tmp, *bytes));
+  Write write(*this, stream);
+  if (write_started_hook_) write_started_hook_(stream);
   FileName name{fragment.server_ts_ms, fragment.number, fragment.producer_ts_ms,
                 static_cast<int64_t>(fragment.frames.size()), fragment.timecode_ms};
-  if (std::rename(tmp.c_str(), (folder / Format(name)).c_str()) != 0) {
-    Status s = ArchivalError("cannot store a fragment file");
-    ::unlink(tmp.c_str());
-    return s;
+  return StoreFile(write, stream, Format(name), *bytes);
+}
+
+void FragmentArchive::Forget(const std::string& stream) {
+  const fs::path folder = FolderOf(stream);
+  std::lock_guard lock(mu_);
+  // Writes of the stream under way are dropped when they come to publish.
+  if (auto it = writes_.find(stream); it != writes_.end()) ++it->second.forgets;
+  std::error_code ec;
+  if (!fs::exists(folder, ec) && !ec) return;
+  // Renamed aside under mu_, so that no write publishes into it meanwhile.
+  fs::path aside =
+      root_ / kTrash / (std::to_string(::getpid()) + "-" + std::to_string(trash_sequence_++));
+  if (std::rename(folder.c_str(), aside.c_str()) == 0) {
+    deletions_.push_back({aside, ""});
+  } else {
+    // It will not move (EBUSY, EACCES...): removed where it is, and no write
+    // of the stream may publish into it until that is done.
+    ++doomed_[stream];
+    deletions_.push_back({folder, stream});
   }
-  SyncFolder(folder);
-  return Status::Ok();
+  deletions_cv_.notify_all();
+}
+
+void FragmentArchive::WaitForDeletions() {
+  std::unique_lock lock(mu_);
+  idle_cv_.wait(lock, [&] { return deletions_.empty() && !deleting_; });
+}
+
+bool FragmentArchive::RemoveFolder(const fs::path& path) const {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  return !ec && !fs::exists(path, ec);
+}
+
+void FragmentArchive::DeleteLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    deletions_cv_.wait(lock, [&] { return stopping_ || !deletions_.empty(); });
+    if (deletions_.empty()) return;  // stopping, and nothing left to do
+    Deletion d = std::move(deletions_.front());
+    deletions_.pop_front();
+    deleting_ = true;
+    auto backoff = kFirstRetry;
+    for (int attempt = 1;; ++attempt) {
+      lock.unlock();
+      bool removed;
+      {
+        std::lock_guard trim(trim_mu_);  // never in the middle of a Trim's walk
+        removed = RemoveFolder(d.path);
+      }
+      lock.lock();
+      // Stopping: one try each, what is left in the trash goes at the next Recover.
+      if (removed || attempt == kDeleteAttempts || stopping_) break;
+      deletions_cv_.wait_for(lock, backoff, [&] { return stopping_; });
+      backoff *= 2;
+    }
+    if (!d.stream.empty() && --doomed_[d.stream] == 0) doomed_.erase(d.stream);
+    deleting_ = false;
+    if (deletions_.empty()) idle_cv_.notify_all();
+  }
 }
 
 RecoveryReport FragmentArchive::Recover() {
@@ -256,8 +376,17 @@ RecoveryReport FragmentArchive::Recover() {
     fs::remove(it->path(), ec);
     ++report.discarded;
   }
+  // Folders of streams forgotten before a crash or stop removed them.
+  {
+    std::lock_guard trim(trim_mu_);
+    for (fs::directory_iterator it(root_ / kTrash, ec), end; !ec && it != end; it.increment(ec))
+      fs::remove_all(it->path(), ec);
+  }
+  ec.clear();
   for (fs::directory_iterator dir(root_, ec), end; !ec && dir != end; dir.increment(ec)) {
-    if (!dir->is_directory() || dir->path().filename() == ".tmp") continue;
+    if (!dir->is_directory() || dir->path().filename() == ".tmp" ||
+        dir->path().filename() == kTrash)
+      continue;
     std::string name;
     std::ifstream(dir->path() / "name") >> std::noskipws >> name;
     if (name.empty()) name = dir->path().filename().string();
@@ -296,7 +425,9 @@ size_t FragmentArchive::Trim(int64_t now_ms, int64_t default_retention_ms,
   std::vector<std::tuple<int64_t, uint64_t, uint64_t, fs::path>> kept;  // of all streams
   uint64_t kept_bytes = 0;
   for (fs::directory_iterator dir(root_, ec), end; !ec && dir != end; dir.increment(ec)) {
-    if (!dir->is_directory() || dir->path().filename() == ".tmp") continue;
+    if (!dir->is_directory() || dir->path().filename() == ".tmp" ||
+        dir->path().filename() == kTrash)
+      continue;
     const int64_t cutoff_ms = now_ms - ReadRetention(dir->path()).value_or(default_retention_ms);
     // Oldest first: by arrival, then number.
     std::vector<std::tuple<int64_t, uint64_t, uint64_t, fs::path>> files;
@@ -328,11 +459,6 @@ size_t FragmentArchive::Trim(int64_t now_ms, int64_t default_retention_ms,
     kept_bytes -= size;
   }
   return deleted;
-}
-
-void FragmentArchive::Forget(const std::string& stream) {
-  std::error_code ec;
-  fs::remove_all(FolderOf(stream), ec);
 }
 
 }  // namespace lastframe::store

@@ -5,6 +5,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <future>
 #include <mutex>
@@ -221,6 +224,202 @@ TEST(FragmentArchive, AProducerIsToldWhenItsFragmentsCannotBeStored) {
   EXPECT_EQ(persisted, 0);
   EXPECT_EQ(archival, 2);
   EXPECT_EQ(store.Find("cam")->Fragments().size(), 2u);  // still served from memory
+}
+
+namespace fs = std::filesystem;
+
+// Everything under |folder|, as paths relative to it.
+std::vector<std::string> Listing(const fs::path& folder) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec))
+    out.push_back(fs::relative(it->path(), folder).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Holds writes of one stream once they are under way (see
+// SetWriteStartedHookForTest) until Release, counting them.
+class WriteGate {
+ public:
+  WriteGate(FragmentArchive& archive, std::string stream) : stream_(std::move(stream)) {
+    archive.SetWriteStartedHookForTest([this](const std::string& s) {
+      if (s != stream_) return;
+      std::unique_lock lock(mu_);
+      ++started_;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return open_; });
+    });
+  }
+  void Close() {
+    std::lock_guard lock(mu_);
+    open_ = false;
+    started_ = 0;
+  }
+  void WaitForStarted(int n) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return started_ == n; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  const std::string stream_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int started_ = 0;
+  bool open_ = true;
+};
+
+// DELETE racing the retention trim left fragments and the folder behind:
+// Forget ignored remove_all's errors, and a write under way recreated the
+// folder after it. Each round, writes of "cam" (fragments and its retention)
+// are under way when Forget comes and are let go as it runs, while Trim walks
+// the archive; then nothing of "cam" may be left, and "other" is untouched.
+TEST(FragmentArchive, ForgetRacingWritesAndTrimLeavesNothingBehind) {
+  TempDir dir;
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, store);
+  ASSERT_EQ(fragments.size(), 3u);
+  const fs::path root = dir.path() / "archive";
+  auto opened = FragmentArchive::Open(root);
+  ASSERT_TRUE(opened.ok());
+  FragmentArchive& archive = **opened;
+  WriteGate gate(archive, "cam");
+  ASSERT_TRUE(archive.SetRetention("other", 3'600'000'000).ok());
+  for (const auto& f : fragments) ASSERT_TRUE(archive.Persist("other", f).ok());
+  const std::vector<std::string> other = Listing(root / "other");
+  ASSERT_EQ(other.size(), 5u);  // three fragments, name, retention_ms
+  // Past the default retention of cam's fragments, within other's own.
+  const int64_t later = fragments[2].server_ts_ms + 60'000;
+  int dropped = 0, stored_then_deleted = 0;
+  for (int round = 0; round < 30; ++round) {
+    SCOPED_TRACE(round);
+    gate.Release();
+    ASSERT_TRUE(archive.Persist("cam", fragments[0]).ok());  // a folder to move, with files
+    gate.Close();
+    std::vector<std::future<Status>> writes;
+    for (int i = 0; i < 3; ++i)
+      writes.push_back(std::async(std::launch::async, [&, i] {
+        return archive.Persist("cam", fragments[static_cast<size_t>(i)]);
+      }));
+    writes.push_back(std::async(std::launch::async,
+                                [&] { return archive.SetRetention("cam", 3'600'000 + round); }));
+    std::atomic<bool> stop{false};
+    auto trimming = std::async(std::launch::async, [&] {
+      size_t trimmed = 0;
+      while (!stop.load()) trimmed += archive.Trim(later, 1'000, UINT64_MAX);
+      return trimmed;
+    });
+    gate.WaitForStarted(4);  // every write of cam is under way
+    gate.Release();
+    // Some rounds let a few writes finish first: stored, they must go with the folder.
+    const size_t finished_first = static_cast<size_t>(round % 5);
+    for (size_t i = 0; i < finished_first; ++i) {
+      Status s = writes[i].get();
+      EXPECT_TRUE(s.ok()) << s.ToString();
+      ++stored_then_deleted;
+    }
+    archive.Forget("cam");
+    for (size_t i = finished_first; i < writes.size(); ++i) {
+      Status s = writes[i].get();
+      // Published before the folder moved (then deleted with it), or dropped.
+      EXPECT_TRUE(s.ok() || s.reason() == "StreamDeleted") << s.ToString();
+      (s.ok() ? stored_then_deleted : dropped)++;
+    }
+    stop.store(true);
+    trimming.get();
+    archive.WaitForDeletions();
+    EXPECT_FALSE(fs::exists(root / "cam")) << ::testing::PrintToString(Listing(root));
+    EXPECT_TRUE(Listing(root / ".trash").empty()) << ::testing::PrintToString(Listing(root));
+    EXPECT_TRUE(Listing(root / ".tmp").empty()) << ::testing::PrintToString(Listing(root));
+    ASSERT_EQ(Listing(root / "other"), other);
+  }
+  std::printf("writes dropped by Forget: %d, stored then deleted: %d\n", dropped,
+              stored_then_deleted);
+  // A write that begins after Forget returned is a new stream's: kept.
+  gate.Release();
+  ASSERT_TRUE(archive.Persist("cam", fragments[1]).ok());
+  RecoveryReport report = archive.Recover();
+  ASSERT_EQ(report.streams.size(), 2u);
+  const RecoveredStream& cam =
+      report.streams[0].name == "cam" ? report.streams[0] : report.streams[1];
+  EXPECT_EQ(cam.name, "cam");
+  EXPECT_EQ(cam.retention_ms, std::nullopt);  // the forgotten stream's retention went with it
+  ASSERT_EQ(cam.fragments.size(), 1u);
+  EXPECT_EQ(cam.fragments[0].number, fragments[1].number);
+}
+
+// A folder that cannot be moved aside is removed where it is; writes of its
+// stream under way meanwhile are dropped all the same.
+TEST(FragmentArchive, AFolderThatWillNotMoveIsRemovedInPlace) {
+  TempDir dir;
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, store);
+  const fs::path root = dir.path() / "archive";
+  auto opened = FragmentArchive::Open(root);
+  ASSERT_TRUE(opened.ok());
+  FragmentArchive& archive = **opened;
+  for (const auto& f : fragments) ASSERT_TRUE(archive.Persist("cam", f).ok());
+  // Renames into the trash fail (ENOTDIR), as they would with EBUSY or EACCES.
+  fs::remove(root / ".trash");
+  testing::WriteFile((root / ".trash").string(), "not a folder");
+  WriteGate gate(archive, "cam");
+  gate.Close();
+  auto write = std::async(std::launch::async, [&] { return archive.Persist("cam", fragments[2]); });
+  gate.WaitForStarted(1);
+  archive.Forget("cam");
+  gate.Release();
+  EXPECT_EQ(write.get().reason(), "StreamDeleted");
+  archive.WaitForDeletions();
+  EXPECT_FALSE(fs::exists(root / "cam")) << ::testing::PrintToString(Listing(root));
+  EXPECT_TRUE(Listing(root / ".tmp").empty());
+  ASSERT_TRUE(archive.Persist("cam", fragments[0]).ok());  // after it: a new stream's
+  EXPECT_EQ(archive.Recover().fragments, 1u);
+}
+
+TEST(FragmentArchive, RecoverEmptiesTheTrashAStopLeftBehind) {
+  TempDir dir;
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, store);
+  const fs::path root = dir.path() / "archive";
+  auto archive = FragmentArchive::Open(root);
+  ASSERT_TRUE(archive.ok());
+  ASSERT_TRUE((*archive)->Persist("cam", fragments[0]).ok());
+  // What a crash between the move aside and the removal leaves.
+  fs::rename(root / "cam", root / ".trash" / "1-0");
+  RecoveryReport report = (*archive)->Recover();
+  EXPECT_TRUE(report.streams.empty());
+  EXPECT_TRUE(Listing(root / ".trash").empty());
+}
+
+// A producer that opened a stream just before DELETE cannot claim it
+// afterwards and persist into the deleted stream's folder.
+TEST(FragmentArchive, ADeletedStreamTakesNoProducerAndLeavesNoFolder) {
+  TempDir dir;
+  StreamStore source(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, source);
+  const fs::path root = dir.path() / "archive";
+  auto archive = FragmentArchive::Open(root);
+  ASSERT_TRUE(archive.ok());
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  store.SetArchive(archive->get());
+  auto opened = store.Open("cam");
+  ASSERT_TRUE(opened.ok());
+  std::shared_ptr<Stream> cam = *opened;
+  ASSERT_TRUE(store.Persist("cam", fragments[0]).ok());
+  ASSERT_TRUE(cam->AcquireWriter());
+  EXPECT_EQ(store.Remove("cam").reason(), "StreamBusy");  // while its producer writes
+  cam->ReleaseWriter("");
+  ASSERT_TRUE(store.Remove("cam").ok());
+  EXPECT_FALSE(cam->AcquireWriter());  // the late producer is refused
+  EXPECT_TRUE(cam->closed());
+  (*archive)->WaitForDeletions();
+  EXPECT_FALSE(fs::exists(root / "cam"));
+  EXPECT_FALSE(store.Find("cam"));
 }
 
 }  // namespace

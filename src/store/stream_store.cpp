@@ -29,7 +29,7 @@ bool Stream::Abandoned(int64_t now_ms) const {
 
 bool Stream::AcquireWriter() {
   std::lock_guard lock(mu_);
-  if (writer_) return false;
+  if (writer_ || closed_) return false;
   writer_ = true;
   last_error_.clear();
   return true;
@@ -145,6 +145,14 @@ void Stream::Close() {
   std::lock_guard lock(mu_);
   closed_ = true;
   changed_.notify_all();
+}
+
+bool Stream::CloseUnlessWritten() {
+  std::lock_guard lock(mu_);
+  if (writer_) return false;
+  closed_ = true;
+  changed_.notify_all();
+  return true;
 }
 
 bool Stream::closed() const {
@@ -341,10 +349,11 @@ Status StreamStore::Remove(std::string_view name) {
   auto it = streams_.find(name);
   if (it == streams_.end())
     return NotFound("no stream named '" + std::string(name) + "'", "StreamNotFound");
-  if (it->second->Info(clock_.NowMs(), options_.live_window_ms).producer_connected)
+  // Checked and closed in one step: a producer that opened the stream cannot
+  // claim it after the check and write (and persist) into a deleted stream.
+  if (!it->second->CloseUnlessWritten())
     return Status(Code::kConflict, "a producer is writing to stream '" + std::string(name) + "'",
                   "StreamBusy");
-  it->second->Close();
   streams_.erase(it);
   if (options_.stream_limit) options_.stream_limit->Release();
   if (archive_) archive_->Forget(std::string(name));
@@ -388,7 +397,7 @@ void StreamStore::ApplyRetention() {
       auto it = streams_.find(s->name());
       // Checked again under the lock: a producer may have claimed it meanwhile.
       if (it == streams_.end() || it->second != s || !s->Abandoned(now)) continue;
-      s->Close();
+      if (!s->CloseUnlessWritten()) continue;  // claimed since the check
       streams_.erase(it);
       if (options_.stream_limit) options_.stream_limit->Release();
     }

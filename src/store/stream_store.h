@@ -57,8 +57,13 @@ class Stream {
   Stream(std::string name, StreamStore* store);
   const std::string& name() const { return name_; }
 
-  // Claims the stream for one producer. Returns false if another producer holds it.
+  // Claims the stream for one producer. Returns false if another producer
+  // holds it, or it was deleted (closed): a producer that opened it just
+  // before cannot write into a stream no longer in the store.
   bool AcquireWriter();
+  // Closes the stream unless a producer holds it (then returns false), in
+  // one step, so that no producer claims it in between.
+  bool CloseUnlessWritten();
   // Someone answers for the stream (created by POST /v1/streams or CreateStream,
   // pulled, or restored with fragments): it is kept while it has no frame.
   void SetOwned();
