@@ -12,6 +12,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
+
 namespace lastframe::objects {
 namespace {
 
@@ -266,6 +268,7 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(LocalStoreOptions options,
   int64_t longest = 0;
   if (in >> longest && longest > 0 && longest <= kMaxPresignExpiresSeconds)
     store->longest_url_s_ = std::max(longest, kDefaultUrlExpiryS);
+  store->persisted_url_s_ = store->longest_url_s_.load();
   return store;
 }
 
@@ -520,14 +523,17 @@ void LocalStore::NoteUrlExpiry(int64_t expires_s) {
   int64_t seen = longest_url_s_.load();
   while (expires_s > seen && !longest_url_s_.compare_exchange_weak(seen, expires_s)) {
   }
-  if (expires_s <= seen) return;
-  // Remembered across restarts, so objects behind a long URL outlive a restart.
+  if (expires_s <= persisted_url_s_.load()) return;
+  // Remembered across restarts, so objects behind a long URL outlive a restart:
+  // replaced whole and synced, so that a full disk or a crash never leaves a
+  // torn or empty file (read back as no longer URL). A write that failed is
+  // tried again by the next longer URL.
   std::lock_guard lock(url_file_mu_);
-  fs::path path = options_.root / ".longest-url-expiry";
-  fs::path tmp = options_.root / ".tmp" / "longest-url-expiry";
-  std::ofstream(tmp) << longest_url_s_.load() << "\n";
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
+  int64_t longest = longest_url_s_.load();
+  if (longest <= persisted_url_s_.load()) return;
+  if (WriteFileAtomically(options_.root / ".longest-url-expiry", std::to_string(longest) + "\n")
+          .ok())
+    persisted_url_s_ = longest;
 }
 
 Result<std::string> LocalStore::PresignGet(const std::string& key, int64_t expires_s) {

@@ -132,6 +132,7 @@ class LocalStore final : public ObjectStore {
   const Clock& clock_;
   SigV4 signer_;
   std::atomic<int64_t> longest_url_s_{600};
+  std::atomic<int64_t> persisted_url_s_{600};  // what .longest-url-expiry says (or the default)
   std::atomic<uint64_t> bytes_since_sweep_{0};
   std::atomic<uint64_t> last_total_bytes_{0};
   std::mutex sweep_mu_;  // one sweep at a time

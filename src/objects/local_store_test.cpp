@@ -1,7 +1,11 @@
 #include "objects/local_store.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+
+#include <algorithm>
 
 #include "objects/credentials_file.h"
 #include "support/temp_dir.h"
@@ -10,6 +14,7 @@ namespace lastframe::objects {
 namespace {
 
 using testing::TempDir;
+namespace fs = std::filesystem;
 
 class LocalStoreTest : public ::testing::Test {
  protected:
@@ -78,6 +83,46 @@ TEST_F(LocalStoreTest, AUrlLivesAtLeastTheSecondsAsked) {
   EXPECT_TRUE(Fetch(*url).ok());
   clock_.Set(expires_at);
   EXPECT_EQ(Fetch(*url).status().message(), "Request has expired");
+}
+
+// The longest URL handed out is kept whole: a disk that refuses the write (a
+// file-size limit, as a full disk) keeps the file as it was, where the old
+// unsynced rewrite left it empty or cut ("86" for 86400) and a restart swept
+// objects behind still-valid URLs. The next longer URL writes it again.
+TEST_F(LocalStoreTest, TheLongestUrlExpiryIsNeverLeftTorn) {
+  const fs::path file = dir_.path() / "objects" / ".longest-url-expiry";
+  ASSERT_TRUE(store_->PresignGet("k.jpg", 7200).ok());
+  EXPECT_EQ(testing::ReadFile(file.string()), "7200\n");
+  {
+    signal(SIGXFSZ, SIG_IGN);
+    rlimit saved{};
+    getrlimit(RLIMIT_FSIZE, &saved);
+    rlimit tiny = saved;
+    tiny.rlim_cur = 2;
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+    auto url = store_->PresignGet("k.jpg", 86400);
+    setrlimit(RLIMIT_FSIZE, &saved);
+    EXPECT_TRUE(url.ok());  // the URL itself is fine
+  }
+  EXPECT_EQ(store_->max_age_s(), 86400);
+  EXPECT_EQ(testing::ReadFile(file.string()), "7200\n");
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir_.path() / "objects"))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{".longest-url-expiry", ".tmp", "lastframe"}));
+  // Tried again by the next URL longer than what the file says.
+  ASSERT_TRUE(store_->PresignGet("k.jpg", 3600).ok());
+  EXPECT_EQ(testing::ReadFile(file.string()), "7200\n");  // not longer than 7200: no write
+  ASSERT_TRUE(store_->PresignGet("k.jpg", 10000).ok());
+  EXPECT_EQ(testing::ReadFile(file.string()), "86400\n");
+  LocalStoreOptions o;
+  o.root = dir_.path() / "objects";
+  o.public_url = "http://127.0.0.1:8080";
+  o.credentials = {"LFKEY", Secret("s3cr3t"), ""};
+  auto reopened = LocalStore::Open(o, clock_);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->max_age_s(), 86400);
 }
 
 TEST_F(LocalStoreTest, KeysNeverEscapeTheDirectory) {
