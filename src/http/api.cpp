@@ -591,11 +591,10 @@ void Api::RecipeSnapshot(const Request& req, const Caller& caller, Respond respo
   // The original recipe's shape: the URL in "body", the status in "statusCode".
   auto recipe_error = [](const Status& s) {
     unsigned status = HttpStatusOf(s.code());
-    Response res = JsonResponse(status, json{{"statusCode", status},
-                                             {"body", s.message()},
-                                             {"code", s.reason()},
-                                             {"message", s.message()}}
-                                            .dump());
+    Response res = JsonResponse(status, JsonText(json{{"statusCode", status},
+                                                      {"body", s.message()},
+                                                      {"code", s.reason()},
+                                                      {"message", s.message()}}));
     if (s.code() == Code::kOverloaded) res.set(bhttp::field::retry_after, "1");
     return res;
   };

@@ -47,8 +47,12 @@ Response JsonResponse(unsigned status, std::string body) {
   return res;
 }
 
+std::string JsonText(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 Response JsonError(unsigned status, const std::string& code, const std::string& message) {
-  return JsonResponse(status, nlohmann::json{{"code", code}, {"message", message}}.dump());
+  return JsonResponse(status, JsonText(nlohmann::json{{"code", code}, {"message", message}}));
 }
 
 Response JsonError(const Status& error) {

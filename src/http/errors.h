@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/status.h"
@@ -14,6 +15,10 @@ unsigned HttpStatusOf(Code code);
 
 // A JSON response: |status| with |body| (already serialised).
 Response JsonResponse(unsigned status, std::string body);
+// |j| as JSON text for a response. Strings that are not UTF-8 (a client's
+// bytes quoted in an error message) become U+FFFD: nlohmann::json's dump()
+// throws on them, and nothing on an I/O thread catches.
+std::string JsonText(const nlohmann::json& j);
 // {"code": reason, "message": message} with the status of |error|'s code.
 // Overloaded errors carry Retry-After.
 Response JsonError(const Status& error);

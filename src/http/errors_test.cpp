@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/kvs_api.h"
+
 namespace lastframe::http {
 namespace {
 
@@ -28,6 +30,17 @@ TEST(Errors, JsonErrorCarriesCodeAndMessage) {
   auto j = nlohmann::json::parse(res.body());
   EXPECT_EQ(j["code"], "StreamNotFound");
   EXPECT_EQ(j["message"], "no stream named 'x'");
+}
+
+TEST(Errors, MessagesQuotingBytesThatAreNotUtf8AreStillJson) {
+  // Found by fuzz/kvs_api: "unknown part '\xad'" (an Authorization header's
+  // bytes) made nlohmann::json throw, which ended the server.
+  Response res = JsonError(InvalidArgument("unknown part '\xad'"));
+  auto j = nlohmann::json::parse(res.body(), nullptr, false);
+  ASSERT_TRUE(j.is_object()) << res.body();
+  EXPECT_EQ(j["message"], "unknown part '\xEF\xBF\xBD'");  // U+FFFD
+  Response kvs = KvsError(400, "IncompleteSignatureException", "bad \xff\xfe");
+  EXPECT_TRUE(nlohmann::json::parse(kvs.body(), nullptr, false).is_object()) << kvs.body();
 }
 
 TEST(Errors, OverloadTellsWhenToRetry) {

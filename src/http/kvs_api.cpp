@@ -193,7 +193,7 @@ int64_t StartOf(const store::FragmentView& f, bool server) {
 double Seconds(int64_t ms) { return static_cast<double>(ms) / 1000.0; }
 
 Response JsonOk(const json& j) {
-  Response res = JsonResponse(200, j.dump());
+  Response res = JsonResponse(200, JsonText(j));
   res.set("x-amzn-RequestId", RequestId());
   return res;
 }
@@ -240,7 +240,7 @@ const char* const kUnsupported[] = {"/updateStream",
 }  // namespace
 
 Response KvsError(unsigned status, const std::string& type, const std::string& message) {
-  Response res = JsonResponse(status, json{{"message", message}}.dump());
+  Response res = JsonResponse(status, JsonText(json{{"message", message}}));
   res.set("x-amzn-ErrorType", type);
   res.set("x-amzn-RequestId", RequestId());
   return res;

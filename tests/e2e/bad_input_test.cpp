@@ -187,6 +187,22 @@ TEST_F(BadInputTest, HugeHeaderAndGarbageRequests) {
               "TooLarge");
 }
 
+TEST_F(BadInputTest, BytesThatAreNotUtf8AreQuotedNotFatal) {
+  // Found by fuzz/kvs_api: an error message quoting a client's bytes that are
+  // not UTF-8 made nlohmann::json throw on an I/O thread, which ended the
+  // server: one unsigned request was enough.
+  std::string reply = RawExchange(port(),
+                                  "POST /listStreams HTTP/1.1\r\nHost: x\r\n"
+                                  "Authorization: AWS4-HMAC-SHA256 \xad=1\r\n"
+                                  "Content-Length: 2\r\n\r\n{}");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << reply;
+  EXPECT_NE(reply.find("IncompleteSignatureException"), std::string::npos) << reply;
+  ExpectError(HttpGet(port(), "/v1/streams/good/fragments?%ff=1&%ff=2"), 400, "InvalidArgument");
+  HttpResult recipe = HttpGet(port(), "/snapshot?stream_name=good&%ff=1&%ff=2");
+  EXPECT_EQ(recipe.status, 400) << recipe.body;
+  EXPECT_TRUE(json::accept(recipe.body)) << recipe.body;
+}
+
 TEST_F(BadInputTest, SnapshotParametersAreValidated) {
   for (const char* q : {"quality=0", "quality=101", "quality=abc", "quality=8x", "width=0",
                         "width=99999", "height=-5", "expires=0", "expires=604801", "format=gif",
