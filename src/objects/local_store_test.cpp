@@ -179,6 +179,21 @@ TEST_F(LocalStoreTest, ObjectsKeepTheirMetadataAndRanges) {
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "objects/lastframe/dir"));  // emptied folder
 }
 
+TEST_F(LocalStoreTest, MetadataThatIsNotUtf8IsRefused) {
+  // Found by fuzz/object_key: the metadata's JSON writer threw on such bytes
+  // (an S3 PUT's Content-Type), which ended the server.
+  for (auto bad : {ObjectMeta{.content_type = "image/\xff"},
+                   ObjectMeta{.cache_control = "\xc0\xaf"},  // an overlong '/'
+                   ObjectMeta{.user = {{"cam", "\xed\xa0\x80"}}}}) {  // a surrogate
+    auto put = store_->PutObject("k", "x", bad);
+    EXPECT_EQ(put.status().reason(), "InvalidArgument") << put.status().ToString();
+  }
+  EXPECT_FALSE(store_->HeadObject("k").ok());
+  ObjectMeta good{.content_type = "text/plain; charset=utf-8", .user = {{"lieu", "entrée €𝄞"}}};
+  ASSERT_TRUE(store_->PutObject("k", "x", good).ok());
+  EXPECT_EQ(store_->HeadObject("k")->meta.user, good.user);
+}
+
 TEST_F(LocalStoreTest, ListsLikeS3) {
   for (const char* k : {"a/1", "a/2", "a/b/3", "b", "c/4"})
     ASSERT_TRUE(store_->PutObject(k, k, {}).ok());
