@@ -1,19 +1,22 @@
 # lastframe_module(NAME SOURCES ... [DEPS ...] [TESTS ...] [TEST_DEPS ...])
 # One folder under src/ is one module: a static library lf_NAME, and, when it
-# has tests, one GoogleTest binary lf_NAME_test whose cases CTest lists one by one.
+# has tests, one GoogleTest binary lf_NAME_test whose cases CTest lists one by one
+# (not in a LASTFRAME_FUZZ build, which builds the libraries and fuzz/ only).
 function(lastframe_module name)
   cmake_parse_arguments(M "" "" "SOURCES;DEPS;TESTS;TEST_DEPS" ${ARGN})
   add_library(lf_${name} STATIC ${M_SOURCES})
   target_include_directories(lf_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(lf_${name} PUBLIC ${M_DEPS})
-  if(M_TESTS)
+  if(M_TESTS AND NOT LASTFRAME_FUZZ)
     lastframe_test(lf_${name}_test SOURCES ${M_TESTS} DEPS lf_${name} ${M_TEST_DEPS})
   endif()
 endfunction()
 
-# lastframe_test(TARGET SOURCES ... DEPS ...): a GoogleTest binary registered with CTest.
+# lastframe_test(TARGET SOURCES ... DEPS ... [LABELS ...]): a GoogleTest binary
+# registered with CTest. The label "heavy" marks suites that run once, in the
+# normal build (scripts/test.sh leaves them out of the sanitizer builds).
 function(lastframe_test target)
-  cmake_parse_arguments(T "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(T "" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${target} ${T_SOURCES})
   target_link_libraries(${target} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
   # Tests that run scripts of the source tree (tests/s3rver, tests/e2e/s3_clients) find them here.
@@ -21,5 +24,6 @@ function(lastframe_test target)
   gtest_discover_tests(${target}
     DISCOVERY_MODE PRE_TEST
     PROPERTIES ENVIRONMENT "LASTFRAME_BINARY=$<TARGET_FILE:lastframe>"
-               TIMEOUT 120)
+               TIMEOUT 120
+               LABELS "${T_LABELS}")
 endfunction()

@@ -17,17 +17,21 @@ if ! cmp -s tests/s3rver/package-lock.json tests/s3rver/node_modules/.installed-
     cp package-lock.json node_modules/.installed-from-lock)
 fi
 
-run_suite() {  # run_suite BUILD_DIR CMAKE_ARGS...
+run_suite() {  # run_suite BUILD_DIR CTEST_ARGS -- CMAKE_ARGS...
   local dir="$1"; shift
+  local ctest_args=()
+  while [ "$1" != "--" ]; do ctest_args+=("$1"); shift; done
+  shift
   echo "== configure ${dir}"
   cmake -S . -B "${dir}" -G Ninja "$@" >/dev/null
   echo "== build ${dir}"
   cmake --build "${dir}" -j "${jobs}"
   echo "== test ${dir}"
-  (cd "${dir}" && ctest --output-on-failure --no-tests=error -j "${jobs}" --timeout 300)
+  (cd "${dir}" && ctest --output-on-failure --no-tests=error -j "${jobs}" --timeout 300 "${ctest_args[@]}")
 }
 
-run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# Everything, the heavy suites (label "heavy": tests/abuse) included, once.
+run_suite build -- -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== bench/run.py --quick (the harness works; its figures are not kept)"
 ./bench/run.py --quick --runs 1 --time-limit 300
 
@@ -35,9 +39,9 @@ echo "== bench/run.py --quick (the harness works; its figures are not kept)"
 # binary is the instrumented one too, so end-to-end tests check it as well.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DLASTFRAME_SANITIZE=ON -DLASTFRAME_BENCHMARKS=OFF
+run_suite build-asan -LE heavy -- -DCMAKE_BUILD_TYPE=Debug -DLASTFRAME_SANITIZE=ON -DLASTFRAME_BENCHMARKS=OFF
 
 # Threads: the I/O strands, producer threads, worker pool, warm decoders and
 # caches all meet in the end-to-end tests, whose server is instrumented too.
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
-run_suite build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLASTFRAME_SANITIZE_THREAD=ON -DLASTFRAME_BENCHMARKS=OFF
+run_suite build-tsan -LE heavy -- -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLASTFRAME_SANITIZE_THREAD=ON -DLASTFRAME_BENCHMARKS=OFF

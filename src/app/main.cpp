@@ -1,6 +1,7 @@
 // lastframe: the newest frame of any live stream, as a signed URL.
 // This file only reads flags and wires the modules together.
 
+#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -441,10 +442,12 @@ int Serve(const ServeConfig& cfg) {
   const store::StreamSource& snapshot_source =
       kvs_source ? static_cast<const store::StreamSource&>(*kvs_source) : streams;
   const size_t workers_n = cfg.workers ? cfg.workers : cores;
-  WorkerPool workers(workers_n, cfg.max_queued ? cfg.max_queued : 64 * workers_n);
+  // Decodes and encodes yield to the I/O threads: with the CPU saturated, cached
+  // and coalesced answers still go out promptly to every connection.
+  WorkerPool workers(workers_n, cfg.max_queued ? cfg.max_queued : 64 * workers_n, /*nice=*/5);
   // Large renders (up to --max-render-pixels) have threads of their own: a
   // queue of them never holds up a cheap or warm snapshot.
-  WorkerPool heavy_workers(std::max<size_t>(1, workers_n / 2), 4 * workers_n);
+  WorkerPool heavy_workers(std::max<size_t>(1, workers_n / 2), 4 * workers_n, /*nice=*/10);
   snapshot::SnapshotService snapshots(snapshot_source, object_store, workers, clock,
                                       {.max_warm_decoders = cfg.warm_decoders,
                                        .warm_all = cfg.warm_all,
@@ -891,10 +894,18 @@ int main(int argc, char** argv) {
   });
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) {
-    auto logger = spdlog::stderr_color_mt("lastframe");
+    // Lines are written by a thread of the logger's own: an I/O thread never
+    // waits on a slow stderr (a full pipe, a busy journal). Past 64 Ki queued
+    // lines the oldest are dropped, and the count is logged at exit.
+    spdlog::init_thread_pool(65536, 1);
+    auto logger = spdlog::create_async_nb<spdlog::sinks::stderr_color_sink_mt>("lastframe");
     spdlog::set_default_logger(logger);
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
-    return lastframe::Serve(cfg);
+    int rc = lastframe::Serve(cfg);
+    if (size_t dropped = spdlog::thread_pool()->overrun_counter(); dropped > 0)
+      spdlog::warn("{} log lines dropped: the log was written slower than lines came", dropped);
+    spdlog::shutdown();  // writes what is queued
+    return rc;
   }
   for (CLI::App* c : {keys_create, keys_list, keys_revoke, keys_init})
     if (c->parsed()) return lastframe::Keys(c->get_name(), keys_cfg);

@@ -13,6 +13,7 @@
 
 #include "core/atomic_file.h"
 #include "core/clock.h"
+#include "core/limits.h"
 #include "core/secret.h"
 #include "core/status.h"
 #include "core/stream_name.h"
@@ -199,6 +200,33 @@ TEST(WorkerPool, RunsTasksAndRefusesWhenFull) {
   pool.Shutdown();
   EXPECT_EQ(ran.load(), 2);
   EXPECT_FALSE(pool.TryPost([] {}));
+}
+
+TEST(Limit, TakesUpToItsMaximumCountsRefusalsAndReleases) {
+  Limits limits;
+  Limit& streams = limits.Add("streams", "streams", 3);
+  EXPECT_TRUE(streams.TryAcquire(2));
+  EXPECT_FALSE(streams.TryAcquire(2));
+  EXPECT_TRUE(streams.TryAcquire());
+  EXPECT_FALSE(streams.TryAcquire());
+  EXPECT_EQ(streams.in_use(), 3u);
+  EXPECT_EQ(streams.refusals(), 2u);
+  streams.Release(2);
+  EXPECT_TRUE(streams.TryAcquire(2));
+  streams.AcquireAnyway(5);  // restored past the maximum: counted, nothing more fits
+  EXPECT_EQ(streams.in_use(), 8u);
+  EXPECT_FALSE(streams.TryAcquire());
+  Limit& bytes = limits.Add("buffered_request_bytes", "bytes", uint64_t{1} << 40);
+  EXPECT_FALSE(bytes.TryAcquire(UINT64_MAX));  // no wrap-around
+  std::string text = limits.Prometheus();
+  EXPECT_NE(text.find("lastframe_limit_max{limit=\"streams\",unit=\"streams\"} 3\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("lastframe_limit_in_use{limit=\"streams\",unit=\"streams\"} 8\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("lastframe_limit_refusals_total{limit=\"streams\",unit=\"streams\"} 3\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("# TYPE lastframe_limit_refusals_total counter"), std::string::npos);
 }
 
 }  // namespace

@@ -1,11 +1,23 @@
 #include "core/worker_pool.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 namespace lastframe {
 
-WorkerPool::WorkerPool(size_t threads, size_t max_queued) : max_queued_(max_queued) {
+WorkerPool::WorkerPool(size_t threads, size_t max_queued, int nice) : max_queued_(max_queued) {
   if (threads == 0) threads = 1;
   threads_.reserve(threads);
-  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  for (size_t i = 0; i < threads; ++i)
+    threads_.emplace_back([this, nice] {
+      if (nice > 0) {
+        // Linux keeps a nice value per thread; failing to set it costs only priority.
+        auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+        (void)::setpriority(PRIO_PROCESS, tid, ::getpriority(PRIO_PROCESS, tid) + nice);
+      }
+      Run();
+    });
 }
 
 WorkerPool::~WorkerPool() { Shutdown(); }

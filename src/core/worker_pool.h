@@ -15,7 +15,9 @@ namespace lastframe {
 // (HTTP 429), so the queue can never grow without bound.
 class WorkerPool {
  public:
-  WorkerPool(size_t threads, size_t max_queued);
+  // |nice| > 0 lowers the threads' scheduling priority (Linux, per thread):
+  // CPU-heavy work then yields to the I/O threads, which answer cheap requests.
+  WorkerPool(size_t threads, size_t max_queued, int nice = 0);
   ~WorkerPool();  // runs what was queued, then joins
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;

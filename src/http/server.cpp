@@ -256,8 +256,10 @@ class Session : public std::enable_shared_from_this<Session> {
     auto elapsed =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
             .count();
-    spdlog::info("http method={} target={} status={} bytes={} ms={:.1f} remote={}", log_method_,
-                 log_target_, res.result_int(), res.body().size(), elapsed, remote_);
+    // A request that took over a second is worth a line even when requests are not logged.
+    spdlog::log(elapsed > 1000 ? spdlog::level::warn : spdlog::level::info,
+                "http method={} target={} status={} bytes={} ms={:.1f} remote={}", log_method_,
+                log_target_, res.result_int(), res.body().size(), elapsed, remote_);
     response_ = std::make_shared<Response>(std::move(res));
     stream_.expires_after(options_.request_timeout);
     bhttp::async_write(stream_, *response_,

@@ -51,6 +51,24 @@ TEST(EbmlBoundary, AStreamCutInsideAnElementDoesNot) {
   EXPECT_TRUE(EndsAtBoundary(Bytes(unknown.begin(), unknown.begin() + 23)));
 }
 
+TEST(EbmlBoundary, AnElementOverTheLimitIsSeenFromItsHeaderAlone) {
+  Bytes head = Stream(0xFF);
+  head.resize(18);                                                       // up to the Timecode
+  Bytes block = {0xA3, 0x01, 0x00, 0x00, 0x00, 0x07, 0x80, 0x00, 0x00};  // 120 MiB SimpleBlock
+  head.insert(head.end(), block.begin(), block.end());
+  EbmlBoundary b(50 << 20);
+  b.Feed(head.data(), head.size());
+  EXPECT_EQ(b.oversized(), 120u << 20);
+  // Small blocks pass; and outside a Segment, sizes are the demuxer's to judge.
+  EbmlBoundary small(50 << 20);
+  Bytes whole = Stream(0xFF);
+  small.Feed(whole.data(), whole.size());
+  EXPECT_EQ(small.oversized(), 0u);
+  EbmlBoundary no_segment(50 << 20);
+  no_segment.Feed(block.data(), block.size());
+  EXPECT_EQ(no_segment.oversized(), 0u);
+}
+
 TEST(EbmlBoundary, FollowsFfmpegsMatroska) {
   testing::TempDir dir;
   for (const std::string live : {"0", "1"}) {

@@ -149,6 +149,12 @@ Status PushSession::Parse() {
       SendErrorAck(AckError::kInvalidMkvData, next.status().message(), timecode, number);
       return InvalidArgument(next.status().message(), "InvalidMkvData");
     }
+    if (boundary.oversized()) {  // read in the same buffer as the element's header
+      int64_t timecode = fragmenter.open_timecode();
+      std::optional<uint64_t> number = fragmenter.open_number();
+      fragmenter.Discard();
+      return refuse_oversized(number, timecode);
+    }
     if (pkt->stream_index == video) {
       last_frame_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                            std::memory_order_relaxed);

@@ -293,6 +293,42 @@ TEST_F(PushSessionTest, ProducerTimestampsFollowTheHeaders) {
   EXPECT_EQ(fragments[1].producer_ts_ms, 1'700'000'001'000);
 }
 
+TEST_F(PushSessionTest, AKeyframeOverTheFragmentLimitIsRefusedAsItArrivesAndNothingKept) {
+  // High-quality 320x240 keyframes are tens of kilobytes: over a 4 KiB limit.
+  std::string clip =
+      MakeClip(dir_.file("big.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t",
+                                      "2", "-c:v", "libx264", "-g", "10", "-bf", "0", "-qp", "0"});
+  PushOptions options;
+  options.max_fragment_bytes = 4096;
+  PushOutcome o = Push(store_, "big", ReadFile(clip), options);
+  EXPECT_EQ(o.status.reason(), "MaxFragmentSizeReached") << o.status.ToString();
+  ASSERT_EQ(CountEvents(o, "ERROR"), 1);
+  EXPECT_EQ(o.acks.back()["ErrorId"], 4001);
+  EXPECT_NE(o.acks.back()["Message"].get<std::string>().find("exceeds the fragment limit"),
+            std::string::npos);
+  EXPECT_EQ(CountEvents(o, "RECEIVED"), 0);
+  ASSERT_TRUE(store_.Find("big"));
+  EXPECT_TRUE(store_.Find("big")->Fragments().empty());
+}
+
+TEST_F(PushSessionTest, TimecodesPastTheYear9999AreAnInvalidDataAckNotAnArchivalError) {
+  std::string clip =
+      MakeClip(dir_.file("t.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3",
+                                    "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  PushOptions options;
+  // The first keyframe lands on 9999-12-31T23:59:59.000Z; the next ones after it.
+  options.producer_start_ms = 253'402'300'799'000;
+  PushOutcome o = Push(store_, "far", ReadFile(clip), options);
+  EXPECT_EQ(CountEvents(o, "PERSISTED"), 1);
+  EXPECT_EQ(CountEvents(o, "ERROR"), 2);
+  for (const auto& a : o.acks)
+    if (a["EventType"] == "ERROR") {
+      EXPECT_EQ(a["ErrorId"], 4006) << a.dump();
+    }
+  ASSERT_EQ(store_.Find("far")->Fragments().size(), 1u);
+  EXPECT_EQ(store_.Find("far")->Fragments()[0].producer_ts_ms, 253'402'300'799'000);
+}
+
 TEST(DemoProducer, PushesLiveH264Fragments) {
   store::StreamStore store(SystemClock::Get(), {});
   DemoOptions options;

@@ -168,5 +168,53 @@ TEST(StreamStore, InfoDescribesTheStream) {
   EXPECT_EQ(info.last_error, "connection reset");
 }
 
+TEST(StreamStore, StreamsPastTheLimitAreRefusedAndRemovingOneMakesRoom) {
+  ManualClock clock(1'700'000'000'000);
+  Limit limit("streams", "streams", 2);
+  StreamStore store(clock, {.stream_limit = &limit});
+  ASSERT_TRUE(store.Open("a").ok());
+  ASSERT_TRUE(store.Create("b", std::nullopt).ok());
+  auto refused = store.Open("c");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().reason(), "TooManyStreams");
+  EXPECT_EQ(refused.status().code(), Code::kOverloaded);
+  EXPECT_EQ(store.Create("c", std::nullopt).status().reason(), "TooManyStreams");
+  EXPECT_TRUE(store.Open("a").ok());  // an existing stream is no new one
+  EXPECT_EQ(limit.in_use(), 2u);
+  EXPECT_EQ(limit.refusals(), 2u);
+  ASSERT_TRUE(store.Remove("a").ok());
+  EXPECT_TRUE(store.Open("c").ok());
+}
+
+TEST(StreamStore, AStreamThatNeverGotAFrameAndHasNoOwnerIsForgottenAfterItsRetention) {
+  ManualClock clock(1'700'000'000'000);
+  Limit limit("streams", "streams", 10);
+  StreamStore store(clock, {.retention_ms = 5'000, .stream_limit = &limit});
+  auto headers_only = *store.Open("headers-only");
+  ASSERT_TRUE(headers_only->AcquireWriter());
+  headers_only->ReleaseWriter("not a Matroska stream");
+  (void)store.Create("created", std::nullopt);  // made ahead of its producer: kept
+  auto framed = *store.Open("framed");
+  int64_t pts = 0;
+  PushGops(*framed, clock, 1, 2, &pts);
+  (void)framed->CompleteFragment();
+  auto writing = *store.Open("writing");  // a producer still connected: kept
+  ASSERT_TRUE(writing->AcquireWriter());
+  clock.Advance(5'001);
+  store.ApplyRetention();
+  EXPECT_FALSE(store.Find("headers-only"));
+  EXPECT_TRUE(store.Find("created"));
+  EXPECT_TRUE(store.Find("framed"));  // its fragments aged out, but it had frames
+  EXPECT_TRUE(store.Find("writing"));
+  EXPECT_EQ(limit.in_use(), 3u);
+  // Opening a stream for writing renews it: it is not forgotten under its producer.
+  writing->ReleaseWriter("");
+  clock.Advance(4'000);
+  (void)store.Open("writing");
+  clock.Advance(4'000);
+  store.ApplyRetention();
+  EXPECT_TRUE(store.Find("writing"));
+}
+
 }  // namespace
 }  // namespace lastframe::store
