@@ -25,6 +25,7 @@
 #include "ingest/demo_producer.h"
 #include "ingest/pull_policy.h"
 #include "ingest/pull_source.h"
+#include "ingest/push_session.h"
 #include "ingest/sources_config.h"
 #include "kvs/kvs_source.h"
 #include "kvs/stream_registry.h"
@@ -448,11 +449,13 @@ int Serve(const ServeConfig& cfg) {
   // Large renders (up to --max-render-pixels) have threads of their own: a
   // queue of them never holds up a cheap or warm snapshot.
   WorkerPool heavy_workers(std::max<size_t>(1, workers_n / 2), 4 * workers_n, /*nice=*/10);
-  snapshot::SnapshotService snapshots(snapshot_source, object_store, workers, clock,
-                                      {.max_warm_decoders = cfg.warm_decoders,
-                                       .warm_all = cfg.warm_all,
-                                       .max_render_pixels = render_pixels},
-                                      &heavy_workers);
+  snapshot::SnapshotService snapshots(
+      snapshot_source, object_store, workers, clock,
+      {.max_warm_decoders = cfg.warm_decoders,
+       .warm_all = cfg.warm_all,
+       .max_render_pixels = render_pixels,
+       .render_limit = &limits.Add("render_pixels", "pixels", render_pixels)},
+      &heavy_workers);
   snapshot::ScheduledImages images(snapshots, object_store, workers, clock);
   streams.SetFrameObserver([&snapshots, &images](const std::string& s) {
     snapshots.OnFrame(s);
@@ -509,6 +512,8 @@ int Serve(const ServeConfig& cfg) {
   api_options.max_url_expiry_s = cfg.max_url_expiry_s;
   api_options.limits = &limits;
   api_options.producer_limit = &limits.Add("producers", "producers", cfg.max_producers);
+  api_options.fragment_limit =
+      &limits.Add("fragment_bytes", "bytes", ingest::PushOptions{}.max_fragment_bytes);
   if (kvs_source)
     api_options.extra_metrics = [source = kvs_source.get()] {
       kvs::KvsSourceStats s = source->stats();

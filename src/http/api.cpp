@@ -669,6 +669,7 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
                             "StreamBusy"));
   ingest::PushOptions options;
   options.stream = name;
+  options.fragment_limit = options_.fragment_limit;
   auto type = req.header.find("x-amzn-fragment-timecode-type");
   if (type != req.header.end()) {
     if (type->value() == "ABSOLUTE")

@@ -31,6 +31,8 @@ struct ApiOptions {
   const Limits* limits = nullptr;
   // Producers pushing at once (may be null: unbounded); past it, 429 "TooManyProducers".
   Limit* producer_limit = nullptr;
+  // Counts fragments refused for their size (may be null).
+  Limit* fragment_limit = nullptr;
 };
 
 // Who a request comes from: anyone (access control off), or a verified key.

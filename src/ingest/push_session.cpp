@@ -187,6 +187,8 @@ void PushSession::AckFragment(const store::FragmentView& f) {
 void PushSession::SendErrorAck(AckError id, const std::string& message, int64_t timecode,
                                std::optional<uint64_t> number) {
   spdlog::warn("putMedia stream={} error={} {}", options_.stream, AckErrorName(id), message);
+  if (id == AckError::kMaxFragmentSizeReached && options_.fragment_limit)
+    options_.fragment_limit->CountRefusal();
   if (!callbacks_.on_ack) return;
   nlohmann::json ack = {{"EventType", "ERROR"},
                         {"FragmentTimecode", timecode},

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "core/limits.h"
 #include "core/status.h"
 #include "ingest/byte_pipe.h"
 #include "ingest/fragmenter.h"
@@ -27,6 +28,8 @@ struct PushOptions {
   size_t max_fragment_bytes = 50 * 1024 * 1024;  // Kinesis Video's fragment limits
   int64_t max_fragment_duration_ms = 10'000;
   size_t pipe_high_water = 1024 * 1024;
+  // Counts fragments refused for their size (may be null).
+  Limit* fragment_limit = nullptr;
 };
 
 struct PushCallbacks {

@@ -45,12 +45,14 @@ Status SnapshotService::BoundPixels(const media::EncodeOptions& asked,
   const uint64_t max = options_.max_render_pixels;
   uint64_t pixels = static_cast<uint64_t>(fitted->width) * static_cast<uint64_t>(fitted->height);
   if (pixels <= max) return Status::Ok();
-  if (asked.width > 0 || asked.height > 0)
+  if (asked.width > 0 || asked.height > 0) {
+    if (options_.render_limit) options_.render_limit->CountRefusal();
     return InvalidArgument("an image of " + std::to_string(fitted->width) + "x" +
                                std::to_string(fitted->height) + " is larger than the " +
                                std::to_string(max) +
                                " pixels this server renders (--max-render-pixels)",
                            "TooManyPixels");
+  }
   // The source itself is larger: keep its shape, within the bound.
   double scale = std::sqrt(static_cast<double>(max) / static_cast<double>(pixels));
   fitted->width = std::max(2, static_cast<int>(fitted->width * scale) & ~1);

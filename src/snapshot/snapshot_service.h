@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/limits.h"
 #include "core/status.h"
 #include "core/worker_pool.h"
 #include "media/image_encoder.h"
@@ -56,6 +57,8 @@ struct ServiceOptions {
   // The largest image made, as output width x height: asking for more is
   // InvalidArgument ("TooManyPixels"); a larger source is scaled down to fit.
   uint64_t max_render_pixels = 3840ull * 2160;
+  // Counts the asks refused for their size (may be null).
+  Limit* render_limit = nullptr;
   // Renders costlier than this (output pixels, PNG counted 4x) run on the
   // heavy pool when there is one, so they never queue ahead of cheap ones.
   uint64_t heavy_render_cost = 1920ull * 1080;

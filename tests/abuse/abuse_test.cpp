@@ -158,6 +158,7 @@ TEST_F(AbuseTest, AKeyframeOverTheFragmentLimitIsRefusedAsItArrives) {
   sender.join();
   EXPECT_NE(reply.find("\"ErrorId\":4001"), std::string::npos) << reply;
   EXPECT_EQ(reply.find("PERSISTED"), std::string::npos) << reply;
+  EXPECT_EQ(LimitMetric(port(), "lastframe_limit_refusals_total", "fragment_bytes"), 1);
   EXPECT_LT(sent.load(), 100u << 20) << "the server read the whole keyframe";
   HttpResult info = HttpGet(port(), "/v1/streams/huge");
   if (info.status == 200) {
@@ -368,6 +369,7 @@ TEST_F(AbuseTest, RendersAreBoundedInPixelsAndLargeOnesNeverHoldUpSmallOnes) {
   HttpResult too_big = HttpGet(port(), "/v1/streams/witness/latest.png?width=4000&height=3000");
   EXPECT_EQ(too_big.status, 400) << too_big.body;
   EXPECT_EQ(JsonOf(too_big)["code"], "TooManyPixels");
+  EXPECT_EQ(LimitMetric(port(), "lastframe_limit_refusals_total", "render_pixels"), 1);
   // Eight large PNGs (upscaled to the bound, each a render of its own), then a small JPEG.
   constexpr int kLarge = 8;
   std::mutex mu;
