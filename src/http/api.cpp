@@ -6,6 +6,7 @@
 
 #include "core/stream_name.h"
 #include "core/time_format.h"
+#include "http/params.h"
 #include "ingest/push_session.h"
 #include "objects/sigv4.h"
 #include "store/clip.h"
@@ -27,96 +28,15 @@ bool IsGet(const Request& r) {
   return r.header.method() == bhttp::verb::get || r.header.method() == bhttp::verb::head;
 }
 
-// Query parameters of one request, each at most once.
-class Params {
- public:
-  static Result<Params> Parse(const std::string& raw) {
-    auto q = objects::ParseQuery(raw);
-    if (!q) return InvalidArgument("malformed query string (bad percent-encoding)");
-    Params p;
-    for (auto& [k, v] : *q) {
-      for (const auto& [k2, v2] : p.q_)
-        if (k2 == k) return InvalidArgument("parameter '" + k + "' given more than once");
-      p.q_.emplace_back(std::move(k), std::move(v));
-    }
-    return p;
-  }
-  const std::string* Get(std::string_view name) const {
-    for (const auto& [k, v] : q_)
-      if (k == name) return &v;
-    return nullptr;
-  }
-  // An integer in [min, max], or |fallback| when absent.
-  Result<int64_t> Int(std::string_view name, int64_t min, int64_t max, int64_t fallback) const {
-    const std::string* v = Get(name);
-    if (v == nullptr) return fallback;
-    int64_t out = 0;
-    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
-    if (v->empty() || ec != std::errc() || end != v->data() + v->size() || out < min || out > max)
-      return InvalidArgument("parameter '" + std::string(name) + "' must be an integer from " +
-                             std::to_string(min) + " to " + std::to_string(max));
-    return out;
-  }
-  Result<bool> Bool(std::string_view name) const {
-    const std::string* v = Get(name);
-    if (v == nullptr) return false;
-    if (*v == "1" || *v == "true") return true;
-    if (*v == "0" || *v == "false") return false;
-    return InvalidArgument("parameter '" + std::string(name) + "' must be 1, 0, true or false");
-  }
-  const objects::QueryParams& all() const { return q_; }
-
- private:
-  objects::QueryParams q_;
-};
-
-struct SnapshotRequest {
-  snapshot::SnapshotOptions options;
-  int64_t expires_s = 600;
-  bool redirect = false;
-};
-
-Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const ApiOptions& o,
-                                             const Caller& caller,
-                                             std::optional<media::ImageFormat> fixed_format) {
-  SnapshotRequest r;
-  auto quality = p.Int("quality", 1, 100, o.default_quality);
-  if (!quality.ok()) return quality.status();
-  auto width = p.Int("width", 1, o.max_dimension, 0);
-  if (!width.ok()) return width.status();
-  auto height = p.Int("height", 1, o.max_dimension, 0);
-  if (!height.ok()) return height.status();
-  // Admins may ask for S3's longest; other keys for --max-url-expiry at most.
-  const int64_t max_expires =
-      caller.admin() ? objects::kMaxPresignExpiresSeconds
-                     : std::min<int64_t>(o.max_url_expiry_s, objects::kMaxPresignExpiresSeconds);
-  auto expires = p.Int("expires", 1, max_expires, std::min(o.default_expires_s, max_expires));
-  if (!expires.ok()) return expires.status();
-  auto redirect = p.Bool("redirect");
-  if (!redirect.ok()) return redirect.status();
-  media::EncodeOptions& encode = r.options.encode;
-  encode.quality = static_cast<int>(*quality);
-  encode.width = static_cast<int>(*width);
-  encode.height = static_cast<int>(*height);
-  r.expires_s = *expires;
-  r.redirect = *redirect;
-  if (fixed_format) {
-    encode.format = *fixed_format;
-  } else if (const std::string* f = p.Get("format")) {
-    if (*f == "jpeg" || *f == "jpg")
-      encode.format = media::ImageFormat::kJpeg;
-    else if (*f == "png")
-      encode.format = media::ImageFormat::kPng;
-    else
-      return InvalidArgument("parameter 'format' must be jpeg or png");
-  }
-  if (const std::string* m = p.Get("mode")) {
-    if (*m == "keyframe")
-      r.options.keyframe_only = true;
-    else if (*m != "newest")
-      return InvalidArgument("parameter 'mode' must be newest or keyframe");
-  }
-  return r;
+// The snapshot routes' bounds for |caller|: admins may ask for S3's longest
+// URL lifetime; other keys for --max-url-expiry at most.
+SnapshotLimits LimitsFor(const ApiOptions& o, const Caller& caller) {
+  return {.default_quality = o.default_quality,
+          .max_dimension = o.max_dimension,
+          .default_expires_s = o.default_expires_s,
+          .max_expires_s = caller.admin() ? objects::kMaxPresignExpiresSeconds
+                                          : std::min<int64_t>(o.max_url_expiry_s,
+                                                              objects::kMaxPresignExpiresSeconds)};
 }
 
 json PublishedJson(const snapshot::PublishedImage& p, int64_t expires_s) {
@@ -481,29 +401,13 @@ Result<std::vector<store::FragmentView>> FragmentsInRange(const store::StreamSto
                                                           const Params& p) {
   auto stream = streams.Find(name);
   if (!stream) return NotFound("no stream named '" + name + "'", "StreamNotFound");
-  int64_t start = INT64_MIN, end = INT64_MAX;
-  for (auto [param, slot] : {std::pair{"start", &start}, std::pair{"end", &end}}) {
-    if (const std::string* v = p.Get(param)) {
-      auto t = ParseTimestampMs(*v);
-      if (!t)
-        return InvalidArgument(std::string("parameter '") + param +
-                               "' must be epoch milliseconds or ISO 8601 UTC "
-                               "(2026-11-25T12:00:00.000Z), from 1970 to 9999");
-      *slot = *t;
-    }
-  }
-  if (start > end) return InvalidArgument("'start' is after 'end'");
-  bool server = false;
-  if (const std::string* t = p.Get("timestamp")) {
-    if (*t == "server")
-      server = true;
-    else if (*t != "producer")
-      return InvalidArgument("parameter 'timestamp' must be producer or server");
-  }
+  auto range = ParseTimeRange(p);
+  if (!range.ok()) return range.status();
   std::vector<store::FragmentView> out;
   for (auto& f : stream->Fragments()) {
-    int64_t from = server ? f.server_ts_ms : f.producer_ts_ms;
-    if (from + f.duration_ms <= start || from > end) continue;  // touching is not overlapping
+    int64_t from = range->server ? f.server_ts_ms : f.producer_ts_ms;
+    // Touching is not overlapping.
+    if (from + f.duration_ms <= range->start_ms || from > range->end_ms) continue;
     out.push_back(std::move(f));
   }
   return out;
@@ -574,7 +478,7 @@ void Api::Snapshot(const Request& req, const Caller& caller, const std::string& 
                    Respond respond) {
   auto params = Params::Parse(req.raw_query);
   if (!params.ok()) return respond(JsonError(params.status()));
-  auto parsed = ParseSnapshotRequest(*params, options_, caller, std::nullopt);
+  auto parsed = ParseSnapshotRequest(*params, LimitsFor(options_, caller), std::nullopt);
   if (!parsed.ok()) return respond(JsonError(parsed.status()));
   SnapshotRequest r = *parsed;
   auto shared = std::make_shared<Respond>(std::move(respond));
@@ -607,7 +511,7 @@ void Api::RecipeSnapshot(const Request& req, const Caller& caller, Respond respo
   if (Status s = ValidateStreamName(*name); !s.ok()) return respond(recipe_error(s));
   if (!caller.MayView(*name))
     return respond(recipe_error(Forbidden(caller, "read stream '" + *name + "'")));
-  auto parsed = ParseSnapshotRequest(*params, options_, caller, std::nullopt);
+  auto parsed = ParseSnapshotRequest(*params, LimitsFor(options_, caller), std::nullopt);
   if (!parsed.ok()) return respond(recipe_error(parsed.status()));
   SnapshotRequest r = *parsed;
   auto shared = std::make_shared<Respond>(std::move(respond));
@@ -625,7 +529,7 @@ void Api::LatestImage(const Request& req, const Caller& caller, const std::strin
                       media::ImageFormat format, Respond respond) {
   auto params = Params::Parse(req.raw_query);
   if (!params.ok()) return respond(JsonError(params.status()));
-  auto parsed = ParseSnapshotRequest(*params, options_, caller, format);
+  auto parsed = ParseSnapshotRequest(*params, LimitsFor(options_, caller), format);
   if (!parsed.ok()) return respond(JsonError(parsed.status()));
   auto shared = std::make_shared<Respond>(std::move(respond));
   snapshots_.RenderAsync(stream, parsed->options, [shared](Result<snapshot::Image> img) {
@@ -670,25 +574,10 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
   ingest::PushOptions options;
   options.stream = name;
   options.fragment_limit = options_.fragment_limit;
-  auto type = req.header.find("x-amzn-fragment-timecode-type");
-  if (type != req.header.end()) {
-    if (type->value() == "ABSOLUTE")
-      options.absolute_timecodes = true;
-    else if (type->value() != "RELATIVE")
-      return JsonError(
-          InvalidArgument("x-amzn-fragment-timecode-type must be ABSOLUTE or RELATIVE"));
-  }
-  auto start = req.header.find("x-amzn-producer-start-timestamp");
-  if (start != req.header.end()) {
-    // Finite, from 1970 to 9999: "nan" once slipped through as INT64_MIN.
-    std::optional<int64_t> ms =
-        ParseEpochSecondsMs(std::string_view(start->value().data(), start->value().size()));
-    if (!ms)
-      return JsonError(InvalidArgument(
-          "x-amzn-producer-start-timestamp must be epoch seconds from 1970 to 9999, "
-          "e.g. 1764000000.123"));
-    options.producer_start_ms = *ms;
-  }
+  auto timing = ParsePushTiming(req.header);
+  if (!timing.ok()) return JsonError(timing.status());
+  options.absolute_timecodes = timing->absolute_timecodes;
+  options.producer_start_ms = timing->producer_start_ms;
   auto length = req.header.find(bhttp::field::content_length);
   if (length != req.header.end() && length->value() == "0")
     return JsonError(

@@ -1,0 +1,131 @@
+#include "http/params.h"
+
+#include <charconv>
+
+#include "core/time_format.h"
+
+namespace lastframe::http {
+
+Result<Params> Params::Parse(std::string_view raw) {
+  auto q = objects::ParseQuery(raw);
+  if (!q) return InvalidArgument("malformed query string (bad percent-encoding)");
+  Params p;
+  for (auto& [k, v] : *q) {
+    for (const auto& [k2, v2] : p.q_)
+      if (k2 == k) return InvalidArgument("parameter '" + k + "' given more than once");
+    p.q_.emplace_back(std::move(k), std::move(v));
+  }
+  return p;
+}
+
+const std::string* Params::Get(std::string_view name) const {
+  for (const auto& [k, v] : q_)
+    if (k == name) return &v;
+  return nullptr;
+}
+
+Result<int64_t> Params::Int(std::string_view name, int64_t min, int64_t max,
+                            int64_t fallback) const {
+  const std::string* v = Get(name);
+  if (v == nullptr) return fallback;
+  int64_t out = 0;
+  auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (v->empty() || ec != std::errc() || end != v->data() + v->size() || out < min || out > max)
+    return InvalidArgument("parameter '" + std::string(name) + "' must be an integer from " +
+                           std::to_string(min) + " to " + std::to_string(max));
+  return out;
+}
+
+Result<bool> Params::Bool(std::string_view name) const {
+  const std::string* v = Get(name);
+  if (v == nullptr) return false;
+  if (*v == "1" || *v == "true") return true;
+  if (*v == "0" || *v == "false") return false;
+  return InvalidArgument("parameter '" + std::string(name) + "' must be 1, 0, true or false");
+}
+
+Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const SnapshotLimits& limits,
+                                             std::optional<media::ImageFormat> fixed_format) {
+  SnapshotRequest r;
+  auto quality = p.Int("quality", 1, 100, limits.default_quality);
+  if (!quality.ok()) return quality.status();
+  auto width = p.Int("width", 1, limits.max_dimension, 0);
+  if (!width.ok()) return width.status();
+  auto height = p.Int("height", 1, limits.max_dimension, 0);
+  if (!height.ok()) return height.status();
+  auto expires = p.Int("expires", 1, limits.max_expires_s,
+                       std::min(limits.default_expires_s, limits.max_expires_s));
+  if (!expires.ok()) return expires.status();
+  auto redirect = p.Bool("redirect");
+  if (!redirect.ok()) return redirect.status();
+  media::EncodeOptions& encode = r.options.encode;
+  encode.quality = static_cast<int>(*quality);
+  encode.width = static_cast<int>(*width);
+  encode.height = static_cast<int>(*height);
+  r.expires_s = *expires;
+  r.redirect = *redirect;
+  if (fixed_format) {
+    encode.format = *fixed_format;
+  } else if (const std::string* f = p.Get("format")) {
+    if (*f == "jpeg" || *f == "jpg")
+      encode.format = media::ImageFormat::kJpeg;
+    else if (*f == "png")
+      encode.format = media::ImageFormat::kPng;
+    else
+      return InvalidArgument("parameter 'format' must be jpeg or png");
+  }
+  if (const std::string* m = p.Get("mode")) {
+    if (*m == "keyframe")
+      r.options.keyframe_only = true;
+    else if (*m != "newest")
+      return InvalidArgument("parameter 'mode' must be newest or keyframe");
+  }
+  return r;
+}
+
+Result<TimeRange> ParseTimeRange(const Params& p) {
+  TimeRange r;
+  for (auto [param, slot] : {std::pair{"start", &r.start_ms}, std::pair{"end", &r.end_ms}}) {
+    if (const std::string* v = p.Get(param)) {
+      auto t = ParseTimestampMs(*v);
+      if (!t)
+        return InvalidArgument(std::string("parameter '") + param +
+                               "' must be epoch milliseconds or ISO 8601 UTC "
+                               "(2026-11-25T12:00:00.000Z), from 1970 to 9999");
+      *slot = *t;
+    }
+  }
+  if (r.start_ms > r.end_ms) return InvalidArgument("'start' is after 'end'");
+  if (const std::string* t = p.Get("timestamp")) {
+    if (*t == "server")
+      r.server = true;
+    else if (*t != "producer")
+      return InvalidArgument("parameter 'timestamp' must be producer or server");
+  }
+  return r;
+}
+
+Result<PushTiming> ParsePushTiming(const boost::beast::http::request_header<>& header) {
+  PushTiming t;
+  auto type = header.find("x-amzn-fragment-timecode-type");
+  if (type != header.end()) {
+    if (type->value() == "ABSOLUTE")
+      t.absolute_timecodes = true;
+    else if (type->value() != "RELATIVE")
+      return InvalidArgument("x-amzn-fragment-timecode-type must be ABSOLUTE or RELATIVE");
+  }
+  auto start = header.find("x-amzn-producer-start-timestamp");
+  if (start != header.end()) {
+    // Finite, from 1970 to 9999: "nan" once slipped through as INT64_MIN.
+    std::optional<int64_t> ms =
+        ParseEpochSecondsMs(std::string_view(start->value().data(), start->value().size()));
+    if (!ms)
+      return InvalidArgument(
+          "x-amzn-producer-start-timestamp must be epoch seconds from 1970 to 9999, "
+          "e.g. 1764000000.123");
+    t.producer_start_ms = *ms;
+  }
+  return t;
+}
+
+}  // namespace lastframe::http

@@ -1,0 +1,77 @@
+#pragma once
+
+// The query parameters and headers of lastframe's own routes, parsed into
+// plain values: api.cpp's handlers stay thin, and tests and the fuzz targets
+// (fuzz/snapshot_params, fuzz/time_range) call these directly.
+
+#include <boost/beast/http.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "media/image_encoder.h"
+#include "objects/sigv4.h"
+#include "snapshot/snapshot_service.h"
+
+namespace lastframe::http {
+
+// Query parameters of one request, each at most once.
+class Params {
+ public:
+  // InvalidArgument for a malformed escape or a parameter given twice.
+  static Result<Params> Parse(std::string_view raw);
+  // The value of |name|, or null when it is absent.
+  const std::string* Get(std::string_view name) const;
+  // An integer in [min, max], or |fallback| when absent.
+  Result<int64_t> Int(std::string_view name, int64_t min, int64_t max, int64_t fallback) const;
+  // 1, 0, true or false; false when absent.
+  Result<bool> Bool(std::string_view name) const;
+  const objects::QueryParams& all() const { return q_; }
+
+ private:
+  objects::QueryParams q_;
+};
+
+// What a snapshot may ask for: the server's defaults and bounds, and the
+// longest URL lifetime the caller may have (see ApiOptions).
+struct SnapshotLimits {
+  int default_quality = 80;
+  int max_dimension = 8192;
+  int64_t default_expires_s = 600;
+  int64_t max_expires_s = objects::kMaxPresignExpiresSeconds;
+};
+
+struct SnapshotRequest {
+  snapshot::SnapshotOptions options;
+  int64_t expires_s = 600;
+  bool redirect = false;
+};
+
+// The snapshot routes' parameters: quality (1-100), width and height
+// (1-max_dimension; absent: the frame's), expires (1-max_expires_s), redirect,
+// format (jpeg, jpg or png; |fixed_format| instead when given) and mode
+// (newest or keyframe). InvalidArgument naming the parameter otherwise.
+Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const SnapshotLimits& limits,
+                                             std::optional<media::ImageFormat> fixed_format);
+
+// The range of /fragments and /clip: start and end (epoch milliseconds or
+// ISO 8601 UTC, from 1970 to 9999; an absent end is open) on the producer's
+// timeline, or the server's with timestamp=server.
+struct TimeRange {
+  int64_t start_ms = INT64_MIN;
+  int64_t end_ms = INT64_MAX;
+  bool server = false;
+};
+Result<TimeRange> ParseTimeRange(const Params& p);
+
+// PutMedia's x-amzn-fragment-timecode-type (ABSOLUTE or RELATIVE) and
+// x-amzn-producer-start-timestamp (epoch seconds, 1970 to 9999).
+struct PushTiming {
+  bool absolute_timecodes = false;
+  std::optional<int64_t> producer_start_ms;
+};
+Result<PushTiming> ParsePushTiming(const boost::beast::http::request_header<>& header);
+
+}  // namespace lastframe::http

@@ -1,0 +1,81 @@
+#include "http/params.h"
+
+#include <gtest/gtest.h>
+
+namespace lastframe::http {
+namespace {
+
+Params P(std::string_view raw) {
+  auto p = Params::Parse(raw);
+  EXPECT_TRUE(p.ok()) << raw;
+  return p.ok() ? *p : Params{};
+}
+
+TEST(Params, EachAtMostOnceAndWellEscaped) {
+  EXPECT_EQ(*P("a=1&b=x+y%21").Get("b"), "x y!");
+  EXPECT_EQ(P("a=1").Get("b"), nullptr);
+  EXPECT_EQ(Params::Parse("a=1&a=2").status().message(), "parameter 'a' given more than once");
+  EXPECT_FALSE(Params::Parse("a=%zz").ok());
+  EXPECT_EQ(*P("n=7").Int("n", 1, 10, 5), 7);
+  EXPECT_EQ(*P("").Int("n", 1, 10, 5), 5);
+  for (const char* bad : {"n=", "n=11", "n=0", "n=7x", "n=+7", "n=99999999999999999999"})
+    EXPECT_FALSE(P(bad).Int("n", 1, 10, 5).ok()) << bad;
+  EXPECT_TRUE(*P("r=true").Bool("r"));
+  EXPECT_FALSE(*P("").Bool("r"));
+  EXPECT_FALSE(P("r=yes").Bool("r").ok());
+}
+
+TEST(Params, SnapshotParametersAndTheirBounds) {
+  SnapshotLimits limits{.max_dimension = 100, .default_expires_s = 600, .max_expires_s = 300};
+  auto r = ParseSnapshotRequest(P("width=64&quality=90&format=png&mode=keyframe&redirect=1"),
+                                limits, std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->options.encode.width, 64);
+  EXPECT_EQ(r->options.encode.height, 0);
+  EXPECT_EQ(r->options.encode.quality, 90);
+  EXPECT_EQ(r->options.encode.format, media::ImageFormat::kPng);
+  EXPECT_TRUE(r->options.keyframe_only);
+  EXPECT_TRUE(r->redirect);
+  EXPECT_EQ(r->expires_s, 300);  // the default, held to what this caller may have
+  auto fixed = ParseSnapshotRequest(P("format=png"), limits, media::ImageFormat::kJpeg);
+  EXPECT_EQ(fixed->options.encode.format, media::ImageFormat::kJpeg);
+  for (const char* bad : {"width=101", "height=0", "quality=101", "expires=301", "format=gif",
+                          "mode=oldest", "redirect=2"})
+    EXPECT_FALSE(ParseSnapshotRequest(P(bad), limits, std::nullopt).ok()) << bad;
+}
+
+TEST(Params, TimeRanges) {
+  auto open = ParseTimeRange(P(""));
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(open->start_ms, INT64_MIN);
+  EXPECT_EQ(open->end_ms, INT64_MAX);
+  auto r = ParseTimeRange(P("start=1764000000000&end=2025-11-24T16:00:00.250Z&timestamp=server"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->start_ms, 1'764'000'000'000);
+  EXPECT_EQ(r->end_ms, 1'764'000'000'250);
+  EXPECT_TRUE(r->server);
+  for (const char* bad : {"start=2&end=1", "start=x", "end=-1", "timestamp=client",
+                          "start=10000-01-01T00:00:00Z"})
+    EXPECT_FALSE(ParseTimeRange(P(bad)).ok()) << bad;
+}
+
+TEST(Params, PushTiming) {
+  boost::beast::http::request_header<> h;
+  EXPECT_FALSE(ParsePushTiming(h)->absolute_timecodes);
+  h.set("x-amzn-fragment-timecode-type", "ABSOLUTE");
+  h.set("x-amzn-producer-start-timestamp", "1764000000.123");
+  auto t = ParsePushTiming(h);
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE(t->absolute_timecodes);
+  EXPECT_EQ(t->producer_start_ms, 1'764'000'000'123);
+  for (const char* bad : {"nan", "inf", "-1", "1e20", ""}) {
+    h.set("x-amzn-producer-start-timestamp", bad);
+    EXPECT_FALSE(ParsePushTiming(h).ok()) << bad;
+  }
+  h.erase("x-amzn-producer-start-timestamp");
+  h.set("x-amzn-fragment-timecode-type", "absolute");
+  EXPECT_FALSE(ParsePushTiming(h).ok());
+}
+
+}  // namespace
+}  // namespace lastframe::http
