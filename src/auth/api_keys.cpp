@@ -59,23 +59,43 @@ json ToJson(const ApiKey& k) {
   return j;
 }
 
+// A field of the wrong type makes the entry malformed. (json::value() threw
+// on one, and the server re-reads a keys file that others may edit with
+// --keys-file: found by fuzz/api_keys.) A revocation or expiry that cannot be
+// read is never taken as none.
 std::optional<ApiKey> FromJson(const json& j) {
-  if (!j.is_object() || !j.value("id", json()).is_string() ||
-      !j.value("role", json()).is_string() || !j.value("secret_sha256", json()).is_string())
-    return std::nullopt;
+  if (!j.is_object()) return std::nullopt;
+  bool ok = true;
+  auto text = [&](const char* name, const char* absent) {
+    auto it = j.find(name);
+    if (it == j.end() && absent != nullptr) return std::string(absent);
+    if (it == j.end() || !it->is_string()) {
+      ok = false;
+      return std::string();
+    }
+    return it->get<std::string>();
+  };
+  auto millis = [&](const char* name) -> std::optional<int64_t> {
+    auto it = j.find(name);
+    if (it == j.end() || it->is_null()) return std::nullopt;
+    if (!it->is_number_integer() ||
+        (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t{INT64_MAX})) {
+      ok = false;
+      return std::nullopt;
+    }
+    return it->get<int64_t>();
+  };
   ApiKey k;
-  k.id = j["id"];
-  auto role = ParseRole(j["role"].get<std::string>());
-  if (!role || k.id.empty()) return std::nullopt;
+  k.id = text("id", nullptr);
+  auto role = ParseRole(text("role", nullptr));
+  k.secret_sha256 = text("secret_sha256", nullptr);
+  k.streams = text("streams", "*");
+  k.label = text("label", "");
+  k.created_ms = millis("created_ms").value_or(0);
+  k.expires_ms = millis("expires_ms");
+  k.revoked_ms = millis("revoked_ms");
+  if (!ok || !role || k.id.empty()) return std::nullopt;
   k.role = *role;
-  k.streams = j.value("streams", "*");
-  k.label = j.value("label", "");
-  k.created_ms = j.value("created_ms", int64_t{0});
-  if (j.contains("expires_ms") && j["expires_ms"].is_number_integer())
-    k.expires_ms = j["expires_ms"];
-  if (j.contains("revoked_ms") && j["revoked_ms"].is_number_integer())
-    k.revoked_ms = j["revoked_ms"];
-  k.secret_sha256 = j["secret_sha256"];
   return k;
 }
 
@@ -135,13 +155,17 @@ Result<std::vector<ApiKey>> LoadKeys(const fs::path& file) {
   }
   std::stringstream text;
   text << in.rdbuf();
-  json j = json::parse(text.str(), nullptr, false);
+  return ParseKeys(text.str(), file.string());
+}
+
+Result<std::vector<ApiKey>> ParseKeys(std::string_view text, const std::string& name) {
+  json j = json::parse(text, nullptr, false);
   if (!j.is_object() || !j.value("keys", json()).is_array())
-    return InvalidArgument(file.string() + " is not a keys file (JSON with \"keys\")");
+    return InvalidArgument(name + " is not a keys file (JSON with \"keys\")");
   std::vector<ApiKey> keys;
   for (const json& k : j["keys"]) {
     auto key = FromJson(k);
-    if (!key) return InvalidArgument(file.string() + " holds a malformed key entry");
+    if (!key) return InvalidArgument(name + " holds a malformed key entry");
     keys.push_back(std::move(*key));
   }
   return keys;

@@ -34,6 +34,8 @@ struct ApiKey {
 
 // The keys file (JSON). NotFound when it does not exist.
 Result<std::vector<ApiKey>> LoadKeys(const std::filesystem::path& file);
+// The keys file's text; |name| is what messages call the file.
+Result<std::vector<ApiKey>> ParseKeys(std::string_view text, const std::string& name);
 // Writes |keys| to |file| atomically (a 0600 temp file, synced, renamed).
 Status SaveKeys(const std::filesystem::path& file, const std::vector<ApiKey>& keys);
 

@@ -106,5 +106,29 @@ TEST_F(ApiKeysTest, ABrokenFileIsRefusedAndKeepsTheKeysLoaded) {
             Code::kInvalidArgument);
 }
 
+TEST_F(ApiKeysTest, AFieldOfTheWrongTypeIsAMalformedEntryNotACrash) {
+  // Found by fuzz/api_keys: json::value() threw on a label or streams that was
+  // not a string, through KeyRing::Reload (a server re-reads a shared file).
+  const std::string key = R"("id":"k1","role":"viewer","secret_sha256":"ab")";
+  for (const std::string extra :
+       {R"("label":5)", R"("streams":["*"])", R"("created_ms":"1")", R"("created_ms":1.5)",
+        R"("expires_ms":"soon")", R"("revoked_ms":true)", R"("revoked_ms":18446744073709551615)"}) {
+    auto keys = ParseKeys(R"({"keys":[{)" + key + "," + extra + "}]}", "keys.json");
+    EXPECT_EQ(keys.status().code(), Code::kInvalidArgument) << extra;
+  }
+  auto fine = ParseKeys(R"({"keys":[{)" + key + R"(,"expires_ms":null,"label":"door"}]})", "k");
+  ASSERT_TRUE(fine.ok()) << fine.status().ToString();
+  EXPECT_EQ(fine->at(0).label, "door");
+  EXPECT_EQ(fine->at(0).streams, "*");
+  EXPECT_FALSE(fine->at(0).expires_ms);
+  auto made = CreateKey(file_, Role::kViewer, "*", std::nullopt, "", clock_);
+  ASSERT_TRUE(made.ok());
+  KeyRing ring(file_, dir_.path() / "used.json", clock_);
+  ASSERT_TRUE(ring.Reload().ok());
+  testing::WriteFile(file_.string(), R"({"keys":[{)" + key + R"(,"label":5}]})");
+  EXPECT_EQ(ring.Reload().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(ring.Authenticate("Bearer " + made->token).ok());  // the keys loaded stay
+}
+
 }  // namespace
 }  // namespace lastframe::auth
