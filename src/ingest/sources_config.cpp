@@ -1,6 +1,10 @@
 #include "ingest/sources_config.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <toml.hpp>
 
 #include "core/stream_name.h"
@@ -8,9 +12,19 @@
 namespace lastframe::ingest {
 
 Result<std::vector<PullOptions>> LoadSourcesConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InvalidArgument(path + ": cannot read: " + std::strerror(errno));
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseSourcesConfig(text.str(), path);
+}
+
+Result<std::vector<PullOptions>> ParseSourcesConfig(std::string_view text,
+                                                    const std::string& path) {
   std::vector<PullOptions> out;
   try {
-    const toml::value data = toml::parse(path);
+    std::istringstream in{std::string(text)};
+    const toml::value data = toml::parse(in, path);
     for (const auto& [key, value] : data.as_table())
       if (key != "streams")
         return InvalidArgument(path + ": unknown key '" + key + "' (expected [[streams]])");

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -19,5 +20,7 @@ namespace lastframe::ingest {
 // Every problem (syntax, an unknown key, a bad name or URL, a name twice) is
 // InvalidArgument with the file, stream and reason in its message.
 Result<std::vector<PullOptions>> LoadSourcesConfig(const std::string& path);
+// The same for the file's text; |name| is what messages call the file.
+Result<std::vector<PullOptions>> ParseSourcesConfig(std::string_view text, const std::string& name);
 
 }  // namespace lastframe::ingest
