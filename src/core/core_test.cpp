@@ -18,6 +18,7 @@
 #include "core/status.h"
 #include "core/stream_name.h"
 #include "core/time_format.h"
+#include "core/utf8.h"
 #include "core/worker_pool.h"
 
 namespace lastframe {
@@ -227,6 +228,14 @@ TEST(Limit, TakesUpToItsMaximumCountsRefusalsAndReleases) {
   EXPECT_NE(text.find("lastframe_limit_refusals_total{limit=\"streams\",unit=\"streams\"} 3\n"),
             std::string::npos);
   EXPECT_NE(text.find("# TYPE lastframe_limit_refusals_total counter"), std::string::npos);
+}
+
+TEST(Utf8, WellFormedOnly) {
+  for (std::string_view ok : {"", "plain", "entrée €", "𝄞", "\x7f", "\xf4\x8f\xbf\xbf"})
+    EXPECT_TRUE(IsValidUtf8(ok)) << ok;
+  for (std::string_view bad : {"\x8f", "\xc3", "a\xff", "\xc0\xaf", "\xe0\x80\xaf",
+                               "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80"})
+    EXPECT_FALSE(IsValidUtf8(bad)) << testing::PrintToString(bad);
 }
 
 }  // namespace

@@ -203,6 +203,9 @@ TEST(SourcesConfig, ReadsStreamsAndRefusesMistakes) {
        "url = \"rtsp://h/y\"\n",
        "defined twice"},
       {"[[streams]\nname = \"a\"\n", ""},
+      // Found by fuzz/config: toml11 read past its buffer on such bytes in a literal string.
+      {"a = '\xc3'\n", "not UTF-8"},
+      {"[[streams]]\nname = \"a\"\nurl = \"rtsp://h/\xff\"\n", "not UTF-8"},
   };
   for (const auto& [text, why] : bad) {
     testing::WriteFile(dir.file("bad.toml"), text);

@@ -8,6 +8,7 @@
 #include <toml.hpp>
 
 #include "core/stream_name.h"
+#include "core/utf8.h"
 
 namespace lastframe::ingest {
 
@@ -22,6 +23,9 @@ Result<std::vector<PullOptions>> LoadSourcesConfig(const std::string& path) {
 Result<std::vector<PullOptions>> ParseSourcesConfig(std::string_view text,
                                                     const std::string& path) {
   std::vector<PullOptions> out;
+  // TOML is UTF-8, and toml11 reads past its buffer on other bytes in a
+  // literal string (found by fuzz/config); names and URLs are shown as JSON too.
+  if (!IsValidUtf8(text)) return InvalidArgument(path + ": not UTF-8 text");
   try {
     std::istringstream in{std::string(text)};
     const toml::value data = toml::parse(in, path);

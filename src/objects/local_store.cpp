@@ -13,30 +13,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "core/utf8.h"
 
 namespace lastframe::objects {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Whether |s| is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
-bool ValidUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
-    for (size_t k = 1; k < n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += n;
-  }
-  return true;
-}
 
 // An object file starts with this, then its metadata as one JSON line.
 constexpr std::string_view kMagic = "LFO1 ";
@@ -314,8 +296,8 @@ Result<ObjectInfo> LocalStore::PutObject(const std::string& key, std::string_vie
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
   // The metadata is kept as JSON text, which holds UTF-8 only: other bytes
   // made the JSON writer throw on a worker thread, ending the server (found by fuzz/object_key).
-  bool utf8 = ValidUtf8(meta.content_type) && ValidUtf8(meta.cache_control);
-  for (const auto& [k, v] : meta.user) utf8 = utf8 && ValidUtf8(k) && ValidUtf8(v);
+  bool utf8 = IsValidUtf8(meta.content_type) && IsValidUtf8(meta.cache_control);
+  for (const auto& [k, v] : meta.user) utf8 = utf8 && IsValidUtf8(k) && IsValidUtf8(v);
   if (!utf8)
     return InvalidArgument("Content-Type, Cache-Control and x-amz-meta-* values must be UTF-8",
                            "InvalidArgument");
