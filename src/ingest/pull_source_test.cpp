@@ -206,6 +206,9 @@ TEST(SourcesConfig, ReadsStreamsAndRefusesMistakes) {
       // Found by fuzz/config: toml11 read past its buffer on such bytes in a literal string.
       {"a = '\xc3'\n", "not UTF-8"},
       {"[[streams]]\nname = \"a\"\nurl = \"rtsp://h/\xff\"\n", "not UTF-8"},
+      // Found by fuzz/config: toml11 recursed once per '[' until its stack overflowed.
+      {"a = " + std::string(100'000, '['), "nested"},
+      {"a = [\"\"\"x\"\"\"\", " + std::string(100'000, '[') + "]\n", "nested"},
   };
   for (const auto& [text, why] : bad) {
     testing::WriteFile(dir.file("bad.toml"), text);
@@ -214,6 +217,12 @@ TEST(SourcesConfig, ReadsStreamsAndRefusesMistakes) {
     EXPECT_NE(r.status().message().find(why), std::string::npos) << r.status().message();
   }
   EXPECT_FALSE(LoadSourcesConfig(dir.file("missing.toml")).ok());
+  // Brackets in strings and comments are no nesting.
+  const std::string many(100, '[');
+  auto brackets = ParseSourcesConfig("# " + many + "\n[[streams]]\nname = 'a' # " + many +
+                                         "\nurl = \"rtsp://h/" + many + "\"\n",
+                                     "brackets.toml");
+  EXPECT_TRUE(brackets.ok()) << brackets.status().ToString();
 }
 
 }  // namespace
