@@ -323,7 +323,7 @@ void Api::ListStreams(const Caller& caller, Respond respond) {
 }
 
 void Api::AddSource(const Request& req, Respond respond) {
-  json body = json::parse(req.body, nullptr, false);
+  json body = ParseJsonBody(req.body);
   if (body.is_discarded() || !body.is_object())
     return respond(JsonError(InvalidArgument(
         R"(the body must be a JSON object: {"name": "...", "url": "rtsp://...", "retention_s": 3600})")));

@@ -9,6 +9,7 @@
 
 #include "core/stream_name.h"
 #include "core/time_format.h"
+#include "http/params.h"
 #include "kvs/mkv_chunk.h"
 #include "media/image_encoder.h"
 #include "snapshot/frame_decoder.h"
@@ -332,7 +333,7 @@ void KvsApi::Handle(Request req, Respond respond) {
     if (req.path == op)
       return respond(
           KvsError(501, "NotImplemented", "lastframe does not implement " + req.path.substr(1)));
-  json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
+  json body = req.body.empty() ? json::object() : ParseJsonBody(req.body);
   if (body.is_discarded() || !body.is_object())
     return respond(KvsError(400, "SerializationException", "the body must be a JSON object"));
   const std::string& op = req.path;

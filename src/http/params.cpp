@@ -105,6 +105,27 @@ Result<TimeRange> ParseTimeRange(const Params& p) {
   return r;
 }
 
+nlohmann::json ParseJsonBody(std::string_view text) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonNesting) return nlohmann::json(nlohmann::json::value_t::discarded);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return nlohmann::json::parse(text, nullptr, false);
+}
+
 Result<PushTiming> ParsePushTiming(const boost::beast::http::request_header<>& header) {
   PushTiming t;
   auto type = header.find("x-amzn-fragment-timecode-type");

@@ -6,6 +6,7 @@
 
 #include <boost/beast/http.hpp>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,5 +74,13 @@ struct PushTiming {
   std::optional<int64_t> producer_start_ms;
 };
 Result<PushTiming> ParsePushTiming(const boost::beast::http::request_header<>& header);
+
+// A JSON request body (POST /v1/streams, Kinesis Video's operations), or a
+// discarded value (is_discarded()) when it is not JSON or nests arrays and
+// objects more than kMaxJsonNesting deep: nlohmann::json parses without
+// recursion, but copies and serialises by it, and a body of a million '['
+// overflowed a thread's stack.
+inline constexpr size_t kMaxJsonNesting = 64;
+nlohmann::json ParseJsonBody(std::string_view text);
 
 }  // namespace lastframe::http

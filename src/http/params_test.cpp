@@ -77,5 +77,19 @@ TEST(Params, PushTiming) {
   EXPECT_FALSE(ParsePushTiming(h).ok());
 }
 
+TEST(Params, JsonBodiesNestAtMost64Deep) {
+  // Found by fuzz/kvs_api: nlohmann::json copies and serialises recursively, and
+  // an updateImageGenerationConfiguration body 50000 '[' deep overflowed the stack.
+  auto deep = [](size_t n) { return std::string(n, '[') + std::string(n, ']'); };
+  EXPECT_TRUE(ParseJsonBody("{\"a\":" + deep(63) + "}").is_object());
+  EXPECT_TRUE(ParseJsonBody("{\"a\":" + deep(64) + "}").is_discarded());
+  EXPECT_TRUE(ParseJsonBody(deep(1'000'000)).is_discarded());
+  // Brackets in strings, escaped quotes included, are no nesting.
+  auto text = ParseJsonBody(R"({"a":"[[[[\"[[[[","b":[1]})");
+  ASSERT_TRUE(text.is_object());
+  EXPECT_EQ(text["a"], "[[[[\"[[[[");
+  EXPECT_TRUE(ParseJsonBody("{not json").is_discarded());
+}
+
 }  // namespace
 }  // namespace lastframe::http
