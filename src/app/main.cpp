@@ -443,11 +443,9 @@ int Serve(const ServeConfig& cfg) {
   const store::StreamSource& snapshot_source =
       kvs_source ? static_cast<const store::StreamSource&>(*kvs_source) : streams;
   const size_t workers_n = cfg.workers ? cfg.workers : cores;
-  // Decodes and encodes yield to the I/O threads: with the CPU saturated, cached
-  // and coalesced answers still go out promptly to every connection.
-  WorkerPool workers(workers_n, cfg.max_queued ? cfg.max_queued : 64 * workers_n, /*nice=*/5);
-  // Large renders (up to --max-render-pixels) have threads of their own: a
-  // queue of them never holds up a cheap or warm snapshot.
+  WorkerPool workers(workers_n, cfg.max_queued ? cfg.max_queued : 64 * workers_n);
+  // Large renders (up to --max-render-pixels) have threads of their own, at a
+  // lower priority: a queue of them never holds up a cheap or warm snapshot.
   WorkerPool heavy_workers(std::max<size_t>(1, workers_n / 2), 4 * workers_n, /*nice=*/10);
   snapshot::SnapshotService snapshots(
       snapshot_source, object_store, workers, clock,
@@ -744,8 +742,8 @@ int main(int argc, char** argv) {
       ->envname("LASTFRAME_WARM_ALL");
   serve
       ->add_option("--producer-timeout", cfg.producer_timeout_s,
-                   "seconds a pushing producer may send nothing before it is dropped with an "
-                   "ERROR ack")
+                   "seconds a pushing producer may go without a complete frame before it is "
+                   "dropped with an ERROR ack")
       ->envname("LASTFRAME_PRODUCER_TIMEOUT")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
@@ -838,29 +836,36 @@ int main(int argc, char** argv) {
   serve
       ->add_option("--max-connections", cfg.max_connections,
                    "connections open at once; past it 503 (default: from the descriptor limit)")
+      ->envname("LASTFRAME_MAX_CONNECTIONS")
       ->capture_default_str();
   serve
       ->add_option("--max-connections-per-ip", cfg.max_connections_per_ip,
                    "connections from one client address; past it 429")
       ->check(CLI::PositiveNumber)
+      ->envname("LASTFRAME_MAX_CONNECTIONS_PER_IP")
       ->capture_default_str();
   serve
       ->add_option("--max-buffered-bytes", cfg.max_buffered_bytes,
                    "request bodies held in memory at once; past it 503 with Retry-After")
       ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 40))
+      ->envname("LASTFRAME_MAX_BUFFERED_BYTES")
       ->capture_default_str();
   serve->add_option("--max-streams", cfg.max_streams, "streams that may exist; past it 429")
       ->check(CLI::PositiveNumber)
+      ->envname("LASTFRAME_MAX_STREAMS")
       ->capture_default_str();
   serve->add_option("--max-pulls", cfg.max_pulls, "pulled sources at once; past it 429")
       ->check(CLI::PositiveNumber)
+      ->envname("LASTFRAME_MAX_PULLS")
       ->capture_default_str();
   serve->add_option("--max-producers", cfg.max_producers, "producers pushing at once; past it 429")
       ->check(CLI::PositiveNumber)
+      ->envname("LASTFRAME_MAX_PRODUCERS")
       ->capture_default_str();
   serve
       ->add_option("--max-render-pixels", cfg.max_render_pixels,
                    "largest image rendered, as WIDTHxHEIGHT of output; larger asks get 400")
+      ->envname("LASTFRAME_MAX_RENDER_PIXELS")
       ->capture_default_str();
   serve->add_option("--log-level", cfg.log_level, "trace, debug, info, warn, error")
       ->envname("LASTFRAME_LOG_LEVEL")

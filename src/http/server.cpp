@@ -676,45 +676,58 @@ void Server::Accept() {
         return BackOffAccept(ec);
       spdlog::warn("accept failed: {}", ec.message());
     } else {
-      beast::error_code peer_ec;
-      auto peer = socket.remote_endpoint(peer_ec);
-      std::string address = peer_ec ? "" : peer.address().to_string();
-      if (!connection_limit_.TryAcquire()) {
-        RefuseConnection(
-            std::move(socket),
-            LimitResponse(503, "Service Unavailable", "TooManyConnections",
-                          "the server holds " + std::to_string(options_.max_connections) +
-                              " connections, its limit; retry soon"));
-      } else {
-        bool admitted = false;
-        {
-          std::lock_guard lock(mu_);
-          size_t& n = per_address_[address];
-          if (n < options_.max_connections_per_ip) {
-            ++n;
-            admitted = true;
-          } else if (n == 0) {
-            per_address_.erase(address);
-          }
-        }
-        if (!admitted) {
-          connection_limit_.Release();
-          per_address_limit_.CountRefusal();
-          RefuseConnection(std::move(socket),
-                           LimitResponse(429, "Too Many Requests", "TooManyConnectionsFromAddress",
-                                         "this address holds " +
-                                             std::to_string(options_.max_connections_per_ip) +
-                                             " connections, the limit per client address"));
-        } else {
-          socket.set_option(tcp::no_delay(true), ec);
-          auto session = std::make_shared<Session>(std::move(socket), *this);
-          Register(session, address);
-          session->Start();
-        }
+      Admit(std::move(socket));
+      // Take what else waits in the backlog now: busy connections fill the
+      // handler queue, and one accept per pass through it would leave new
+      // clients (whose requests are already sent) waiting for seconds.
+      acceptor_.non_blocking(true, ec);
+      for (int i = 0; i < 256 && !ec; ++i) {
+        tcp::socket next = acceptor_.accept(net::make_strand(ioc_), ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) break;
+        if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
+            ec == net::error::no_memory || ec.value() == ENFILE)
+          return BackOffAccept(ec);
+        if (!ec) Admit(std::move(next));
       }
     }
     if (!stopping_) Accept();
   });
+}
+
+void Server::Admit(tcp::socket socket) {
+  beast::error_code ec;
+  auto peer = socket.remote_endpoint(ec);
+  std::string address = ec ? "" : peer.address().to_string();
+  if (!connection_limit_.TryAcquire())
+    return RefuseConnection(
+        std::move(socket),
+        LimitResponse(503, "Service Unavailable", "TooManyConnections",
+                      "the server holds " + std::to_string(options_.max_connections) +
+                          " connections, its limit; retry soon"));
+  bool admitted = false;
+  {
+    std::lock_guard lock(mu_);
+    size_t& n = per_address_[address];
+    if (n < options_.max_connections_per_ip) {
+      ++n;
+      admitted = true;
+    } else if (n == 0) {
+      per_address_.erase(address);
+    }
+  }
+  if (!admitted) {
+    connection_limit_.Release();
+    per_address_limit_.CountRefusal();
+    return RefuseConnection(
+        std::move(socket),
+        LimitResponse(429, "Too Many Requests", "TooManyConnectionsFromAddress",
+                      "this address holds " + std::to_string(options_.max_connections_per_ip) +
+                          " connections, the limit per client address"));
+  }
+  socket.set_option(tcp::no_delay(true), ec);
+  auto session = std::make_shared<Session>(std::move(socket), *this);
+  Register(session, address);
+  session->Start();
 }
 
 void Server::BackOffAccept(const boost::system::error_code& ec) {

@@ -163,6 +163,8 @@ class Server {
   void Accept();
   // Accepting failed for want of descriptors or memory: wait, then try again.
   void BackOffAccept(const boost::system::error_code& ec);
+  // Serves a new connection, or answers it with the limit it is over.
+  void Admit(boost::asio::ip::tcp::socket socket);
   // Answers a connection over a limit with |status| and closes it.
   void RefuseConnection(boost::asio::ip::tcp::socket socket, const std::string& response);
   void Register(const std::shared_ptr<Session>& s, const std::string& address);

@@ -175,6 +175,7 @@ class AbuseTest : public ::testing::Test {
     ASSERT_NE(pushed.body.find("PERSISTED"), std::string::npos) << pushed.body;
     witness_last_ = DecodeAllFramesWithFfmpeg(witness_clip_, 160, 120).back();
     baseline_ = StatsOf(pid());
+    attack_started_ = std::chrono::steady_clock::now();
     log_at_start_ = server_->process().Output().size();
   }
   uint16_t port() const { return server_->port(); }
@@ -202,9 +203,13 @@ class AbuseTest : public ::testing::Test {
     // The figures RELIABILITY.md quotes.
     std::printf(
         "[figures] %s: healthz %.1f ms, RSS %.0f MiB (%.0f at start), threads %d (%d), "
-        "log +%zu bytes\n",
+        "CPU %.2f s in %.1f s, log +%zu bytes\n",
         attack.c_str(), health_ms, now.rss_bytes / 1048576.0, baseline_.rss_bytes / 1048576.0,
-        now.threads, baseline_.threads, log_growth);
+        now.threads, baseline_.threads,
+        static_cast<double>(now.cpu_ticks - baseline_.cpu_ticks) /
+            static_cast<double>(::sysconf(_SC_CLK_TCK)),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - attack_started_).count(),
+        log_growth);
   }
 
   TempDir dir_;
@@ -212,6 +217,7 @@ class AbuseTest : public ::testing::Test {
   std::string witness_clip_;
   RgbImage witness_last_;
   ProcStats baseline_;
+  std::chrono::steady_clock::time_point attack_started_;
   size_t log_at_start_ = 0;
 };
 
