@@ -341,7 +341,8 @@ int Serve(const ServeConfig& cfg) {
     if (!streams.Find(m.name)) {
       std::optional<int64_t> retention;
       if (m.retention_hours && *m.retention_hours > 0) retention = *m.retention_hours * 3'600'000;
-      (void)streams.Create(m.name, retention);
+      if (auto made = streams.Create(m.name, retention); !made.ok())
+        spdlog::warn("Kinesis Video stream '{}' not restored: {}", m.name, made.status().message());
     }
   std::vector<ingest::PullOptions> configured;
   if (!cfg.config.empty()) {

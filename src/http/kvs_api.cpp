@@ -450,6 +450,8 @@ Response KvsApi::CreateStream(const json& body) {
   std::optional<int64_t> retention;  // 0: no archive in Kinesis Video; here the live window
   if (*m.retention_hours > 0) retention = *m.retention_hours * 3'600'000;
   auto created = streams_.Create(m.name, retention);
+  if (!created.ok() && created.status().reason() == "TooManyStreams")  // --max-streams
+    return KvsError(400, "AccountStreamLimitExceededException", created.status().message());
   if (!created.ok())
     return ErrorOf(Status(Code::kConflict, "The stream " + m.name + " already exists.",
                           "ResourceInUseException"));

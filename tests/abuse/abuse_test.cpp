@@ -277,8 +277,14 @@ TEST_F(AbuseTest, StreamsProducersAndPullsAreBoundedWith429) {
   EXPECT_EQ(sixth.status, 429) << sixth.body;
   EXPECT_EQ(JsonOf(sixth)["code"], "TooManyStreams");
   EXPECT_EQ(sixth.header("retry-after"), "1");
-  for (const char* limit : {"producers", "pulls", "streams"})
+  std::string aws;
+  EXPECT_NE(RunAwsCli(dir_, server_->base_url(),
+                      {"kinesisvideo", "create-stream", "--stream-name", "kv6"}, &aws),
+            0);
+  EXPECT_NE(aws.find("AccountStreamLimitExceededException"), std::string::npos) << aws;
+  for (const char* limit : {"producers", "pulls"})
     EXPECT_EQ(LimitMetric(port(), "lastframe_limit_refusals_total", limit), 1) << limit;
+  EXPECT_EQ(LimitMetric(port(), "lastframe_limit_refusals_total", "streams"), 2);
   // Places come back: a producer ends, a stream is deleted.
   held.clear();
   ASSERT_TRUE(
