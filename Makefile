@@ -1,5 +1,5 @@
 # The two commands of the README, and a few helpers.
-.PHONY: demo test build bench format clean
+.PHONY: demo test build bench fuzz format clean
 
 demo:
 	./scripts/demo.sh
@@ -18,8 +18,15 @@ bench:
 	cmake --build build -j $${JOBS:-2}
 	./bench/run.py
 
+# Every fuzz target for FUZZ_SECONDS each (default 300: about an hour in all);
+# make test runs them for 30 s each. See FUZZING.md.
+FUZZ_SECONDS ?= 300
+fuzz:
+	./scripts/install-deps.sh
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
 format:
-	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp')
+	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp' 'tests/*.h' 'bench/*.cpp' 'fuzz/*.cpp' 'fuzz/*.h')
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

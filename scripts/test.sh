@@ -4,7 +4,7 @@
 # it needs first, and checks that everything the tests import or spawn is
 # installed by that step (not merely present on this machine). After the
 # normal build's tests, the benchmark harness runs once in its quick mode, so
-# that it cannot rot.
+# that it cannot rot, and every fuzz target runs for 30 s (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +34,10 @@ run_suite() {  # run_suite BUILD_DIR CTEST_ARGS -- CMAKE_ARGS...
 run_suite build -- -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== bench/run.py --quick (the harness works; its figures are not kept)"
 ./bench/run.py --quick --runs 1 --time-limit 300
+# Every parser that takes bytes from outside, fuzzed with ASan+UBSan on its
+# seed corpus, 30 s each (FUZZ_SECONDS; make fuzz runs longer): FUZZING.md.
+echo "== fuzz (scripts/fuzz.sh)"
+./scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 
 # Sanitizers: any report fails the test that triggered it. The spawned server
 # binary is the instrumented one too, so end-to-end tests check it as well.
