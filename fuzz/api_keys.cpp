@@ -9,6 +9,7 @@
 // file that parses is saved and loaded back the same, and its globs match.
 
 #include "auth/api_keys.h"
+
 #include "core/clock.h"
 #include "fuzz_support.h"
 #include "objects/sigv4.h"
@@ -78,8 +79,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   const auto file = world->dir.path() / "keys.json";
   Status saved = auth::SaveKeys(file, keys);
   FUZZ_CHECK(saved.ok(), saved.ToString());
-  world->ring = std::make_unique<auth::KeyRing>(file, world->dir.path() / "keys-used.json",
-                                                world->clock);
+  world->ring =
+      std::make_unique<auth::KeyRing>(file, world->dir.path() / "keys-used.json", world->clock);
   Status loaded = world->ring->Reload();
   FUZZ_CHECK(loaded.ok(), loaded.ToString());
   return 0;

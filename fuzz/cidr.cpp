@@ -33,9 +33,10 @@ std::vector<std::string> SplitComma(const std::string& s) {
 
 std::string Print(const ingest::Cidr& c) {
   char buf[INET6_ADDRSTRLEN] = {0};
-  bool v4 = c.prefix >= 96 && std::all_of(c.address.begin(), c.address.begin() + 10,
-                                           [](uint8_t b) { return b == 0; }) &&
-            c.address[10] == 0xff && c.address[11] == 0xff;
+  bool v4 =
+      c.prefix >= 96 &&
+      std::all_of(c.address.begin(), c.address.begin() + 10, [](uint8_t b) { return b == 0; }) &&
+      c.address[10] == 0xff && c.address[11] == 0xff;
   if (v4) {
     inet_ntop(AF_INET, &c.address[12], buf, sizeof buf);
     return std::string(buf) + "/" + std::to_string(c.prefix - 96);
@@ -86,8 +87,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       continue;
     }
     Status verdict = policy.Check(reinterpret_cast<const sockaddr*>(&ss));
-    bool denied = std::any_of(deny.begin(), deny.end(), [&](const auto& c) { return c.Contains(bytes); });
-    bool allowed = std::any_of(allow.begin(), allow.end(), [&](const auto& c) { return c.Contains(bytes); });
+    bool denied =
+        std::any_of(deny.begin(), deny.end(), [&](const auto& c) { return c.Contains(bytes); });
+    bool allowed =
+        std::any_of(allow.begin(), allow.end(), [&](const auto& c) { return c.Contains(bytes); });
     if (denied) FUZZ_CHECK(!verdict.ok(), "a denied address passed: " + text);
     if (!denied && allowed) FUZZ_CHECK(verdict.ok(), "an allowed address was refused: " + text);
     if (!verdict.ok()) FUZZ_CHECK(verdict.reason() == "PullAddressDenied", verdict.ToString());

@@ -55,7 +55,8 @@ void CheckRedaction(const std::string& url) {
   size_t start = redacted.find("://");
   if (start == std::string::npos) return;
   start += 3;
-  const std::string authority = redacted.substr(start, redacted.find_first_of("/?#", start) - start);
+  const std::string authority =
+      redacted.substr(start, redacted.find_first_of("/?#", start) - start);
   FUZZ_CHECK(authority.find(":" + password + "@") == std::string::npos,
              "the password of '" + url + "' survives redaction: " + redacted);
 }

@@ -18,13 +18,13 @@ namespace lastframe::fuzz {
 
 // An invariant of the code under test: a failure is a finding, reported as a
 // crash (abort) so that libFuzzer keeps the input.
-#define FUZZ_CHECK(cond, what)                                                      \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "FUZZ_CHECK failed at %s:%d: %s\n  %s\n", __FILE__,      \
-                   __LINE__, #cond, std::string(what).c_str());                     \
-      std::abort();                                                                 \
-    }                                                                               \
+#define FUZZ_CHECK(cond, what)                                                                  \
+  do {                                                                                          \
+    if (!(cond)) {                                                                              \
+      std::fprintf(stderr, "FUZZ_CHECK failed at %s:%d: %s\n  %s\n", __FILE__, __LINE__, #cond, \
+                   std::string(what).c_str());                                                  \
+      std::abort();                                                                             \
+    }                                                                                           \
   } while (0)
 
 inline std::string_view AsText(const uint8_t* data, size_t size) {

@@ -86,7 +86,8 @@ Outcome Read(std::string_view text, bool upload, uint64_t body_limit, size_t cut
   bhttp::request_parser<bhttp::empty_body> header;  // configured as Session::ReadHeader does
   header.header_limit(static_cast<uint32_t>(kMaxHeaderBytes));
   header.body_limit(std::numeric_limits<std::uint64_t>::max());
-  out.header_error = Feed(header, text, cut, [&] { return header.is_header_done(); }, nullptr);
+  out.header_error = Feed(
+      header, text, cut, [&] { return header.is_header_done(); }, nullptr);
   if (out.header_error) return out;
 
   // Session::OnHeader
@@ -101,7 +102,8 @@ Outcome Read(std::string_view text, bool upload, uint64_t body_limit, size_t cut
   if (decoded) {
     out.path = *decoded;
     auto again = objects::UriDecode(objects::UriEncode(*decoded, false));
-    FUZZ_CHECK(again && *again == *decoded, "a decoded path does not survive encoding: " + raw_path);
+    FUZZ_CHECK(again && *again == *decoded,
+               "a decoded path does not survive encoding: " + raw_path);
   }
   if (auto query = objects::ParseQuery(out.raw_query)) {
     // What a query parses to is what SigV4 signs: encoded canonically, it parses back.
@@ -123,7 +125,8 @@ Outcome Read(std::string_view text, bool upload, uint64_t body_limit, size_t cut
   if (upload) {  // Session::StartUpload / OnUploadRead: streamed, unbounded
     bhttp::request_parser<bhttp::buffer_body> body(std::move(header));
     body.body_limit(std::numeric_limits<std::uint64_t>::max());
-    out.body_error = Feed<true>(body, text, cut, [&] { return body.is_done(); }, &out.body);
+    out.body_error = Feed<true>(
+        body, text, cut, [&] { return body.is_done(); }, &out.body);
   } else {
     if (auto length = header.content_length(); length && *length > body_limit) {
       out.body_error = bhttp::error::body_limit;  // refused before the body is read
@@ -131,7 +134,8 @@ Outcome Read(std::string_view text, bool upload, uint64_t body_limit, size_t cut
     }
     bhttp::request_parser<bhttp::string_body> body(std::move(header));
     body.body_limit(body_limit);
-    out.body_error = Feed(body, text, cut, [&] { return body.is_done(); }, nullptr);
+    out.body_error = Feed(
+        body, text, cut, [&] { return body.is_done(); }, nullptr);
     out.body = body.get().body();
     FUZZ_CHECK(out.body.size() <= body_limit, "a body passed its limit");
     if (!out.body_error) {
@@ -160,7 +164,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(!a.header_error == !b.header_error,
              a.header_error.message() + " / " + b.header_error.message());
   if (a.header_error) return 0;
-  FUZZ_CHECK(!a.body_error == !b.body_error, a.body_error.message() + " / " + b.body_error.message());
+  FUZZ_CHECK(!a.body_error == !b.body_error,
+             a.body_error.message() + " / " + b.body_error.message());
   a.header_error = b.header_error;
   a.body_error = b.body_error;
   FUZZ_CHECK(a == b, "the same bytes cut otherwise read differently");

@@ -13,6 +13,8 @@
 // Invariants: every request is answered exactly once, with a status Kinesis
 // Video uses (never 500), errors carry x-amzn-ErrorType and a JSON message.
 
+#include "http/kvs_api.h"
+
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -24,7 +26,6 @@
 #include "core/time_format.h"
 #include "core/worker_pool.h"
 #include "fuzz_support.h"
-#include "http/kvs_api.h"
 #include "ingest/push_session.h"
 #include "kvs/stream_registry.h"
 #include "media/ffmpeg.h"
@@ -38,9 +39,10 @@ namespace bhttp = boost::beast::http;
 
 namespace {
 
-constexpr int64_t kNowMs = 1'795'617'013'000;         // 2026-11-25T14:30:13Z
-constexpr int64_t kPushedMs = kNowMs - 30'000;        // when the camera's fragments arrived
-const objects::Credentials kCredentials{"AKIDEXAMPLE", Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), ""};
+constexpr int64_t kNowMs = 1'795'617'013'000;   // 2026-11-25T14:30:13Z
+constexpr int64_t kPushedMs = kNowMs - 30'000;  // when the camera's fragments arrived
+const objects::Credentials kCredentials{"AKIDEXAMPLE",
+                                        Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), ""};
 
 // What every input shares: the camera's fragments, and the image side (a
 // store for images, the snapshot service and the image generation schedule).

@@ -121,8 +121,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
              "RECEIVED " + std::to_string(received) + ", PERSISTED " + std::to_string(persisted) +
                  ", fragments " + std::to_string(acknowledged));
   if (!status.ok())
-    FUZZ_CHECK(status.code() != Code::kInternal, "a bad body is not an internal error: " +
-                                                     status.ToString());
+    FUZZ_CHECK(status.code() != Code::kInternal,
+               "a bad body is not an internal error: " + status.ToString());
   if (auto stream = store.Find("fuzz")) {
     uint64_t last = 0;
     for (const auto& f : stream->Fragments()) {

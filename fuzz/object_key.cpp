@@ -67,7 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   meta.content_type = fuzz::Field(fields, 2);
   const std::string user = fuzz::Field(fields, 3);
   const std::string body = fuzz::Field(fields, 4);
-  if (size_t colon = user.find(':'); user.rfind("x-amz-meta-", 0) == 0 && colon != std::string::npos)
+  if (size_t colon = user.find(':');
+      user.rfind("x-amz-meta-", 0) == 0 && colon != std::string::npos)
     meta.user.emplace_back(user.substr(11, colon - 11), user.substr(colon + 1));
 
   // Bucket names and public URLs are configuration, checked the same way.
@@ -108,11 +109,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto head = world->store->HeadObject(key);
   FUZZ_CHECK(head.ok(), head.status().ToString());
   FUZZ_CHECK(head->size == body.size(), "the size read is not the size put");
-  FUZZ_CHECK(head->meta.content_type == meta.content_type,
-             "Content-Type '" + meta.content_type + "' came back as '" + head->meta.content_type + "'");
+  FUZZ_CHECK(
+      head->meta.content_type == meta.content_type,
+      "Content-Type '" + meta.content_type + "' came back as '" + head->meta.content_type + "'");
   FUZZ_CHECK(head->meta.user == meta.user, "user metadata did not come back as put");
   auto got = world->store->GetObject(key);
-  FUZZ_CHECK(got.ok() && got->bytes == body && !got->partial, "the bytes read are not the bytes put");
+  FUZZ_CHECK(got.ok() && got->bytes == body && !got->partial,
+             "the bytes read are not the bytes put");
   if (range) {
     auto part = world->store->GetObject(key, range);
     // S3: bytes=A-B (B clipped to the end), bytes=A-, bytes=-N (the last N).

@@ -25,11 +25,21 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 constexpr int64_t kNowMs = 1'795'617'013'000;
-const char* const kKeys[] = {"a.txt",      "a/b",           "a/c/d",        "a/c/e",
-                             "a-b",        "b/x.jpg",       "snapshots/cam/1.jpg",
-                             "snapshots/cam/2.jpg",         "snapshots/cam2/1.jpg",
-                             "z%20",       "\xc3\xbc/\xc3\xa9", "a b/c",   "~/~",
-                             "images/cam/2026/11/25/1.jpg", "images/cam/2026/11/25/2.jpg"};
+const char* const kKeys[] = {"a.txt",
+                             "a/b",
+                             "a/c/d",
+                             "a/c/e",
+                             "a-b",
+                             "b/x.jpg",
+                             "snapshots/cam/1.jpg",
+                             "snapshots/cam/2.jpg",
+                             "snapshots/cam2/1.jpg",
+                             "z%20",
+                             "\xc3\xbc/\xc3\xa9",
+                             "a b/c",
+                             "~/~",
+                             "images/cam/2026/11/25/1.jpg",
+                             "images/cam/2026/11/25/2.jpg"};
 
 struct World {
   ManualClock clock{kNowMs};
@@ -44,7 +54,7 @@ struct Listing {
   unsigned status = 0;
   std::string body;
   std::vector<std::string> entries;  // keys and common prefixes, as the XML has them
-  bool listing = false;  // a ListBucketResult (not ?location)
+  bool listing = false;              // a ListBucketResult (not ?location)
   bool truncated = false;
   std::string next_token;
 };
@@ -79,8 +89,7 @@ Listing Call(const std::string& method, const std::string& raw_query) {
                  {"x-amz-content-sha256", "UNSIGNED-PAYLOAD"},
                  {"x-amz-date", FormatAmzDate(kNowMs)}};
     c.payload_hash = "UNSIGNED-PAYLOAD";
-    req.header.set(bhttp::field::authorization,
-                   world->store->signer().Authorization(c, kNowMs));
+    req.header.set(bhttp::field::authorization, world->store->signer().Authorization(c, kNowMs));
   }
   std::promise<http::Response> answered;
   std::atomic<int> answers{0};
@@ -93,8 +102,10 @@ Listing Call(const std::string& method, const std::string& raw_query) {
   out.status = res.result_int();
   out.body = res.body();
   for (unsigned ok : {200u, 400u, 403u, 404u, 405u, 409u, 501u, 503u})
-    if (out.status == ok) break;
-    else if (ok == 503u) FUZZ_CHECK(false, "status " + std::to_string(out.status) + ": " + out.body);
+    if (out.status == ok)
+      break;
+    else if (ok == 503u)
+      FUZZ_CHECK(false, "status " + std::to_string(out.status) + ": " + out.body);
   if (out.status != 200 || method != "GET") return out;
   out.listing = out.body.find("<ListBucketResult") != std::string::npos;
   if (!out.listing) return out;  // ?location
@@ -121,7 +132,8 @@ std::string With(const objects::QueryParams& query, const std::string& name,
     q.emplace_back(name, value);
   std::string out;
   for (const auto& [k, v] : q)
-    out += (out.empty() ? "" : "&") + objects::UriEncode(k, true) + "=" + objects::UriEncode(v, true);
+    out +=
+        (out.empty() ? "" : "&") + objects::UriEncode(k, true) + "=" + objects::UriEncode(v, true);
   return out;
 }
 

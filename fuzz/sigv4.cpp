@@ -9,12 +9,13 @@
 // signed here in either form, verifies, and verifies no more once a byte of its
 // signature changes; the encodings round trip.
 
+#include "objects/sigv4.h"
+
 #include <algorithm>
 
 #include "core/clock.h"
 #include "core/time_format.h"
 #include "fuzz_support.h"
-#include "objects/sigv4.h"
 
 using namespace lastframe;
 using fuzz::Field;
@@ -36,8 +37,8 @@ const objects::SigV4& Signer() {
 bool TokenName(const std::string& name) {
   if (name.empty()) return false;
   for (unsigned char c : name)
-    if (!(std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                                 std::string_view::npos))
+    if (!(std::isalnum(c) ||
+          std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos))
       return false;
   return true;
 }
@@ -96,8 +97,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   objects::HeaderList clean;
   std::string host = "127.0.0.1:8080";
   for (const auto& [k, v] : headers) {
-    if (!TokenName(k) || k == "authorization" || k == "x-amz-date" ||
-        k == "x-amz-security-token")
+    if (!TokenName(k) || k == "authorization" || k == "x-amz-date" || k == "x-amz-security-token")
       continue;
     if (k == "host") host = v;
     clean.emplace_back(k, v);

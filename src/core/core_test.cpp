@@ -233,8 +233,8 @@ TEST(Limit, TakesUpToItsMaximumCountsRefusalsAndReleases) {
 TEST(Utf8, WellFormedOnly) {
   for (std::string_view ok : {"", "plain", "entrée €", "𝄞", "\x7f", "\xf4\x8f\xbf\xbf"})
     EXPECT_TRUE(IsValidUtf8(ok)) << ok;
-  for (std::string_view bad : {"\x8f", "\xc3", "a\xff", "\xc0\xaf", "\xe0\x80\xaf",
-                               "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80"})
+  for (std::string_view bad : {"\x8f", "\xc3", "a\xff", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
+                               "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80"})
     EXPECT_FALSE(IsValidUtf8(bad)) << testing::PrintToString(bad);
 }
 

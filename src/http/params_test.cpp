@@ -54,8 +54,8 @@ TEST(Params, TimeRanges) {
   EXPECT_EQ(r->start_ms, 1'764'000'000'000);
   EXPECT_EQ(r->end_ms, 1'764'000'000'250);
   EXPECT_TRUE(r->server);
-  for (const char* bad : {"start=2&end=1", "start=x", "end=-1", "timestamp=client",
-                          "start=10000-01-01T00:00:00Z"})
+  for (const char* bad :
+       {"start=2&end=1", "start=x", "end=-1", "timestamp=client", "start=10000-01-01T00:00:00Z"})
     EXPECT_FALSE(ParseTimeRange(P(bad)).ok()) << bad;
 }
 

@@ -219,9 +219,9 @@ TEST(SourcesConfig, ReadsStreamsAndRefusesMistakes) {
   EXPECT_FALSE(LoadSourcesConfig(dir.file("missing.toml")).ok());
   // Brackets in strings and comments are no nesting.
   const std::string many(100, '[');
-  auto brackets = ParseSourcesConfig("# " + many + "\n[[streams]]\nname = 'a' # " + many +
-                                         "\nurl = \"rtsp://h/" + many + "\"\n",
-                                     "brackets.toml");
+  auto brackets = ParseSourcesConfig(
+      "# " + many + "\n[[streams]]\nname = 'a' # " + many + "\nurl = \"rtsp://h/" + many + "\"\n",
+      "brackets.toml");
   EXPECT_TRUE(brackets.ok()) << brackets.status().ToString();
 }
 

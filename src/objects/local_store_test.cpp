@@ -183,7 +183,7 @@ TEST_F(LocalStoreTest, MetadataThatIsNotUtf8IsRefused) {
   // Found by fuzz/object_key: the metadata's JSON writer threw on such bytes
   // (an S3 PUT's Content-Type), which ended the server.
   for (auto bad : {ObjectMeta{.content_type = "image/\xff"},
-                   ObjectMeta{.cache_control = "\xc0\xaf"},  // an overlong '/'
+                   ObjectMeta{.cache_control = "\xc0\xaf"},           // an overlong '/'
                    ObjectMeta{.user = {{"cam", "\xed\xa0\x80"}}}}) {  // a surrogate
     auto put = store_->PutObject("k", "x", bad);
     EXPECT_EQ(put.status().reason(), "InvalidArgument") << put.status().ToString();
