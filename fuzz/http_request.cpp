@@ -94,16 +94,18 @@ Outcome Read(std::string_view text, bool upload, uint64_t body_limit, size_t cut
   const auto& h = header.get();
   out.method = std::string(h.method_string());
   out.target = std::string(h.target());
-  size_t q = out.target.find('?');
-  std::string raw_path = out.target.substr(0, q);
-  out.raw_query = q == std::string::npos ? "" : out.target.substr(q + 1);
-  auto decoded = objects::UriDecode(raw_path);
-  out.target_ok = decoded && !raw_path.empty() && raw_path[0] == '/';
-  if (decoded) {
-    out.path = *decoded;
-    auto again = objects::UriDecode(objects::UriEncode(*decoded, false));
-    FUZZ_CHECK(again && *again == *decoded,
-               "a decoded path does not survive encoding: " + raw_path);
+  http::Request request;
+  out.target_ok = http::SplitTarget(out.target, request);
+  out.raw_query = request.raw_query;
+  if (out.target_ok) {
+    out.path = request.path;
+    FUZZ_CHECK(request.raw_path + (out.target.find('?') == std::string::npos ? "" : "?") +
+                       request.raw_query ==
+                   out.target,
+               "a split target does not join back: " + out.target);
+    auto again = objects::UriDecode(objects::UriEncode(request.path, false));
+    FUZZ_CHECK(again && *again == request.path,
+               "a decoded path does not survive encoding: " + request.raw_path);
   }
   if (auto query = objects::ParseQuery(out.raw_query)) {
     // What a query parses to is what SigV4 signs: encoded canonically, it parses back.
@@ -121,6 +123,10 @@ Outcome Read(std::string_view text, bool upload, uint64_t body_limit, size_t cut
   auto expect = h.find(bhttp::field::expect);
   if (expect != h.end()) (void)boost::beast::iequals(expect->value(), "100-continue");
   if (!out.target_ok) return out;
+  // Only chunked framing is understood (501 otherwise), as the server checks.
+  if (auto te = h.find(bhttp::field::transfer_encoding);
+      te != h.end() && !boost::beast::iequals(te->value(), "chunked"))
+    return out;
 
   if (upload) {  // Session::StartUpload / OnUploadRead: streamed, unbounded
     bhttp::request_parser<bhttp::buffer_body> body(std::move(header));

@@ -42,6 +42,16 @@ std::string LoggableTarget(const std::string& target) {
 
 }  // namespace
 
+bool SplitTarget(std::string_view target, Request& request) {
+  size_t q = target.find('?');
+  request.raw_path = std::string(target.substr(0, q));
+  request.raw_query = q == std::string_view::npos ? "" : std::string(target.substr(q + 1));
+  auto decoded = objects::UriDecode(request.raw_path);
+  if (!decoded || request.raw_path.empty() || request.raw_path[0] != '/') return false;
+  request.path = std::move(*decoded);
+  return true;
+}
+
 class Session;
 
 // A streamed response body's writer: chunks are framed here and queued on the
@@ -135,13 +145,8 @@ class Session : public std::enable_shared_from_this<Session> {
     request_.header = header_parser_->get().base();
     request_.remote = remote_;
     std::string target(request_.header.target());
-    size_t q = target.find('?');
-    request_.raw_path = target.substr(0, q);
-    request_.raw_query = q == std::string::npos ? "" : target.substr(q + 1);
-    auto decoded = objects::UriDecode(request_.raw_path);
-    if (!decoded || request_.raw_path.empty() || request_.raw_path[0] != '/')
+    if (!SplitTarget(target, request_))
       return SendError(400, "BadRequest", "malformed request target");
-    request_.path = std::move(*decoded);
     keep_alive_ = header_parser_->get().keep_alive();
     log_method_ = std::string(request_.header.method_string());
     log_target_ = LoggableTarget(target);

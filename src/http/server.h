@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <variant>
@@ -60,6 +61,11 @@ struct Request {
 
 // Answers a request exactly once, from any thread.
 using Respond = std::function<void(Response)>;
+
+// Splits |target| ("/a%20b?x=1") into |request|'s raw_path, raw_query and
+// percent-decoded path, as a connection does before routing. False for a
+// target the server answers 400: not a path (origin-form), or a bad escape.
+bool SplitTarget(std::string_view target, Request& request);
 
 // A request body consumed as it streams in (PutMedia). Feed/Finish/Abort are
 // called on the connection's I/O strand and must never block.
