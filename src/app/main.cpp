@@ -906,9 +906,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) {
     // Lines are written by a thread of the logger's own: an I/O thread never
-    // waits on a slow stderr (a full pipe, a busy journal). Past 64 Ki queued
-    // lines the oldest are dropped, and the count is logged at exit.
-    spdlog::init_thread_pool(65536, 1);
+    // waits on a slow stderr (a full pipe, a busy journal). Past 8 Ki queued
+    // lines (about 3 MiB, allocated up front) the oldest are dropped, and the
+    // count is logged at exit.
+    spdlog::init_thread_pool(8192, 1);
     auto logger = spdlog::create_async_nb<spdlog::sinks::stderr_color_sink_mt>("lastframe");
     spdlog::set_default_logger(logger);
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
