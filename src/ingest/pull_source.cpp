@@ -211,6 +211,7 @@ void PullSource::Run() {
 }
 
 Status PullSource::Session() {
+  // Not OpenForWriting: a stream deleted under its pull must not be made again.
   auto opened = store_.Open(options_.stream);
   if (!opened.ok()) return opened.status();
   std::shared_ptr<store::Stream> stream = std::move(*opened);

@@ -12,13 +12,9 @@ namespace lastframe::ingest {
 Result<std::unique_ptr<PushSession>> PushSession::Start(store::StreamStore& store,
                                                         PushOptions options,
                                                         PushCallbacks callbacks) {
-  auto opened = store.Open(options.stream);
+  auto opened = store.OpenForWriting(options.stream);
   if (!opened.ok()) return opened.status();
   std::shared_ptr<store::Stream> stream = std::move(*opened);
-  if (!stream->AcquireWriter())
-    return Status(Code::kConflict,
-                  "another producer is already pushing to stream '" + options.stream + "'",
-                  "StreamBusy");
   std::unique_ptr<PushSession> session(
       new PushSession(store, std::move(stream), std::move(options), std::move(callbacks)));
   session->thread_ = std::thread([s = session.get()] { s->Run(); });

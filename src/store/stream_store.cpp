@@ -290,6 +290,17 @@ Result<std::shared_ptr<Stream>> StreamStore::Open(const std::string& name) {
   return it->second;
 }
 
+Result<std::shared_ptr<Stream>> StreamStore::OpenForWriting(const std::string& name) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto opened = Open(name);
+    if (!opened.ok()) return opened.status();
+    if ((*opened)->AcquireWriter()) return opened;
+    if (!(*opened)->closed()) break;  // deleted meanwhile: a new one is made on the next Open
+  }
+  return Status(Code::kConflict, "another producer is already pushing to stream '" + name + "'",
+                "StreamBusy");
+}
+
 std::shared_ptr<Stream> StreamStore::Find(std::string_view name) const {
   std::lock_guard lock(mu_);
   auto it = streams_.find(name);

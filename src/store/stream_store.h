@@ -147,6 +147,9 @@ class StreamStore final : public StreamSource {
   // ("TooManyStreams") when that would pass the stream limit.
   Result<std::shared_ptr<Stream>> Open(const std::string& name);
   std::shared_ptr<Stream> Find(std::string_view name) const;
+  // Opens |name| and claims it for one producer. Conflict ("StreamBusy") while
+  // another holds it; a stream deleted between the two steps is opened anew.
+  Result<std::shared_ptr<Stream>> OpenForWriting(const std::string& name);
   // Creates a stream ahead of its producer, with its own retention if given
   // (kept with its fragments when an archive is set). Conflict ("StreamExists").
   Result<std::shared_ptr<Stream>> Create(const std::string& name,

@@ -216,5 +216,23 @@ TEST(StreamStore, AStreamThatNeverGotAFrameAndHasNoOwnerIsForgottenAfterItsReten
   EXPECT_TRUE(store.Find("writing"));
 }
 
+TEST(StreamStore, OpenForWritingTakesAFreeStreamRefusesAHeldOneAndRemakesADeletedOne) {
+  ManualClock clock(1'700'000'000'000);
+  StreamStore store(clock, {});
+  auto first = store.OpenForWriting("cam");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(store.OpenForWriting("cam").status().reason(), "StreamBusy");
+  // Deleted between a producer's open and its claim: the claim goes to a new stream.
+  (*first)->ReleaseWriter("");
+  auto held = *store.Open("cam");
+  ASSERT_TRUE(store.Remove("cam").ok());
+  EXPECT_TRUE(held->closed());
+  EXPECT_FALSE(held->AcquireWriter());
+  auto again = store.OpenForWriting("cam");
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->get(), held.get());
+  EXPECT_EQ(store.Find("cam"), *again);
+}
+
 }  // namespace
 }  // namespace lastframe::store
