@@ -640,8 +640,6 @@ std::string LimitResponse(unsigned status, const char* reason, const std::string
 Server::Server(ServerOptions options, Application& app)
     : options_(WithDerivedLimits(std::move(options))),
       app_(app),
-      acceptor_(ioc_),
-      drain_timer_(ioc_),
       connection_limit_(LimitsOf(options_, own_limits_)
                             .Add("connections", "connections", options_.max_connections)),
       per_address_limit_(
@@ -649,6 +647,8 @@ Server::Server(ServerOptions options, Application& app)
               .Add("connections_per_address", "connections", options_.max_connections_per_ip)),
       buffered_limit_(LimitsOf(options_, own_limits_)
                           .Add("buffered_request_bytes", "bytes", options_.max_buffered_bytes)),
+      acceptor_(ioc_),
+      drain_timer_(ioc_),
       accept_backoff_(ioc_) {}
 
 Server::~Server() = default;

@@ -178,21 +178,23 @@ class Server {
 
   const ServerOptions options_;
   Application& app_;
-  boost::asio::io_context ioc_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  boost::asio::steady_timer drain_timer_;
-  uint16_t port_ = 0;
+  // Declared before the io_context, so destroyed after it: sessions whose
+  // handlers it still holds (a drain that timed out) unregister on its way out.
   std::atomic<bool> stopping_{false};
   Limits own_limits_;  // when options_.limits is null
   Limit& connection_limit_;
   Limit& per_address_limit_;  // in_use: none (counted per address below)
   Limit& buffered_limit_;
-  boost::asio::steady_timer accept_backoff_;
-  std::chrono::steady_clock::time_point last_accept_warning_{};
-  uint64_t accept_failures_unlogged_ = 0;
   mutable std::mutex mu_;
   std::unordered_map<Session*, std::pair<std::weak_ptr<Session>, std::string>> sessions_;
   std::unordered_map<std::string, size_t> per_address_;  // open connections by client address
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer drain_timer_;
+  uint16_t port_ = 0;
+  boost::asio::steady_timer accept_backoff_;
+  std::chrono::steady_clock::time_point last_accept_warning_{};
+  uint64_t accept_failures_unlogged_ = 0;
 };
 
 }  // namespace lastframe::http
