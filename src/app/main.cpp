@@ -485,7 +485,8 @@ int Serve(const ServeConfig& cfg) {
       {.public_url = public_url,
        .images_bucket = local ? cfg.bucket : objects::ParseS3Uri(cfg.store)->first,
        .require_signed_putmedia = (credentials_given || cfg.auth == "on") && !cfg.unsigned_putmedia,
-       .default_retention_ms = cfg.retention_s * 1000});
+       .default_retention_ms = cfg.retention_s * 1000,
+       .max_render_pixels = render_pixels});
   kvs_api.RestoreImageGeneration();
   // Access control: API keys from the keys file, re-read as the CLI changes it.
   std::unique_ptr<auth::KeyRing> keys;

@@ -867,46 +867,52 @@ void KvsApi::GetImages(const json& body, Respond respond) {
   encode.width = static_cast<int>(width->value_or(0));
   encode.height = static_cast<int>(height->value_or(0));
   auto shared = std::make_shared<Respond>(std::move(respond));
-  bool queued =
-      workers_.TryPost([shared, fragments = stream->Fragments(), times, next, server, encode] {
-        json images = json::array();
-        for (int64_t t : times) {
-          json image = {{"TimeStamp", Seconds(t)}};
-          // The fragment showing time t: it began at or before t and lasts past it.
-          const store::FragmentView* f = nullptr;
-          for (const auto& c : fragments)
-            if (StartOf(c, server) <= t && t <= StartOf(c, server) + c.duration_ms) f = &c;
-          if (f == nullptr || f->frames.empty() || !f->codec) {
-            image["Error"] = "NO_MEDIA";
-            images.push_back(image);
-            continue;
-          }
-          // Decode up to the last frame shown at or before t.
-          store::FragmentView upto = *f;
-          const int64_t offset = t - StartOf(*f, server), first_pts = f->frames.front().pts_ms;
-          size_t n = 1;
-          for (size_t i = 0; i < f->frames.size(); ++i)
-            if (f->frames[i].pts_ms - first_pts <= offset) n = i + 1;
-          upto.frames.resize(n);
-          auto frame = snapshot::DecodeNewestFrame(upto, 1);
-          Result<media::EncodedImage> encoded = Status(Code::kMediaError, "undecodable");
-          if (frame.ok()) {
-            media::EncodeOptions fitted = encode;
-            media::FitSize((*frame)->width, (*frame)->height, encode.width, encode.height,
-                           &fitted.width, &fitted.height);
-            encoded = media::EncodeImage(**frame, fitted);
-          }
-          if (!encoded.ok()) {
-            image["Error"] = "MEDIA_ERROR";
-          } else {
-            image["ImageContent"] = objects::Base64Encode(encoded->bytes);
-          }
-          images.push_back(image);
+  bool queued = workers_.TryPost([shared, fragments = stream->Fragments(), times, next, server,
+                                  encode, max_pixels = options_.max_render_pixels] {
+    json images = json::array();
+    for (int64_t t : times) {
+      json image = {{"TimeStamp", Seconds(t)}};
+      // The fragment showing time t: it began at or before t and lasts past it.
+      const store::FragmentView* f = nullptr;
+      for (const auto& c : fragments)
+        if (StartOf(c, server) <= t && t <= StartOf(c, server) + c.duration_ms) f = &c;
+      if (f == nullptr || f->frames.empty() || !f->codec) {
+        image["Error"] = "NO_MEDIA";
+        images.push_back(image);
+        continue;
+      }
+      // Decode up to the last frame shown at or before t.
+      store::FragmentView upto = *f;
+      const int64_t offset = t - StartOf(*f, server), first_pts = f->frames.front().pts_ms;
+      size_t n = 1;
+      for (size_t i = 0; i < f->frames.size(); ++i)
+        if (f->frames[i].pts_ms - first_pts <= offset) n = i + 1;
+      upto.frames.resize(n);
+      auto frame = snapshot::DecodeNewestFrame(upto, 1);
+      Result<media::EncodedImage> encoded = Status(Code::kMediaError, "undecodable");
+      if (frame.ok()) {
+        media::EncodeOptions fitted = encode;
+        media::FitSize((*frame)->width, (*frame)->height, encode.width, encode.height,
+                       &fitted.width, &fitted.height);
+        const double pixels = static_cast<double>(fitted.width) * fitted.height;
+        if (pixels > static_cast<double>(max_pixels)) {
+          double scale = std::sqrt(static_cast<double>(max_pixels) / pixels);
+          fitted.width = std::max(2, static_cast<int>(fitted.width * scale) & ~1);
+          fitted.height = std::max(2, static_cast<int>(fitted.height * scale) & ~1);
         }
-        json out = {{"Images", images}};
-        if (next) out["NextToken"] = objects::Base64Encode(std::to_string(*next));
-        (*shared)(JsonOk(out));
-      });
+        encoded = media::EncodeImage(**frame, fitted);
+      }
+      if (!encoded.ok()) {
+        image["Error"] = "MEDIA_ERROR";
+      } else {
+        image["ImageContent"] = objects::Base64Encode(encoded->bytes);
+      }
+      images.push_back(image);
+    }
+    json out = {{"Images", images}};
+    if (next) out["NextToken"] = objects::Base64Encode(std::to_string(*next));
+    (*shared)(JsonOk(out));
+  });
   if (!queued) (*shared)(ErrorOf(Status(Code::kOverloaded, "the workers are busy; retry")));
 }
 

@@ -28,6 +28,9 @@ struct KvsApiOptions {
   bool require_signed_putmedia = false;     // refuse unsigned PutMedia
   int64_t default_retention_ms = 60'000;    // the store's, for DataRetentionInHours 0
   size_t max_get_media_per_stream = 10;
+  // GetImages' images, as output width x height (--max-render-pixels): a
+  // larger fit is scaled down, keeping its shape.
+  uint64_t max_render_pixels = 3840ull * 2160;
 };
 
 // Kinesis Video Streams' API, as awscli, boto3 and the AWS SDKs call it
