@@ -30,15 +30,6 @@ using namespace lastframe;
 
 namespace {
 
-bool Utf8(const std::string& s) {
-  try {
-    (void)nlohmann::json(s).dump();
-    return true;
-  } catch (const nlohmann::json::exception&) {
-    return false;
-  }
-}
-
 // The password libavformat would send for |url| must not survive redaction.
 void CheckRedaction(const std::string& url) {
   const std::string redacted = ingest::RedactUrl(url);
@@ -77,7 +68,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(ValidateStreamName(o.stream).ok(), "an invalid stream name: " + o.stream);
       FUZZ_CHECK(names.insert(o.stream).second, "a stream named twice: " + o.stream);
       FUZZ_CHECK(ingest::ValidateSourceUrl(o.url, true).ok(), "an invalid URL: " + o.url);
-      FUZZ_CHECK(Utf8(o.url), "a source URL that is not UTF-8 (GET /v1/streams shows it)");
+      FUZZ_CHECK(fuzz::JsonSerialisable(o.url),
+                 "a source URL that is not UTF-8 (GET /v1/streams shows it)");
       FUZZ_CHECK(o.rtsp_transport == "tcp" || o.rtsp_transport == "udp", o.rtsp_transport);
       const auto timeout = std::chrono::duration_cast<std::chrono::seconds>(o.read_timeout);
       FUZZ_CHECK(timeout.count() >= 1 && timeout.count() <= 3600, "read_timeout_s");

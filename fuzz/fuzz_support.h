@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -77,6 +78,17 @@ class ScratchDir {
 };
 
 // Targets log nothing: a warning per input would drown libFuzzer's own output.
+// Whether |s| can be written as a JSON string (valid UTF-8): an oracle
+// independent of core::IsValidUtf8, which the code under test uses.
+inline bool JsonSerialisable(const std::string& s) {
+  try {
+    (void)nlohmann::json(s).dump();
+    return true;
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+}
+
 inline void QuietLogs() { spdlog::set_level(spdlog::level::off); }
 
 }  // namespace lastframe::fuzz

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "camera.h"
 #include "core/clock.h"
 #include "core/time_format.h"
 #include "core/worker_pool.h"
@@ -61,22 +62,10 @@ struct World {
 World* world = nullptr;
 
 std::vector<store::FragmentView> PushCamera() {
-  std::ifstream in(LASTFRAME_FUZZ_DIR "/media/camera.mkv", std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  const std::string mkv = bytes.str();
-  FUZZ_CHECK(!mkv.empty(), "fuzz/media/camera.mkv is missing");
   ManualClock clock(kPushedMs);
   store::StreamStore store(clock, {});
-  std::promise<Status> done;
-  auto session = ingest::PushSession::Start(
-      store, {.stream = "cam", .absolute_timecodes = false, .producer_start_ms = kPushedMs},
-      {.on_ack = nullptr, .on_space = nullptr, .on_done = [&](Status s) { done.set_value(s); }});
-  FUZZ_CHECK(session.ok(), session.status().ToString());
-  (*session)->Feed(reinterpret_cast<const uint8_t*>(mkv.data()), mkv.size());
-  (*session)->Finish();
-  Status s = done.get_future().get();
-  FUZZ_CHECK(s.ok(), s.ToString());
+  fuzz::PushCamera(store,
+                   {.stream = "cam", .absolute_timecodes = false, .producer_start_ms = kPushedMs});
   auto fragments = store.Find("cam")->Fragments();
   FUZZ_CHECK(fragments.size() >= 2, "the camera file should make two fragments");
   return fragments;

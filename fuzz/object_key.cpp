@@ -28,15 +28,6 @@ struct World {
 World* world = nullptr;
 
 // nlohmann::json's own verdict, independent of the store's.
-bool Utf8(const std::string& s) {
-  try {
-    (void)nlohmann::json(s).dump();
-    return true;
-  } catch (const nlohmann::json::exception&) {
-    return false;
-  }
-}
-
 size_t CountFiles(const fs::path& dir) {
   size_t n = 0;
   std::error_code ec;
@@ -99,8 +90,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto put = world->store->PutObject(key, body, meta);
   if (!put.ok()) {
     // Only the store's own limits, and metadata JSON cannot hold, may refuse a valid key.
-    bool utf8 = Utf8(meta.content_type);
-    for (const auto& [k, v] : meta.user) utf8 = utf8 && Utf8(k) && Utf8(v);
+    bool utf8 = fuzz::JsonSerialisable(meta.content_type);
+    for (const auto& [k, v] : meta.user)
+      utf8 = utf8 && fuzz::JsonSerialisable(k) && fuzz::JsonSerialisable(v);
     FUZZ_CHECK(put.status().reason() == "EntityTooLarge" ||
                    (!utf8 && put.status().reason() == "InvalidArgument"),
                put.status().ToString());

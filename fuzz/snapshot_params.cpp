@@ -14,6 +14,7 @@
 #include <future>
 #include <sstream>
 
+#include "camera.h"
 #include "core/clock.h"
 #include "core/worker_pool.h"
 #include "fuzz_support.h"
@@ -40,22 +41,7 @@ struct World {
 };
 World* world = nullptr;
 
-void PushCamera() {
-  std::ifstream in(LASTFRAME_FUZZ_DIR "/media/camera.mkv", std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  const std::string mkv = bytes.str();
-  FUZZ_CHECK(!mkv.empty(), "fuzz/media/camera.mkv is missing");
-  std::promise<Status> done;
-  auto session = ingest::PushSession::Start(
-      world->streams, {.stream = "cam"},
-      {.on_ack = nullptr, .on_space = nullptr, .on_done = [&](Status s) { done.set_value(s); }});
-  FUZZ_CHECK(session.ok(), session.status().ToString());
-  (*session)->Feed(reinterpret_cast<const uint8_t*>(mkv.data()), mkv.size());
-  (*session)->Finish();
-  Status s = done.get_future().get();
-  FUZZ_CHECK(s.ok(), s.ToString());
-}
+void PushCamera() { fuzz::PushCamera(world->streams, {.stream = "cam"}); }
 
 void CheckFitSize(int src_w, int src_h, int req_w, int req_h) {
   int w = -1, h = -1;
