@@ -894,12 +894,7 @@ void KvsApi::GetImages(const json& body, Respond respond) {
         media::EncodeOptions fitted = encode;
         media::FitSize((*frame)->width, (*frame)->height, encode.width, encode.height,
                        &fitted.width, &fitted.height);
-        const double pixels = static_cast<double>(fitted.width) * fitted.height;
-        if (pixels > static_cast<double>(max_pixels)) {
-          double scale = std::sqrt(static_cast<double>(max_pixels) / pixels);
-          fitted.width = std::max(2, static_cast<int>(fitted.width * scale) & ~1);
-          fitted.height = std::max(2, static_cast<int>(fitted.height * scale) & ~1);
-        }
+        media::ShrinkToPixels(max_pixels, &fitted.width, &fitted.height);
         encoded = media::EncodeImage(**frame, fitted);
       }
       if (!encoded.ok()) {

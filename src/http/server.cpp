@@ -625,6 +625,12 @@ ServerOptions WithDerivedLimits(ServerOptions o) {
 
 Limits& LimitsOf(const ServerOptions& o, Limits& own) { return o.limits ? *o.limits : own; }
 
+// Accepting failed for want of descriptors or memory: waiting helps, retrying at once does not.
+bool OutOfResources(const boost::system::error_code& ec) {
+  return ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
+         ec == net::error::no_memory || ec.value() == ENFILE;
+}
+
 // Answers sent on a connection over a limit: nothing of the request is read.
 std::string LimitResponse(unsigned status, const char* reason, const std::string& code,
                           const std::string& message) {
@@ -676,9 +682,7 @@ void Server::Accept() {
   acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-      if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
-          ec == net::error::no_memory || ec.value() == ENFILE)
-        return BackOffAccept(ec);
+      if (OutOfResources(ec)) return BackOffAccept(ec);
       spdlog::warn("accept failed: {}", ec.message());
     } else {
       Admit(std::move(socket));
@@ -689,9 +693,7 @@ void Server::Accept() {
       for (int i = 0; i < 256 && !ec; ++i) {
         tcp::socket next = acceptor_.accept(net::make_strand(ioc_), ec);
         if (ec == net::error::would_block || ec == net::error::try_again) break;
-        if (ec == net::error::no_descriptors || ec == net::error::no_buffer_space ||
-            ec == net::error::no_memory || ec.value() == ENFILE)
-          return BackOffAccept(ec);
+        if (OutOfResources(ec)) return BackOffAccept(ec);
         if (!ec) Admit(std::move(next));
       }
     }

@@ -257,4 +257,12 @@ Result<EncodedImage> EncodeImage(const AVFrame& frame, const EncodeOptions& opti
   return CompressRgb(rgb.data[0], rgb.linesize[0], w, h, quality, subsampling);
 }
 
+void ShrinkToPixels(uint64_t max_pixels, int* w, int* h) {
+  const double pixels = static_cast<double>(*w) * static_cast<double>(*h);
+  if (pixels <= static_cast<double>(max_pixels)) return;
+  const double scale = std::sqrt(static_cast<double>(max_pixels) / pixels);
+  *w = std::max(2, static_cast<int>(*w * scale) & ~1);
+  *h = std::max(2, static_cast<int>(*h * scale) & ~1);
+}
+
 }  // namespace lastframe::media

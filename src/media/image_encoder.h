@@ -34,6 +34,9 @@ struct EncodedImage {
 // Resolves a requested size against the source size: both 0 keeps the source;
 // one 0 keeps the aspect ratio from the other. Results are at least 1.
 void FitSize(int src_w, int src_h, int req_w, int req_h, int* out_w, int* out_h);
+// Scales *w x *h down, keeping its shape (even sides, at least 2), until it
+// holds at most |max_pixels|; a size within it is left as it is.
+void ShrinkToPixels(uint64_t max_pixels, int* w, int* h);
 
 // Encodes a decoded video frame of any pixel format, range and bit depth.
 // Colours are converted as the frame's metadata says (limited or full range,

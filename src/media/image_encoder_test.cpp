@@ -155,5 +155,17 @@ TEST(ImageEncoder, RejectsEmptyFrame) {
   EXPECT_EQ(img.status().code(), Code::kMediaError);
 }
 
+TEST(ShrinkToPixels, KeepsTheShapeWithinTheBoundAndLeavesSmallerSizesAlone) {
+  int w = 3840, h = 983040;  // a 16x4096 source asked at width 3840
+  ShrinkToPixels(3840ull * 2160, &w, &h);
+  EXPECT_LE(static_cast<uint64_t>(w) * h, 3840ull * 2160);
+  EXPECT_NEAR(static_cast<double>(h) / w, 256.0, 1.0);
+  EXPECT_EQ(w % 2, 0);
+  int small_w = 640, small_h = 480;
+  ShrinkToPixels(3840ull * 2160, &small_w, &small_h);
+  EXPECT_EQ(small_w, 640);
+  EXPECT_EQ(small_h, 480);
+}
+
 }  // namespace
 }  // namespace lastframe::media

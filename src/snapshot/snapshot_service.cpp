@@ -54,9 +54,7 @@ Status SnapshotService::BoundPixels(const media::EncodeOptions& asked,
                            "TooManyPixels");
   }
   // The source itself is larger: keep its shape, within the bound.
-  double scale = std::sqrt(static_cast<double>(max) / static_cast<double>(pixels));
-  fitted->width = std::max(2, static_cast<int>(fitted->width * scale) & ~1);
-  fitted->height = std::max(2, static_cast<int>(fitted->height * scale) & ~1);
+  media::ShrinkToPixels(max, &fitted->width, &fitted->height);
   return Status::Ok();
 }
 
