@@ -3,30 +3,24 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "core/status.h"
+#include "media/muxer.h"
 #include "store/fragment.h"
 
 namespace lastframe::kvs {
 
 // Matroska tags as Kinesis Video sends them: name, then string value.
-using MkvTags = std::vector<std::pair<std::string, std::string>>;
+using MkvTags = media::MatroskaTags;
 
 // Epoch milliseconds as Kinesis Video's tags write them: "1764000000.123".
 std::string TagSeconds(int64_t ms);
-
-// A Matroska Tags element holding |tags| (one Tag, no target): what Kinesis
-// Video appends after a chunk's cluster.
-std::string MkvTagsElement(const MkvTags& tags);
 
 // One Kinesis Video "chunk": a fragment as a Matroska document of its own
 // (EBML header, Segment of unknown size, Tracks, the fragment's Tags, its
 // frames in clusters whose timecodes are the producer's epoch milliseconds),
 // written as frames come, so that GetMedia can send a fragment while it grows.
-// The muxing is FFmpeg's (Annex B H.264/H.265 become Matroska's length-prefixed
-// form there); no frame is decoded or re-encoded.
+// The muxing is media::MatroskaWriter's; no frame is decoded or re-encoded.
 class MkvChunkWriter {
  public:
   // Starts the chunk of |fragment| (its codec and producer timestamp), with
@@ -40,22 +34,18 @@ class MkvChunkWriter {
   // Adds the fragment's next frame; |flush| sends it at once (its own cluster)
   // instead of when the muxer's cluster fills.
   Status Add(const store::Frame& frame, bool flush);
-  // Ends the chunk, then appends |trailing| tags after its cluster.
+  // Ends the chunk, then appends |trailing| tags after its cluster (as Kinesis
+  // Video does).
   Status End(const MkvTags& trailing);
   // The bytes written since the last Take.
   std::string Take();
 
  private:
   MkvChunkWriter() = default;
-  static int Write(void* opaque, uint8_t* buf, int size);
 
-  AVFormatContext* ctx_ = nullptr;
-  AVIOContext* io_ = nullptr;
-  std::string out_;
+  std::unique_ptr<media::MatroskaWriter> writer_;
   int64_t producer_ts_ms_ = 0;
   int64_t first_pts_ms_ = 0;
-  int64_t frames_ = 0;
-  bool ended_ = false;
 };
 
 // A whole fragment as one chunk, with Kinesis Video's tags (fragment number,

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <thread>
 
+#include "media/decoder.h"
+
 namespace lastframe::snapshot {
 
 void KeepIfNewer(media::FramePtr* frame, media::FramePtr* newest, int64_t* newest_pts) {
@@ -29,23 +31,13 @@ bool WorthFrameThreads(const store::FragmentView& fragment, size_t first) {
 Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, int threads) {
   if (!fragment.codec || fragment.frames.empty())
     return NotFound("the fragment holds no frame", "NoFrame");
-  const AVCodec* codec = avcodec_find_decoder(fragment.codec->codec_id);
-  if (codec == nullptr)
-    return Status(Code::kMediaError, std::string("no decoder for codec ") +
-                                         avcodec_get_name(fragment.codec->codec_id));
-  media::CodecContextPtr ctx(avcodec_alloc_context3(codec));
-  if (!ctx) return Internal("out of memory");
-  int err = avcodec_parameters_to_context(ctx.get(), fragment.codec.get());
-  if (err < 0) return media::AvError(err, "configuring the decoder");
-  ctx->pkt_timebase = {1, 1000};
   if (threads == 0)
     threads = WorthFrameThreads(fragment)
                   ? static_cast<int>(std::max(2u, std::thread::hardware_concurrency()))
                   : 1;
-  ctx->thread_count = threads;
-  ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
-  if ((err = avcodec_open2(ctx.get(), codec, nullptr)) < 0)
-    return media::AvError(err, "opening the decoder");
+  auto opened = media::OpenDecoder(*fragment.codec, threads);
+  if (!opened.ok()) return opened.status();
+  media::CodecContextPtr ctx = std::move(*opened);
 
   media::FramePtr frame = media::MakeFrame();
   media::FramePtr newest;

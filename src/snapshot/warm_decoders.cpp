@@ -1,5 +1,6 @@
 #include "snapshot/warm_decoders.h"
 
+#include "media/decoder.h"
 #include "snapshot/frame_decoder.h"
 
 namespace lastframe::snapshot {
@@ -37,17 +38,10 @@ Status WarmDecoders::Reset(Warm& w, const store::FragmentView& fragment) {
     avcodec_flush_buffers(w.ctx.get());
     return Status::Ok();
   }
-  const AVCodec* codec = avcodec_find_decoder(fragment.codec->codec_id);
-  if (codec == nullptr) return Status(Code::kMediaError, "no decoder for this codec");
-  media::CodecContextPtr ctx(avcodec_alloc_context3(codec));
-  if (!ctx) return Internal("out of memory");
-  int err = avcodec_parameters_to_context(ctx.get(), fragment.codec.get());
-  if (err < 0) return media::AvError(err, "configuring the decoder");
-  ctx->pkt_timebase = {1, 1000};
-  ctx->thread_count = 1;  // frame threads would hold frames back
-  if ((err = avcodec_open2(ctx.get(), codec, nullptr)) < 0)
-    return media::AvError(err, "opening the decoder");
-  w.ctx = std::move(ctx);
+  // One thread: frame threads would hold frames back.
+  auto ctx = media::OpenDecoder(*fragment.codec, /*threads=*/1);
+  if (!ctx.ok()) return ctx.status();
+  w.ctx = std::move(*ctx);
   w.codec = fragment.codec;
   w.reorders = false;
   return Status::Ok();

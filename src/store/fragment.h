@@ -4,19 +4,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "media/encoded_frame.h"
 #include "media/ffmpeg.h"
 
 namespace lastframe::store {
 
 // One video frame as it arrived: the compressed packet, shared, never copied.
 // Timestamps are in milliseconds on the producer's timeline.
-struct Frame {
-  media::SharedPacket packet;
-  int64_t pts_ms = 0;
-  int64_t dts_ms = 0;
-  bool keyframe = false;
-  size_t size() const { return packet ? static_cast<size_t>(packet->size) : 0; }
-};
+using Frame = media::EncodedFrame;
 
 // The state of one fragment (a keyframe and the frames that follow it, up to
 // the next keyframe) at the moment it was read. A fragment still arriving has
