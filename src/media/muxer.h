@@ -29,15 +29,14 @@ enum class ClipFormat { kMp4, kMatroska };
 bool SameCodec(const AVCodecParameters& a, const AVCodecParameters& b);
 
 // Muxes |frames| (decode order, the first a keyframe, all coded for |codec|)
-// into one playable file. Each frame is shown at its pts_ms, all moved so
-// that the first decode time is 0; decode times are rebuilt from presentation
-// times alone
-// (dts_ms is not read: Matroska producers often send none): the i-th smallest
-// presentation time less the reordering delay, so that each frame is decoded
-// before it is shown and in the order given. Each frame lasts until the next;
-// the last as long as the one before it. The MP4 index is written at the end
-// (memory cannot be reopened for a faststart pass). TooLarge ("ClipTooLarge")
-// when the file would pass |max_bytes|.
+// into one playable file. Each frame is shown at its pts_ms, all moved so that
+// the first decode time is 0. Decode times are rebuilt from presentation times
+// alone (dts_ms is not read: Matroska producers often send none): the i-th
+// smallest presentation time less the reordering delay, so that each frame is
+// decoded before it is shown and in the order given. Each frame lasts until
+// the next; the last as long as the one before it. The MP4 index is written at
+// the end (memory cannot be reopened for a faststart pass). TooLarge
+// ("ClipTooLarge") when the file would pass |max_bytes|.
 Result<std::string> MuxClip(const AVCodecParameters& codec, std::span<const EncodedFrame> frames,
                             ClipFormat format, size_t max_bytes);
 
