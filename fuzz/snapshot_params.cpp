@@ -93,14 +93,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(r.status().code() == Code::kInvalidArgument, r.status().ToString());
       continue;
     }
-    const media::EncodeOptions& e = r->options.encode;
+    const snapshot::SnapshotOptions& e = r->options;
     FUZZ_CHECK(e.quality >= 1 && e.quality <= 100, "quality");
     FUZZ_CHECK(e.width >= 0 && e.width <= limits->max_dimension, "width");
     FUZZ_CHECK(e.height >= 0 && e.height <= limits->max_dimension, "height");
     FUZZ_CHECK(r->expires_s >= 1 && r->expires_s <= limits->max_expires_s, "expires");
-    auto fixed = http::ParseSnapshotRequest(*params, *limits, media::ImageFormat::kPng);
+    auto fixed = http::ParseSnapshotRequest(*params, *limits, snapshot::ImageFormat::kPng);
     FUZZ_CHECK(fixed.ok() || !params->Get("format"), "a fixed format refused another reason");
-    if (fixed.ok()) FUZZ_CHECK(fixed->options.encode.format == media::ImageFormat::kPng, "fixed");
+    if (fixed.ok()) FUZZ_CHECK(fixed->options.format == snapshot::ImageFormat::kPng, "fixed");
     parsed = *r;
   }
 
@@ -113,12 +113,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::from_chars(wxh.data() + x + 1, wxh.data() + wxh.size(), src_h);
   }
   if (parsed && src_w >= 1 && src_w <= 16384 && src_h >= 1 && src_h <= 16384)
-    CheckFitSize(src_w, src_h, parsed->options.encode.width, parsed->options.encode.height);
+    CheckFitSize(src_w, src_h, parsed->options.width, parsed->options.height);
 
   if (!parsed) return 0;
   int want_w = 0, want_h = 0;
-  media::FitSize(64, 48, parsed->options.encode.width, parsed->options.encode.height, &want_w,
-                 &want_h);
+  media::FitSize(64, 48, parsed->options.width, parsed->options.height, &want_w, &want_h);
   // Large renders are refused without a decode; keep the fuzzer's renders small.
   if (static_cast<uint64_t>(want_w) * static_cast<uint64_t>(want_h) > 4 * kMaxRenderPixels)
     return 0;
@@ -132,6 +131,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(image->width == want_w && image->height == want_h,
              "rendered " + std::to_string(image->width) + "x" + std::to_string(image->height) +
                  ", FitSize said " + std::to_string(want_w) + "x" + std::to_string(want_h));
-  FUZZ_CHECK(image->format == parsed->options.encode.format && !image->bytes.empty(), "format");
+  FUZZ_CHECK(image->format == parsed->options.format && !image->bytes.empty(), "format");
   return 0;
 }

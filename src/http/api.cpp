@@ -48,7 +48,7 @@ json PublishedJson(const snapshot::PublishedImage& p, int64_t expires_s) {
           {"fragment_number", std::to_string(p.image.fragment_number)},
           {"width", p.image.width},
           {"height", p.image.height},
-          {"format", media::ImageFormatName(p.image.format)},
+          {"format", snapshot::ImageFormatName(p.image.format)},
           {"bytes", p.bytes},
           {"key", p.key}};
 }
@@ -92,10 +92,12 @@ class PushSink final : public UploadSink {
 
 }  // namespace
 
-Api::Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
-         objects::LocalStore* local_objects, WorkerPool& workers, const Clock& clock,
-         ingest::PullSources* sources, ApiOptions options, KvsApi* kvs, auth::KeyRing* keys)
+Api::Api(store::StreamStore& streams, const store::StreamSource& source,
+         snapshot::SnapshotEngine& snapshots, objects::LocalStore* local_objects,
+         WorkerPool& workers, const Clock& clock, ingest::PullSources* sources, ApiOptions options,
+         KvsApi* kvs, auth::KeyRing* keys)
     : streams_(streams),
+      source_(source),
       snapshots_(snapshots),
       clock_(clock),
       workers_(workers),
@@ -253,9 +255,9 @@ void Api::Handle(Request req, Respond respond) {
     if (action == "fragments") return ListFragments(req, name, std::move(respond));
     if (action == "clip") return Clip(req, name, std::move(respond));
     if (action == "latest.jpg")
-      return LatestImage(req, *caller, name, media::ImageFormat::kJpeg, std::move(respond));
+      return LatestImage(req, *caller, name, snapshot::ImageFormat::kJpeg, std::move(respond));
     if (action == "latest.png")
-      return LatestImage(req, *caller, name, media::ImageFormat::kPng, std::move(respond));
+      return LatestImage(req, *caller, name, snapshot::ImageFormat::kPng, std::move(respond));
     auto stream = streams_.Find(name);
     if (!stream)
       return respond(JsonError(NotFound("no stream named '" + name + "'", "StreamNotFound")));
@@ -394,23 +396,19 @@ void Api::DeleteStream(const std::string& name, Respond respond) {
 
 namespace {
 
-// The fragments of |name| in the request's range: those overlapping
-// [start, end] on the producer's (default) or the server's timeline.
-Result<std::vector<store::FragmentView>> FragmentsInRange(const store::StreamStore& streams,
-                                                          const std::string& name,
-                                                          const Params& p) {
-  auto stream = streams.Find(name);
-  if (!stream) return NotFound("no stream named '" + name + "'", "StreamNotFound");
+// The fragments a listing or clip wants: those overlapping [start, end] of the
+// request's range on the producer's (default) or the server's timeline.
+Result<store::FragmentQuery> RangeQuery(const Params& p, bool with_frames) {
   auto range = ParseTimeRange(p);
   if (!range.ok()) return range.status();
-  std::vector<store::FragmentView> out;
-  for (auto& f : stream->Fragments()) {
-    int64_t from = range->server ? f.server_ts_ms : f.producer_ts_ms;
-    // Touching is not overlapping.
-    if (from + f.duration_ms <= range->start_ms || from > range->end_ms) continue;
-    out.push_back(std::move(f));
-  }
-  return out;
+  store::FragmentQuery q;
+  q.timeline = range->server ? store::FragmentQuery::Timeline::kServer
+                             : store::FragmentQuery::Timeline::kProducer;
+  q.match = store::FragmentQuery::Match::kOverlaps;
+  q.start_ms = range->start_ms;
+  q.end_ms = range->end_ms;
+  q.with_frames = with_frames;
+  return q;
 }
 
 }  // namespace
@@ -418,20 +416,28 @@ Result<std::vector<store::FragmentView>> FragmentsInRange(const store::StreamSto
 void Api::ListFragments(const Request& req, const std::string& name, Respond respond) {
   auto params = Params::Parse(req.raw_query);
   if (!params.ok()) return respond(JsonError(params.status()));
-  auto fragments = FragmentsInRange(streams_, name, *params);
-  if (!fragments.ok()) return respond(JsonError(fragments.status()));
-  json list = json::array();
-  for (const auto& f : *fragments)
-    list.push_back({{"fragment_number", std::to_string(f.number)},
+  auto query = RangeQuery(*params, /*with_frames=*/false);
+  if (!query.ok()) return respond(JsonError(query.status()));
+  source_.FragmentsAsync(
+      name, *query,
+      [respond = std::move(respond)](Result<std::vector<store::FragmentView>> fragments) {
+        if (!fragments.ok()) return respond(JsonError(fragments.status()));
+        json list = json::array();
+        for (const auto& f : *fragments) {
+          json j = {{"fragment_number", std::to_string(f.number)},
                     {"producer_timestamp", FormatIso8601Ms(f.producer_ts_ms)},
                     {"producer_timestamp_ms", f.producer_ts_ms},
                     {"server_timestamp", FormatIso8601Ms(f.server_ts_ms)},
                     {"server_timestamp_ms", f.server_ts_ms},
                     {"duration_ms", f.duration_ms},
-                    {"frames", f.frames.size()},
                     {"bytes", f.bytes},
-                    {"complete", f.complete}});
-  respond(JsonResponse(200, json{{"fragments", list}}.dump()));
+                    {"complete", f.complete}};
+          // A remote source lists without fetching the media: frames unknown.
+          j["frames"] = f.codec ? json(f.frames.size()) : json();
+          list.push_back(std::move(j));
+        }
+        respond(JsonResponse(200, json{{"fragments", list}}.dump()));
+      });
 }
 
 void Api::Clip(const Request& req, const std::string& name, Respond respond) {
@@ -444,34 +450,46 @@ void Api::Clip(const Request& req, const std::string& name, Respond respond) {
     else if (*f != "mp4")
       return respond(JsonError(InvalidArgument("parameter 'format' must be mp4 or mkv")));
   }
-  auto fragments = FragmentsInRange(streams_, name, *params);
-  if (!fragments.ok()) return respond(JsonError(fragments.status()));
-  if (fragments->empty())
-    return respond(
-        JsonError(NotFound("no fragments of '" + name + "' in the range", "NoFragments")));
+  auto query = RangeQuery(*params, /*with_frames=*/false);
+  if (!query.ok()) return respond(JsonError(query.status()));
   constexpr size_t kMaxFragments = 200;  // Kinesis Video's GetClip limits
   constexpr size_t kMaxClipBytes = 100 * 1024 * 1024;
-  if (fragments->size() > kMaxFragments)
-    return respond(JsonError(Status(Code::kTooLarge,
-                                    "the range holds " + std::to_string(fragments->size()) +
-                                        " fragments; a clip may have at most 200",
-                                    "ClipTooLarge")));
-  // Remuxing copies every frame: on a worker, not on this I/O thread.
   auto shared = std::make_shared<Respond>(std::move(respond));
-  bool queued = workers_.TryPost([shared, name, format, frags = std::move(*fragments)] {
-    auto clip = store::MuxClip(frags, format, kMaxClipBytes);
-    if (!clip.ok()) return (*shared)(JsonError(clip.status()));
-    Response res{bhttp::status::ok, 11};
-    bool mp4 = format == store::ClipFormat::kMp4;
-    res.set(bhttp::field::content_type, mp4 ? "video/mp4" : "video/x-matroska");
-    res.set(bhttp::field::content_disposition, "attachment; filename=\"" + name + "-" +
-                                                   std::to_string(frags.front().producer_ts_ms) +
-                                                   (mp4 ? ".mp4\"" : ".mkv\""));
-    res.set(bhttp::field::cache_control, "no-store");
-    res.body() = std::move(*clip);
-    (*shared)(std::move(res));
-  });
-  if (!queued) (*shared)(JsonError(Status(Code::kOverloaded, "the workers are busy")));
+  // Listed first, without media: a range too large is refused before any is fetched.
+  source_.FragmentsAsync(
+      name, *query, [this, shared, name, format](Result<std::vector<store::FragmentView>> listed) {
+        if (!listed.ok()) return (*shared)(JsonError(listed.status()));
+        if (listed->empty())
+          return (*shared)(
+              JsonError(NotFound("no fragments of '" + name + "' in the range", "NoFragments")));
+        if (listed->size() > kMaxFragments)
+          return (*shared)(JsonError(Status(Code::kTooLarge,
+                                            "the range holds " + std::to_string(listed->size()) +
+                                                " fragments; a clip may have at most 200",
+                                            "ClipTooLarge")));
+        auto mux = [this, shared, name, format](Result<std::vector<store::FragmentView>> frags) {
+          if (!frags.ok()) return (*shared)(JsonError(frags.status()));
+          // Remuxing copies every frame: on a worker, not on an I/O thread.
+          bool queued = workers_.TryPost([shared, name, format, frags = std::move(*frags)] {
+            auto clip = store::MuxClip(frags, format, kMaxClipBytes);
+            if (!clip.ok()) return (*shared)(JsonError(clip.status()));
+            Response res{bhttp::status::ok, 11};
+            bool mp4 = format == store::ClipFormat::kMp4;
+            res.set(bhttp::field::content_type, mp4 ? "video/mp4" : "video/x-matroska");
+            res.set(bhttp::field::content_disposition,
+                    "attachment; filename=\"" + name + "-" +
+                        std::to_string(frags.front().producer_ts_ms) + (mp4 ? ".mp4\"" : ".mkv\""));
+            res.set(bhttp::field::cache_control, "no-store");
+            res.body() = std::move(*clip);
+            (*shared)(std::move(res));
+          });
+          if (!queued) (*shared)(JsonError(Status(Code::kOverloaded, "the workers are busy")));
+        };
+        if (listed->front().codec) return mux(std::move(*listed));  // the frames came too
+        std::vector<uint64_t> numbers;
+        for (const auto& f : *listed) numbers.push_back(f.number);
+        source_.FragmentsByNumberAsync(name, numbers, std::move(mux));
+      });
 }
 
 void Api::Snapshot(const Request& req, const Caller& caller, const std::string& stream,
@@ -526,7 +544,7 @@ void Api::RecipeSnapshot(const Request& req, const Caller& caller, Respond respo
 }
 
 void Api::LatestImage(const Request& req, const Caller& caller, const std::string& stream,
-                      media::ImageFormat format, Respond respond) {
+                      snapshot::ImageFormat format, Respond respond) {
   auto params = Params::Parse(req.raw_query);
   if (!params.ok()) return respond(JsonError(params.status()));
   auto parsed = ParseSnapshotRequest(*params, LimitsFor(options_, caller), format);
@@ -535,7 +553,7 @@ void Api::LatestImage(const Request& req, const Caller& caller, const std::strin
   snapshots_.RenderAsync(stream, parsed->options, [shared](Result<snapshot::Image> img) {
     if (!img.ok()) return (*shared)(JsonError(img.status()));
     Response res{bhttp::status::ok, 11};
-    res.set(bhttp::field::content_type, media::ImageContentType(img->format));
+    res.set(bhttp::field::content_type, snapshot::ImageContentType(img->format));
     res.set(bhttp::field::cache_control, "no-store");
     res.set("X-Frame-Timestamp", FormatIso8601Ms(img->frame_timestamp_ms));
     res.set("X-Fragment-Number", std::to_string(img->fragment_number));

@@ -12,7 +12,7 @@
 #include "http/server.h"
 #include "ingest/pull_source.h"
 #include "objects/local_store.h"
-#include "snapshot/snapshot_service.h"
+#include "snapshot/snapshot_engine.h"
 #include "store/stream_store.h"
 
 namespace lastframe::http {
@@ -53,10 +53,13 @@ class Api final : public Application {
   // |sources| (may be null) are the pulled streams that POST and DELETE
   // /v1/streams manage. |kvs| (may be null) serves Kinesis Video's API and
   // checks PutMedia's signatures.
-  Api(store::StreamStore& streams, snapshot::SnapshotService& snapshots,
-      objects::LocalStore* local_objects, WorkerPool& workers, const Clock& clock,
-      ingest::PullSources* sources = nullptr, ApiOptions options = {}, KvsApi* kvs = nullptr,
-      auth::KeyRing* keys = nullptr);
+  // |streams| is the embedded store (streams made, deleted, pushed to);
+  // |source| is where video is read from for snapshots, listings and clips:
+  // the same store, or a remote Kinesis Video endpoint.
+  Api(store::StreamStore& streams, const store::StreamSource& source,
+      snapshot::SnapshotEngine& snapshots, objects::LocalStore* local_objects, WorkerPool& workers,
+      const Clock& clock, ingest::PullSources* sources = nullptr, ApiOptions options = {},
+      KvsApi* kvs = nullptr, auth::KeyRing* keys = nullptr);
 
   void Handle(Request request, Respond respond) override;
   bool IsUpload(const Request& request) const override;
@@ -74,7 +77,7 @@ class Api final : public Application {
                 Respond respond);
   void RecipeSnapshot(const Request& req, const Caller& caller, Respond respond);
   void LatestImage(const Request& req, const Caller& caller, const std::string& stream,
-                   media::ImageFormat format, Respond respond);
+                   snapshot::ImageFormat format, Respond respond);
   void ListStreams(const Caller& caller, Respond respond);
   void AddSource(const Request& req, Respond respond);
   void DeleteStream(const std::string& name, Respond respond);
@@ -85,7 +88,8 @@ class Api final : public Application {
   Response Metrics() const;
 
   store::StreamStore& streams_;
-  snapshot::SnapshotService& snapshots_;
+  const store::StreamSource& source_;
+  snapshot::SnapshotEngine& snapshots_;
   std::optional<S3Api> s3_;  // the embedded store's S3 routes
   const Clock& clock_;
   WorkerPool& workers_;

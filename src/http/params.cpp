@@ -45,7 +45,7 @@ Result<bool> Params::Bool(std::string_view name) const {
 }
 
 Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const SnapshotLimits& limits,
-                                             std::optional<media::ImageFormat> fixed_format) {
+                                             std::optional<snapshot::ImageFormat> fixed_format) {
   SnapshotRequest r;
   auto quality = p.Int("quality", 1, 100, limits.default_quality);
   if (!quality.ok()) return quality.status();
@@ -58,7 +58,7 @@ Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const SnapshotLimi
   if (!expires.ok()) return expires.status();
   auto redirect = p.Bool("redirect");
   if (!redirect.ok()) return redirect.status();
-  media::EncodeOptions& encode = r.options.encode;
+  snapshot::SnapshotOptions& encode = r.options;
   encode.quality = static_cast<int>(*quality);
   encode.width = static_cast<int>(*width);
   encode.height = static_cast<int>(*height);
@@ -68,9 +68,9 @@ Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const SnapshotLimi
     encode.format = *fixed_format;
   } else if (const std::string* f = p.Get("format")) {
     if (*f == "jpeg" || *f == "jpg")
-      encode.format = media::ImageFormat::kJpeg;
+      encode.format = snapshot::ImageFormat::kJpeg;
     else if (*f == "png")
-      encode.format = media::ImageFormat::kPng;
+      encode.format = snapshot::ImageFormat::kPng;
     else
       return InvalidArgument("parameter 'format' must be jpeg or png");
   }

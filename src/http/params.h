@@ -12,9 +12,8 @@
 #include <string_view>
 
 #include "core/status.h"
-#include "media/image_encoder.h"
 #include "objects/sigv4.h"
-#include "snapshot/snapshot_service.h"
+#include "snapshot/snapshot_engine.h"
 
 namespace lastframe::http {
 
@@ -55,7 +54,7 @@ struct SnapshotRequest {
 // format (jpeg, jpg or png; |fixed_format| instead when given) and mode
 // (newest or keyframe). InvalidArgument naming the parameter otherwise.
 Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const SnapshotLimits& limits,
-                                             std::optional<media::ImageFormat> fixed_format);
+                                             std::optional<snapshot::ImageFormat> fixed_format);
 
 // The range of /fragments and /clip: start and end (epoch milliseconds or
 // ISO 8601 UTC, from 1970 to 9999; an absent end is open) on the producer's

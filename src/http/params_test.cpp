@@ -30,15 +30,15 @@ TEST(Params, SnapshotParametersAndTheirBounds) {
   auto r = ParseSnapshotRequest(P("width=64&quality=90&format=png&mode=keyframe&redirect=1"),
                                 limits, std::nullopt);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->options.encode.width, 64);
-  EXPECT_EQ(r->options.encode.height, 0);
-  EXPECT_EQ(r->options.encode.quality, 90);
-  EXPECT_EQ(r->options.encode.format, media::ImageFormat::kPng);
+  EXPECT_EQ(r->options.width, 64);
+  EXPECT_EQ(r->options.height, 0);
+  EXPECT_EQ(r->options.quality, 90);
+  EXPECT_EQ(r->options.format, snapshot::ImageFormat::kPng);
   EXPECT_TRUE(r->options.keyframe_only);
   EXPECT_TRUE(r->redirect);
   EXPECT_EQ(r->expires_s, 300);  // the default, held to what this caller may have
-  auto fixed = ParseSnapshotRequest(P("format=png"), limits, media::ImageFormat::kJpeg);
-  EXPECT_EQ(fixed->options.encode.format, media::ImageFormat::kJpeg);
+  auto fixed = ParseSnapshotRequest(P("format=png"), limits, snapshot::ImageFormat::kJpeg);
+  EXPECT_EQ(fixed->options.format, snapshot::ImageFormat::kJpeg);
   for (const char* bad : {"width=101", "height=0", "quality=101", "expires=301", "format=gif",
                           "mode=oldest", "redirect=2"})
     EXPECT_FALSE(ParseSnapshotRequest(P(bad), limits, std::nullopt).ok()) << bad;

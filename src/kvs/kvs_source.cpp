@@ -5,6 +5,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "core/time_format.h"
 #include "ingest/push_session.h"
 
 namespace lastframe::kvs {
@@ -18,6 +19,48 @@ constexpr int kMaxListPages = 10;
 // Followed streams keep what a snapshot needs: the newest fragments.
 store::StoreOptions CacheOptions() {
   return {.retention_ms = 30'000, .max_bytes_per_stream = 32 << 20, .live_window_ms = 10'000};
+}
+
+// The longest a fragment may last (the fragmenter's bound): a range read that
+// wants fragments overlapping a range lists from this much before it.
+constexpr int64_t kMaxFragmentSpanMs = 10'000;
+// Endpoint fragment numbers too long for 64 bits are given ours from here on.
+constexpr uint64_t kFirstLongNumber = uint64_t{1} << 63;
+constexpr size_t kMaxLongNumbers = 1 << 20;
+constexpr int kMaxRangePages = 100;
+
+// The value of tag |name| in a Kinesis Video chunk (SimpleTag: TagName 0x45A3
+// |name|, then TagString 0x4487), if there is one.
+std::optional<std::string> ChunkTag(const std::string& chunk, std::string_view name) {
+  size_t at = chunk.find(name);
+  if (at == std::string::npos) return std::nullopt;
+  size_t p = at + name.size();
+  if (p + 3 > chunk.size() || static_cast<uint8_t>(chunk[p]) != 0x44 ||
+      static_cast<uint8_t>(chunk[p + 1]) != 0x87)
+    return std::nullopt;
+  p += 2;
+  const auto first = static_cast<uint8_t>(chunk[p]);
+  int length = 1;
+  while (length <= 8 && !(first & (0x80 >> (length - 1)))) ++length;
+  if (length > 8 || p + static_cast<size_t>(length) > chunk.size()) return std::nullopt;
+  uint64_t size = first & (0xFF >> length);
+  for (int i = 1; i < length; ++i) size = (size << 8) | static_cast<uint8_t>(chunk[p + i]);
+  p += static_cast<size_t>(length);
+  if (size > 64 || p + size > chunk.size()) return std::nullopt;
+  return chunk.substr(p, size);
+}
+
+// A decimal fragment number that fits 64 bits.
+std::optional<uint64_t> ShortNumber(const std::string& s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto digit = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - digit) / 10) return std::nullopt;
+    v = v * 10 + digit;
+  }
+  return v;
 }
 
 }  // namespace
@@ -246,6 +289,182 @@ Result<store::FragmentView> KvsSource::FetchCold(const std::string& stream) cons
                       (ingested.ok() ? "" : ": " + ingested.message()),
                   "KvsError");
   return latest;
+}
+
+uint64_t KvsSource::LocalNumber(const std::string& remote) const {
+  if (auto n = ShortNumber(remote); n && *n < kFirstLongNumber) return *n;
+  std::lock_guard lock(mu_);
+  if (auto it = long_numbers_back_.find(remote); it != long_numbers_back_.end()) return it->second;
+  const uint64_t n = long_numbers_.empty() ? kFirstLongNumber : long_numbers_.rbegin()->first + 1;
+  if (long_numbers_.size() >= kMaxLongNumbers) {  // the oldest go first
+    long_numbers_back_.erase(long_numbers_.begin()->second);
+    long_numbers_.erase(long_numbers_.begin());
+  }
+  long_numbers_.emplace(n, remote);
+  long_numbers_back_.emplace(remote, n);
+  return n;
+}
+
+std::optional<std::string> KvsSource::RemoteNumber(uint64_t local) const {
+  if (local < kFirstLongNumber) return std::to_string(local);
+  std::lock_guard lock(mu_);
+  if (auto it = long_numbers_.find(local); it != long_numbers_.end()) return it->second;
+  return std::nullopt;
+}
+
+Result<std::vector<store::FragmentView>> KvsSource::Fragments(
+    std::string_view stream_view, const store::FragmentQuery& query) const {
+  const std::string stream(stream_view);
+  auto endpoint = client_.DataEndpoint(stream, "LIST_FRAGMENTS");
+  if (!endpoint.ok()) return endpoint.status();
+  const bool server = query.timeline == store::FragmentQuery::Timeline::kServer;
+  // The endpoint lists fragments that begin within the range: for overlaps,
+  // from as long before it as a fragment may last.
+  int64_t from = query.start_ms;
+  if (query.match != store::FragmentQuery::Match::kStartsWithin)
+    from = from < kMaxFragmentSpanMs ? 0 : from - kMaxFragmentSpanMs;
+  from = std::clamp<int64_t>(from, 0, kMaxTimestampMs);
+  const int64_t to = std::clamp<int64_t>(query.end_ms, from, kMaxTimestampMs);
+  json request = {{"StreamName", stream},
+                  {"MaxResults", 1000},
+                  {"FragmentSelector",
+                   {{"FragmentSelectorType", server ? "SERVER_TIMESTAMP" : "PRODUCER_TIMESTAMP"},
+                    {"TimestampRange",
+                     {{"StartTimestamp", static_cast<double>(from) / 1000.0},
+                      {"EndTimestamp", static_cast<double>(to) / 1000.0}}}}}};
+  std::vector<std::pair<store::FragmentView, std::string>> listed;  // with the endpoint's number
+  for (int page = 0;; ++page) {
+    if (page == kMaxRangePages)
+      return Status(Code::kTooLarge,
+                    "the range holds more than " + std::to_string(kMaxRangePages * 1000) +
+                        " fragments at " + client_.endpoint(),
+                    "TooManyFragments");
+    auto body = client_.Call(*endpoint, "listFragments", request.dump());
+    if (!body.ok()) return body.status();
+    json j = json::parse(*body, nullptr, false);
+    if (!j.is_object() || !j.contains("Fragments") || !j["Fragments"].is_array())
+      return Status(Code::kUpstreamFailed, "ListFragments answered without Fragments", "KvsError");
+    for (const json& f : j["Fragments"]) {
+      if (!f.is_object() || !f.contains("FragmentNumber") || !f["FragmentNumber"].is_string())
+        continue;
+      auto ms = [&](const char* key) -> std::optional<int64_t> {
+        if (!f.contains(key) || !f[key].is_number()) return std::nullopt;
+        return EpochSecondsToMs(f[key].get<double>());
+      };
+      auto server_ms = ms("ServerTimestamp"), producer_ms = ms("ProducerTimestamp");
+      if (!server_ms || !producer_ms) continue;
+      store::FragmentView v;
+      const std::string remote = f["FragmentNumber"].get<std::string>();
+      v.number = LocalNumber(remote);
+      v.server_ts_ms = *server_ms;
+      v.producer_ts_ms = *producer_ms;
+      v.duration_ms = f.value("FragmentLengthInMilliseconds", json(0)).is_number_integer()
+                          ? f["FragmentLengthInMilliseconds"].get<int64_t>()
+                          : 0;
+      v.bytes = f.value("FragmentSizeInBytes", json(0)).is_number_unsigned()
+                    ? f["FragmentSizeInBytes"].get<size_t>()
+                    : 0;
+      v.complete = true;  // listings hold whole fragments only
+      if (query.Wants(v)) listed.emplace_back(std::move(v), remote);
+    }
+    if (!j.contains("NextToken") || !j["NextToken"].is_string()) break;
+    request["NextToken"] = j["NextToken"];
+  }
+  // Listings come in no particular order.
+  std::sort(listed.begin(), listed.end(), [server](const auto& a, const auto& b) {
+    const int64_t ta = server ? a.first.server_ts_ms : a.first.producer_ts_ms;
+    const int64_t tb = server ? b.first.server_ts_ms : b.first.producer_ts_ms;
+    return ta != tb ? ta < tb : a.first.number < b.first.number;
+  });
+  std::vector<store::FragmentView> out;
+  out.reserve(listed.size());
+  for (auto& [view, remote] : listed) {
+    if (!query.with_frames) {
+      out.push_back(std::move(view));
+      continue;
+    }
+    auto whole = FetchFragment(stream, remote);
+    if (!whole.ok()) return whole.status();
+    whole->number = view.number;
+    whole->server_ts_ms = view.server_ts_ms;
+    whole->producer_ts_ms = view.producer_ts_ms;
+    out.push_back(std::move(*whole));
+  }
+  return out;
+}
+
+Result<std::vector<store::FragmentView>> KvsSource::FragmentsByNumber(
+    std::string_view stream_view, const std::vector<uint64_t>& numbers) const {
+  const std::string stream(stream_view);
+  std::vector<store::FragmentView> out;
+  out.reserve(numbers.size());
+  for (uint64_t n : numbers) {
+    auto remote = RemoteNumber(n);
+    if (!remote)
+      return NotFound(
+          "fragment " + std::to_string(n) + " of stream '" + stream + "' was not listed here",
+          "FragmentNotFound");
+    auto whole = FetchFragment(stream, *remote);
+    if (!whole.ok()) return whole.status();
+    whole->number = n;
+    out.push_back(std::move(*whole));
+  }
+  return out;
+}
+
+Result<store::FragmentView> KvsSource::FetchFragment(const std::string& stream,
+                                                     const std::string& remote_number) const {
+  auto endpoint = client_.DataEndpoint(stream, "GET_MEDIA_FOR_FRAGMENT_LIST");
+  if (!endpoint.ok()) return endpoint.status();
+  auto media = client_.Call(*endpoint, "getMediaForFragmentList",
+                            json{{"StreamName", stream}, {"Fragments", {remote_number}}}.dump());
+  if (!media.ok()) return media.status();
+  store::StreamStore parsed(clock_, {.retention_ms = 24 * 3'600'000});
+  Status ingested = Ingest(parsed, stream, *media);
+  auto pieces = parsed.Fragments(stream, {});
+  if (!pieces.ok() || pieces->empty())
+    return Status(Code::kUpstreamFailed,
+                  "fragment " + remote_number + " of '" + stream + "' holds no frame we can read" +
+                      (ingested.ok() ? "" : ": " + ingested.message()),
+                  "KvsError");
+  // One endpoint fragment may hold more than one keyframe: its frames are one fragment here.
+  store::FragmentView whole = std::move(pieces->front());
+  for (size_t i = 1; i < pieces->size(); ++i) {
+    auto& more = (*pieces)[i];
+    whole.duration_ms = more.producer_ts_ms + more.duration_ms - whole.producer_ts_ms;
+    whole.bytes += more.bytes;
+    for (auto& frame : more.frames) whole.frames.push_back(std::move(frame));
+  }
+  whole.complete = true;
+  // The endpoint's times, as its chunk tags them (our parse knows only the producer's).
+  for (auto [tag, slot] : {std::pair{"AWS_KINESISVIDEO_SERVER_TIMESTAMP", &whole.server_ts_ms},
+                           std::pair{"AWS_KINESISVIDEO_PRODUCER_TIMESTAMP", &whole.producer_ts_ms}})
+    if (auto text = ChunkTag(*media, tag))
+      if (auto ms = ParseEpochSecondsMs(*text)) *slot = *ms;
+  return whole;
+}
+
+void KvsSource::PostFetch(std::function<Result<std::vector<store::FragmentView>>()> work,
+                          FragmentsCallback done) const {
+  auto shared = std::make_shared<FragmentsCallback>(std::move(done));
+  bool queued = fetchers_.TryPost([work = std::move(work), shared] { (*shared)(work()); });
+  if (!queued)
+    (*shared)(
+        Status(Code::kOverloaded, "too many Kinesis Video fetches in progress", "Overloaded"));
+}
+
+void KvsSource::FragmentsAsync(std::string_view stream, const store::FragmentQuery& query,
+                               FragmentsCallback done) const {
+  PostFetch([this, stream = std::string(stream), query] { return Fragments(stream, query); },
+            std::move(done));
+}
+
+void KvsSource::FragmentsByNumberAsync(std::string_view stream,
+                                       const std::vector<uint64_t>& numbers,
+                                       FragmentsCallback done) const {
+  PostFetch(
+      [this, stream = std::string(stream), numbers] { return FragmentsByNumber(stream, numbers); },
+      std::move(done));
 }
 
 void KvsSource::Follow(Follower* f) const {

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,6 +53,17 @@ class KvsSource final : public store::StreamSource {
 
   Result<store::FragmentView> LatestFragment(std::string_view stream) const override;
   void LatestFragmentAsync(std::string_view stream, FragmentCallback done) const override;
+  // ListFragments (paged), then GetMediaForFragmentList per fragment when frames are wanted.
+  // Fragment numbers are the endpoint's where they fit 64 bits (another lastframe's);
+  // longer ones (AWS's) are given numbers of ours, remembered for FragmentsByNumber.
+  Result<std::vector<store::FragmentView>> Fragments(
+      std::string_view stream, const store::FragmentQuery& query) const override;
+  Result<std::vector<store::FragmentView>> FragmentsByNumber(
+      std::string_view stream, const std::vector<uint64_t>& numbers) const override;
+  void FragmentsAsync(std::string_view stream, const store::FragmentQuery& query,
+                      FragmentsCallback done) const override;
+  void FragmentsByNumberAsync(std::string_view stream, const std::vector<uint64_t>& numbers,
+                              FragmentsCallback done) const override;
 
   // Lets go of streams idle past warm_idle_ms; call periodically.
   void SweepIdle();
@@ -70,6 +82,15 @@ class KvsSource final : public store::StreamSource {
   };
   // The newest fragment from the network (cold path); blocks.
   Result<store::FragmentView> FetchCold(const std::string& stream) const;
+  // One fragment with its frames, fetched by the endpoint's number.
+  Result<store::FragmentView> FetchFragment(const std::string& stream,
+                                            const std::string& remote_number) const;
+  // Our number for the endpoint's fragment number |remote|, and back.
+  uint64_t LocalNumber(const std::string& remote) const;
+  std::optional<std::string> RemoteNumber(uint64_t local) const;
+  // Runs |work| on a fetcher thread; Overloaded through |done| when none is free.
+  void PostFetch(std::function<Result<std::vector<store::FragmentView>>()> work,
+                 FragmentsCallback done) const;
   // Parses |chunks| (Matroska) into |store| as stream |name|; blocks until done.
   static Status Ingest(store::StreamStore& store, const std::string& name,
                        const std::string& chunks);
@@ -87,6 +108,9 @@ class KvsSource final : public store::StreamSource {
   // Cold fetches in progress per stream, and who waits for each.
   mutable std::map<std::string, std::vector<FragmentCallback>, std::less<>> cold_waiters_;
   mutable KvsSourceStats stats_;
+  // Endpoint fragment numbers too long for 64 bits, by the numbers we gave them (bounded).
+  mutable std::map<uint64_t, std::string> long_numbers_;
+  mutable std::map<std::string, uint64_t, std::less<>> long_numbers_back_;
   mutable bool stopped_ = false;
 };
 

@@ -7,10 +7,11 @@
 
 namespace lastframe::snapshot {
 
-void KeepIfNewer(media::FramePtr* frame, media::FramePtr* newest, int64_t* newest_pts) {
+void KeepIfNewer(media::FramePtr* frame, media::FramePtr* newest, int64_t* newest_pts,
+                 int64_t max_pts) {
   AVFrame* f = frame->get();
   int64_t pts = f->best_effort_timestamp != AV_NOPTS_VALUE ? f->best_effort_timestamp : f->pts;
-  if (!*newest || pts >= *newest_pts) {
+  if (pts <= max_pts && (!*newest || pts >= *newest_pts)) {
     *newest_pts = pts;
     *newest = std::move(*frame);
     *frame = media::MakeFrame();
@@ -28,7 +29,8 @@ bool WorthFrameThreads(const store::FragmentView& fragment, size_t first) {
   return pixels > int64_t{1920} * 1080 * 8;
 }
 
-Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, int threads) {
+Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, int threads,
+                                          int64_t max_pts) {
   if (!fragment.codec || fragment.frames.empty())
     return NotFound("the fragment holds no frame", "NoFrame");
   if (threads == 0)
@@ -53,7 +55,7 @@ Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, i
         last_error = media::AvError(rc, "decoding");
         return;
       }
-      KeepIfNewer(&frame, &newest, &newest_pts);
+      KeepIfNewer(&frame, &newest, &newest_pts, max_pts);
     }
   };
   for (const store::Frame& f : fragment.frames) {

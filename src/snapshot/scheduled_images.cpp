@@ -36,8 +36,7 @@ void ScheduledImages::OnFrame(const std::string& stream) {
     schedule = it->second.schedule;
   }
   bool queued = workers_.TryPost([this, stream, schedule, now] {
-    SnapshotOptions options;
-    options.encode = schedule.encode;
+    const SnapshotOptions& options = schedule.encode;
     Result<Image> image = snapshots_.Render(stream, options);
     if (!image.ok()) {
       spdlog::warn("scheduled image of {}: {}", stream, image.status().ToString());
@@ -45,9 +44,9 @@ void ScheduledImages::OnFrame(const std::string& stream) {
     }
     int64_t at = schedule.producer_timestamps ? image->frame_timestamp_ms : now;
     std::string key = schedule.key_prefix + stream + "/" + std::to_string(at) + "." +
-                      media::ImageExtension(image->format);
+                      ImageExtension(image->format);
     auto bytes = std::make_shared<const std::string>(std::move(image->bytes));
-    objects_.PutAsync(key, bytes, media::ImageContentType(image->format),
+    objects_.PutAsync(key, bytes, ImageContentType(image->format),
                       [this, stream, key](Status stored) {
                         if (!stored.ok())
                           spdlog::warn("scheduled image {}: {}", key, stored.ToString());

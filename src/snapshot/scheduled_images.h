@@ -16,7 +16,7 @@ namespace lastframe::snapshot {
 struct ImageSchedule {
   int64_t sampling_interval_ms = 3000;
   bool producer_timestamps = false;  // name images by producer (else server) time
-  media::EncodeOptions encode;       // format, quality, size (0: the stream's)
+  SnapshotOptions encode;            // format, quality, size (0: the stream's)
   std::string key_prefix;            // "" or "cams/" ('/' added if missing)
 };
 

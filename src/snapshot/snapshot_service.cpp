@@ -11,20 +11,39 @@
 namespace lastframe::snapshot {
 namespace {
 
+media::ImageFormat MediaFormat(ImageFormat f) {
+  switch (f) {
+    case ImageFormat::kPng:
+      return media::ImageFormat::kPng;
+    case ImageFormat::kJpeg:
+      break;
+  }
+  return media::ImageFormat::kJpeg;
+}
+
+ImageFormat FormatOf(media::ImageFormat f) {
+  return f == media::ImageFormat::kPng ? ImageFormat::kPng : ImageFormat::kJpeg;
+}
+
+media::EncodeOptions EncodeOptionsOf(const SnapshotOptions& o) {
+  return {
+      .format = MediaFormat(o.format), .quality = o.quality, .width = o.width, .height = o.height};
+}
+
 Status Overloaded() {
   return Status(Code::kOverloaded, "too many snapshots in progress; retry shortly", "Overloaded");
 }
 
 // Names one rendering: the stream, its newest frame, the options, publishing.
 std::string CacheKey(const std::string& stream, const store::FragmentView& f,
-                     const SnapshotOptions& so, bool publish) {
-  const media::EncodeOptions& o = so.encode;
+                     const SnapshotOptions& so, bool publish, std::optional<int64_t> shown_pts) {
+  const SnapshotOptions& o = so;
   // In keyframe mode every frame count of the fragment shows the same picture.
   size_t frames = so.keyframe_only ? 1 : f.frames.size();
   return stream + '\n' + std::to_string(f.number) + ':' + std::to_string(frames) + ':' +
-         media::ImageFormatName(o.format) + ':' + std::to_string(o.quality) + ':' +
+         ImageFormatName(o.format) + ':' + std::to_string(o.quality) + ':' +
          std::to_string(o.width) + 'x' + std::to_string(o.height) + (so.keyframe_only ? ":k" : "") +
-         (publish ? ":p" : "");
+         (publish ? ":p" : "") + (shown_pts ? ":@" + std::to_string(*shown_pts) : "");
 }
 
 }  // namespace
@@ -40,12 +59,12 @@ SnapshotService::SnapshotService(const store::StreamSource& source, objects::Obj
       options_(options),
       warm_(clock, options.max_warm_decoders, options.warm_idle_ms) {}
 
-Status SnapshotService::BoundPixels(const media::EncodeOptions& asked,
+Status SnapshotService::BoundPixels(const SnapshotOptions& asked,
                                     media::EncodeOptions* fitted) const {
   const uint64_t max = options_.max_render_pixels;
   uint64_t pixels = static_cast<uint64_t>(fitted->width) * static_cast<uint64_t>(fitted->height);
   if (pixels <= max) return Status::Ok();
-  if (asked.width > 0 || asked.height > 0) {
+  if ((asked.width > 0 || asked.height > 0) && !asked.shrink_to_fit) {
     if (options_.render_limit) options_.render_limit->CountRefusal();
     return InvalidArgument("an image of " + std::to_string(fitted->width) + "x" +
                                std::to_string(fitted->height) + " is larger than the " +
@@ -61,11 +80,11 @@ Status SnapshotService::BoundPixels(const media::EncodeOptions& asked,
 WorkerPool& SnapshotService::PoolFor(const store::FragmentView& fragment,
                                      const SnapshotOptions& options) {
   if (heavy_workers_ == nullptr || !fragment.codec) return workers_;
-  int w = options.encode.width, h = options.encode.height;
-  media::FitSize(fragment.codec->width, fragment.codec->height, options.encode.width,
-                 options.encode.height, &w, &h);
+  int w = options.width, h = options.height;
+  media::FitSize(fragment.codec->width, fragment.codec->height, options.width, options.height, &w,
+                 &h);
   uint64_t cost = static_cast<uint64_t>(std::max(w, 0)) * static_cast<uint64_t>(std::max(h, 0));
-  if (options.encode.format == media::ImageFormat::kPng) cost *= 4;
+  if (options.format == ImageFormat::kPng) cost *= 4;
   return cost > options_.heavy_render_cost ? *heavy_workers_ : workers_;
 }
 
@@ -77,7 +96,7 @@ Result<Image> SnapshotService::Render(const std::string& stream, const SnapshotO
 
 Result<Image> SnapshotService::RenderFragment(const std::string& stream,
                                               const store::FragmentView& fragment,
-                                              const SnapshotOptions& options) {
+                                              const SnapshotOptions& options, FramePick pick) {
   auto t0 = std::chrono::steady_clock::now();
   bool catch_up = false;
   Result<media::FramePtr> frame = Status(Code::kInternal, "unset");
@@ -85,15 +104,16 @@ Result<Image> SnapshotService::RenderFragment(const std::string& stream,
     store::FragmentView keyframe = fragment;
     keyframe.frames.resize(1);
     frame = DecodeNewestFrame(keyframe, 1);
-  } else {
+  } else if (pick.warm) {
     frame = warm_.Newest(stream, fragment, &catch_up);
+  } else {
+    frame = DecodeNewestFrame(fragment, 1, pick.shown_pts.value_or(INT64_MAX));
   }
   if (!frame.ok()) return frame.status();
   const AVFrame& f = **frame;
-  media::EncodeOptions fitted = options.encode;
-  media::FitSize(f.width, f.height, options.encode.width, options.encode.height, &fitted.width,
-                 &fitted.height);
-  if (Status s = BoundPixels(options.encode, &fitted); !s.ok()) return s;
+  media::EncodeOptions fitted = EncodeOptionsOf(options);
+  media::FitSize(f.width, f.height, options.width, options.height, &fitted.width, &fitted.height);
+  if (Status s = BoundPixels(options, &fitted); !s.ok()) return s;
   auto t1 = std::chrono::steady_clock::now();
   Result<media::EncodedImage> encoded = media::EncodeImage(f, fitted);
   if (!encoded.ok()) return encoded.status();
@@ -103,7 +123,7 @@ Result<Image> SnapshotService::RenderFragment(const std::string& stream,
                 std::chrono::duration<double, std::milli>(t2 - t1).count());
   Image image;
   image.bytes = std::move(encoded->bytes);
-  image.format = encoded->format;
+  image.format = FormatOf(encoded->format);
   image.width = encoded->width;
   image.height = encoded->height;
   image.fragment_number = fragment.number;
@@ -120,21 +140,21 @@ void SnapshotService::Acquire(const std::string& stream, const SnapshotOptions& 
   // cheap on any thread); a remote source answers from its own threads.
   source_.LatestFragmentAsync(stream, [this, stream, options, publish, done = std::move(done)](
                                           Result<store::FragmentView> fragment) mutable {
-    AcquireFragment(stream, options, publish, std::move(done), std::move(fragment));
+    AcquireFragment(stream, options, publish, FramePick{}, std::move(done), std::move(fragment));
   });
 }
 
 void SnapshotService::AcquireFragment(const std::string& stream, const SnapshotOptions& options,
-                                      bool publish, Waiter done,
+                                      bool publish, FramePick pick, Waiter done,
                                       Result<store::FragmentView> fragment) {
   if (!fragment.ok()) return done(fragment.status());
   if (fragment->codec) {  // an ask over the pixel bound is refused before any decode
-    media::EncodeOptions fitted = options.encode;
-    media::FitSize(fragment->codec->width, fragment->codec->height, options.encode.width,
-                   options.encode.height, &fitted.width, &fitted.height);
-    if (Status s = BoundPixels(options.encode, &fitted); !s.ok()) return done(s);
+    media::EncodeOptions fitted = EncodeOptionsOf(options);
+    media::FitSize(fragment->codec->width, fragment->codec->height, options.width, options.height,
+                   &fitted.width, &fitted.height);
+    if (Status s = BoundPixels(options, &fitted); !s.ok()) return done(s);
   }
-  std::string key = CacheKey(stream, *fragment, options, publish);
+  std::string key = CacheKey(stream, *fragment, options, publish, pick.shown_pts);
   {
     std::unique_lock lock(mu_);
     if (auto it = cache_.find(key); it != cache_.end()) {
@@ -152,22 +172,22 @@ void SnapshotService::AcquireFragment(const std::string& stream, const SnapshotO
     in_flight_[key].push_back(std::move(done));
   }
   WorkerPool& pool = PoolFor(*fragment, options);
-  bool queued = pool.TryPost([this, key, stream, fragment = std::move(*fragment), options,
-                              publish]() mutable {
-    Result<Image> image = RenderFragment(stream, fragment, options);
-    if (!image.ok()) return Finish(key, image.status());
-    Rendered out;
-    out.image = std::make_shared<const Image>(std::move(*image));
-    if (!publish) return Finish(key, std::move(out));
-    out.object_key = ObjectKey(stream, *out.image, options);
-    // The upload may go on the store's own threads: this worker is free at once.
-    std::shared_ptr<const std::string> bytes(out.image, &out.image->bytes);
-    objects_.PutAsync(out.object_key, std::move(bytes), media::ImageContentType(out.image->format),
-                      [this, key, out](Status stored) {
-                        if (!stored.ok()) return Finish(key, stored);
-                        Finish(key, out);
-                      });
-  });
+  bool queued = pool.TryPost(
+      [this, key, stream, fragment = std::move(*fragment), options, publish, pick]() mutable {
+        Result<Image> image = RenderFragment(stream, fragment, options, pick);
+        if (!image.ok()) return Finish(key, image.status());
+        Rendered out;
+        out.image = std::make_shared<const Image>(std::move(*image));
+        if (!publish) return Finish(key, std::move(out));
+        out.object_key = ObjectKey(stream, *out.image, options);
+        // The upload may go on the store's own threads: this worker is free at once.
+        std::shared_ptr<const std::string> bytes(out.image, &out.image->bytes);
+        objects_.PutAsync(out.object_key, std::move(bytes), ImageContentType(out.image->format),
+                          [this, key, out](Status stored) {
+                            if (!stored.ok()) return Finish(key, stored);
+                            Finish(key, out);
+                          });
+      });
   if (!queued) {
     std::vector<Waiter> waiters;
     {
@@ -214,6 +234,57 @@ void SnapshotService::RenderAsync(const std::string& stream, SnapshotOptions opt
   });
 }
 
+void SnapshotService::RenderAtAsync(const std::string& stream, FrameTime at,
+                                    SnapshotOptions options, ImageCallback done) {
+  store::FragmentQuery q;
+  q.timeline = at.server_timeline ? store::FragmentQuery::Timeline::kServer
+                                  : store::FragmentQuery::Timeline::kProducer;
+  q.match = store::FragmentQuery::Match::kTouches;
+  q.start_ms = q.end_ms = at.at_ms;
+  Waiter answer = [done = std::move(done)](Result<Rendered> r) {
+    if (!r.ok()) return done(r.status());
+    done(*r->image);
+  };
+  source_.FragmentsAsync(
+      stream, q,
+      [this, stream, at, options,
+       answer = std::move(answer)](Result<std::vector<store::FragmentView>> found) mutable {
+        if (!found.ok()) return answer(found.status());
+        // The fragment showing |at|: the last to begin at or before it.
+        const store::FragmentView* f = found->empty() ? nullptr : &found->back();
+        if (f == nullptr || f->frames.empty() || !f->codec)
+          return answer(NotFound(
+              "no frame of '" + stream + "' at " + std::to_string(at.at_ms) + " ms is retained",
+              "NoMedia"));
+        // The picture on screen at |at|: the latest presented at or before it. With
+        // B-frames it may come after later ones in decode order: every frame up to
+        // the last one presented by then is decoded.
+        const int64_t begin = at.server_timeline ? f->server_ts_ms : f->producer_ts_ms;
+        const int64_t first_pts = f->frames.front().pts_ms;
+        const int64_t wanted = first_pts + (at.at_ms - begin);
+        size_t n = 1;
+        int64_t shown = first_pts;
+        for (size_t i = 0; i < f->frames.size(); ++i) {
+          if (f->frames[i].pts_ms > wanted) continue;
+          n = i + 1;
+          shown = std::max(shown, f->frames[i].pts_ms);
+        }
+        int64_t newest_decoded = INT64_MIN;
+        for (size_t i = 0; i < n; ++i)
+          newest_decoded = std::max(newest_decoded, f->frames[i].pts_ms);
+        FramePick pick;
+        // When the picture is the newest of the frames decoded, the render is the
+        // one a look at the stream made when those frames had arrived: one cache entry.
+        if (shown != newest_decoded) pick.shown_pts = shown;
+        // Only the fragment still arriving is the stream's latest, followed by a warm decoder.
+        pick.warm = !f->complete && n == f->frames.size() && !pick.shown_pts;
+        store::FragmentView upto = std::move(found->back());
+        upto.frames.resize(n);
+        AcquireFragment(stream, options, /*publish=*/false, pick, std::move(answer),
+                        std::move(upto));
+      });
+}
+
 void SnapshotService::PublishAsync(const std::string& stream, SnapshotOptions options,
                                    int64_t expires_s, PublishCallback done) {
   Acquire(stream, options, true, [this, expires_s, done = std::move(done)](Result<Rendered> r) {
@@ -221,7 +292,7 @@ void SnapshotService::PublishAsync(const std::string& stream, SnapshotOptions op
     if (objects_.Holds(r->object_key)) return Answer(*r, expires_s, done);
     // The store let the object go since it was cached (expiry, size bound): put it back.
     std::shared_ptr<const std::string> bytes(r->image, &r->image->bytes);
-    objects_.PutAsync(r->object_key, std::move(bytes), media::ImageContentType(r->image->format),
+    objects_.PutAsync(r->object_key, std::move(bytes), ImageContentType(r->image->format),
                       [this, rendered = *r, expires_s, done](Status stored) {
                         if (!stored.ok()) return done(stored);
                         Answer(rendered, expires_s, done);
@@ -251,13 +322,12 @@ void SnapshotService::Answer(const Rendered& r, int64_t expires_s, const Publish
 
 std::string SnapshotService::ObjectKey(const std::string& stream, const Image& image,
                                        const SnapshotOptions& options) {
-  const media::EncodeOptions& o = options.encode;
+  const SnapshotOptions& o = options;
   std::string key = "snapshots/" + stream + "/" + std::to_string(image.frame_timestamp_ms);
-  if (o.format == media::ImageFormat::kJpeg && o.quality != 80)
-    key += "_q" + std::to_string(o.quality);
+  if (o.format == ImageFormat::kJpeg && o.quality != 80) key += "_q" + std::to_string(o.quality);
   if (o.width > 0 || o.height > 0)
     key += "_" + std::to_string(image.width) + "x" + std::to_string(image.height);
-  return key + "." + media::ImageExtension(image.format);
+  return key + "." + ImageExtension(image.format);
 }
 
 void SnapshotService::OnFrame(const std::string& stream) {

@@ -5,6 +5,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -15,37 +16,11 @@
 #include "core/worker_pool.h"
 #include "media/image_encoder.h"
 #include "objects/object_store.h"
+#include "snapshot/snapshot_engine.h"
 #include "snapshot/warm_decoders.h"
 #include "store/stream_source.h"
 
 namespace lastframe::snapshot {
-
-// The newest picture of a stream, encoded.
-struct Image {
-  std::string bytes;
-  media::ImageFormat format = media::ImageFormat::kJpeg;
-  int width = 0;
-  int height = 0;
-  int64_t frame_timestamp_ms = 0;  // producer time of the frame (epoch ms)
-  uint64_t fragment_number = 0;
-};
-
-// An image put in the object store, and a signed URL to it.
-struct PublishedImage {
-  Image image;  // without bytes: callers want the URL
-  size_t bytes = 0;
-  std::string key;
-  std::string url;
-  int64_t expires_at_ms = 0;
-};
-
-// What to render: the image's encoding, and which frame.
-struct SnapshotOptions {
-  media::EncodeOptions encode;
-  // The newest fragment's keyframe instead of its newest frame: one frame to
-  // decode, the cheapest still, but up to a GOP older.
-  bool keyframe_only = false;
-};
 
 struct ServiceOptions {
   size_t max_cache_bytes = 64 << 20;  // encoded images kept for repeat looks
@@ -64,42 +39,44 @@ struct ServiceOptions {
   uint64_t heavy_render_cost = 1920ull * 1080;
 };
 
-struct SnapshotStats {
-  uint64_t renders = 0;     // decodes + encodes done
-  uint64_t cache_hits = 0;  // answered from the cache (same frame, same options)
-  uint64_t coalesced = 0;   // joined a render already in progress
-  WarmDecoderStats warm;
+// Which picture of a fragment's frames, and how to decode it.
+struct FramePick {
+  // The picture presented at this pts (the frames'), when it is not the
+  // newest of the frames given (B-frames decoded after it); nullopt: the newest.
+  std::optional<int64_t> shown_pts;
+  // The fragment is the stream's latest: its warm decoder may answer. Else
+  // it is decoded cold, leaving the warm decoders to live streams.
+  bool warm = true;
 };
 
-// Takes the newest frame of a stream: reads the latest fragment from a
-// StreamSource, decodes and encodes on the worker pool (never on the caller's
-// thread) and optionally publishes to an ObjectStore.
+// The SnapshotEngine: takes the newest frame (or the one shown at a time) of a
+// stream: reads the fragment from a StreamSource, decodes and encodes on the
+// worker pool (never on the caller's thread) and optionally publishes to an
+// ObjectStore.
 //
 // The newest frame is named by (fragment number, frames in it): while no frame
 // arrives, the same request is answered from a cache (a repeat snapshot costs
 // one URL signature), and concurrent requests for the same frame and options
 // share one render.
-class SnapshotService {
+class SnapshotService final : public SnapshotEngine {
  public:
   // |heavy_workers| (may be null) renders the large images, apart from |workers|.
   SnapshotService(const store::StreamSource& source, objects::ObjectStore& objects,
                   WorkerPool& workers, const Clock& clock, ServiceOptions options = {},
                   WorkerPool* heavy_workers = nullptr);
 
-  // Renders synchronously on the calling thread (no image cache).
+  // Renders the newest frame synchronously on the calling thread (no image cache).
   Result<Image> Render(const std::string& stream, const SnapshotOptions& options);
 
-  using ImageCallback = std::function<void(Result<Image>)>;
-  using PublishCallback = std::function<void(Result<PublishedImage>)>;
-
-  // |done| runs exactly once: at once on the calling thread when the answer is
-  // known (an unknown stream, a cached image), else on a worker thread. A full
-  // worker queue gives Overloaded.
-  void RenderAsync(const std::string& stream, SnapshotOptions options, ImageCallback done);
-  // As RenderAsync, then put in the object store and presigned for |expires_s|
-  // seconds (1..604800).
+  // SnapshotEngine. A frame at a time shares the cache with the newest frame
+  // (the same frame is one entry) and the warm decoder while its fragment is
+  // the one arriving; an older one is decoded cold, leaving the warm decoders
+  // to live streams.
+  void RenderAsync(const std::string& stream, SnapshotOptions options, ImageCallback done) override;
   void PublishAsync(const std::string& stream, SnapshotOptions options, int64_t expires_s,
-                    PublishCallback done);
+                    PublishCallback done) override;
+  void RenderAtAsync(const std::string& stream, FrameTime at, SnapshotOptions options,
+                     ImageCallback done) override;
 
   // A frame arrived on |stream| (the store's observer): with warm_all, feeds
   // its decoder on a worker if the queue has room to spare.
@@ -112,7 +89,7 @@ class SnapshotService {
   static std::string ObjectKey(const std::string& stream, const Image& image,
                                const SnapshotOptions& options);
 
-  SnapshotStats stats() const;
+  SnapshotStats stats() const override;
 
  private:
   struct Rendered {
@@ -129,16 +106,16 @@ class SnapshotService {
   void Acquire(const std::string& stream, const SnapshotOptions& options, bool publish,
                Waiter done);
   void AcquireFragment(const std::string& stream, const SnapshotOptions& options, bool publish,
-                       Waiter done, Result<store::FragmentView> fragment);
+                       FramePick pick, Waiter done, Result<store::FragmentView> fragment);
   // Signs a URL to a stored render and answers.
   void Answer(const Rendered& rendered, int64_t expires_s, const PublishCallback& done);
   // Caches a finished render and answers everyone waiting for it.
   void Finish(const std::string& key, Result<Rendered> result);
   Result<Image> RenderFragment(const std::string& stream, const store::FragmentView& fragment,
-                               const SnapshotOptions& options);
+                               const SnapshotOptions& options, FramePick pick = {});
   void Insert(const std::string& key, const Rendered& rendered);  // mu_ held
   // Holds |fitted| (the output size) within max_render_pixels.
-  Status BoundPixels(const media::EncodeOptions& asked, media::EncodeOptions* fitted) const;
+  Status BoundPixels(const SnapshotOptions& asked, media::EncodeOptions* fitted) const;
   // The pool a render of |fragment| with |options| goes to: large ones apart.
   WorkerPool& PoolFor(const store::FragmentView& fragment, const SnapshotOptions& options);
   // Brings |stream|'s warm decoder to its newest frame on a spare worker.

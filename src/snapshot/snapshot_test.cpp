@@ -18,6 +18,7 @@ using testing::DecodeJpeg;
 using testing::MakeClip;
 using testing::Psnr;
 using testing::ReadFile;
+using testing::RgbImage;
 using testing::TempDir;
 
 // Pushes a clip file into |store| as stream |name| and waits for the end.
@@ -69,7 +70,7 @@ TEST_P(NewestFrame, MatchesFfmpegsDecodeOfTheLastFrame) {
   auto objects = objects::LocalStore::Open(lo, SystemClock::Get());
   ASSERT_TRUE(objects.ok());
   SnapshotService service(store, **objects, workers, SystemClock::Get());
-  auto image = service.Render("cam", {{media::ImageFormat::kJpeg, 95}});
+  auto image = service.Render("cam", {ImageFormat::kJpeg, 95});
   ASSERT_TRUE(image.ok()) << image.status().ToString();
   EXPECT_EQ(image->width, c.width);
   EXPECT_EQ(image->height, c.height);
@@ -117,10 +118,9 @@ INSTANTIATE_TEST_SUITE_P(
 class SnapshotServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string clip =
-        MakeClip(dir_.file("clip.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
-                                         "1", "-c:v", "libx264", "-g", "10"});
-    PushFile(store_, "cam", clip);
+    clip_ = MakeClip(dir_.file("clip.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
+                                             "-t", "1", "-c:v", "libx264", "-g", "10"});
+    PushFile(store_, "cam", clip_);
     objects::LocalStoreOptions lo;
     lo.root = dir_.path() / "objects";
     lo.public_url = "http://127.0.0.1:1";
@@ -151,7 +151,15 @@ class SnapshotServiceTest : public ::testing::Test {
     return release;
   }
 
+  Result<Image> RenderAt(const std::string& stream, FrameTime at, SnapshotOptions options = {}) {
+    std::promise<Result<Image>> promise;
+    service_->RenderAtAsync(stream, at, options,
+                            [&](Result<Image> r) { promise.set_value(std::move(r)); });
+    return promise.get_future().get();
+  }
+
   TempDir dir_;
+  std::string clip_;
   ManualClock clock_{1'764'000'000'500};
   store::StreamStore store_{SystemClock::Get(), {.retention_ms = 3'600'000}};
   WorkerPool workers_{1, 4};
@@ -160,7 +168,7 @@ class SnapshotServiceTest : public ::testing::Test {
 };
 
 TEST_F(SnapshotServiceTest, PublishesToTheObjectStoreWithASignedUrl) {
-  Result<PublishedImage> published = Publish({{media::ImageFormat::kJpeg, 80, 80, 0}});
+  Result<PublishedImage> published = Publish({ImageFormat::kJpeg, 80, 80, 0});
   ASSERT_TRUE(published.ok()) << published.status().ToString();
   EXPECT_EQ(published->image.width, 80);
   EXPECT_EQ(published->image.height, 60);
@@ -176,6 +184,57 @@ TEST_F(SnapshotServiceTest, PublishesToTheObjectStoreWithASignedUrl) {
   EXPECT_EQ(stored.size(), published->bytes);
   EXPECT_EQ(DecodeJpeg(stored).width, 80);
   EXPECT_NE(published->url.find("X-Amz-Signature="), std::string::npos);
+}
+
+// A frame at a time (Kinesis Video's GetImages): the one shown then, from the
+// cache when it is the newest frame already rendered.
+TEST_F(SnapshotServiceTest, AFrameAtATimeIsTheOneShownThenAndSharesTheCache) {
+  auto fragments = store_.Fragments("cam", {});
+  ASSERT_TRUE(fragments.ok());
+  ASSERT_EQ(fragments->size(), 1u);  // 1 s at 10 fps, a keyframe every 10 frames
+  const store::FragmentView& f = fragments->front();
+  ASSERT_EQ(f.frames.size(), 10u);
+  const std::vector<RgbImage> frames = DecodeAllFramesWithFfmpeg(clip_, 160, 120);
+  ASSERT_EQ(frames.size(), 10u);
+
+  // 450 ms in, the fifth frame (shown from 400 ms) is on screen.
+  auto at = RenderAt("cam", {.at_ms = f.producer_ts_ms + 450});
+  ASSERT_TRUE(at.ok()) << at.status().ToString();
+  EXPECT_EQ(at->frame_timestamp_ms, f.producer_ts_ms + 400);
+  EXPECT_EQ(at->fragment_number, f.number);
+  const RgbImage got = DecodeJpeg(at->bytes);
+  EXPECT_GT(Psnr(got, frames[4]), 30.0);
+  EXPECT_GT(Psnr(got, frames[4]), Psnr(got, frames[5]) + 3.0);
+  // The server's timeline: the fragment arrived at server_ts_ms.
+  auto server = RenderAt("cam", {.at_ms = f.server_ts_ms + 450, .server_timeline = true});
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  EXPECT_EQ(server->frame_timestamp_ms, f.producer_ts_ms + 400);
+
+  // The newest frame, rendered once: a time at or after it is the same render.
+  std::promise<Result<Image>> newest;
+  service_->RenderAsync("cam", {}, [&](Result<Image> r) { newest.set_value(std::move(r)); });
+  ASSERT_TRUE(newest.get_future().get().ok());
+  const SnapshotStats before = service_->stats();
+  auto last = RenderAt("cam", {.at_ms = f.producer_ts_ms + f.duration_ms});
+  ASSERT_TRUE(last.ok()) << last.status().ToString();
+  EXPECT_EQ(last->frame_timestamp_ms, f.producer_ts_ms + 900);
+  EXPECT_EQ(service_->stats().renders, before.renders);
+  EXPECT_EQ(service_->stats().cache_hits, before.cache_hits + 1);
+
+  // Before the stream, after it, or of no stream: said so, nothing rendered.
+  auto before_stream = RenderAt("cam", {.at_ms = f.producer_ts_ms - 10'000});
+  EXPECT_EQ(before_stream.status().reason(), "NoMedia");
+  auto after_stream = RenderAt("cam", {.at_ms = f.producer_ts_ms + f.duration_ms + 1});
+  EXPECT_EQ(after_stream.status().reason(), "NoMedia");
+  EXPECT_EQ(RenderAt("nobody", {.at_ms = f.producer_ts_ms}).status().reason(), "StreamNotFound");
+  // An explicit size over the pixel bound is refused, unless it may be scaled down.
+  auto big = RenderAt("cam", {.at_ms = f.producer_ts_ms}, {.width = 8000, .height = 6000});
+  EXPECT_EQ(big.status().reason(), "TooManyPixels");
+  auto shrunk = RenderAt("cam", {.at_ms = f.producer_ts_ms},
+                         {.width = 8000, .height = 6000, .shrink_to_fit = true});
+  ASSERT_TRUE(shrunk.ok()) << shrunk.status().ToString();
+  EXPECT_LE(uint64_t{static_cast<uint64_t>(shrunk->width)} * static_cast<uint64_t>(shrunk->height),
+            3840ull * 2160);
 }
 
 TEST_F(SnapshotServiceTest, AnObjectSweptWhileCachedIsStoredAgain) {
@@ -201,7 +260,7 @@ TEST_F(SnapshotServiceTest, SameFrameSameOptionsIsRenderedOnce) {
   EXPECT_EQ(second->key, first->key);
   EXPECT_NE(second->url, first->url);
   EXPECT_NE(second->url.find("X-Amz-Expires=60"), std::string::npos);
-  auto other_options = Publish({{media::ImageFormat::kJpeg, 50}});
+  auto other_options = Publish({ImageFormat::kJpeg, 50});
   ASSERT_TRUE(other_options.ok());
   EXPECT_NE(other_options->key, first->key);
   SnapshotStats stats = service_->stats();
@@ -254,10 +313,10 @@ TEST_F(SnapshotServiceTest, UnknownStreamAnswersAtOnceAndAFullQueueOverloads) {
   // Four different renders fill the queue of four; the fifth is refused.
   std::vector<std::promise<Status>> queued(4);
   for (int q = 0; q < 4; ++q)
-    service_->RenderAsync("cam", {{media::ImageFormat::kJpeg, 10 + q}},
+    service_->RenderAsync("cam", {ImageFormat::kJpeg, 10 + q},
                           [&queued, q](Result<Image> r) { queued[q].set_value(r.status()); });
   Status refused;
-  service_->RenderAsync("cam", {{media::ImageFormat::kJpeg, 99}},
+  service_->RenderAsync("cam", {ImageFormat::kJpeg, 99},
                         [&](Result<Image> r) { refused = r.status(); });
   EXPECT_EQ(refused.code(), Code::kOverloaded);
   release.set_value();

@@ -10,18 +10,10 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "media/ffmpeg.h"
+#include "snapshot/snapshot_engine.h"  // WarmDecoderStats
 #include "store/fragment.h"
 
 namespace lastframe::snapshot {
-
-struct WarmDecoderStats {
-  uint64_t warm_hits = 0;    // answered by feeding only the frames that were new
-  uint64_t resets = 0;       // a new fragment (or first look): decoded from its keyframe
-  uint64_t fallbacks = 0;    // streams that reorder frames (B-frames): decoded cold
-  uint64_t catch_ups = 0;    // decoders brought forward off a look's path
-  uint64_t cold_starts = 0;  // long runs to decode: answered by a multi-threaded cold decode
-  size_t decoders = 0;       // alive now
-};
 
 // Decoders kept alive per recently looked-at stream, so that the next look
 // decodes only the frames that arrived since the last one instead of the

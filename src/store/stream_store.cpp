@@ -130,6 +130,14 @@ std::vector<FragmentView> Stream::FragmentsFrom(uint64_t first) const {
   return out;
 }
 
+std::vector<FragmentView> Stream::Select(const FragmentQuery& query) const {
+  std::lock_guard lock(mu_);
+  std::vector<FragmentView> out;
+  for (const auto& f : fragments_)
+    if (query.Wants(f.view)) out.push_back(f.view);  // frames are shared, not copied
+  return out;
+}
+
 uint64_t Stream::version() const {
   std::lock_guard lock(mu_);
   return version_;
@@ -379,6 +387,33 @@ Result<FragmentView> StreamStore::LatestFragment(std::string_view name) const {
     return NotFound("stream '" + std::string(name) + "' has no frame yet (or none retained)",
                     "NoFrame");
   return std::move(*latest);
+}
+
+Result<std::vector<FragmentView>> StreamStore::Fragments(std::string_view name,
+                                                         const FragmentQuery& query) const {
+  std::shared_ptr<Stream> stream = Find(name);
+  if (!stream) return NotFound("no stream named '" + std::string(name) + "'", "StreamNotFound");
+  return stream->Select(query);
+}
+
+Result<std::vector<FragmentView>> StreamStore::FragmentsByNumber(
+    std::string_view name, const std::vector<uint64_t>& numbers) const {
+  std::shared_ptr<Stream> stream = Find(name);
+  if (!stream) return NotFound("no stream named '" + std::string(name) + "'", "StreamNotFound");
+  uint64_t lowest = numbers.empty() ? 0 : *std::min_element(numbers.begin(), numbers.end());
+  std::vector<FragmentView> held = stream->FragmentsFrom(lowest);
+  std::vector<FragmentView> out;
+  out.reserve(numbers.size());
+  for (uint64_t n : numbers) {
+    auto it = std::lower_bound(held.begin(), held.end(), n,
+                               [](const FragmentView& f, uint64_t v) { return f.number < v; });
+    if (it == held.end() || it->number != n)
+      return NotFound("fragment " + std::to_string(n) + " of stream '" + std::string(name) +
+                          "' is not retained (past the retention, or never there)",
+                      "FragmentNotFound");
+    out.push_back(*it);
+  }
+  return out;
 }
 
 std::vector<StreamInfo> StreamStore::List() const {

@@ -97,6 +97,8 @@ class Stream {
   std::vector<FragmentView> Fragments() const;
   // The retained fragments numbered |first| or later, oldest first.
   std::vector<FragmentView> FragmentsFrom(uint64_t first) const;
+  // The fragments |query| wants, oldest first (see StreamSource::Fragments).
+  std::vector<FragmentView> Select(const FragmentQuery& query) const;
 
   // A count that grows with every frame stored or fragment completed: readers
   // that follow the stream live (GetMedia) wait for it to pass what they saw.
@@ -167,6 +169,10 @@ class StreamStore final : public StreamSource {
   Status Remove(std::string_view name);
 
   Result<FragmentView> LatestFragment(std::string_view stream) const override;
+  Result<std::vector<FragmentView>> Fragments(std::string_view stream,
+                                              const FragmentQuery& query) const override;
+  Result<std::vector<FragmentView>> FragmentsByNumber(
+      std::string_view stream, const std::vector<uint64_t>& numbers) const override;
   std::vector<StreamInfo> List() const;
   // Applies retention to every stream (also done on each fragment start), and
   // forgets abandoned streams (see Stream::Abandoned).

@@ -54,6 +54,61 @@ TEST(StreamStore, UnknownStreamAndEmptyStreamAreDistinctNotFounds) {
   EXPECT_EQ(empty.status().reason(), "NoFrame");
 }
 
+// The range reads every listing, clip and Kinesis Video range operation goes through.
+TEST(StreamStore, RangeReadsSelectByTimelineMatchNumberAndCompleteness) {
+  ManualClock clock(1'700'000'000'000);
+  StreamStore store(clock, {.retention_ms = 3'600'000});
+  auto s = *store.Open("cam");
+  int64_t pts = 0;
+  PushGops(*s, clock, 3, 5,
+           &pts);  // producer times 1'000'000 + [0, 1000), [1000, 2000), [2000, ...)
+  auto all = store.Fragments("cam", {});
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_FALSE(all->back().complete);  // the last is still arriving
+  auto numbers = [](const std::vector<FragmentView>& v) {
+    std::vector<uint64_t> out;
+    for (const auto& f : v) out.push_back(f.number);
+    return out;
+  };
+  const uint64_t n0 = (*all)[0].number, n1 = (*all)[1].number, n2 = (*all)[2].number;
+
+  FragmentQuery q;
+  q.start_ms = 1'001'000;  // where the first ends and the second begins
+  q.end_ms = 1'001'500;
+  EXPECT_EQ(numbers(*store.Fragments("cam", q)),
+            (std::vector<uint64_t>{n1}));  // touching is not overlapping
+  q.match = FragmentQuery::Match::kTouches;
+  EXPECT_EQ(numbers(*store.Fragments("cam", q)), (std::vector<uint64_t>{n0, n1}));
+  q.match = FragmentQuery::Match::kStartsWithin;
+  q.start_ms = 1'000'500;
+  q.end_ms = 1'003'000;
+  EXPECT_EQ(numbers(*store.Fragments("cam", q)), (std::vector<uint64_t>{n1, n2}));
+  q.complete_only = true;
+  EXPECT_EQ(numbers(*store.Fragments("cam", q)), (std::vector<uint64_t>{n1}));
+  q = {};
+  q.first_number = n1;
+  EXPECT_EQ(numbers(*store.Fragments("cam", q)), (std::vector<uint64_t>{n1, n2}));
+  // The server's timeline is the arrival clock's, not the producer's.
+  q = {};
+  q.timeline = FragmentQuery::Timeline::kServer;
+  q.start_ms = (*all)[2].server_ts_ms;
+  EXPECT_EQ(numbers(*store.Fragments("cam", q)), (std::vector<uint64_t>{n2}));
+  q.timeline = FragmentQuery::Timeline::kProducer;
+  EXPECT_TRUE(store.Fragments("cam", q)->empty());  // producer times are far earlier
+
+  auto picked = store.FragmentsByNumber("cam", {n2, n0});
+  ASSERT_TRUE(picked.ok());
+  EXPECT_EQ(numbers(*picked), (std::vector<uint64_t>{n2, n0}));  // in the order asked
+  EXPECT_EQ((*picked)[1].frames.size(), 5u);
+  auto missing = store.FragmentsByNumber("cam", {n0, n2 + 7});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().reason(), "FragmentNotFound");
+  EXPECT_NE(missing.status().message().find(std::to_string(n2 + 7)), std::string::npos);
+  EXPECT_EQ(store.Fragments("nobody", {}).status().reason(), "StreamNotFound");
+  EXPECT_EQ(store.FragmentsByNumber("nobody", {n0}).status().reason(), "StreamNotFound");
+}
+
 TEST(StreamStore, LatestIncludesTheFragmentStillArriving) {
   ManualClock clock(1'700'000'000'000);
   StreamStore store(clock, {});

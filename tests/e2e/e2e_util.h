@@ -71,6 +71,30 @@ inline bool Eventually(const std::function<bool()>& probe,
   return probe();
 }
 
+// Base64 as the tests read it: written apart from the server's, to check it.
+inline std::string Base64Decode(const std::string& in) {
+  static const std::string kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  uint32_t bits = 0;
+  int n = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    size_t v = kAlphabet.find(c);
+    if (v == std::string::npos) {
+      ADD_FAILURE() << "not base64: " << in.substr(0, 40);
+      return "";
+    }
+    bits = (bits << 6) | static_cast<uint32_t>(v);
+    n += 6;
+    if (n >= 8) {
+      n -= 8;
+      out.push_back(static_cast<char>((bits >> n) & 0xff));
+    }
+  }
+  return out;
+}
+
 inline nlohmann::json JsonOf(const HttpResult& r) {
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   EXPECT_FALSE(j.is_discarded()) << "not JSON: " << r.body;

@@ -4,6 +4,8 @@
 
 #include <signal.h>
 
+#include <set>
+
 #include "core/clock.h"
 #include "e2e/e2e_util.h"
 
@@ -114,6 +116,87 @@ TEST(KvsSource, SnapshotsThroughAnotherServerAreTheTrueLastFrameAndSurviveItsRes
     psnr = Psnr(DecodeJpeg(image.body), second_frames.back());
     return psnr > 32.0;
   })) << psnr;
+}
+
+// Range reads go to the source too: B's fragment listing, clips and Kinesis
+// Video archived-media operations answer with A's fragments, fetched from A,
+// not from B's own (empty) store.
+TEST(KvsSource, ListingsClipsAndArchivedMediaThroughAnotherServerAreItsFragments) {
+  TempDir dir;
+  LastframeServer a(dir.file("a"), TestServerArgs());
+  std::string clip = TestClip(dir, "clip.mkv", 320, 240, 10, 3.2, 10);
+  ASSERT_EQ(PushOneShot(a.port(), "cam", ReadFile(clip)).status, 200);
+  LastframeServer b(dir.file("b"), SourceArgs(a));
+  const std::vector<RgbImage> frames = DecodeAllFramesWithFfmpeg(clip, 320, 240);
+  ASSERT_EQ(frames.size(), 32u);
+
+  // The listing: A's fragments, numbers and times as A has them.
+  const std::string all = "/v1/streams/cam/fragments?start=0&end=253402300799999";
+  json from_a = JsonOf(HttpGet(a.port(), all))["fragments"];
+  HttpResult listed = HttpGet(b.port(), all);
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  json from_b = JsonOf(listed)["fragments"];
+  ASSERT_EQ(from_a.size(), 4u);
+  ASSERT_EQ(from_b.size(), from_a.size()) << listed.body;
+  for (size_t i = 0; i < from_a.size(); ++i)
+    for (const char* key : {"fragment_number", "producer_timestamp_ms", "server_timestamp_ms",
+                            "duration_ms", "bytes"})
+      EXPECT_EQ(from_b[i][key], from_a[i][key]) << key << " of fragment " << i;
+  EXPECT_TRUE(from_b[0]["frames"].is_null());  // listed without fetching the media
+  // A range: the fragments that overlap it, on the producer's timeline.
+  const int64_t second_ms = from_a[1]["producer_timestamp_ms"].get<int64_t>();
+  json ranged = JsonOf(HttpGet(b.port(), "/v1/streams/cam/fragments?start=" +
+                                             std::to_string(second_ms) + "&end=" +
+                                             std::to_string(second_ms + 1500)))["fragments"];
+  ASSERT_EQ(ranged.size(), 2u) << ranged.dump();
+  EXPECT_EQ(ranged[0]["fragment_number"], from_a[1]["fragment_number"]);
+
+  // The clip: every frame of A's fragments, fetched from A and remuxed by B.
+  HttpResult got = HttpGet(b.port(), "/v1/streams/cam/clip?format=mkv&start=0");
+  ASSERT_EQ(got.status, 200) << got.body;
+  const std::string through_b = dir.file("through-b.mkv");
+  WriteFile(through_b, got.body);
+  const std::vector<RgbImage> clipped = DecodeAllFramesWithFfmpeg(through_b, 320, 240);
+  ASSERT_EQ(clipped.size(), frames.size());
+  EXPECT_GT(Psnr(clipped.back(), frames.back()), 40.0);
+  EXPECT_GT(Psnr(clipped.front(), frames.front()), 40.0);
+
+  // Kinesis Video's archived-media API of B: A's fragments and pictures.
+  std::string out;
+  ASSERT_EQ(RunAwsCli(dir, b.base_url(),
+                      {"kinesis-video-archived-media", "list-fragments", "--stream-name", "cam"},
+                      &out),
+            0)
+      << out;
+  json kvs_listed = json::parse(out.substr(out.find('{')), nullptr, false)["Fragments"];
+  ASSERT_EQ(kvs_listed.size(), from_a.size()) << out;
+  std::set<std::string> numbers_b, numbers_a;
+  for (const json& f : kvs_listed) numbers_b.insert(f["FragmentNumber"].get<std::string>());
+  for (const json& f : from_a) numbers_a.insert(f["fragment_number"].get<std::string>());
+  EXPECT_EQ(numbers_b, numbers_a);
+  // The picture 1.45 s in: frame 14 (frames every 100 ms), as A would show it.
+  const int64_t first_ms = from_a[0]["producer_timestamp_ms"].get<int64_t>();
+  const std::string at = std::to_string((first_ms + 1450) / 1000.0);
+  ASSERT_EQ(RunAwsCli(dir, b.base_url(),
+                      {"kinesis-video-archived-media", "get-images", "--stream-name", "cam",
+                       "--image-selector-type", "PRODUCER_TIMESTAMP", "--start-timestamp", at,
+                       "--end-timestamp", at, "--sampling-interval", "3000", "--format", "JPEG",
+                       "--format-config", "JPEGQuality=95"},
+                      &out),
+            0)
+      << out;
+  json images = json::parse(out.substr(out.find('{')), nullptr, false)["Images"];
+  ASSERT_EQ(images.size(), 1u) << out;
+  ASSERT_TRUE(images[0].contains("ImageContent")) << out;
+  auto jpeg = Base64Decode(images[0]["ImageContent"].get<std::string>());
+  const RgbImage picture = DecodeJpeg(jpeg);
+  EXPECT_GT(Psnr(picture, frames[14]), 32.0);
+  EXPECT_GT(Psnr(picture, frames[14]), Psnr(picture, frames[15]) + 3.0);
+
+  // What A does not have, B says so.
+  HttpResult missing = HttpGet(b.port(), "/v1/streams/nobody/fragments");
+  EXPECT_EQ(missing.status, 404) << missing.body;
+  EXPECT_EQ(JsonOf(missing)["code"], "StreamNotFound");
 }
 
 // An endpoint that never answers is a 504 within --kvs-timeout; one that
