@@ -10,9 +10,9 @@
 
 #include "auth/api_keys.h"
 
+#include "aws/sigv4.h"
 #include "core/clock.h"
 #include "fuzz_support.h"
-#include "objects/sigv4.h"
 
 using namespace lastframe;
 
@@ -43,7 +43,7 @@ Known Make(const std::string& id, const std::string& secret, auth::Role role, st
   k.created_ms = kNowMs - 86'400'000;
   k.expires_ms = expires;
   k.revoked_ms = revoked;
-  k.secret_sha256 = objects::Sha256Hex(secret);
+  k.secret_sha256 = aws::Sha256Hex(secret);
   return {"lf_" + id + "_" + secret, k, !revoked && (!expires || *expires > kNowMs)};
 }
 

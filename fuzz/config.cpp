@@ -1,6 +1,6 @@
 // Configuration read at start: the --config TOML file of pulled streams
 // (ingest::ParseSourcesConfig: stream names, source URLs, transports,
-// timeouts), the AWS CLI's INI files (objects::ParseIni), --store s3:// URIs
+// timeouts), the AWS CLI's INI files (aws::ParseIni), --store s3:// URIs
 // (objects::ParseS3Uri), and the source URLs shown and logged redacted
 // (ingest::RedactUrl).
 //
@@ -17,11 +17,11 @@ extern "C" {
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "aws/aws_config.h"
 #include "core/stream_name.h"
 #include "fuzz_support.h"
 #include "ingest/pull_source.h"
 #include "ingest/sources_config.h"
-#include "objects/aws_config.h"
 #include "objects/local_store.h"
 #include "objects/object_store.h"
 #include "objects/s3_store.h"
@@ -79,7 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(sources.status().code() == Code::kInvalidArgument, sources.status().ToString());
   }
 
-  auto ini = objects::ParseIni(text);
+  auto ini = aws::ParseIni(text);
   if (ini.ok()) {
     for (const auto& [section, values] : *ini)
       for (const auto& [key, value] : values) {

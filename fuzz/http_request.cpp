@@ -2,7 +2,7 @@
 // request_parser with the server's header limit and per-route body limits
 // (src/http/server.cpp, Session::ReadHeader/OnHeader/OnBody/OnUploadRead),
 // then the request target split and percent-decoded as the server does
-// (objects::UriDecode), the query as handlers parse it (objects::ParseQuery),
+// (UriDecode), the query as handlers parse it (ParseQuery),
 // and the header names lower-cased as the SigV4 routes read them.
 //
 // Input: one flags byte (bit 0: the body is a streamed upload, as PutMedia's;
@@ -16,9 +16,10 @@
 #include <boost/beast/http.hpp>
 #include <limits>
 
+#include "aws/sigv4.h"
+#include "core/encoding.h"
 #include "fuzz_support.h"
 #include "http/server.h"
-#include "objects/sigv4.h"
 
 using namespace lastframe;
 namespace bhttp = boost::beast::http;
@@ -103,23 +104,23 @@ Outcome Read(std::string_view text, bool upload, uint64_t body_limit, size_t cut
                        request.raw_query ==
                    out.target,
                "a split target does not join back: " + out.target);
-    auto again = objects::UriDecode(objects::UriEncode(request.path, false));
+    auto again = UriDecode(UriEncode(request.path, false));
     FUZZ_CHECK(again && *again == request.path,
                "a decoded path does not survive encoding: " + request.raw_path);
   }
-  if (auto query = objects::ParseQuery(out.raw_query)) {
+  if (auto query = ParseQuery(out.raw_query)) {
     // What a query parses to is what SigV4 signs: encoded canonically, it parses back.
-    auto canonical = objects::ParseQuery(objects::CanonicalQueryString(*query));
+    auto canonical = ParseQuery(aws::CanonicalQueryString(*query));
     FUZZ_CHECK(canonical && canonical->size() == query->size(), "query: " + out.raw_query);
   }
   out.keep_alive = h.keep_alive();
-  objects::HeaderList lower;  // as S3Api and KvsApi read them
+  aws::HeaderList lower;  // as S3Api and KvsApi read them
   for (const auto& field : h) {
     std::string name(field.name_string());
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     lower.emplace_back(std::move(name), std::string(field.value()));
   }
-  (void)objects::CanonicalHeaderValue(lower, "authorization");
+  (void)aws::CanonicalHeaderValue(lower, "authorization");
   auto expect = h.find(bhttp::field::expect);
   if (expect != h.end()) (void)boost::beast::iequals(expect->value(), "100-continue");
   if (!out.target_ok) return out;

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "aws/sigv4.h"
 #include "camera.h"
 #include "core/clock.h"
 #include "core/time_format.h"
@@ -42,8 +43,8 @@ namespace {
 
 constexpr int64_t kNowMs = 1'795'617'013'000;   // 2026-11-25T14:30:13Z
 constexpr int64_t kPushedMs = kNowMs - 30'000;  // when the camera's fragments arrived
-const objects::Credentials kCredentials{"AKIDEXAMPLE",
-                                        Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), ""};
+const aws::Credentials kCredentials{"AKIDEXAMPLE",
+                                    Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), ""};
 
 // What every input shares: the camera's fragments, and the image side (a
 // store for images, the snapshot service and the image generation schedule).
@@ -56,7 +57,7 @@ struct World {
   std::unique_ptr<objects::LocalStore> objects;
   std::unique_ptr<snapshot::SnapshotService> snapshots;
   std::unique_ptr<snapshot::ScheduledImages> images;
-  objects::SigV4 signer{kCredentials, "us-east-1", "kinesisvideo", clock};
+  aws::SigV4 signer{kCredentials, "us-east-1", "kinesisvideo", clock};
 };
 
 World* world = nullptr;
@@ -146,11 +147,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   req.path = req.raw_path = op;
   req.body = body;
   if (authorization.empty()) {
-    objects::CanonicalRequest canonical;
+    aws::CanonicalRequest canonical;
     canonical.method = "POST";
     canonical.path = op;
     canonical.headers = {{"host", "127.0.0.1:8080"}, {"x-amz-date", FormatAmzDate(kNowMs)}};
-    canonical.payload_hash = objects::Sha256Hex(body);
+    canonical.payload_hash = aws::Sha256Hex(body);
     req.header.set(bhttp::field::authorization, world->signer.Authorization(canonical, kNowMs));
   } else {
     req.header.set(bhttp::field::authorization, authorization);

@@ -12,7 +12,9 @@
 
 #include <future>
 
+#include "aws/sigv4.h"
 #include "core/clock.h"
+#include "core/encoding.h"
 #include "core/time_format.h"
 #include "core/worker_pool.h"
 #include "fuzz_support.h"
@@ -80,8 +82,8 @@ Listing Call(const std::string& method, const std::string& raw_query) {
   req.header.set(bhttp::field::host, "127.0.0.1:8080");
   req.header.set("x-amz-date", FormatAmzDate(kNowMs));
   req.header.set("x-amz-content-sha256", "UNSIGNED-PAYLOAD");
-  if (auto query = objects::ParseQuery(raw_query)) {
-    objects::CanonicalRequest c;
+  if (auto query = ParseQuery(raw_query)) {
+    aws::CanonicalRequest c;
     c.method = method;
     c.path = "/lastframe";
     c.query = *query;
@@ -122,9 +124,8 @@ Listing Call(const std::string& method, const std::string& raw_query) {
 
 // |query| with the first |name| set to |value|, other parameters kept in their
 // order (a repeated parameter means its first value, so order matters).
-std::string With(const objects::QueryParams& query, const std::string& name,
-                 const std::string& value) {
-  objects::QueryParams q = query;
+std::string With(const QueryParams& query, const std::string& name, const std::string& value) {
+  QueryParams q = query;
   auto it = std::find_if(q.begin(), q.end(), [&](const auto& kv) { return kv.first == name; });
   if (it != q.end())
     it->second = value;
@@ -132,8 +133,7 @@ std::string With(const objects::QueryParams& query, const std::string& name,
     q.emplace_back(name, value);
   std::string out;
   for (const auto& [k, v] : q)
-    out +=
-        (out.empty() ? "" : "&") + objects::UriEncode(k, true) + "=" + objects::UriEncode(v, true);
+    out += (out.empty() ? "" : "&") + UriEncode(k, true) + "=" + UriEncode(v, true);
   return out;
 }
 
@@ -192,7 +192,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (bhttp::string_to_verb(method) == bhttp::verb::unknown) method = "GET";
   Listing first = Call(method, raw_query);
   if (first.status != 200 || !first.listing) return 0;
-  auto query = objects::ParseQuery(raw_query);
+  auto query = ParseQuery(raw_query);
   FUZZ_CHECK(query, "a listing answered for a query that does not parse");
   auto param = [&](const char* name) -> const std::string* {
     for (const auto& kv : *query)
@@ -202,7 +202,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool url = param("encoding-type") != nullptr;
   std::vector<std::string> decoded;
   for (const std::string& e : first.entries) {
-    auto d = url ? objects::UriDecode(e) : std::optional<std::string>(e);
+    auto d = url ? UriDecode(e) : std::optional<std::string>(e);
     FUZZ_CHECK(d, "an entry that does not decode: " + e);
     decoded.push_back(*d);
   }

@@ -9,11 +9,12 @@
 // signed here in either form, verifies, and verifies no more once a byte of its
 // signature changes; the encodings round trip.
 
-#include "objects/sigv4.h"
+#include "aws/sigv4.h"
 
 #include <algorithm>
 
 #include "core/clock.h"
+#include "core/encoding.h"
 #include "core/time_format.h"
 #include "fuzz_support.h"
 
@@ -24,9 +25,9 @@ namespace {
 
 constexpr int64_t kNowMs = 1'795'617'013'000;  // 2026-11-25T14:30:13Z
 
-const objects::SigV4& Signer() {
+const aws::SigV4& Signer() {
   static ManualClock clock(kNowMs);
-  static objects::SigV4 signer(
+  static aws::SigV4 signer(
       {.access_key_id = "AKIDEXAMPLE",
        .secret_access_key = Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")},
       "us-east-1", "s3", clock);
@@ -43,21 +44,21 @@ bool TokenName(const std::string& name) {
   return true;
 }
 
-void CheckEncodings(const std::string& path, const objects::QueryParams& query) {
+void CheckEncodings(const std::string& path, const QueryParams& query) {
   for (bool slash : {false, true}) {
-    auto back = objects::UriDecode(objects::UriEncode(path, slash));
+    auto back = UriDecode(UriEncode(path, slash));
     FUZZ_CHECK(back && *back == path, "UriEncode/UriDecode do not round trip");
   }
-  auto reparsed = objects::ParseQuery(objects::CanonicalQueryString(query));
+  auto reparsed = ParseQuery(aws::CanonicalQueryString(query));
   FUZZ_CHECK(reparsed, "a canonical query string does not parse");
   auto a = query, b = *reparsed;
   std::sort(a.begin(), a.end());
   std::sort(b.begin(), b.end());
   FUZZ_CHECK(a == b, "a query does not survive its canonical form");
   if (!path.empty())  // "" is refused by design: no field of ours may be empty
-    FUZZ_CHECK(objects::Base64Decode(objects::Base64Encode(path)) == path, "base64 round trip");
-  if (auto decoded = objects::Base64Decode(path))
-    FUZZ_CHECK(objects::Base64Encode(*decoded) == path,
+    FUZZ_CHECK(Base64Decode(Base64Encode(path)) == path, "base64 round trip");
+  if (auto decoded = Base64Decode(path))
+    FUZZ_CHECK(Base64Encode(*decoded) == path,
                "Base64Decode accepted text that is not padded standard base64: " + path);
 }
 
@@ -66,10 +67,10 @@ void CheckEncodings(const std::string& path, const objects::QueryParams& query) 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto fields = fuzz::Fields(fuzz::AsText(data, size), 64);
   const std::string method = Field(fields, 0);
-  auto path = objects::UriDecode(Field(fields, 1));
-  auto query = objects::ParseQuery(Field(fields, 2));
+  auto path = UriDecode(Field(fields, 1));
+  auto query = ParseQuery(Field(fields, 2));
   if (!path || !query) return 0;
-  objects::HeaderList headers;
+  aws::HeaderList headers;
   for (size_t i = 3; i < fields.size(); ++i) {
     std::string line(fields[i]);
     size_t colon = line.find(':');
@@ -80,13 +81,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     while (!value.empty() && value.front() == ' ') value.erase(0, 1);
     headers.emplace_back(std::move(name), std::move(value));
   }
-  const objects::SigV4& signer = Signer();
+  const aws::SigV4& signer = Signer();
   CheckEncodings(*path, *query);
 
   // 1. The request as it came, both ways.
   auto declared = signer.VerifyHeaderAuth(method, *path, *query, headers);
-  if (declared.ok()) FUZZ_CHECK(objects::CanonicalHeaderValue(headers, "authorization"), "no auth");
-  (void)signer.VerifyHeaderAuth(method, *path, *query, headers, objects::Sha256Hex(""));
+  if (declared.ok()) FUZZ_CHECK(aws::CanonicalHeaderValue(headers, "authorization"), "no auth");
+  (void)signer.VerifyHeaderAuth(method, *path, *query, headers, aws::Sha256Hex(""));
   Status presigned = signer.VerifyPresigned(method, *path, *query, headers);
   if (presigned.ok())
     FUZZ_CHECK(std::any_of(query->begin(), query->end(),
@@ -94,7 +95,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                "a presigned request verified without a signature");
 
   // 2. The same request signed in its header: it verifies.
-  objects::HeaderList clean;
+  aws::HeaderList clean;
   std::string host = "127.0.0.1:8080";
   for (const auto& [k, v] : headers) {
     if (!TokenName(k) || k == "authorization" || k == "x-amz-date" || k == "x-amz-security-token")
@@ -102,9 +103,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (k == "host") host = v;
     clean.emplace_back(k, v);
   }
-  if (!objects::CanonicalHeaderValue(clean, "host")) clean.emplace_back("host", host);
+  if (!aws::CanonicalHeaderValue(clean, "host")) clean.emplace_back("host", host);
   clean.emplace_back("x-amz-date", FormatAmzDate(kNowMs));
-  objects::CanonicalRequest req;
+  aws::CanonicalRequest req;
   req.method = method;
   req.path = *path;
   req.query = *query;
@@ -112,28 +113,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string& name = header.first;
     if (std::none_of(req.headers.begin(), req.headers.end(),
                      [&](const auto& h) { return h.first == name; }))
-      req.headers.emplace_back(name, *objects::CanonicalHeaderValue(clean, name));
+      req.headers.emplace_back(name, *aws::CanonicalHeaderValue(clean, name));
   }
-  auto hash = objects::CanonicalHeaderValue(clean, "x-amz-content-sha256");
-  req.payload_hash = hash ? *hash : objects::Sha256Hex("");
+  auto hash = aws::CanonicalHeaderValue(clean, "x-amz-content-sha256");
+  req.payload_hash = hash ? *hash : aws::Sha256Hex("");
   std::string authorization = signer.Authorization(req, kNowMs);
   clean.emplace_back("authorization", authorization);
-  auto verified = signer.VerifyHeaderAuth(method, *path, *query, clean, objects::Sha256Hex(""));
+  auto verified = signer.VerifyHeaderAuth(method, *path, *query, clean, aws::Sha256Hex(""));
   FUZZ_CHECK(verified.ok(), "a request signed here does not verify: " +
                                 verified.status().ToString() + "\n" + req.ToString());
   FUZZ_CHECK(*verified == req.payload_hash, "the declared payload hash is not the signed one");
   clean.back().second.back() = clean.back().second.back() == '0' ? '1' : '0';  // the signature
-  auto forged = signer.VerifyHeaderAuth(method, *path, *query, clean, objects::Sha256Hex(""));
+  auto forged = signer.VerifyHeaderAuth(method, *path, *query, clean, aws::Sha256Hex(""));
   FUZZ_CHECK(!forged.ok() && forged.status().reason() == "SignatureDoesNotMatch",
              "a changed signature: " + forged.status().ToString());
 
   // 3. A presigned URL for the same resource: it verifies, and a changed one does not.
-  objects::QueryParams extra;
+  QueryParams extra;
   for (const auto& kv : *query)
     if (kv.first.rfind("X-Amz-", 0) != 0) extra.push_back(kv);
-  int64_t expires = 1 + static_cast<int64_t>(size % objects::kMaxPresignExpiresSeconds);
+  int64_t expires = 1 + static_cast<int64_t>(size % aws::kMaxPresignExpiresSeconds);
   std::string url_query = signer.PresignQuery(method, host, *path, expires, extra);
-  auto parsed = objects::ParseQuery(url_query);
+  auto parsed = ParseQuery(url_query);
   FUZZ_CHECK(parsed, "a presigned query does not parse: " + url_query);
   Status ok = signer.VerifyPresigned(method, host, *path, *parsed);
   FUZZ_CHECK(ok.ok(), "a URL presigned here does not verify: " + ok.ToString() + "\n" + url_query);

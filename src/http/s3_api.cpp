@@ -4,12 +4,13 @@
 
 #include <charconv>
 
+#include "aws/sigv4.h"
+#include "core/encoding.h"
 #include "core/time_format.h"
 
 namespace lastframe::http {
 
 namespace bhttp = boost::beast::http;
-using objects::QueryParams;
 
 namespace {
 
@@ -32,7 +33,7 @@ const std::string* Find(const QueryParams& q, std::string_view key) {
   return nullptr;
 }
 
-const std::string* Header(const objects::HeaderList& h, std::string_view name) {
+const std::string* Header(const aws::HeaderList& h, std::string_view name) {
   for (const auto& [k, v] : h)
     if (k == name) return &v;
   return nullptr;
@@ -63,7 +64,7 @@ std::string Element(const char* name, const std::string& text) {
   return std::string("<") + name + ">" + XmlEscape(text) + "</" + name + ">";
 }
 
-std::string HexEncodeToken(const std::string& s) { return objects::HexEncode(s); }
+std::string HexEncodeToken(const std::string& s) { return HexEncode(s); }
 
 std::optional<std::string> HexDecodeToken(const std::string& s) {
   if (s.size() % 2 != 0) return std::nullopt;
@@ -107,7 +108,7 @@ Result<S3Api::Parsed> S3Api::Parse(const Request& r) const {
   p.key = slash == std::string::npos ? "" : rest.substr(slash + 1);
   // Before anything else: a key that could name a path outside the store goes no further.
   if (!p.key.empty()) LF_RETURN_IF_ERROR(objects::ValidateObjectKey(p.key));
-  auto query = objects::ParseQuery(r.raw_query);
+  auto query = ParseQuery(r.raw_query);
   if (!query) return InvalidArgument("malformed query string", "InvalidArgument");
   p.query = std::move(*query);
   for (const auto& field : r.header)
@@ -237,19 +238,19 @@ void S3Api::Handle(Request r, Respond respond) {
 
 Response S3Api::PutObject(const Request& r, const Parsed& p, const std::string& payload_hash) {
   const std::string& body = r.body;
-  if (payload_hash != "UNSIGNED-PAYLOAD" && payload_hash != objects::Sha256Hex(body))
+  if (payload_hash != "UNSIGNED-PAYLOAD" && payload_hash != aws::Sha256Hex(body))
     return S3Error(S3Status(Code::kInvalidArgument, "XAmzContentSHA256Mismatch",
                             "The provided 'x-amz-content-sha256' header does not match what was "
                             "computed."),
                    r.path);
   std::string md5 = objects::Md5Hex(body);
   if (const std::string* given = Header(p.headers, "content-md5")) {
-    auto digest = objects::Base64Decode(*given);
+    auto digest = Base64Decode(*given);
     if (!digest || digest->size() != 16)
       return S3Error(S3Status(Code::kInvalidArgument, "InvalidDigest",
                               "The Content-MD5 you specified was invalid."),
                      r.path);
-    if (objects::HexEncode(*digest) != md5)
+    if (HexEncode(*digest) != md5)
       return S3Error(S3Status(Code::kInvalidArgument, "BadDigest",
                               "The Content-MD5 you specified did not match what we received."),
                      r.path);
@@ -370,7 +371,7 @@ Response S3Api::ListObjects(const Parsed& p) {
   }
   auto listed = store_.List(req);
   if (!listed.ok()) return S3Error(listed.status(), resource);
-  auto text = [&](const std::string& s) { return url_encoding ? objects::UriEncode(s, false) : s; };
+  auto text = [&](const std::string& s) { return url_encoding ? UriEncode(s, false) : s; };
   std::string body = std::string("<ListBucketResult xmlns=\"") + kXmlns + "\">";
   body += Element("Name", p.bucket) + Element("Prefix", text(req.prefix));
   if (!req.delimiter.empty()) body += Element("Delimiter", text(req.delimiter));

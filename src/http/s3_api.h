@@ -37,8 +37,8 @@ class S3Api {
   struct Parsed {
     std::string bucket;  // "" for the service ("/")
     std::string key;     // "" for the bucket itself
-    objects::QueryParams query;
-    objects::HeaderList headers;
+    QueryParams query;
+    aws::HeaderList headers;
   };
   Result<Parsed> Parse(const Request& request) const;
   // Authenticates, returning the declared payload hash.

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/encoding.h"
 #include "http/session.h"
-#include "objects/sigv4.h"
 
 namespace lastframe::http {
 
@@ -24,7 +24,7 @@ bool SplitTarget(std::string_view target, Request& request) {
   size_t q = target.find('?');
   request.raw_path = std::string(target.substr(0, q));
   request.raw_query = q == std::string_view::npos ? "" : std::string(target.substr(q + 1));
-  auto decoded = objects::UriDecode(request.raw_path);
+  auto decoded = UriDecode(request.raw_path);
   if (!decoded || request.raw_path.empty() || request.raw_path[0] != '/') return false;
   request.path = std::move(*decoded);
   return true;

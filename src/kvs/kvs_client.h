@@ -6,9 +6,10 @@
 #include <functional>
 #include <string>
 
+#include "aws/http_client.h"
+#include "aws/sigv4.h"
 #include "core/clock.h"
 #include "core/status.h"
-#include "objects/sigv4.h"
 
 namespace lastframe::kvs {
 
@@ -17,7 +18,7 @@ struct KvsClientOptions {
   // for AWS's https://kinesisvideo.<region>.amazonaws.com.
   std::string endpoint;
   std::string region = "us-east-1";
-  objects::Credentials credentials;
+  aws::Credentials credentials;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds attempt_timeout{5000};  // one try of a JSON call
   std::chrono::milliseconds deadline{10000};        // all tries of one call
@@ -26,9 +27,9 @@ struct KvsClientOptions {
 };
 
 // Kinesis Video Streams' API from the calling side: SigV4-signed (service
-// "kinesisvideo") JSON POSTs over libcurl, retried with jittered exponential
-// backoff on connection errors, timeouts, 5xx and throttling, never on other
-// 4xx. Errors: ResourceNotFoundException is NotFound ("StreamNotFound");
+// "kinesisvideo") JSON POSTs through aws::HttpClient, retried with jittered
+// exponential backoff on connection errors, timeouts, 5xx and throttling,
+// never on other 4xx. Errors: ResourceNotFoundException is NotFound ("StreamNotFound");
 // an endpoint that cannot be reached or answers 5xx is UpstreamFailed
 // ("KvsUnavailable", 502); one that does not answer in time is Timeout
 // ("KvsTimeout", 504); other refusals are UpstreamFailed ("KvsError") with
@@ -56,22 +57,16 @@ class KvsClient {
   Result<std::string> DataEndpoint(const std::string& stream, const std::string& api_name) const;
 
  private:
-  struct Answer {
-    long status = 0;
-    std::string body;
-    std::string error_type;  // x-amzn-ErrorType, before any ':'
-  };
-  // Signs and sends once; |on_data| set: streamed.
-  Result<Answer> Attempt(const std::string& url, const std::string& path,
-                         const std::string& json_body, std::chrono::milliseconds timeout,
-                         const std::function<bool(const char*, size_t)>* on_data,
-                         const std::atomic<bool>* stop) const;
-  static Status ErrorOf(const Answer& answer, const std::string& operation);
+  // The POST of |operation| to |endpoint| (no trailing '/'), signed for its host and path.
+  static aws::HttpRequest RequestOf(const std::string& endpoint, const std::string& operation,
+                                    const std::string& json_body);
+  // The error of an answer other than 200.
+  static Status ErrorOf(const aws::HttpResponse& answer, const std::string& operation);
+  // A failure to hear back, in Kinesis Video's words.
+  static Status FailureOf(const Status& failure, const std::string& endpoint);
 
-  const KvsClientOptions options_;
-  const Clock& clock_;
   const std::string endpoint_;
-  objects::SigV4 signer_;
+  aws::HttpClient client_;
 };
 
 }  // namespace lastframe::kvs

@@ -267,7 +267,7 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(LocalStoreOptions options,
     store->created_ms_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000;
   std::ifstream in(store->options_.root / ".longest-url-expiry");
   int64_t longest = 0;
-  if (in >> longest && longest > 0 && longest <= kMaxPresignExpiresSeconds)
+  if (in >> longest && longest > 0 && longest <= aws::kMaxPresignExpiresSeconds)
     store->longest_url_s_ = std::max(longest, kDefaultUrlExpiryS);
   store->persisted_url_s_ = store->longest_url_s_.load();
   return store;
@@ -546,7 +546,7 @@ void LocalStore::NoteUrlExpiry(int64_t expires_s) {
 
 Result<std::string> LocalStore::PresignGet(const std::string& key, int64_t expires_s) {
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
-  if (expires_s < 1 || expires_s > kMaxPresignExpiresSeconds)
+  if (expires_s < 1 || expires_s > aws::kMaxPresignExpiresSeconds)
     return InvalidArgument("expiry must be 1 to 604800 seconds");
   NoteUrlExpiry(expires_s);
   std::string path = "/" + options_.bucket + "/" + key;
@@ -557,7 +557,7 @@ Result<std::string> LocalStore::PresignGet(const std::string& key, int64_t expir
 
 Result<std::string> LocalStore::Authenticate(const std::string& method, const std::string& path,
                                              const QueryParams& query,
-                                             const HeaderList& headers) const {
+                                             const aws::HeaderList& headers) const {
   bool presigned = false;
   for (const auto& [k, v] : query)
     presigned =

@@ -8,9 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "aws/sigv4.h"
 #include "core/clock.h"
+#include "core/encoding.h"
 #include "objects/object_store.h"
-#include "objects/sigv4.h"
 
 namespace lastframe::objects {
 
@@ -19,7 +20,7 @@ struct LocalStoreOptions {
   std::string bucket = "lastframe";
   std::string public_url;  // "http://127.0.0.1:8080": base of the URLs handed out
   std::string region = "us-east-1";
-  Credentials credentials;
+  aws::Credentials credentials;
   // Objects older than this are deleted by Sweep. 0: the longest URL expiry
   // handed out so far (remembered across restarts), at least 600 s.
   int64_t max_age_s = 0;
@@ -92,7 +93,7 @@ class LocalStore final : public ObjectStore {
              const std::string& content_type) override;
   Result<std::string> PresignGet(const std::string& key, int64_t expires_s) override;
   int64_t UrlExpiresAtMs(int64_t signed_at_ms, int64_t expires_s) const override {
-    return PresignedUrlExpiresAtMs(signed_at_ms, expires_s);
+    return aws::PresignedUrlExpiresAtMs(signed_at_ms, expires_s);
   }
   bool Holds(const std::string& key) const override;
 
@@ -101,7 +102,7 @@ class LocalStore final : public ObjectStore {
   // Returns the payload hash the client declared ("UNSIGNED-PAYLOAD" for
   // presigned requests). Errors carry S3's codes as reasons.
   Result<std::string> Authenticate(const std::string& method, const std::string& path,
-                                   const QueryParams& query, const HeaderList& headers) const;
+                                   const QueryParams& query, const aws::HeaderList& headers) const;
 
   // The S3 object operations. Keys are validated first (InvalidKey);
   // a missing object is NotFound "NoSuchKey".
@@ -120,7 +121,7 @@ class LocalStore final : public ObjectStore {
   const std::string& bucket() const { return options_.bucket; }
   int64_t created_ms() const { return created_ms_; }
   uint64_t max_object_bytes() const { return options_.max_object_bytes; }
-  const SigV4& signer() const { return signer_; }
+  const aws::SigV4& signer() const { return signer_; }
 
  private:
   LocalStore(LocalStoreOptions options, std::string host, const Clock& clock);
@@ -130,7 +131,7 @@ class LocalStore final : public ObjectStore {
   const LocalStoreOptions options_;
   const std::string host_;  // host[:port] of public_url, as signed
   const Clock& clock_;
-  SigV4 signer_;
+  aws::SigV4 signer_;
   std::atomic<int64_t> longest_url_s_{600};
   std::atomic<int64_t> persisted_url_s_{600};  // what .longest-url-expiry says (or the default)
   std::atomic<uint64_t> bytes_since_sweep_{0};

@@ -7,7 +7,7 @@
 
 #include <algorithm>
 
-#include "objects/credentials_file.h"
+#include "aws/credentials_file.h"
 #include "support/temp_dir.h"
 
 namespace lastframe::objects {
@@ -291,24 +291,6 @@ TEST(HostOfUrl, DropsDefaultPorts) {
   EXPECT_EQ(HostOfUrl("https://example.com:443"), "example.com");
   EXPECT_EQ(HostOfUrl("https://example.com:8443"), "example.com:8443");
   EXPECT_FALSE(HostOfUrl("ftp://x"));
-}
-
-TEST(Credentials, GeneratedOnceKeptPrivate) {
-  TempDir dir;
-  auto path = dir.path() / "credentials.json";
-  auto first = LoadOrCreateCredentials(path);
-  ASSERT_TRUE(first.ok());
-  EXPECT_EQ(first->access_key_id.size(), 20u);
-  EXPECT_EQ(first->secret_access_key.Reveal().size(), 40u);
-  struct stat st {};
-  ASSERT_EQ(stat(path.c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
-  auto second = LoadOrCreateCredentials(path);
-  ASSERT_TRUE(second.ok());
-  EXPECT_EQ(second->access_key_id, first->access_key_id);
-  EXPECT_EQ(second->secret_access_key.Reveal(), first->secret_access_key.Reveal());
-  testing::WriteFile(path.string(), "{not json");
-  EXPECT_FALSE(LoadOrCreateCredentials(path).ok());
 }
 
 }  // namespace

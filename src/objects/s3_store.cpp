@@ -1,13 +1,10 @@
 #include "objects/s3_store.h"
 
-#include <curl/curl.h>
 #include <openssl/evp.h>
 
-#include <algorithm>
-#include <random>
-#include <thread>
+#include <cstdlib>
 
-#include "core/time_format.h"
+#include "core/encoding.h"
 #include "objects/local_store.h"
 
 namespace lastframe::objects {
@@ -20,12 +17,6 @@ std::string Md5Base64(std::string_view bytes) {
   unsigned int len = 0;
   EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_md5(), nullptr);
   return Base64Encode(std::string_view(reinterpret_cast<char*>(digest), len));
-}
-
-std::string Lower(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return s;
 }
 
 std::string Unquote(std::string s) {
@@ -42,44 +33,19 @@ std::string XmlField(const std::string& xml, const std::string& tag) {
   return b == std::string::npos ? "" : xml.substr(a, b - a);
 }
 
-const std::string* HeaderOf(const std::vector<std::pair<std::string, std::string>>& headers,
-                            const std::string& name) {
-  for (const auto& [k, v] : headers)
-    if (k == name) return &v;
-  return nullptr;
+bool Retryable(const aws::HttpResponse& r) {
+  return r.status == 500 || r.status == 502 || r.status == 503 || r.status == 504;
 }
 
-bool Retryable(long status) {
-  return status == 500 || status == 502 || status == 503 || status == 504;
-}
-
-size_t OnBody(char* data, size_t size, size_t n, void* user) {
-  auto* out = static_cast<std::string*>(user);
-  if (out->size() + size * n > kMaxResponseBytes) return 0;  // aborts the transfer
-  out->append(data, size * n);
-  return size * n;
-}
-
-size_t OnHeader(char* data, size_t size, size_t n, void* user) {
-  auto* headers = static_cast<HeaderList*>(user);
-  std::string_view line(data, size * n);
-  if (line.substr(0, 5) == "HTTP/") {
-    headers->clear();  // a new response (after "100 Continue" or a redirect)
-    return size * n;
-  }
-  size_t colon = line.find(':');
-  if (colon == std::string_view::npos) return size * n;
-  std::string_view value = line.substr(colon + 1);
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
-    value.remove_suffix(1);
-  headers->emplace_back(Lower(std::string(line.substr(0, colon))), std::string(value));
-  return size * n;
-}
-
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+aws::HttpClientOptions ClientOptions(const S3StoreOptions& o) {
+  return {.connect_timeout = o.connect_timeout,
+          .attempt_timeout = o.attempt_timeout,
+          .deadline = o.deadline,
+          .max_attempts = o.max_attempts,
+          .backoff_base = o.backoff_base,
+          .retryable = Retryable,
+          .max_body_bytes = kMaxResponseBytes,
+          .reuse_connections = true};
 }
 
 }  // namespace
@@ -123,22 +89,18 @@ Result<std::unique_ptr<S3Store>> S3Store::Open(S3StoreOptions options, const Clo
                              : S3Addressing::kPath;
   }
   if (options.max_attempts < 1) options.max_attempts = 1;
-  GlobalInit();
   return std::unique_ptr<S3Store>(new S3Store(std::move(options), clock, scheme, *host));
 }
 
 S3Store::S3Store(S3StoreOptions options, const Clock& clock, std::string scheme, std::string host)
     : options_(std::move(options)),
-      clock_(clock),
       scheme_(std::move(scheme)),
       endpoint_host_(std::move(host)),
-      signer_(options_.credentials, options_.region, "s3", clock),
+      client_(ClientOptions(options_),
+              aws::SigV4(options_.credentials, options_.region, "s3", clock), clock),
       uploads_(options_.upload_threads, options_.max_queued_uploads) {}
 
-S3Store::~S3Store() {
-  uploads_.Shutdown();
-  for (void* h : idle_handles_) curl_easy_cleanup(static_cast<CURL*>(h));
-}
+S3Store::~S3Store() { uploads_.Shutdown(); }
 
 std::string S3Store::Describe() const {
   return TargetOf("").url + " (region " + options_.region + ", " +
@@ -146,8 +108,9 @@ std::string S3Store::Describe() const {
 }
 
 S3Stats S3Store::stats() const {
+  aws::HttpClientStats sent = client_.stats();
   std::lock_guard lock(mu_);
-  return stats_;
+  return {.requests = sent.attempts, .retries = sent.retries, .failures = failures_};
 }
 
 S3Store::Target S3Store::TargetOf(const std::string& key) const {
@@ -164,130 +127,34 @@ S3Store::Target S3Store::TargetOf(const std::string& key) const {
   return t;
 }
 
-void* S3Store::AcquireHandle() {
-  {
-    std::lock_guard lock(mu_);
-    if (!idle_handles_.empty()) {
-      void* h = idle_handles_.back();
-      idle_handles_.pop_back();
-      return h;
-    }
-  }
-  return curl_easy_init();
-}
-
-void S3Store::ReleaseHandle(void* handle) {
-  std::lock_guard lock(mu_);
-  idle_handles_.push_back(handle);
-}
-
-Result<S3Store::HttpResult> S3Store::Attempt(const std::string& method, const Target& target,
-                                             std::string_view body, const std::string& content_type,
-                                             std::chrono::milliseconds timeout) {
-  int64_t now = clock_.NowMs();
-  CanonicalRequest req;
-  req.method = method;
-  req.path = target.path;
-  req.payload_hash = Sha256Hex(body);
-  req.headers = {{"host", target.host},
-                 {"x-amz-content-sha256", req.payload_hash},
-                 {"x-amz-date", FormatAmzDate(now)}};
-  if (!options_.credentials.session_token.empty())
-    req.headers.emplace_back("x-amz-security-token", options_.credentials.session_token);
-
-  std::vector<std::string> lines;
-  for (const auto& [k, v] : req.headers)
-    if (k != "host") lines.push_back(k + ": " + v);  // curl sends Host from the URL, identically
-  lines.push_back("Authorization: " + signer_.Authorization(req, now));
-  lines.push_back("Expect:");  // no 100-continue round trip: snapshots are small
-  if (method == "PUT") {
-    lines.push_back("Content-Type: " + content_type);
-    lines.push_back("Content-MD5: " + Md5Base64(body));
-    if (!options_.cache_control.empty())
-      lines.push_back("Cache-Control: " + options_.cache_control);
-  }
-  curl_slist* list = nullptr;
-  for (const auto& l : lines) list = curl_slist_append(list, l.c_str());
-
-  CURL* h = static_cast<CURL*>(AcquireHandle());
-  if (h == nullptr) {
-    curl_slist_free_all(list);
-    return Internal("curl_easy_init failed");
-  }
-  curl_easy_reset(h);  // keeps the handle's open connections
-  HttpResult out;
-  char error[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(h, CURLOPT_URL, target.url.c_str());
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::min(options_.connect_timeout, timeout).count()));
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &out.body);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &out.headers);
-  if (method == "HEAD") {
-    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-  } else if (method == "PUT") {
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  } else if (method != "GET") {
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
-  }
-  CURLcode rc = curl_easy_perform(h);
-  if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out.status);
-  curl_slist_free_all(list);
-  ReleaseHandle(h);
-  {
-    std::lock_guard lock(mu_);
-    ++stats_.requests;
-  }
-  if (rc != CURLE_OK)
-    return Status(Code::kUnavailable,
-                  "object store " + endpoint_host_ +
-                      " unreachable: " + (error[0] ? std::string(error) : curl_easy_strerror(rc)),
-                  "ObjectStoreUnavailable");
-  return out;
-}
-
-Result<S3Store::HttpResult> S3Store::Call(const std::string& method, const std::string& key,
-                                          std::string_view body, const std::string& content_type) {
+Result<aws::HttpResponse> S3Store::Call(const std::string& method, const std::string& key,
+                                        std::string_view body, const std::string& content_type) {
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
   Target target = TargetOf(key);
-  auto start = std::chrono::steady_clock::now();
-  auto deadline = start + options_.deadline;
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  Result<HttpResult> last = Status(Code::kUnavailable, "no attempt made", "ObjectStoreUnavailable");
-  for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) break;
-    if (attempt > 0) {
-      std::lock_guard lock(mu_);
-      ++stats_.retries;
-    }
-    last = Attempt(method, target, body, content_type, std::min(options_.attempt_timeout, left));
-    bool retry = last.ok() ? Retryable(last->status) : true;
-    if (!retry) break;
-    // Full jitter: a random wait below base * 2^attempt, within the deadline.
-    auto cap = options_.backoff_base * (1 << std::min(attempt, 10));
-    auto wait = std::chrono::milliseconds(
-        std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(cap.count() - 1, 0))(rng));
-    if (attempt + 1 >= options_.max_attempts || std::chrono::steady_clock::now() + wait >= deadline)
-      break;
-    std::this_thread::sleep_for(wait);
+  aws::HttpRequest request{.method = method,
+                           .url = target.url,
+                           .host = target.host,
+                           .path = target.path,
+                           .body = body,
+                           .send_payload_hash = true};
+  if (method == "PUT") {
+    request.headers = {{"Content-Type", content_type}, {"Content-MD5", Md5Base64(body)}};
+    if (!options_.cache_control.empty())
+      request.headers.emplace_back("Cache-Control", options_.cache_control);
   }
-  auto fail = [&](Status s) -> Result<HttpResult> {
+  Result<aws::HttpResponse> last = client_.Send(request);
+  auto fail = [&](Status s) -> Result<aws::HttpResponse> {
     std::lock_guard lock(mu_);
-    ++stats_.failures;
+    ++failures_;
     return s;
   };
-  if (!last.ok()) return fail(last.status());
+  if (!last.ok()) {
+    const Status& s = last.status();
+    if (s.code() != Code::kTimeout && s.code() != Code::kUnavailable) return fail(s);
+    return fail(Status(Code::kUnavailable,
+                       "object store " + endpoint_host_ + " unreachable: " + s.message(),
+                       "ObjectStoreUnavailable"));
+  }
   long status = last->status;
   if (status >= 200 && status < 300) return last;
   if (status == 404 && method != "PUT") return fail(NotFound("no object " + key, "NoSuchKey"));
@@ -305,7 +172,7 @@ Status S3Store::Put(const std::string& key, std::string_view bytes,
   auto r = Call("PUT", key, bytes, content_type);
   if (!r.ok()) return r.status();
   // The ETag S3 gives a single-part upload is the body's MD5: a cheap end-to-end check.
-  const std::string* etag = HeaderOf(r->headers, "etag");
+  const std::string* etag = r->Header("etag");
   if (etag && Unquote(*etag).size() == 32 && Unquote(*etag) != Md5Hex(bytes))
     return Status(Code::kUpstreamFailed, "object store stored different bytes (ETag mismatch)",
                   "ObjectStoreError");
@@ -325,21 +192,21 @@ void S3Store::PutAsync(std::string key, std::shared_ptr<const std::string> bytes
 
 Result<std::string> S3Store::PresignGet(const std::string& key, int64_t expires_s) {
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
-  if (expires_s < 1 || expires_s > kMaxPresignExpiresSeconds)
+  if (expires_s < 1 || expires_s > aws::kMaxPresignExpiresSeconds)
     return InvalidArgument("expiry must be 1 to 604800 seconds");
   Target t = TargetOf(key);
-  return t.url + "?" + signer_.PresignQuery("GET", t.host, t.path, expires_s);
+  return t.url + "?" + client_.signer().PresignQuery("GET", t.host, t.path, expires_s);
 }
 
 Result<S3ObjectHead> S3Store::Head(const std::string& key) {
   auto r = Call("HEAD", key, "", "");
   if (!r.ok()) return r.status();
   S3ObjectHead out;
-  if (const std::string* v = HeaderOf(r->headers, "content-length"))
+  if (const std::string* v = r->Header("content-length"))
     out.size = std::strtoull(v->c_str(), nullptr, 10);
-  if (const std::string* v = HeaderOf(r->headers, "etag")) out.etag = Unquote(*v);
-  if (const std::string* v = HeaderOf(r->headers, "content-type")) out.content_type = *v;
-  if (const std::string* v = HeaderOf(r->headers, "cache-control")) out.cache_control = *v;
+  if (const std::string* v = r->Header("etag")) out.etag = Unquote(*v);
+  if (const std::string* v = r->Header("content-type")) out.content_type = *v;
+  if (const std::string* v = r->Header("cache-control")) out.cache_control = *v;
   return out;
 }
 

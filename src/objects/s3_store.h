@@ -4,14 +4,14 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
-#include <vector>
+#include <utility>
 
+#include "aws/http_client.h"
+#include "aws/sigv4.h"
 #include "core/clock.h"
 #include "core/worker_pool.h"
 #include "objects/object_store.h"
-#include "objects/sigv4.h"
 
 namespace lastframe::objects {
 
@@ -27,7 +27,7 @@ struct S3StoreOptions {
   std::string endpoint;  // "http://127.0.0.1:9000"; empty: https://s3.<region>.amazonaws.com
   std::string region = "us-east-1";
   S3Addressing addressing = S3Addressing::kAuto;
-  Credentials credentials;
+  aws::Credentials credentials;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds attempt_timeout{5000};  // one try, connect included
   std::chrono::milliseconds deadline{12000};        // all tries of one call, backoff included
@@ -56,7 +56,8 @@ struct S3Stats {
 // GETs, keep-alive connections (libcurl handles reused across calls),
 // per-try timeouts inside an overall deadline, and retries with jittered
 // exponential backoff on connection errors, timeouts, 500/502/503/504 (and
-// S3's SlowDown), never on other 4xx. Uploads run on the store's own threads.
+// S3's SlowDown), never on other 4xx (all through aws::HttpClient). Uploads
+// run on the store's own threads.
 //
 // Errors: a store that cannot be reached is Unavailable ("ObjectStoreUnavailable",
 // HTTP 503 to our callers); one that answers with an error is UpstreamFailed
@@ -83,11 +84,6 @@ class S3Store final : public ObjectStore {
   S3Stats stats() const;
 
  private:
-  struct HttpResult {
-    long status = 0;
-    std::string body;
-    HeaderList headers;  // lower-case names
-  };
   struct Target {
     std::string url;   // scheme://host/encoded-path
     std::string host;  // as sent and signed
@@ -97,22 +93,16 @@ class S3Store final : public ObjectStore {
   S3Store(S3StoreOptions options, const Clock& clock, std::string scheme, std::string host);
   Target TargetOf(const std::string& key) const;
   // One call: signs and sends, retrying as the class comment says.
-  Result<HttpResult> Call(const std::string& method, const std::string& key, std::string_view body,
-                          const std::string& content_type);
-  Result<HttpResult> Attempt(const std::string& method, const Target& target, std::string_view body,
-                             const std::string& content_type, std::chrono::milliseconds timeout);
-  void* AcquireHandle();
-  void ReleaseHandle(void* handle);
+  Result<aws::HttpResponse> Call(const std::string& method, const std::string& key,
+                                 std::string_view body, const std::string& content_type);
 
   const S3StoreOptions options_;
-  const Clock& clock_;
   const std::string scheme_;         // "http" or "https"
   const std::string endpoint_host_;  // host[:port], default ports dropped
-  SigV4 signer_;
+  aws::HttpClient client_;
   WorkerPool uploads_;
   mutable std::mutex mu_;
-  std::vector<void*> idle_handles_;  // CURL*, each keeping its connections alive
-  S3Stats stats_;                    // guarded by mu_
+  uint64_t failures_ = 0;  // guarded by mu_
 };
 
 // Parses "s3://bucket[/prefix]" into bucket and prefix.

@@ -33,7 +33,7 @@ TEST(S3Store, AddressingStyles) {
                    clock);
   EXPECT_EQ(virt->PresignGet("k", 60)->rfind("http://cams.minio.local:9000/k?", 0), 0u);
   // The signature covers the host it names: our verifier agrees.
-  SigV4 verifier({"AKID", Secret("secret"), ""}, "us-east-1", "s3", clock);
+  aws::SigV4 verifier({"AKID", Secret("secret"), ""}, "us-east-1", "s3", clock);
   std::string v = *virt->PresignGet("k", 60);
   EXPECT_TRUE(verifier
                   .VerifyPresigned("GET", "cams.minio.local:9000", "/k",

@@ -1,147 +1,29 @@
 #pragma once
 
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
+// TEMPORARY forwarding header (issue 13): remove when kvs_api/api/main include aws/ directly
+// (http/params.{h,cpp} read it too). SigV4 lives in aws/, the encodings in core/.
 
-#include "core/clock.h"
-#include "core/secret.h"
-#include "core/status.h"
+#include "aws/sigv4.h"
+#include "core/encoding.h"
 
 namespace lastframe::objects {
 
-// An access key pair. The secret half never prints (see Secret).
-struct Credentials {
-  std::string access_key_id;
-  Secret secret_access_key;
-  std::string session_token;  // optional (temporary credentials)
-};
-
-// Decoded query parameters, in the order they came.
-using QueryParams = std::vector<std::pair<std::string, std::string>>;
-// Request headers: lower-case names, values as sent (a name may repeat).
-using HeaderList = std::vector<std::pair<std::string, std::string>>;
-
-std::string Sha256Hex(std::string_view data);
-// Raw (binary) HMAC-SHA256 of |data| under |key|.
-std::string HmacSha256(std::string_view key, std::string_view data);
-std::string HexEncode(std::string_view bytes);
-// Standard base64 with padding (Content-MD5, JSON blobs and tokens).
-std::string Base64Encode(std::string_view bytes);
-// nullopt unless |text| is padded standard base64.
-std::optional<std::string> Base64Decode(std::string_view text);
-
-// URI-encodes as SigV4 requires: A-Z a-z 0-9 - . _ ~ stay, every other byte
-// becomes %XX (upper case); '/' stays unless |encode_slash|.
-std::string UriEncode(std::string_view s, bool encode_slash);
-// Decodes %XX escapes ('+' stays '+', as S3 reads paths). nullopt if malformed.
-std::optional<std::string> UriDecode(std::string_view s);
-// Parses "a=1&b=x%20y" into decoded pairs; a key without '=' has an empty
-// value. nullopt if an escape is malformed. In queries '+' means space.
-std::optional<QueryParams> ParseQuery(std::string_view raw);
-// SigV4's canonical query string: pairs encoded, then sorted by key and value.
-std::string CanonicalQueryString(const QueryParams& params);
-
-// The parts of a request that SigV4 signs.
-struct CanonicalRequest {
-  std::string method;
-  std::string path;                                          // decoded, starting with '/'
-  QueryParams query;                                         // decoded, without X-Amz-Signature
-  std::vector<std::pair<std::string, std::string>> headers;  // lower-case names, trimmed values
-  std::string payload_hash;                                  // hex SHA-256, or "UNSIGNED-PAYLOAD"
-  // A signer lists |headers| sorted by name, as SigV4 asks; a verifier keeps
-  // the order the client's SignedHeaders gave, the order S3 signs them in
-  // (botocore's lists are sorted, so both agree).
-  bool headers_in_given_order = false;
-  // The canonical form: method, URI, query, headers, signed header list, hash.
-  std::string ToString() const;
-  std::string SignedHeaders() const;
-};
-
-// Signs and verifies AWS Signature Version 4 for one service and region, with
-// the clock injected so that tests pin time.
-class SigV4 {
- public:
-  SigV4(Credentials credentials, std::string region, std::string service, const Clock& clock);
-
-  const Credentials& credentials() const { return credentials_; }
-  const std::string& region() const { return region_; }
-
-  // "20130524/us-east-1/s3/aws4_request" for |now_ms|.
-  std::string Scope(int64_t now_ms) const;
-  // The hex signature of |request| at |now_ms| (its scope and date).
-  std::string Sign(const CanonicalRequest& request, int64_t now_ms) const;
-
-  // The query string (encoded, with X-Amz-Signature last) of a presigned
-  // request for |method| |path| on |host| valid |expires_s| seconds from now.
-  std::string PresignQuery(const std::string& method, const std::string& host,
-                           const std::string& path, int64_t expires_s,
-                           const QueryParams& extra = {}) const;
-
-  // Checks a presigned (query-authenticated) request: each X-Amz-* auth
-  // parameter given once, algorithm, credential scope, date, expiry
-  // (up to 604800 s, not past (PresignedUrlExpiresAtMs), not in the
-  // future), and the signature, compared in constant time. Errors carry S3's
-  // codes as reasons: AuthorizationQueryParametersError (400),
-  // InvalidAccessKeyId, SignatureDoesNotMatch and AccessDenied (403).
-  Status VerifyPresigned(const std::string& method, const std::string& host,
-                         const std::string& path, const QueryParams& query) const;
-  // The same, taking the values of any further signed headers from |headers|.
-  Status VerifyPresigned(const std::string& method, const std::string& path,
-                         const QueryParams& query, const HeaderList& headers) const;
-
-  // The Authorization header value for |request| signed at |now_ms|.
-  std::string Authorization(const CanonicalRequest& request, int64_t now_ms) const;
-
-  // Checks a request signed in its Authorization header ("AWS4-HMAC-SHA256
-  // Credential=..., SignedHeaders=..., Signature=...": one such header, each
-  // part once): credential scope, x-amz-date (or Date) within 15 minutes of
-  // now, the signature (constant time), and a session token if this signer
-  // has one. Returns the payload hash the client declared
-  // (x-amz-content-sha256), which the caller checks against the body. Errors
-  // carry S3's codes: AuthorizationHeaderMalformed, InvalidRequest,
-  // InvalidArgument (400), InvalidAccessKeyId, SignatureDoesNotMatch,
-  // RequestTimeTooSkewed, AccessDenied (403).
-  // |unsigned_payload_hash| is the hash signed when the request has no
-  // x-amz-content-sha256 header (JSON APIs sign their body's hash without
-  // sending it); nullopt makes that header required, as S3 does.
-  Result<std::string> VerifyHeaderAuth(
-      const std::string& method, const std::string& path, const QueryParams& query,
-      const HeaderList& headers,
-      const std::optional<std::string>& unsigned_payload_hash = std::nullopt) const;
-
- private:
-  std::string SigningKey(const std::string& date) const;
-  // A session token sent must be this signer's; none sent is fine when it has none.
-  Status CheckToken(std::optional<std::string> token) const;
-  Status CheckToken(const std::string* token) const;
-  // The canonical values of the headers named in "a;b;c", in that order.
-  // InvalidArgument unless every name is lower case, none is empty or
-  // repeated, host is one of them and each is in |headers|.
-  static Result<HeaderList> SignedHeaderValues(const std::string& signed_headers,
-                                               const HeaderList& headers);
-
-  const Credentials credentials_;
-  const std::string region_;
-  const std::string service_;
-  const Clock& clock_;
-};
-
-// The canonical value of header |name| in |headers|: every occurrence, trimmed,
-// inner runs of spaces folded, joined by ','. nullopt if absent.
-std::optional<std::string> CanonicalHeaderValue(const HeaderList& headers, std::string_view name);
-
-// The most a presigned URL may live, as S3 allows: 7 days.
-inline constexpr int64_t kMaxPresignExpiresSeconds = 604800;
-
-// The instant from which VerifyPresigned refuses a URL presigned at
-// |signed_at_ms| for |expires_s| seconds. X-Amz-Date has whole seconds, so the
-// lifetime counts whole seconds too: signed during second T, the URL is valid
-// through second T + |expires_s|, which is at least |expires_s| seconds after
-// it was made (a 1 s URL made at T.900 still works at T+1.500).
-int64_t PresignedUrlExpiresAtMs(int64_t signed_at_ms, int64_t expires_s);
+using aws::CanonicalHeaderValue;
+using aws::CanonicalQueryString;
+using aws::CanonicalRequest;
+using aws::Credentials;
+using aws::HeaderList;
+using aws::HmacSha256;
+using aws::kMaxPresignExpiresSeconds;
+using aws::PresignedUrlExpiresAtMs;
+using aws::Sha256Hex;
+using aws::SigV4;
+using lastframe::Base64Decode;
+using lastframe::Base64Encode;
+using lastframe::HexEncode;
+using lastframe::ParseQuery;
+using lastframe::QueryParams;
+using lastframe::UriDecode;
+using lastframe::UriEncode;
 
 }  // namespace lastframe::objects

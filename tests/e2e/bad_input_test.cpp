@@ -5,9 +5,9 @@
 
 #include <random>
 
+#include "aws/sigv4.h"
 #include "core/clock.h"
 #include "e2e/e2e_util.h"
-#include "objects/sigv4.h"
 
 namespace lastframe::testing {
 namespace {
@@ -36,7 +36,7 @@ class BadInputTest : public ::testing::Test {
   std::string SignedTarget(const std::string& path, int64_t signed_at_ms, int64_t expires_s,
                            const std::string& secret = kSecretKey) {
     ManualClock clock(signed_at_ms);
-    objects::SigV4 signer({kAccessKey, Secret(secret), ""}, "us-east-1", "s3", clock);
+    aws::SigV4 signer({kAccessKey, Secret(secret), ""}, "us-east-1", "s3", clock);
     return path + "?" +
            signer.PresignQuery("GET", "127.0.0.1:" + std::to_string(port()), path, expires_s);
   }

@@ -11,10 +11,10 @@
 #include <boost/beast/http.hpp>
 #include <limits>
 
+#include "aws/sigv4.h"
 #include "core/clock.h"
 #include "core/time_format.h"
 #include "e2e/e2e_util.h"
-#include "objects/sigv4.h"
 
 namespace lastframe::testing {
 namespace {
@@ -39,11 +39,11 @@ HttpResult KvsCall(uint16_t port, const std::string& op, const std::string& body
                    const std::string& secret = kSecretKey) {
   const SystemClock& clock = SystemClock::Get();
   int64_t now = clock.NowMs();
-  objects::SigV4 signer({kAccessKey, Secret(secret), ""}, "us-east-1", "kinesisvideo", clock);
-  objects::CanonicalRequest req;
+  aws::SigV4 signer({kAccessKey, Secret(secret), ""}, "us-east-1", "kinesisvideo", clock);
+  aws::CanonicalRequest req;
   req.method = "POST";
   req.path = "/" + op;
-  req.payload_hash = objects::Sha256Hex(body);
+  req.payload_hash = aws::Sha256Hex(body);
   std::map<std::string, std::string> headers = {{"x-amz-date", FormatAmzDate(now)},
                                                 {"content-type", "application/json"}};
   req.headers = {{"host", "127.0.0.1:" + std::to_string(port)}};
@@ -76,11 +76,11 @@ HttpResult PutMedia(uint16_t port, const std::string& stream, const std::string&
   if (!secret.empty()) {
     const SystemClock& clock = SystemClock::Get();
     int64_t now = clock.NowMs();
-    objects::SigV4 signer({kAccessKey, Secret(secret), ""}, "us-east-1", "kinesisvideo", clock);
-    objects::CanonicalRequest req;
+    aws::SigV4 signer({kAccessKey, Secret(secret), ""}, "us-east-1", "kinesisvideo", clock);
+    aws::CanonicalRequest req;
     req.method = "POST";
     req.path = "/putMedia";
-    req.payload_hash = objects::Sha256Hex("");
+    req.payload_hash = aws::Sha256Hex("");
     headers["x-amz-date"] = FormatAmzDate(now);
     req.headers = {{"host", "127.0.0.1:" + std::to_string(port)},
                    {"x-amz-date", headers["x-amz-date"]},
@@ -189,11 +189,11 @@ Streamed ReadGetMedia(uint16_t port, const std::string& request_body,
   Streamed result;
   const SystemClock& clock = SystemClock::Get();
   int64_t now = clock.NowMs();
-  objects::SigV4 signer({kAccessKey, Secret(kSecretKey), ""}, "us-east-1", "kinesisvideo", clock);
-  objects::CanonicalRequest canonical;
+  aws::SigV4 signer({kAccessKey, Secret(kSecretKey), ""}, "us-east-1", "kinesisvideo", clock);
+  aws::CanonicalRequest canonical;
   canonical.method = "POST";
   canonical.path = "/getMedia";
-  canonical.payload_hash = objects::Sha256Hex(request_body);
+  canonical.payload_hash = aws::Sha256Hex(request_body);
   const std::string host = "127.0.0.1:" + std::to_string(port);
   canonical.headers = {{"host", host}, {"x-amz-date", FormatAmzDate(now)}};
 

@@ -8,12 +8,13 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "aws/sigv4.h"
 #include "core/clock.h"
+#include "core/encoding.h"
 #include "core/time_format.h"
 #include "e2e/e2e_util.h"
 #include "objects/local_store.h"
 #include "objects/s3_store.h"
-#include "objects/sigv4.h"
 
 namespace lastframe::testing {
 namespace {
@@ -135,14 +136,13 @@ class EmbeddedS3Test : public ::testing::Test {
                     const std::string& body = "", std::map<std::string, std::string> headers = {},
                     SignOptions o = {}) {
     ManualClock clock(SystemClock::Get().NowMs() + o.skew_ms);
-    objects::SigV4 signer({o.access_key, Secret(o.secret), ""}, o.region, "s3", clock);
+    aws::SigV4 signer({o.access_key, Secret(o.secret), ""}, o.region, "s3", clock);
     size_t q = target.find('?');
-    objects::CanonicalRequest req;
+    aws::CanonicalRequest req;
     req.method = method;
-    req.path = *objects::UriDecode(target.substr(0, q));
-    req.query = q == std::string::npos ? objects::QueryParams{}
-                                       : *objects::ParseQuery(target.substr(q + 1));
-    req.payload_hash = o.payload_hash.value_or(objects::Sha256Hex(body));
+    req.path = *UriDecode(target.substr(0, q));
+    req.query = q == std::string::npos ? QueryParams{} : *ParseQuery(target.substr(q + 1));
+    req.payload_hash = o.payload_hash.value_or(aws::Sha256Hex(body));
     headers["x-amz-date"] = FormatAmzDate(clock.NowMs());
     if (o.send_payload_hash) headers["x-amz-content-sha256"] = req.payload_hash;
     req.headers = {{"host", "127.0.0.1:" + std::to_string(port())}};
@@ -240,12 +240,12 @@ TEST_F(EmbeddedS3Test, S3StoreAgreesWithTheEmbeddedStore) {
 TEST_F(EmbeddedS3Test, ExpectContinueComesOnlyAfterAuthentication) {
   auto raw_put = [&](const std::string& secret) {
     ManualClock clock(SystemClock::Get().NowMs());
-    objects::SigV4 signer({kAccessKey, Secret(secret), ""}, "us-east-1", "s3", clock);
+    aws::SigV4 signer({kAccessKey, Secret(secret), ""}, "us-east-1", "s3", clock);
     const std::string body = "continued body";
-    objects::CanonicalRequest req;
+    aws::CanonicalRequest req;
     req.method = "PUT";
     req.path = "/lastframe/continue.txt";
-    req.payload_hash = objects::Sha256Hex(body);
+    req.payload_hash = aws::Sha256Hex(body);
     std::string date = FormatAmzDate(clock.NowMs());
     std::string host = "127.0.0.1:" + std::to_string(port());
     req.headers = {
@@ -267,8 +267,8 @@ TEST_F(EmbeddedS3Test, ExpectContinueComesOnlyAfterAuthentication) {
 
 TEST_F(EmbeddedS3Test, BodiesAreCheckedAgainstTheirDigests) {
   const std::string target = "/lastframe/digest.txt";
-  ExpectS3Error(Signed("PUT", target, "body", {}, {.payload_hash = objects::Sha256Hex("other")}),
-                400, "XAmzContentSHA256Mismatch");
+  ExpectS3Error(Signed("PUT", target, "body", {}, {.payload_hash = aws::Sha256Hex("other")}), 400,
+                "XAmzContentSHA256Mismatch");
   // Content-MD5 of "other" (base64 of its digest), then one that is not base64 MD5.
   ExpectS3Error(Signed("PUT", target, "body", {{"content-md5", "eV7IxYqm2Gnf9qGuE0QxNQ=="}}), 400,
                 "BadDigest");
@@ -319,7 +319,7 @@ TEST_F(EmbeddedS3Test, BadAuthenticationGetsS3Codes) {
   // Presigned: expired, and dated in the future.
   auto presigned = [&](int64_t at_ms, int64_t expires_s) {
     ManualClock clock(at_ms);
-    objects::SigV4 signer({kAccessKey, Secret(kSecretKey), ""}, "us-east-1", "s3", clock);
+    aws::SigV4 signer({kAccessKey, Secret(kSecretKey), ""}, "us-east-1", "s3", clock);
     return target + "?" +
            signer.PresignQuery("GET", "127.0.0.1:" + std::to_string(port()), target, expires_s);
   };
@@ -560,10 +560,10 @@ TEST(SigV4Interop, Boto3PresignsWithOurSignature) {
   ASSERT_EQ(rc, 0) << out;
   std::string boto_url = out.substr(0, out.find_last_not_of("\r\n") + 1);
   ManualClock clock(*ParseAmzDate(amz_date));
-  objects::SigV4 signer({"AKIDEXAMPLE", Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), ""},
-                        "us-east-1", "s3", clock);
+  aws::SigV4 signer({"AKIDEXAMPLE", Secret("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"), ""},
+                    "us-east-1", "s3", clock);
   std::string path = "/lastframe/" + key;
-  std::string ours = "http://127.0.0.1:9000" + objects::UriEncode(path, false) + "?" +
+  std::string ours = "http://127.0.0.1:9000" + UriEncode(path, false) + "?" +
                      signer.PresignQuery("GET", "127.0.0.1:9000", path, 600);
   EXPECT_EQ(QueryParam(boto_url, "X-Amz-Signature"), QueryParam(ours, "X-Amz-Signature"))
       << boto_url << "\n"

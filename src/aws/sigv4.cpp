@@ -1,4 +1,4 @@
-#include "objects/sigv4.h"
+#include "aws/sigv4.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -10,42 +10,10 @@
 
 #include "core/time_format.h"
 
-namespace lastframe::objects {
+namespace lastframe::aws {
 namespace {
 
 constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
-
-bool Unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_' || c == '~';
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::optional<std::string> Decode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out.push_back(' ');
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
 
 const std::string* Find(const QueryParams& q, std::string_view key) {
   for (const auto& [k, v] : q)
@@ -84,41 +52,6 @@ Status QueryError(std::string message) {
 
 }  // namespace
 
-std::string Base64Encode(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-std::optional<std::string> Base64Decode(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-  std::string out(text.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(text.data()),
-                          static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  size_t pad = text.ends_with("==") ? 2 : text.ends_with("=") ? 1 : 0;
-  out.resize(static_cast<size_t>(n) - pad);
-  // EVP_DecodeBlock is lenient ('=' and blanks inside, stray bits in the last
-  // character): only the one text that encodes these bytes is theirs (found by fuzz/sigv4).
-  if (Base64Encode(out) != text) return std::nullopt;
-  return out;
-}
-
-std::string HexEncode(std::string_view bytes) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
-
 std::string Sha256Hex(std::string_view data) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
@@ -131,41 +64,6 @@ std::string HmacSha256(std::string_view key, std::string_view data) {
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
   return std::string(reinterpret_cast<char*>(out), len);
-}
-
-std::string UriEncode(std::string_view s, bool encode_slash) {
-  static const char* kDigits = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size() * 3 / 2);
-  for (unsigned char c : s) {
-    if (Unreserved(c) || (c == '/' && !encode_slash)) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kDigits[c >> 4]);
-      out.push_back(kDigits[c & 15]);
-    }
-  }
-  return out;
-}
-
-std::optional<std::string> UriDecode(std::string_view s) { return Decode(s, false); }
-
-std::optional<QueryParams> ParseQuery(std::string_view raw) {
-  QueryParams out;
-  while (!raw.empty()) {
-    size_t amp = raw.find('&');
-    std::string_view part = raw.substr(0, amp);
-    raw = amp == std::string_view::npos ? std::string_view() : raw.substr(amp + 1);
-    if (part.empty()) continue;
-    size_t eq = part.find('=');
-    auto key = Decode(part.substr(0, eq), true);
-    auto value = eq == std::string_view::npos ? std::optional<std::string>("")
-                                              : Decode(part.substr(eq + 1), true);
-    if (!key || !value) return std::nullopt;
-    out.emplace_back(std::move(*key), std::move(*value));
-  }
-  return out;
 }
 
 std::string CanonicalQueryString(const QueryParams& params) {
@@ -478,4 +376,4 @@ std::optional<std::string> CanonicalHeaderValue(const HeaderList& headers, std::
   return out;
 }
 
-}  // namespace lastframe::objects
+}  // namespace lastframe::aws

@@ -1,10 +1,10 @@
-#include "objects/aws_config.h"
+#include "aws/aws_config.h"
 
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
-namespace lastframe::objects {
+namespace lastframe::aws {
 namespace {
 
 std::string Trim(std::string_view s) {
@@ -129,4 +129,4 @@ Result<AwsSettings> ResolveAwsSettings(const AwsSources& sources) {
   return out;
 }
 
-}  // namespace lastframe::objects
+}  // namespace lastframe::aws

@@ -1,10 +1,12 @@
-#include "objects/aws_config.h"
+#include "aws/aws_config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include "aws/credentials_file.h"
 #include "support/temp_dir.h"
 
-namespace lastframe::objects {
+namespace lastframe::aws {
 namespace {
 
 using testing::TempDir;
@@ -118,5 +120,23 @@ TEST_F(AwsConfigTest, MissingOrBrokenFiles) {
   EXPECT_FALSE(ParseIni("key = value outside a section\n").ok());
 }
 
+TEST(Credentials, GeneratedOnceKeptPrivate) {
+  TempDir dir;
+  auto path = dir.path() / "credentials.json";
+  auto first = LoadOrCreateCredentials(path);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->access_key_id.size(), 20u);
+  EXPECT_EQ(first->secret_access_key.Reveal().size(), 40u);
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto second = LoadOrCreateCredentials(path);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->access_key_id, first->access_key_id);
+  EXPECT_EQ(second->secret_access_key.Reveal(), first->secret_access_key.Reveal());
+  testing::WriteFile(path.string(), "{not json");
+  EXPECT_FALSE(LoadOrCreateCredentials(path).ok());
+}
+
 }  // namespace
-}  // namespace lastframe::objects
+}  // namespace lastframe::aws

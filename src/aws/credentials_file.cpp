@@ -1,4 +1,4 @@
-#include "objects/credentials_file.h"
+#include "aws/credentials_file.h"
 
 #include <fcntl.h>
 #include <openssl/rand.h>
@@ -12,7 +12,7 @@
 
 #include "core/atomic_file.h"
 
-namespace lastframe::objects {
+namespace lastframe::aws {
 namespace {
 
 std::string RandomString(size_t n, std::string_view alphabet) {
@@ -56,4 +56,4 @@ Result<Credentials> LoadOrCreateCredentials(const std::filesystem::path& path) {
   return c;
 }
 
-}  // namespace lastframe::objects
+}  // namespace lastframe::aws
