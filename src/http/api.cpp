@@ -4,11 +4,11 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "aws/sigv4.h"
 #include "core/stream_name.h"
 #include "core/time_format.h"
 #include "http/params.h"
 #include "ingest/push_session.h"
-#include "objects/sigv4.h"
 #include "store/clip.h"
 
 namespace lastframe::http {
@@ -34,9 +34,9 @@ SnapshotLimits LimitsFor(const ApiOptions& o, const Caller& caller) {
   return {.default_quality = o.default_quality,
           .max_dimension = o.max_dimension,
           .default_expires_s = o.default_expires_s,
-          .max_expires_s = caller.admin() ? objects::kMaxPresignExpiresSeconds
+          .max_expires_s = caller.admin() ? aws::kMaxPresignExpiresSeconds
                                           : std::min<int64_t>(o.max_url_expiry_s,
-                                                              objects::kMaxPresignExpiresSeconds)};
+                                                              aws::kMaxPresignExpiresSeconds)};
 }
 
 json PublishedJson(const snapshot::PublishedImage& p, int64_t expires_s) {

@@ -7,7 +7,7 @@
 namespace lastframe::http {
 
 Result<Params> Params::Parse(std::string_view raw) {
-  auto q = objects::ParseQuery(raw);
+  auto q = ParseQuery(raw);
   if (!q) return InvalidArgument("malformed query string (bad percent-encoding)");
   Params p;
   for (auto& [k, v] : *q) {

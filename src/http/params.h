@@ -11,8 +11,9 @@
 #include <string>
 #include <string_view>
 
+#include "aws/sigv4.h"
+#include "core/encoding.h"
 #include "core/status.h"
-#include "objects/sigv4.h"
 #include "snapshot/snapshot_engine.h"
 
 namespace lastframe::http {
@@ -28,10 +29,10 @@ class Params {
   Result<int64_t> Int(std::string_view name, int64_t min, int64_t max, int64_t fallback) const;
   // 1, 0, true or false; false when absent.
   Result<bool> Bool(std::string_view name) const;
-  const objects::QueryParams& all() const { return q_; }
+  const QueryParams& all() const { return q_; }
 
  private:
-  objects::QueryParams q_;
+  QueryParams q_;
 };
 
 // What a snapshot may ask for: the server's defaults and bounds, and the
@@ -40,7 +41,7 @@ struct SnapshotLimits {
   int default_quality = 80;
   int max_dimension = 8192;
   int64_t default_expires_s = 600;
-  int64_t max_expires_s = objects::kMaxPresignExpiresSeconds;
+  int64_t max_expires_s = aws::kMaxPresignExpiresSeconds;
 };
 
 struct SnapshotRequest {
