@@ -187,12 +187,6 @@ Result<EncodedImage> EncodePngRgb(const Planes& rgb, int w, int h) {
 
 }  // namespace
 
-const char* ImageFormatName(ImageFormat f) { return f == ImageFormat::kPng ? "png" : "jpeg"; }
-const char* ImageContentType(ImageFormat f) {
-  return f == ImageFormat::kPng ? "image/png" : "image/jpeg";
-}
-const char* ImageExtension(ImageFormat f) { return f == ImageFormat::kPng ? "png" : "jpg"; }
-
 void FitSize(int src_w, int src_h, int req_w, int req_h, int* out_w, int* out_h) {
   if (req_w <= 0 && req_h <= 0) {
     *out_w = src_w;

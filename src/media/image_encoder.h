@@ -10,11 +10,6 @@ namespace lastframe::media {
 
 enum class ImageFormat { kJpeg, kPng };
 
-// "jpeg" / "png"; "image/jpeg" / "image/png"; "jpg" / "png".
-const char* ImageFormatName(ImageFormat f);
-const char* ImageContentType(ImageFormat f);
-const char* ImageExtension(ImageFormat f);
-
 struct EncodeOptions {
   ImageFormat format = ImageFormat::kJpeg;
   int quality = 80;  // JPEG quality 1..100; ignored for PNG
