@@ -480,14 +480,15 @@ int Serve(const ServeConfig& cfg) {
       return 2;
     }
   }
-  http::KvsApi kvs_api(
-      streams, **registry, &images, workers, clock, credentials,
+  kvs::KvsService kvs_service(
+      streams, snapshot_source, **registry, &snapshots, &images, workers, clock,
       {.public_url = public_url,
        .images_bucket = local ? cfg.bucket : objects::ParseS3Uri(cfg.store)->first,
-       .require_signed_putmedia = (credentials_given || cfg.auth == "on") && !cfg.unsigned_putmedia,
-       .default_retention_ms = cfg.retention_s * 1000,
-       .max_render_pixels = render_pixels});
-  kvs_api.RestoreImageGeneration();
+       .default_retention_ms = cfg.retention_s * 1000});
+  kvs_service.RestoreImageGeneration();
+  http::KvsApi kvs_api(kvs_service, credentials, clock,
+                       {.require_signed_putmedia = (credentials_given || cfg.auth == "on") &&
+                                                   !cfg.unsigned_putmedia});
   // Access control: API keys from the keys file, re-read as the CLI changes it.
   std::unique_ptr<auth::KeyRing> keys;
   std::optional<auth::InitialKeys> first_keys;
@@ -622,7 +623,7 @@ int Serve(const ServeConfig& cfg) {
   }
   server.Run();
   signals.cancel();
-  kvs_api.Shutdown();
+  kvs_service.Shutdown();
   if (kvs_source) kvs_source->Stop();  // cold fetches answer into the snapshot service
   if (demo) demo->Stop();
   sources.StopAll();

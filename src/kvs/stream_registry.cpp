@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
 
@@ -19,8 +20,9 @@ json ToJson(const StreamMeta& m) {
             {"kms_key_id", m.kms_key_id},
             {"creation_ms", m.creation_ms},
             {"version", m.version},
-            {"image_generation", m.image_generation}};
+            {"image_generation", nullptr}};
   if (m.retention_hours) j["retention_hours"] = *m.retention_hours;
+  if (m.image_generation) j["image_generation"] = ImageGenerationJson(*m.image_generation);
   return j;
 }
 
@@ -34,6 +36,7 @@ Result<std::unique_ptr<StreamRegistry>> StreamRegistry::Open(std::filesystem::pa
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("streams") ||
       !doc["streams"].is_array())
     return InvalidArgument(file.string() + " is not a stream registry (remove it to start afresh)");
+  MutexLock lock(r->mu_);  // not yet shared: taken for the analysis' sake
   for (const json& j : doc["streams"]) {
     try {
       StreamMeta m;
@@ -44,7 +47,13 @@ Result<std::unique_ptr<StreamRegistry>> StreamRegistry::Open(std::filesystem::pa
       m.creation_ms = j.at("creation_ms").get<int64_t>();
       m.version = j.value("version", uint64_t{1});
       if (j.contains("retention_hours")) m.retention_hours = j["retention_hours"].get<int64_t>();
-      m.image_generation = j.value("image_generation", json());
+      if (j.contains("image_generation") && !j["image_generation"].is_null()) {
+        auto config = ImageGenerationFromJson(j["image_generation"]);
+        if (!config.ok())
+          return InvalidArgument(file.string() + ": stream '" + m.name +
+                                 "': " + config.status().message());
+        m.image_generation = *config;
+      }
       r->streams_[m.name] = std::move(m);
     } catch (const json::exception& e) {
       return InvalidArgument(file.string() + ": a malformed stream entry: " + e.what());
@@ -54,14 +63,14 @@ Result<std::unique_ptr<StreamRegistry>> StreamRegistry::Open(std::filesystem::pa
 }
 
 std::optional<StreamMeta> StreamRegistry::Find(const std::string& name) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = streams_.find(name);
   if (it == streams_.end()) return std::nullopt;
   return it->second;
 }
 
 StreamMeta StreamRegistry::Ensure(const std::string& name, int64_t now_ms) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = streams_.find(name);
   if (it != streams_.end()) return it->second;
   StreamMeta m;
@@ -73,19 +82,19 @@ StreamMeta StreamRegistry::Ensure(const std::string& name, int64_t now_ms) {
 }
 
 Status StreamRegistry::Put(const StreamMeta& meta) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   streams_[meta.name] = meta;
   return SaveLocked();
 }
 
 void StreamRegistry::Remove(const std::string& name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (streams_.erase(name) == 0) return;
   if (Status s = SaveLocked(); !s.ok()) spdlog::warn("stream registry: {}", s.message());
 }
 
 std::vector<StreamMeta> StreamRegistry::All() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<StreamMeta> out;
   for (const auto& [name, m] : streams_) out.push_back(m);
   return out;

@@ -4,13 +4,13 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/status.h"
+#include "kvs/image_generation.h"
 
 namespace lastframe::kvs {
 
@@ -27,7 +27,7 @@ struct StreamMeta {
   // DataRetentionInHours as set through the API; nullopt for streams made
   // otherwise (a push, a pull), which keep the server's retention.
   std::optional<int64_t> retention_hours;
-  nlohmann::json image_generation;  // UpdateImageGenerationConfiguration's, or null
+  std::optional<ImageGenerationConfig> image_generation;  // as last set, DISABLED included
 };
 
 // The streams' metadata, kept in one JSON file in the data directory
@@ -48,11 +48,11 @@ class StreamRegistry {
 
  private:
   explicit StreamRegistry(std::filesystem::path file) : file_(std::move(file)) {}
-  Status SaveLocked() const;
+  Status SaveLocked() const LF_REQUIRES(mu_);
 
   const std::filesystem::path file_;
-  mutable std::mutex mu_;
-  std::map<std::string, StreamMeta> streams_;
+  mutable Mutex mu_;
+  std::map<std::string, StreamMeta> streams_ LF_GUARDED_BY(mu_);
 };
 
 }  // namespace lastframe::kvs
