@@ -272,14 +272,14 @@ Status KeyRing::Reload() {
                               std::to_string(st.st_mtim.tv_sec) + "." +
                               std::to_string(st.st_mtim.tv_nsec);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (version == loaded_version_) return Status::Ok();
   }
   auto keys = LoadKeys(keys_file_);
   if (!keys.ok()) return keys.status();
   std::map<std::string, ApiKey, std::less<>> by_id;
   for (ApiKey& k : *keys) by_id[k.id] = std::move(k);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   keys_ = std::move(by_id);
   loaded_version_ = version;
   return Status::Ok();
@@ -305,7 +305,7 @@ Result<Principal> KeyRing::Authenticate(std::string_view authorization) {
   std::string_view id = rest.substr(0, sep);
   std::string hash = Sha256Hex(rest.substr(sep + 1));
   const int64_t now = clock_.NowMs();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = keys_.find(id);
   // Unknown ids still cost one comparison, so timing tells nothing either way.
   const std::string& expected = it != keys_.end() ? it->second.secret_sha256 : hash;
@@ -327,7 +327,7 @@ Result<Principal> KeyRing::Authenticate(std::string_view authorization) {
 Status KeyRing::SaveLastUsed() {
   json j = json::object();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!used_dirty_) return Status::Ok();
     used_dirty_ = false;
     for (const auto& [id, ms] : last_used_) j[id] = ms;
@@ -336,7 +336,7 @@ Status KeyRing::SaveLastUsed() {
 }
 
 size_t KeyRing::size() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return keys_.size();
 }
 

@@ -3,13 +3,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/mutex.h"
 #include "core/status.h"
 
 namespace lastframe::auth {
@@ -98,11 +98,12 @@ class KeyRing {
   const std::filesystem::path keys_file_;
   const std::filesystem::path used_file_;
   const Clock& clock_;
-  mutable std::mutex mu_;
-  std::map<std::string, ApiKey, std::less<>> keys_;  // by id
-  std::string loaded_version_;                       // inode, size and mtime of the file last read
-  std::map<std::string, int64_t> last_used_;
-  bool used_dirty_ = false;
+  mutable Mutex mu_;
+  std::map<std::string, ApiKey, std::less<>> keys_ LF_GUARDED_BY(mu_);  // by id
+  // Inode, size and mtime of the file last read.
+  std::string loaded_version_ LF_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> last_used_ LF_GUARDED_BY(mu_);
+  bool used_dirty_ LF_GUARDED_BY(mu_) = false;
 };
 
 // Reads the last-used times a server wrote (id -> epoch ms); empty if none.

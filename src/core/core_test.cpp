@@ -10,10 +10,13 @@
 #include <fstream>
 #include <future>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "core/atomic_file.h"
 #include "core/clock.h"
 #include "core/limits.h"
+#include "core/mutex.h"
 #include "core/secret.h"
 #include "core/status.h"
 #include "core/stream_name.h"
@@ -201,6 +204,115 @@ TEST(WorkerPool, RunsTasksAndRefusesWhenFull) {
   pool.Shutdown();
   EXPECT_EQ(ran.load(), 2);
   EXPECT_FALSE(pool.TryPost([] {}));
+}
+
+// A counter bumped by several threads, each increment a read and a write
+// apart: only mutual exclusion keeps every one of them.
+TEST(Mutex, LockingExcludesOtherThreads) {
+  struct Counter {
+    Mutex mu;
+    int64_t value LF_GUARDED_BY(mu) = 0;
+  } counter;
+  constexpr int kThreads = 4, kRounds = 10'000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&counter] {
+      for (int i = 0; i < kRounds; ++i) {
+        MutexLock lock(counter.mu);
+        int64_t seen = counter.value;
+        std::this_thread::yield();
+        counter.value = seen + 1;
+      }
+    });
+  for (auto& t : threads) t.join();
+  MutexLock lock(counter.mu);
+  EXPECT_EQ(counter.value, int64_t{kThreads} * kRounds);
+}
+
+TEST(Mutex, TryLockFailsWhileAnotherThreadHoldsIt) {
+  Mutex mu;
+  {
+    MutexLock lock(mu);
+    std::thread([&mu] { EXPECT_FALSE(mu.TryLock()); }).join();
+    lock.Unlock();  // let go before the scope ends
+    std::thread([&mu] {
+      if (mu.TryLock())
+        mu.Unlock();
+      else
+        ADD_FAILURE() << "TryLock failed after the holder let go";
+    }).join();
+    lock.Lock();
+    mu.AssertHeld();
+  }
+  if (mu.TryLock())
+    mu.Unlock();
+  else
+    ADD_FAILURE() << "TryLock failed once the lock was out of scope";
+}
+
+TEST(Mutex, AssertHeldCrashesUnlessTheCallerHoldsIt) {
+  Mutex mu;
+  EXPECT_DEATH(mu.AssertHeld(), "does not hold the mutex");
+  {
+    MutexLock lock(mu);
+    mu.AssertHeld();
+  }
+  EXPECT_DEATH(mu.AssertHeld(), "does not hold the mutex");  // no longer
+}
+
+// Waits let the mutex go while blocked (else the notifier could never take it
+// to set the flag) and hold it again when they return.
+TEST(MutexLock, WaitWakesWhenNotifiedAndTheConditionHolds) {
+  struct {
+    Mutex mu;
+    std::condition_variable cv;
+    int stage LF_GUARDED_BY(mu) = 0;
+  } s;
+  std::thread other([&s] {
+    for (int next : {1, 2}) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      MutexLock lock(s.mu);
+      s.stage = next;
+      s.cv.notify_all();  // the first wake-up finds the condition still false
+    }
+  });
+  {
+    MutexLock lock(s.mu);
+    lock.Wait(s.cv, [&s]() LF_REQUIRES(s.mu) { return s.stage == 2; });
+    s.mu.AssertHeld();
+    EXPECT_EQ(s.stage, 2);
+  }
+  other.join();
+}
+
+TEST(MutexLock, WaitForAnswersWhetherTheConditionHolds) {
+  struct {
+    Mutex mu;
+    std::condition_variable cv;
+    bool ready LF_GUARDED_BY(mu) = false;
+  } s;
+  auto is_ready = [&s]() LF_REQUIRES(s.mu) { return s.ready; };
+  {
+    MutexLock lock(s.mu);
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(lock.WaitFor(s.cv, std::chrono::milliseconds(20), is_ready));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(20));
+    s.mu.AssertHeld();
+    EXPECT_FALSE(lock.WaitUntil(s.cv, std::chrono::steady_clock::now(), is_ready));
+  }
+  std::thread other([&s] {
+    MutexLock lock(s.mu);
+    s.ready = true;
+    s.cv.notify_all();
+  });
+  {
+    MutexLock lock(s.mu);
+    EXPECT_TRUE(lock.WaitFor(s.cv, std::chrono::seconds(30), is_ready));
+    EXPECT_TRUE(s.ready);
+  }
+  other.join();
+  MutexLock lock(s.mu);
+  EXPECT_TRUE(lock.WaitFor(s.cv, std::chrono::milliseconds(0), is_ready));  // no wait: it holds
 }
 
 TEST(Limit, TakesUpToItsMaximumCountsRefusalsAndReleases) {

@@ -21,12 +21,12 @@ void Limit::Release(uint64_t n) {
 }
 
 Limit& Limits::Add(std::string name, std::string unit, uint64_t max) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return limits_.emplace_back(std::move(name), std::move(unit), max);
 }
 
 std::string Limits::Prometheus() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::string max, in_use, refusals;
   for (const Limit& l : limits_) {
     std::string label = "{limit=\"" + l.name() + "\",unit=\"" + l.unit() + "\"} ";

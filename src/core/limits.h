@@ -3,8 +3,9 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <string>
+
+#include "core/mutex.h"
 
 namespace lastframe {
 
@@ -49,8 +50,8 @@ class Limits {
   std::string Prometheus() const;
 
  private:
-  mutable std::mutex mu_;
-  std::deque<Limit> limits_;
+  mutable Mutex mu_;
+  std::deque<Limit> limits_ LF_GUARDED_BY(mu_);
 };
 
 }  // namespace lastframe

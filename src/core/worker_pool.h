@@ -4,9 +4,10 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "core/mutex.h"
 
 namespace lastframe {
 
@@ -35,10 +36,10 @@ class WorkerPool {
   void Run();
 
   const size_t max_queued_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;  // guarded by mu_
-  bool stopping_ = false;                    // guarded by mu_
+  std::deque<std::function<void()>> queue_ LF_GUARDED_BY(mu_);
+  bool stopping_ LF_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 

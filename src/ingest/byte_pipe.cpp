@@ -9,7 +9,7 @@ BytePipe::BytePipe(size_t high_water, std::function<void()> on_space)
     : high_water_(high_water), on_space_(std::move(on_space)) {}
 
 bool BytePipe::Write(const uint8_t* data, size_t size) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (closed_ || aborted_) return true;
   if (size > 0) {
     chunks_.emplace_back(reinterpret_cast<const char*>(data), size);
@@ -24,19 +24,19 @@ bool BytePipe::Write(const uint8_t* data, size_t size) {
 }
 
 bool BytePipe::WaitForSpace() {
-  std::unique_lock lock(mu_);
-  writable_.wait(lock, [this] { return aborted_ || size_ < high_water_; });
+  MutexLock lock(mu_);
+  lock.Wait(writable_, [this]() LF_REQUIRES(mu_) { return aborted_ || size_ < high_water_; });
   return !aborted_;
 }
 
 void BytePipe::Close() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   closed_ = true;
   readable_.notify_all();
 }
 
 void BytePipe::Abort() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   aborted_ = true;
   readable_.notify_all();
   writable_.notify_all();
@@ -46,11 +46,11 @@ int BytePipe::Read(uint8_t* buf, int size) {
   bool notify = false;
   int n = 0;
   {
-    std::unique_lock lock(mu_);
-    auto ready = [this] { return aborted_ || closed_ || size_ > 0; };
+    MutexLock lock(mu_);
+    auto ready = [this]() LF_REQUIRES(mu_) { return aborted_ || closed_ || size_ > 0; };
     if (!ready()) {
       ++blocked_readers_;
-      readable_.wait(lock, ready);
+      lock.Wait(readable_, ready);
       --blocked_readers_;
     }
     if (aborted_) return -1;
@@ -78,17 +78,17 @@ int BytePipe::Read(uint8_t* buf, int size) {
 }
 
 bool BytePipe::aborted() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return aborted_;
 }
 
 size_t BytePipe::buffered() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return size_;
 }
 
 int BytePipe::blocked_readers() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return blocked_readers_;
 }
 

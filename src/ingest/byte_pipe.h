@@ -5,8 +5,9 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
+
+#include "core/mutex.h"
 
 namespace lastframe::ingest {
 
@@ -41,16 +42,16 @@ class BytePipe {
  private:
   const size_t high_water_;
   const std::function<void()> on_space_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable readable_;
   std::condition_variable writable_;
-  std::deque<std::string> chunks_;  // guarded by mu_
-  size_t front_offset_ = 0;         // bytes of chunks_.front() already read
-  size_t size_ = 0;
-  bool closed_ = false;
-  bool aborted_ = false;
-  bool writer_paused_ = false;
-  int blocked_readers_ = 0;
+  std::deque<std::string> chunks_ LF_GUARDED_BY(mu_);
+  size_t front_offset_ LF_GUARDED_BY(mu_) = 0;  // bytes of chunks_.front() already read
+  size_t size_ LF_GUARDED_BY(mu_) = 0;
+  bool closed_ LF_GUARDED_BY(mu_) = false;
+  bool aborted_ LF_GUARDED_BY(mu_) = false;
+  bool writer_paused_ LF_GUARDED_BY(mu_) = false;
+  int blocked_readers_ LF_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace lastframe::ingest

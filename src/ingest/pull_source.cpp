@@ -140,7 +140,7 @@ PullSource::~PullSource() { Stop(); }
 
 void PullSource::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -148,13 +148,13 @@ void PullSource::Stop() {
 }
 
 SourceInfo PullSource::Info() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return info_;
 }
 
 void PullSource::SetState(const std::string& state, const std::string& error,
                           const std::string& code) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   info_.state = state;
   if (!error.empty()) {
     info_.last_error = error;
@@ -167,8 +167,8 @@ void PullSource::SetState(const std::string& state, const std::string& error,
 }
 
 bool PullSource::SleepFor(std::chrono::milliseconds d) {
-  std::unique_lock lock(mu_);
-  return !cv_.wait_for(lock, d, [this] { return stopping_.load(); });
+  MutexLock lock(mu_);
+  return !lock.WaitFor(cv_, d, [this] { return stopping_.load(); });
 }
 
 int PullSource::Interrupt(void* opaque) {
@@ -182,7 +182,7 @@ void PullSource::Run() {
   bool first = true;
   while (!stopping_) {
     if (!first) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       ++info_.reconnects;
     }
     first = false;
@@ -190,7 +190,7 @@ void PullSource::Run() {
     bool stable = false;
     Status ended = Session();
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stable = info_.state == "live" && info_.connected_since_ms &&
                store_.clock().NowMs() - *info_.connected_since_ms >= options_.stable_after.count();
     }
@@ -358,7 +358,7 @@ Status PullSources::Add(PullOptions options, bool configured) {
     Status allowed = policy_->CheckUrl(options.url);
     if (!allowed.ok()) return Status(Code::kInvalidArgument, allowed.message(), allowed.reason());
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (sources_.count(options.stream))
     return Status(Code::kConflict, "stream '" + options.stream + "' is already pulled",
                   "StreamExists");
@@ -395,7 +395,7 @@ Status PullSources::Add(PullOptions options, bool configured) {
 Status PullSources::Remove(const std::string& stream) {
   std::unique_ptr<PullSource> source;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = sources_.find(stream);
     if (it == sources_.end())
       return NotFound("stream '" + stream + "' is not pulled", "SourceNotFound");
@@ -408,14 +408,14 @@ Status PullSources::Remove(const std::string& stream) {
 }
 
 std::optional<SourceInfo> PullSources::Find(const std::string& stream) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = sources_.find(stream);
   if (it == sources_.end()) return std::nullopt;
   return it->second->Info();
 }
 
 std::map<std::string, SourceInfo> PullSources::List() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::map<std::string, SourceInfo> out;
   for (const auto& [name, source] : sources_) out.emplace(name, source->Info());
   return out;
@@ -424,7 +424,7 @@ std::map<std::string, SourceInfo> PullSources::List() const {
 void PullSources::StopAll() {
   std::map<std::string, std::unique_ptr<PullSource>> all;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     all.swap(sources_);
     if (limit_) limit_->Release(all.size());
   }

@@ -6,13 +6,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/limits.h"
+#include "core/mutex.h"
 #include "core/status.h"
 #include "ingest/pull_policy.h"
 #include "store/stream_store.h"
@@ -80,9 +80,9 @@ class PullSource {
   std::atomic<bool> stopping_{false};
   // Blocking libavformat calls give up past this (steady clock, ns since epoch).
   std::atomic<int64_t> deadline_ns_{0};
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  SourceInfo info_;  // guarded by mu_
+  SourceInfo info_ LF_GUARDED_BY(mu_);
   std::thread thread_;
 };
 
@@ -121,8 +121,8 @@ class PullSources {
   store::StreamStore& store_;
   const std::shared_ptr<const PullPolicy> policy_;
   Limit* const limit_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<PullSource>> sources_;
+  mutable Mutex mu_;
+  std::map<std::string, std::unique_ptr<PullSource>> sources_ LF_GUARDED_BY(mu_);
 };
 
 }  // namespace lastframe::ingest

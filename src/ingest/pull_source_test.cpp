@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
-#include <mutex>
 
+#include "core/mutex.h"
 #include "ingest/sources_config.h"
 #include "support/http_client.h"
 #include "support/media_check.h"
@@ -22,20 +22,20 @@ class FrameWaiter {
  public:
   explicit FrameWaiter(store::StreamStore& store) {
     store.SetFrameObserver([this](const std::string&) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       ++frames_;
       cv_.notify_all();
     });
   }
   bool WaitForFrames(size_t n, std::chrono::seconds timeout) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return frames_ >= n; });
+    MutexLock lock(mu_);
+    return lock.WaitFor(cv_, timeout, [&]() LF_REQUIRES(mu_) { return frames_ >= n; });
   }
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  size_t frames_ = 0;
+  size_t frames_ LF_GUARDED_BY(mu_) = 0;
 };
 
 // Polls |probe| until it holds or |timeout| passes: for state a source reports

@@ -13,14 +13,14 @@ ScheduledImages::ScheduledImages(SnapshotService& snapshots, objects::ObjectStor
 void ScheduledImages::Set(const std::string& stream, ImageSchedule schedule) {
   if (!schedule.key_prefix.empty() && schedule.key_prefix.back() != '/')
     schedule.key_prefix.push_back('/');
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   State& s = streams_[stream];
   s.schedule = std::move(schedule);
   s.next_due_ms = 0;
 }
 
 void ScheduledImages::Remove(const std::string& stream) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   streams_.erase(stream);
 }
 
@@ -28,7 +28,7 @@ void ScheduledImages::OnFrame(const std::string& stream) {
   const int64_t now = clock_.NowMs();
   ImageSchedule schedule;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = streams_.find(stream);
     if (it == streams_.end() || it->second.in_flight || now < it->second.next_due_ms) return;
     it->second.in_flight = true;
@@ -57,18 +57,18 @@ void ScheduledImages::OnFrame(const std::string& stream) {
 }
 
 void ScheduledImages::Done(const std::string& stream, bool ok) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   (ok ? written_ : failed_)++;
   if (auto it = streams_.find(stream); it != streams_.end()) it->second.in_flight = false;
 }
 
 uint64_t ScheduledImages::written() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return written_;
 }
 
 uint64_t ScheduledImages::failed() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return failed_;
 }
 

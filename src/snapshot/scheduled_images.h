@@ -2,10 +2,10 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 
 #include "core/clock.h"
+#include "core/mutex.h"
 #include "core/worker_pool.h"
 #include "objects/object_store.h"
 #include "snapshot/snapshot_service.h"
@@ -51,10 +51,10 @@ class ScheduledImages {
   objects::ObjectStore& objects_;
   WorkerPool& workers_;
   const Clock& clock_;
-  mutable std::mutex mu_;
-  std::map<std::string, State, std::less<>> streams_;  // guarded by mu_
-  uint64_t written_ = 0;                               // guarded by mu_
-  uint64_t failed_ = 0;                                // guarded by mu_
+  mutable Mutex mu_;
+  std::map<std::string, State, std::less<>> streams_ LF_GUARDED_BY(mu_);
+  uint64_t written_ LF_GUARDED_BY(mu_) = 0;
+  uint64_t failed_ LF_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace lastframe::snapshot

@@ -10,7 +10,7 @@ WarmDecoders::WarmDecoders(const Clock& clock, size_t max_decoders, int64_t idle
 
 std::shared_ptr<WarmDecoders::Warm> WarmDecoders::Acquire(const std::string& stream,
                                                           bool may_evict) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   int64_t now = clock_.NowMs();
   auto it = slots_.find(stream);
   if (it != slots_.end()) {
@@ -80,13 +80,13 @@ Result<media::FramePtr> WarmDecoders::Newest(const std::string& stream,
   if (!fragment.codec || fragment.frames.empty())
     return NotFound("the fragment holds no frame", "NoFrame");
   std::shared_ptr<Warm> warm = Acquire(stream);
-  std::lock_guard lock(warm->mu);
   Warm& w = *warm;
+  MutexLock lock(w.mu);
   bool positioned = w.ctx && w.fragment == fragment.number && w.codec == fragment.codec &&
                     w.fed <= fragment.frames.size() && w.newest;
   if (!w.reorders && WorthFrameThreads(fragment, positioned ? w.fed : 0)) {
     {
-      std::lock_guard stats_lock(mu_);
+      MutexLock stats_lock(mu_);
       ++stats_.cold_starts;
     }
     if (catch_up) *catch_up = true;
@@ -99,7 +99,7 @@ Result<media::FramePtr> WarmDecoders::Newest(const std::string& stream,
     warm_hit = *advanced;
   }
   {
-    std::lock_guard stats_lock(mu_);
+    MutexLock stats_lock(mu_);
     if (w.reorders)
       ++stats_.fallbacks;
     else if (warm_hit)
@@ -119,15 +119,16 @@ bool WarmDecoders::CatchUp(const std::string& stream, const store::FragmentView&
   if (!fragment.codec || fragment.frames.empty()) return false;
   std::shared_ptr<Warm> warm = Acquire(stream, /*may_evict=*/false);
   if (!warm) return false;
-  std::lock_guard lock(warm->mu);
-  if (warm->reorders || !Advance(*warm, fragment).ok()) return false;
-  std::lock_guard stats_lock(mu_);
+  Warm& w = *warm;
+  MutexLock lock(w.mu);
+  if (w.reorders || !Advance(w, fragment).ok()) return false;
+  MutexLock stats_lock(mu_);
   ++stats_.catch_ups;
   return true;
 }
 
 void WarmDecoders::SweepIdle() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   int64_t cutoff = clock_.NowMs() - idle_ms_;
   while (!lru_.empty()) {
     auto it = slots_.find(lru_.back());
@@ -138,7 +139,7 @@ void WarmDecoders::SweepIdle() {
 }
 
 WarmDecoderStats WarmDecoders::stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   WarmDecoderStats s = stats_;
   s.decoders = slots_.size();
   return s;

@@ -3,11 +3,11 @@
 #include <cstdint>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "core/clock.h"
+#include "core/mutex.h"
 #include "core/status.h"
 #include "media/ffmpeg.h"
 #include "snapshot/snapshot_engine.h"  // WarmDecoderStats
@@ -46,14 +46,14 @@ class WarmDecoders {
 
  private:
   struct Warm {
-    std::mutex mu;  // one user at a time
-    media::CodecContextPtr ctx;
-    media::SharedCodecParameters codec;  // what ctx was opened with
-    uint64_t fragment = 0;               // fragment being followed
-    size_t fed = 0;                      // frames of it sent to the decoder
-    media::FramePtr newest;
-    int64_t newest_pts = INT64_MIN;
-    bool reorders = false;  // decoder delays output: use cold decodes
+    Mutex mu;  // one user at a time
+    media::CodecContextPtr ctx LF_GUARDED_BY(mu);
+    media::SharedCodecParameters codec LF_GUARDED_BY(mu);  // what ctx was opened with
+    uint64_t fragment LF_GUARDED_BY(mu) = 0;               // fragment being followed
+    size_t fed LF_GUARDED_BY(mu) = 0;                      // frames of it sent to the decoder
+    media::FramePtr newest LF_GUARDED_BY(mu);
+    int64_t newest_pts LF_GUARDED_BY(mu) = INT64_MIN;
+    bool reorders LF_GUARDED_BY(mu) = false;  // decoder delays output: use cold decodes
   };
   struct Slot {
     std::shared_ptr<Warm> warm;
@@ -65,17 +65,18 @@ class WarmDecoders {
   // false while the table is full.
   std::shared_ptr<Warm> Acquire(const std::string& stream, bool may_evict = true);
   // Brings |w| to the end of |fragment|. Returns whether that was a warm hit.
-  Result<bool> Advance(Warm& w, const store::FragmentView& fragment);
-  Status Reset(Warm& w, const store::FragmentView& fragment);
-  Status Feed(Warm& w, const store::FragmentView& fragment);
+  Result<bool> Advance(Warm& w, const store::FragmentView& fragment) LF_REQUIRES(w.mu);
+  Status Reset(Warm& w, const store::FragmentView& fragment) LF_REQUIRES(w.mu);
+  Status Feed(Warm& w, const store::FragmentView& fragment) LF_REQUIRES(w.mu);
 
   const Clock& clock_;
   const size_t max_decoders_;
   const int64_t idle_ms_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, Slot> slots_;  // guarded by mu_
-  std::list<std::string> lru_;                   // front: most recent
-  WarmDecoderStats stats_;                       // guarded by mu_
+  // Taken after a Warm's mu, never before.
+  mutable Mutex mu_;
+  std::unordered_map<std::string, Slot> slots_ LF_GUARDED_BY(mu_);
+  std::list<std::string> lru_ LF_GUARDED_BY(mu_);  // front: most recent
+  WarmDecoderStats stats_ LF_GUARDED_BY(mu_);
 };
 
 }  // namespace lastframe::snapshot

@@ -199,20 +199,19 @@ std::optional<int64_t> ReadRetention(const fs::path& folder) {
 class FragmentArchive::Write {
  public:
   Write(FragmentArchive& archive, const std::string& stream) : archive_(archive), stream_(stream) {
-    std::lock_guard lock(archive_.mu_);
+    MutexLock lock(archive_.mu_);
     Writes& w = archive_.writes_[stream_];
     ++w.count;
     forgets_ = w.forgets;
   }
   ~Write() {
-    std::lock_guard lock(archive_.mu_);
+    MutexLock lock(archive_.mu_);
     auto it = archive_.writes_.find(stream_);
     if (--it->second.count == 0) archive_.writes_.erase(it);
   }
-  // With mu_ held: forgotten since the write began, or its folder still being removed.
-  bool Dropped() const {
-    return archive_.writes_.at(stream_).forgets != forgets_ || archive_.doomed_.count(stream_) > 0;
-  }
+  const std::string& stream() const { return stream_; }
+  // The stream's Forgets counted when the write began.
+  uint64_t forgets() const { return forgets_; }
 
  private:
   FragmentArchive& archive_;
@@ -220,13 +219,17 @@ class FragmentArchive::Write {
   uint64_t forgets_ = 0;
 };
 
+bool FragmentArchive::Dropped(const Write& write) const {
+  return writes_.at(write.stream()).forgets != write.forgets() || doomed_.count(write.stream()) > 0;
+}
+
 FragmentArchive::FragmentArchive(fs::path root) : root_(std::move(root)) {
   deleter_ = std::thread([this] { DeleteLoop(); });
 }
 
 FragmentArchive::~FragmentArchive() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   deletions_cv_.notify_all();
@@ -258,8 +261,8 @@ Status FragmentArchive::StoreFile(const Write& write, const std::string& stream,
   }
   bool created = false;
   Status published = [&]() -> Status {
-    std::lock_guard lock(mu_);
-    if (write.Dropped()) return StreamDeleted(stream);
+    MutexLock lock(mu_);
+    if (Dropped(write)) return StreamDeleted(stream);
     if (!fs::exists(folder, ec)) {
       if (!fs::create_directory(folder, ec)) {
         errno = ec ? ec.value() : EEXIST;
@@ -310,7 +313,7 @@ Status FragmentArchive::Persist(const std::string& stream, const FragmentView& f
 
 void FragmentArchive::Forget(const std::string& stream) {
   const fs::path folder = FolderOf(stream);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // Writes of the stream under way are dropped when they come to publish.
   if (auto it = writes_.find(stream); it != writes_.end()) ++it->second.forgets;
   std::error_code ec;
@@ -330,8 +333,8 @@ void FragmentArchive::Forget(const std::string& stream) {
 }
 
 void FragmentArchive::WaitForDeletions() {
-  std::unique_lock lock(mu_);
-  idle_cv_.wait(lock, [&] { return deletions_.empty() && !deleting_; });
+  MutexLock lock(mu_);
+  lock.Wait(idle_cv_, [this]() LF_REQUIRES(mu_) { return deletions_.empty() && !deleting_; });
 }
 
 bool FragmentArchive::RemoveFolder(const fs::path& path) const {
@@ -341,25 +344,26 @@ bool FragmentArchive::RemoveFolder(const fs::path& path) const {
 }
 
 void FragmentArchive::DeleteLoop() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
-    deletions_cv_.wait(lock, [&] { return stopping_ || !deletions_.empty(); });
+    lock.Wait(deletions_cv_,
+              [this]() LF_REQUIRES(mu_) { return stopping_ || !deletions_.empty(); });
     if (deletions_.empty()) return;  // stopping, and nothing left to do
     Deletion d = std::move(deletions_.front());
     deletions_.pop_front();
     deleting_ = true;
     auto backoff = kFirstRetry;
     for (int attempt = 1;; ++attempt) {
-      lock.unlock();
+      lock.Unlock();
       bool removed;
       {
-        std::lock_guard trim(trim_mu_);  // never in the middle of a Trim's walk
+        MutexLock trim(trim_mu_);  // never in the middle of a Trim's walk
         removed = RemoveFolder(d.path);
       }
-      lock.lock();
+      lock.Lock();
       // Stopping: one try each, what is left in the trash goes at the next Recover.
       if (removed || attempt == kDeleteAttempts || stopping_) break;
-      deletions_cv_.wait_for(lock, backoff, [&] { return stopping_; });
+      lock.WaitFor(deletions_cv_, backoff, [this]() LF_REQUIRES(mu_) { return stopping_; });
       backoff *= 2;
     }
     if (!d.stream.empty() && --doomed_[d.stream] == 0) doomed_.erase(d.stream);
@@ -378,7 +382,7 @@ RecoveryReport FragmentArchive::Recover() {
   }
   // Folders of streams forgotten before a crash or stop removed them.
   {
-    std::lock_guard trim(trim_mu_);
+    MutexLock trim(trim_mu_);
     for (fs::directory_iterator it(root_ / kTrash, ec), end; !ec && it != end; it.increment(ec))
       fs::remove_all(it->path(), ec);
   }
@@ -419,7 +423,7 @@ RecoveryReport FragmentArchive::Recover() {
 
 size_t FragmentArchive::Trim(int64_t now_ms, int64_t default_retention_ms,
                              uint64_t max_bytes_per_stream, uint64_t max_total_bytes) {
-  std::lock_guard lock(trim_mu_);
+  MutexLock lock(trim_mu_);
   size_t deleted = 0;
   std::error_code ec;
   std::vector<std::tuple<int64_t, uint64_t, uint64_t, fs::path>> kept;  // of all streams

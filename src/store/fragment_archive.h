@@ -7,12 +7,12 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/mutex.h"
 #include "core/status.h"
 #include "store/fragment.h"
 
@@ -86,6 +86,8 @@ class FragmentArchive {
 
   // A write of |stream| under way: Forgets of |stream| since Begin drop it.
   class Write;
+  // Whether |write| was forgotten since it began, or its folder is still being removed.
+  bool Dropped(const Write& write) const LF_REQUIRES(mu_);
   // Writes |bytes| aside, then moves them to |file| in |stream|'s folder,
   // making the folder and its name file if needed, unless |write| was dropped.
   Status StoreFile(const Write& write, const std::string& stream, const std::string& file,
@@ -95,26 +97,27 @@ class FragmentArchive {
   void DeleteLoop();
 
   const std::filesystem::path root_;
-  std::mutex trim_mu_;  // Trim, and the deletions Forget queues: one at a time
+  Mutex trim_mu_;  // Trim, and the deletions Forget queues: one at a time
   std::function<void(const std::string&)> write_started_hook_;
 
-  std::mutex mu_;  // guards what follows; held only for renames, never for I/O of data
+  mutable Mutex mu_;  // held only for renames, never for I/O of data
   struct Writes {
     size_t count = 0;      // writes of the stream under way
     uint64_t forgets = 0;  // Forgets of the stream while any was
   };
-  std::map<std::string, Writes> writes_;
-  std::map<std::string, int> doomed_;  // streams whose folder is being removed in place
+  std::map<std::string, Writes> writes_ LF_GUARDED_BY(mu_);
+  // Streams whose folder is being removed in place.
+  std::map<std::string, int> doomed_ LF_GUARDED_BY(mu_);
   struct Deletion {
     std::filesystem::path path;
     std::string stream;  // set when |path| is the stream's own folder (in place)
   };
-  std::deque<Deletion> deletions_;
-  bool deleting_ = false;  // the thread is on one
-  bool stopping_ = false;
+  std::deque<Deletion> deletions_ LF_GUARDED_BY(mu_);
+  bool deleting_ LF_GUARDED_BY(mu_) = false;  // the thread is on one
+  bool stopping_ LF_GUARDED_BY(mu_) = false;
   std::condition_variable deletions_cv_;  // more work, or stopping
   std::condition_variable idle_cv_;       // nothing queued or under way
-  uint64_t trash_sequence_ = 0;
+  uint64_t trash_sequence_ LF_GUARDED_BY(mu_) = 0;
   std::thread deleter_;
 };
 

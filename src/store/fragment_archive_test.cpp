@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 
+#include "core/mutex.h"
 #include "ingest/push_session.h"
 #include "store/stream_store.h"
 #include "support/media_check.h"
@@ -245,33 +246,33 @@ class WriteGate {
   WriteGate(FragmentArchive& archive, std::string stream) : stream_(std::move(stream)) {
     archive.SetWriteStartedHookForTest([this](const std::string& s) {
       if (s != stream_) return;
-      std::unique_lock lock(mu_);
+      MutexLock lock(mu_);
       ++started_;
       cv_.notify_all();
-      cv_.wait(lock, [&] { return open_; });
+      lock.Wait(cv_, [this]() LF_REQUIRES(mu_) { return open_; });
     });
   }
   void Close() {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     open_ = false;
     started_ = 0;
   }
   void WaitForStarted(int n) {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return started_ == n; });
+    MutexLock lock(mu_);
+    lock.Wait(cv_, [&]() LF_REQUIRES(mu_) { return started_ == n; });
   }
   void Release() {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     open_ = true;
     cv_.notify_all();
   }
 
  private:
   const std::string stream_;
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable cv_;
-  int started_ = 0;
-  bool open_ = true;
+  int started_ LF_GUARDED_BY(mu_) = 0;
+  bool open_ LF_GUARDED_BY(mu_) = true;
 };
 
 // DELETE racing the retention trim left fragments and the folder behind:

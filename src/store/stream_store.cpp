@@ -12,23 +12,23 @@ Stream::Stream(std::string name, StreamStore* store)
     : name_(std::move(name)), store_(store), touched_ms_(store->clock().NowMs()) {}
 
 void Stream::SetOwned() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   owned_ = true;
 }
 
 void Stream::Touch(int64_t now_ms) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   touched_ms_ = now_ms;
 }
 
 bool Stream::Abandoned(int64_t now_ms) const {
   int64_t retention = retention_ms();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return !owned_ && !framed_ && !writer_ && fragments_.empty() && now_ms - touched_ms_ > retention;
 }
 
 bool Stream::AcquireWriter() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (writer_ || closed_) return false;
   writer_ = true;
   last_error_.clear();
@@ -36,7 +36,7 @@ bool Stream::AcquireWriter() {
 }
 
 void Stream::ReleaseWriter(const std::string& error) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   writer_ = false;
   last_error_ = error;
 }
@@ -54,7 +54,7 @@ void Stream::InsertFragment(uint64_t number, media::SharedCodecParameters codec,
                             int64_t producer_ts_ms, int64_t timecode_ms, Frame first,
                             int64_t arrival_ms) {
   const StoreOptions& opt = store_->options();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   framed_ = true;
   if (!fragments_.empty()) fragments_.back().view.complete = true;
   StoredFragment f;
@@ -88,7 +88,7 @@ bool Stream::Append(Frame frame, int64_t arrival_ms) {
 }
 
 bool Stream::InsertFrame(Frame frame, int64_t arrival_ms) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (fragments_.empty() || fragments_.back().view.complete) return false;
   StoredFragment& f = fragments_.back();
   int64_t end = frame.pts_ms;
@@ -104,7 +104,7 @@ bool Stream::InsertFrame(Frame frame, int64_t arrival_ms) {
 }
 
 std::optional<FragmentView> Stream::CompleteFragment() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (fragments_.empty() || fragments_.back().view.complete) return std::nullopt;
   fragments_.back().view.complete = true;
   ++version_;
@@ -113,7 +113,7 @@ std::optional<FragmentView> Stream::CompleteFragment() {
 }
 
 bool Stream::DropOpenFragment() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (fragments_.empty() || fragments_.back().view.complete) return false;
   bytes_ -= fragments_.back().view.bytes;
   fragments_.pop_back();
@@ -123,7 +123,7 @@ bool Stream::DropOpenFragment() {
 }
 
 std::vector<FragmentView> Stream::FragmentsFrom(uint64_t first) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<FragmentView> out;
   for (const auto& f : fragments_)
     if (f.view.number >= first) out.push_back(f.view);
@@ -131,7 +131,7 @@ std::vector<FragmentView> Stream::FragmentsFrom(uint64_t first) const {
 }
 
 std::vector<FragmentView> Stream::Select(const FragmentQuery& query) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<FragmentView> out;
   for (const auto& f : fragments_)
     if (query.Wants(f.view)) out.push_back(f.view);  // frames are shared, not copied
@@ -139,24 +139,24 @@ std::vector<FragmentView> Stream::Select(const FragmentQuery& query) const {
 }
 
 uint64_t Stream::version() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return version_;
 }
 
 uint64_t Stream::WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) const {
-  std::unique_lock lock(mu_);
-  changed_.wait_for(lock, timeout, [&] { return version_ != seen || closed_; });
+  MutexLock lock(mu_);
+  lock.WaitFor(changed_, timeout, [&]() LF_REQUIRES(mu_) { return version_ != seen || closed_; });
   return version_;
 }
 
 void Stream::Close() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   closed_ = true;
   changed_.notify_all();
 }
 
 bool Stream::CloseUnlessWritten() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (writer_) return false;
   closed_ = true;
   changed_.notify_all();
@@ -164,22 +164,22 @@ bool Stream::CloseUnlessWritten() {
 }
 
 bool Stream::closed() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return closed_;
 }
 
 int64_t Stream::retention_ms() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return retention_ms_.value_or(store_->options().retention_ms);
 }
 
 void Stream::SetRetention(std::optional<int64_t> retention_ms) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   retention_ms_ = retention_ms;
 }
 
 void Stream::Restore(std::vector<FragmentView> fragments) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   framed_ = framed_ || !fragments.empty();
   for (auto& f : fragments) {
     StoredFragment stored;
@@ -191,19 +191,19 @@ void Stream::Restore(std::vector<FragmentView> fragments) {
 }
 
 size_t Stream::OpenFragmentBytes() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (fragments_.empty() || fragments_.back().view.complete) return 0;
   return fragments_.back().view.bytes;
 }
 
 std::optional<FragmentView> Stream::Latest() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (fragments_.empty()) return std::nullopt;
   return fragments_.back().view;  // copies refs to the packets, not their data
 }
 
 std::vector<FragmentView> Stream::Fragments() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<FragmentView> out;
   out.reserve(fragments_.size());
   for (const auto& f : fragments_) out.push_back(f.view);
@@ -211,7 +211,7 @@ std::vector<FragmentView> Stream::Fragments() const {
 }
 
 StreamInfo Stream::Info(int64_t now_ms, int64_t live_window_ms) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   StreamInfo info;
   info.name = name_;
   info.producer_connected = writer_;
@@ -257,7 +257,7 @@ StreamInfo Stream::Info(int64_t now_ms, int64_t live_window_ms) const {
 }
 
 void Stream::Trim(int64_t cutoff_ms, size_t max_bytes) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   while (!fragments_.empty()) {
     const StoredFragment& oldest = fragments_.front();
     bool open = !oldest.view.complete;
@@ -291,7 +291,7 @@ Result<std::shared_ptr<Stream>> StreamStore::AddLocked(const std::string& name, 
 }
 
 Result<std::shared_ptr<Stream>> StreamStore::Open(const std::string& name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = streams_.find(name);
   if (it == streams_.end()) return AddLocked(name, /*bounded=*/true);
   it->second->Touch(clock_.NowMs());  // not abandoned while someone is about to write
@@ -310,7 +310,7 @@ Result<std::shared_ptr<Stream>> StreamStore::OpenForWriting(const std::string& n
 }
 
 std::shared_ptr<Stream> StreamStore::Find(std::string_view name) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = streams_.find(name);
   return it == streams_.end() ? nullptr : it->second;
 }
@@ -323,7 +323,7 @@ Result<std::shared_ptr<Stream>> StreamStore::Create(const std::string& name,
                                                     std::optional<int64_t> retention_ms) {
   std::shared_ptr<Stream> stream;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (streams_.count(name))
       return Status(Code::kConflict, "stream '" + name + "' exists", "StreamExists");
     auto added = AddLocked(name, /*bounded=*/true);
@@ -349,7 +349,7 @@ void StreamStore::Restore(std::vector<RecoveredStream> streams) {
     for (const auto& f : s.fragments) highest = std::max(highest, f.number);
     std::shared_ptr<Stream> stream;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       auto it = streams_.find(s.name);
       // What the archive holds comes back whatever the limit: it was admitted once.
       stream = it != streams_.end() ? it->second : *AddLocked(s.name, /*bounded=*/false);
@@ -359,12 +359,12 @@ void StreamStore::Restore(std::vector<RecoveredStream> streams) {
     stream->Restore(std::move(s.fragments));
   }
   // New fragments are numbered after every restored one, whatever the clock did.
-  std::lock_guard lock(number_mu_);
+  MutexLock lock(number_mu_);
   next_number_ = std::max(next_number_, highest + 1);
 }
 
 Status StreamStore::Remove(std::string_view name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = streams_.find(name);
   if (it == streams_.end())
     return NotFound("no stream named '" + std::string(name) + "'", "StreamNotFound");
@@ -419,7 +419,7 @@ Result<std::vector<FragmentView>> StreamStore::FragmentsByNumber(
 std::vector<StreamInfo> StreamStore::List() const {
   std::vector<std::shared_ptr<Stream>> streams;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& [name, s] : streams_) streams.push_back(s);
   }
   int64_t now = clock_.NowMs();
@@ -432,14 +432,14 @@ std::vector<StreamInfo> StreamStore::List() const {
 void StreamStore::ApplyRetention() {
   std::vector<std::shared_ptr<Stream>> streams;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& [name, s] : streams_) streams.push_back(s);
   }
   int64_t now = clock_.NowMs();
   for (const auto& s : streams) {
     s->Trim(now - s->retention_ms(), options_.max_bytes_per_stream);
     if (s->Abandoned(now)) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       auto it = streams_.find(s->name());
       // Checked again under the lock: a producer may have claimed it meanwhile.
       if (it == streams_.end() || it->second != s || !s->Abandoned(now)) continue;
@@ -451,7 +451,7 @@ void StreamStore::ApplyRetention() {
 }
 
 uint64_t StreamStore::NextFragmentNumber() {
-  std::lock_guard lock(number_mu_);
+  MutexLock lock(number_mu_);
   return next_number_++;
 }
 

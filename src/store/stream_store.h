@@ -7,13 +7,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/clock.h"
 #include "core/limits.h"
+#include "core/mutex.h"
 #include "core/status.h"
 #include "store/fragment.h"
 #include "store/fragment_archive.h"
@@ -125,17 +125,18 @@ class Stream {
   };
   const std::string name_;
   StreamStore* const store_;
-  mutable std::mutex mu_;
-  std::deque<StoredFragment> fragments_;  // oldest first; the back may be open
-  size_t bytes_ = 0;
-  bool writer_ = false;
-  std::string last_error_;
-  bool owned_ = false;                   // guarded by mu_
-  bool framed_ = false;                  // guarded by mu_: ever held a frame
-  int64_t touched_ms_ = 0;               // guarded by mu_: made, or last opened for writing
-  std::optional<int64_t> retention_ms_;  // guarded by mu_
-  uint64_t version_ = 0;                 // guarded by mu_
-  bool closed_ = false;                  // guarded by mu_
+  mutable Mutex mu_;
+  // Oldest first; the back may be open.
+  std::deque<StoredFragment> fragments_ LF_GUARDED_BY(mu_);
+  size_t bytes_ LF_GUARDED_BY(mu_) = 0;
+  bool writer_ LF_GUARDED_BY(mu_) = false;
+  std::string last_error_ LF_GUARDED_BY(mu_);
+  bool owned_ LF_GUARDED_BY(mu_) = false;
+  bool framed_ LF_GUARDED_BY(mu_) = false;     // ever held a frame
+  int64_t touched_ms_ LF_GUARDED_BY(mu_) = 0;  // made, or last opened for writing
+  std::optional<int64_t> retention_ms_ LF_GUARDED_BY(mu_);
+  uint64_t version_ LF_GUARDED_BY(mu_) = 0;
+  bool closed_ LF_GUARDED_BY(mu_) = false;
   mutable std::condition_variable changed_;
 };
 
@@ -194,14 +195,14 @@ class StreamStore final : public StreamSource {
  private:
   const Clock& clock_;
   const StoreOptions options_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Stream>, std::less<>> streams_;
+  mutable Mutex mu_;
+  std::map<std::string, std::shared_ptr<Stream>, std::less<>> streams_ LF_GUARDED_BY(mu_);
   std::function<void(const std::string&)> observer_;
   FragmentArchive* archive_ = nullptr;
-  // Adds a stream under mu_ (taking a place under the limit unless |bounded| is false).
-  Result<std::shared_ptr<Stream>> AddLocked(const std::string& name, bool bounded);
-  std::mutex number_mu_;
-  uint64_t next_number_;
+  // Adds a stream (taking a place under the limit unless |bounded| is false).
+  Result<std::shared_ptr<Stream>> AddLocked(const std::string& name, bool bounded) LF_REQUIRES(mu_);
+  Mutex number_mu_;
+  uint64_t next_number_ LF_GUARDED_BY(number_mu_);
 };
 
 }  // namespace lastframe::store
