@@ -29,6 +29,7 @@
 #include "core/worker_pool.h"
 #include "fuzz_support.h"
 #include "ingest/push_session.h"
+#include "kvs/kvs_service.h"
 #include "kvs/stream_registry.h"
 #include "media/ffmpeg.h"
 #include "objects/local_store.h"
@@ -134,9 +135,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto registry = kvs::StreamRegistry::Open("");
   FUZZ_CHECK(registry.ok(), registry.status().ToString());
   (*registry)->Ensure("cam", kPushedMs);  // as a first describeStream would: ARNs name it
-  auto kvs = std::make_unique<http::KvsApi>(
-      streams, **registry, world->images.get(), world->workers, world->clock, kCredentials,
-      http::KvsApiOptions{.public_url = "http://127.0.0.1:8080", .images_bucket = "lastframe"});
+  // GetImages renders this input's fragments, through an engine over its store.
+  snapshot::SnapshotService engine(streams, *world->objects, world->workers, world->clock);
+  kvs::KvsService service(
+      streams, streams, **registry, &engine, world->images.get(), world->workers, world->clock,
+      kvs::KvsServiceOptions{.public_url = "http://127.0.0.1:8080", .images_bucket = "lastframe"});
+  auto kvs =
+      std::make_unique<http::KvsApi>(service, kCredentials, world->clock, http::KvsApiOptions{});
 
   http::Request req;
   req.header.method(bhttp::verb::post);
@@ -183,9 +188,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(nlohmann::json::parse(res.body(), nullptr, false).is_object(), res.body());
     }
   }
-  // Followers (GetMedia) end once their stream closes; then the API joins them.
+  // Followers (GetMedia) end once their stream closes; then the service joins them.
   for (const auto& info : streams.List())
     if (auto s = streams.Find(info.name)) s->Close();
   kvs.reset();
+  service.Shutdown();
   return 0;
 }

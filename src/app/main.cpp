@@ -487,8 +487,8 @@ int Serve(const ServeConfig& cfg) {
        .default_retention_ms = cfg.retention_s * 1000});
   kvs_service.RestoreImageGeneration();
   http::KvsApi kvs_api(kvs_service, credentials, clock,
-                       {.require_signed_putmedia = (credentials_given || cfg.auth == "on") &&
-                                                   !cfg.unsigned_putmedia});
+                       {.require_signed_putmedia =
+                            (credentials_given || cfg.auth == "on") && !cfg.unsigned_putmedia});
   // Access control: API keys from the keys file, re-read as the CLI changes it.
   std::unique_ptr<auth::KeyRing> keys;
   std::optional<auth::InitialKeys> first_keys;
@@ -534,8 +534,8 @@ int Serve(const ServeConfig& cfg) {
               s.reconnects);
       return body;
     };
-  http::Api api(streams, snapshots, local.get(), workers, clock, &sources, std::move(api_options),
-                &kvs_api, keys.get());
+  http::Api api(streams, snapshot_source, snapshots, local.get(), workers, clock, &sources,
+                std::move(api_options), &kvs_api, keys.get());
   deferred.Set(&api);
 
   auto& ioc = server.io_context();

@@ -73,28 +73,28 @@ KvsSource::KvsSource(KvsSourceOptions options, const Clock& clock)
       fetchers_(options_.fetch_threads, 4096) {
   // A frame that arrives on a followed stream makes it answer warm.
   warm_cache_.SetFrameObserver([this](const std::string& stream) {
-    std::lock_guard lock(mu_);
-    if (auto it = followers_.find(stream); it != followers_.end()) it->second->live = true;
+    MutexLock lock(mu_);
+    if (auto it = followers_.find(stream); it != followers_.end()) it->second.follower->live = true;
   });
 }
 
 KvsSource::~KvsSource() { Stop(); }
 
 void KvsSource::Stop() {
-  std::map<std::string, std::unique_ptr<Follower>, std::less<>> followers;
+  std::map<std::string, Followed, std::less<>> followers;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopped_ = true;
     followers.swap(followers_);
   }
-  for (auto& [name, f] : followers) f->stop = true;
+  for (auto& [name, f] : followers) f.follower->stop = true;
   for (auto& [name, f] : followers)
-    if (f->thread.joinable()) f->thread.join();
+    if (f.follower->thread.joinable()) f.follower->thread.join();
   fetchers_.Shutdown();
 }
 
 KvsSourceStats KvsSource::stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
@@ -109,19 +109,19 @@ Result<store::FragmentView> KvsSource::LatestFragment(std::string_view stream) c
 void KvsSource::LatestFragmentAsync(std::string_view stream_view, FragmentCallback done) const {
   const std::string stream(stream_view);
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     if (stopped_) {
-      lock.unlock();
+      lock.Unlock();
       return done(Status(Code::kUnavailable, "stopping", "Stopping"));
     }
     auto it = followers_.find(stream);
-    if (it != followers_.end() && it->second->live) {
-      it->second->last_used_ms = clock_.NowMs();
+    if (it != followers_.end() && it->second.follower->live) {
+      it->second.last_used_ms = clock_.NowMs();
       ++stats_.warm_answers;
-      lock.unlock();
+      lock.Unlock();
       auto latest = warm_cache_.LatestFragment(stream);
       if (latest.ok()) return done(std::move(latest));
-      lock.lock();
+      lock.Lock();
     }
     EnsureFollowed(stream);
     auto& waiters = cold_waiters_[stream];
@@ -134,13 +134,13 @@ void KvsSource::LatestFragmentAsync(std::string_view stream_view, FragmentCallba
     std::vector<FragmentCallback> waiters;
     std::unique_ptr<Follower> gone;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       waiters = std::move(cold_waiters_[stream]);
       cold_waiters_.erase(stream);
       // A stream the endpoint does not have is not followed.
       if (!r.ok() && r.status().reason() == "StreamNotFound")
         if (auto it = followers_.find(stream); it != followers_.end()) {
-          gone = std::move(it->second);
+          gone = std::move(it->second.follower);
           followers_.erase(it);
         }
     }
@@ -153,7 +153,7 @@ void KvsSource::LatestFragmentAsync(std::string_view stream_view, FragmentCallba
   if (!queued) {
     std::vector<FragmentCallback> waiters;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       waiters = std::move(cold_waiters_[stream]);
       cold_waiters_.erase(stream);
     }
@@ -166,26 +166,25 @@ void KvsSource::EnsureFollowed(const std::string& stream) const {
   auto it = followers_.find(stream);
   const int64_t now = clock_.NowMs();
   if (it != followers_.end()) {
-    it->second->last_used_ms = now;
+    it->second.last_used_ms = now;
     return;
   }
   if (followers_.size() >= options_.max_warm_streams) return;  // cold only, until a slot frees
   auto f = std::make_unique<Follower>();
   f->stream = stream;
-  f->last_used_ms = now;
   Follower* raw = f.get();
-  followers_.emplace(stream, std::move(f));
+  followers_.emplace(stream, Followed{std::move(f), now});
   raw->thread = std::thread([this, raw] { Follow(raw); });
 }
 
 void KvsSource::SweepIdle() {
   std::vector<std::unique_ptr<Follower>> idle;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const int64_t cutoff = clock_.NowMs() - options_.warm_idle_ms;
     for (auto it = followers_.begin(); it != followers_.end();) {
-      if (it->second->last_used_ms < cutoff) {
-        idle.push_back(std::move(it->second));
+      if (it->second.last_used_ms < cutoff) {
+        idle.push_back(std::move(it->second.follower));
         it = followers_.erase(it);
       } else {
         ++it;
@@ -275,25 +274,17 @@ Result<store::FragmentView> KvsSource::FetchCold(const std::string& stream) cons
                         std::to_string(options_.cold_lookback_ms / 1000) + " s at " +
                         client_.endpoint(),
                     "NoFrame");
-  auto media_endpoint = client_.DataEndpoint(stream, "GET_MEDIA_FOR_FRAGMENT_LIST");
-  if (!media_endpoint.ok()) return media_endpoint.status();
-  auto media = client_.Call(*media_endpoint, "getMediaForFragmentList",
-                            json{{"StreamName", stream}, {"Fragments", {newest}}}.dump());
-  if (!media.ok()) return media.status();
-  store::StreamStore parsed(clock_, {.retention_ms = 24 * 3'600'000});
-  Status ingested = Ingest(parsed, stream, *media);
-  auto latest = parsed.LatestFragment(stream);
-  if (!latest.ok())
-    return Status(Code::kUpstreamFailed,
-                  "fragment " + newest + " of '" + stream + "' holds no frame we can read" +
-                      (ingested.ok() ? "" : ": " + ingested.message()),
-                  "KvsError");
+  // Numbered as the endpoint numbers it: a later cold look at another fragment
+  // with as many frames is not mistaken for this one (the snapshot cache's key).
+  auto latest = FetchFragment(stream, newest);
+  if (!latest.ok()) return latest.status();
+  latest->number = LocalNumber(newest);
   return latest;
 }
 
 uint64_t KvsSource::LocalNumber(const std::string& remote) const {
   if (auto n = ShortNumber(remote); n && *n < kFirstLongNumber) return *n;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto it = long_numbers_back_.find(remote); it != long_numbers_back_.end()) return it->second;
   const uint64_t n = long_numbers_.empty() ? kFirstLongNumber : long_numbers_.rbegin()->first + 1;
   if (long_numbers_.size() >= kMaxLongNumbers) {  // the oldest go first
@@ -307,7 +298,7 @@ uint64_t KvsSource::LocalNumber(const std::string& remote) const {
 
 std::optional<std::string> KvsSource::RemoteNumber(uint64_t local) const {
   if (local < kFirstLongNumber) return std::to_string(local);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto it = long_numbers_.find(local); it != long_numbers_.end()) return it->second;
   return std::nullopt;
 }
@@ -484,7 +475,7 @@ void KvsSource::Follow(Follower* f) const {
                [this](const std::string& ack) {
                  // Counted so that a warm look can be told from a cold one (metrics, tests).
                  if (ack.find(R"("EventType":"RECEIVED")") == std::string::npos) return;
-                 std::lock_guard lock(mu_);
+                 MutexLock lock(mu_);
                  ++stats_.follower_fragments;
                },
            .on_space = [] {},
@@ -515,7 +506,7 @@ void KvsSource::Follow(Follower* f) const {
     }
     if (f->stop) break;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       ++stats_.reconnects;
     }
     if (went_live) backoff = std::chrono::milliseconds(200);

@@ -6,13 +6,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/mutex.h"
 #include "core/worker_pool.h"
 #include "kvs/kvs_client.h"
 #include "store/stream_source.h"
@@ -78,7 +78,11 @@ class KvsSource final : public store::StreamSource {
     std::thread thread;
     std::atomic<bool> stop{false};
     std::atomic<bool> live{false};  // connected, and a frame arrived on this connection
-    int64_t last_used_ms = 0;       // guarded by KvsSource::mu_
+  };
+  // A followed stream (an entry of followers_, so under mu_ as it is).
+  struct Followed {
+    std::unique_ptr<Follower> follower;
+    int64_t last_used_ms = 0;
   };
   // The newest fragment from the network (cold path); blocks.
   Result<store::FragmentView> FetchCold(const std::string& stream) const;
@@ -95,7 +99,7 @@ class KvsSource final : public store::StreamSource {
   static Status Ingest(store::StreamStore& store, const std::string& name,
                        const std::string& chunks);
   void Follow(Follower* f) const;
-  void EnsureFollowed(const std::string& stream) const;  // mu_ held
+  void EnsureFollowed(const std::string& stream) const LF_REQUIRES(mu_);
 
   const KvsSourceOptions options_;
   const Clock& clock_;
@@ -103,15 +107,16 @@ class KvsSource final : public store::StreamSource {
   // Where followed streams' fragments land, and where cold fetches are parsed.
   mutable store::StreamStore warm_cache_;
   mutable WorkerPool fetchers_;
-  mutable std::mutex mu_;
-  mutable std::map<std::string, std::unique_ptr<Follower>, std::less<>> followers_;
+  mutable Mutex mu_;
+  mutable std::map<std::string, Followed, std::less<>> followers_ LF_GUARDED_BY(mu_);
   // Cold fetches in progress per stream, and who waits for each.
-  mutable std::map<std::string, std::vector<FragmentCallback>, std::less<>> cold_waiters_;
-  mutable KvsSourceStats stats_;
+  mutable std::map<std::string, std::vector<FragmentCallback>, std::less<>> cold_waiters_
+      LF_GUARDED_BY(mu_);
+  mutable KvsSourceStats stats_ LF_GUARDED_BY(mu_);
   // Endpoint fragment numbers too long for 64 bits, by the numbers we gave them (bounded).
-  mutable std::map<uint64_t, std::string> long_numbers_;
-  mutable std::map<std::string, uint64_t, std::less<>> long_numbers_back_;
-  mutable bool stopped_ = false;
+  mutable std::map<uint64_t, std::string> long_numbers_ LF_GUARDED_BY(mu_);
+  mutable std::map<std::string, uint64_t, std::less<>> long_numbers_back_ LF_GUARDED_BY(mu_);
+  mutable bool stopped_ LF_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace lastframe::kvs

@@ -40,10 +40,13 @@ std::string CacheKey(const std::string& stream, const store::FragmentView& f,
   const SnapshotOptions& o = so;
   // In keyframe mode every frame count of the fragment shows the same picture.
   size_t frames = so.keyframe_only ? 1 : f.frames.size();
-  return stream + '\n' + std::to_string(f.number) + ':' + std::to_string(frames) + ':' +
-         ImageFormatName(o.format) + ':' + std::to_string(o.quality) + ':' +
-         std::to_string(o.width) + 'x' + std::to_string(o.height) + (so.keyframe_only ? ":k" : "") +
-         (publish ? ":p" : "") + (shown_pts ? ":@" + std::to_string(*shown_pts) : "");
+  // The producer time too: fragments a remote source numbers in two ways (a
+  // followed stream's, a cold fetch's) are told apart all the same.
+  return stream + '\n' + std::to_string(f.number) + '@' + std::to_string(f.producer_ts_ms) + ':' +
+         std::to_string(frames) + ':' + ImageFormatName(o.format) + ':' +
+         std::to_string(o.quality) + ':' + std::to_string(o.width) + 'x' +
+         std::to_string(o.height) + (so.keyframe_only ? ":k" : "") + (publish ? ":p" : "") +
+         (shown_pts ? ":@" + std::to_string(*shown_pts) : "");
 }
 
 }  // namespace
@@ -156,12 +159,12 @@ void SnapshotService::AcquireFragment(const std::string& stream, const SnapshotO
   }
   std::string key = CacheKey(stream, *fragment, options, publish, pick.shown_pts);
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = cache_.find(key); it != cache_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second.lru);
       ++stats_.cache_hits;
       Rendered hit = it->second.rendered;
-      lock.unlock();
+      lock.Unlock();
       return done(std::move(hit));
     }
     if (auto it = in_flight_.find(key); it != in_flight_.end()) {
@@ -191,7 +194,7 @@ void SnapshotService::AcquireFragment(const std::string& stream, const SnapshotO
   if (!queued) {
     std::vector<Waiter> waiters;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       waiters = std::move(in_flight_[key]);
       in_flight_.erase(key);
     }
@@ -202,7 +205,7 @@ void SnapshotService::AcquireFragment(const std::string& stream, const SnapshotO
 void SnapshotService::Finish(const std::string& key, Result<Rendered> result) {
   std::vector<Waiter> waiters;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++stats_.renders;
     if (result.ok()) Insert(key, *result);
     waiters = std::move(in_flight_[key]);
@@ -336,7 +339,7 @@ void SnapshotService::OnFrame(const std::string& stream) {
 
 void SnapshotService::ScheduleCatchUp(const std::string& stream) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     // One catch-up per stream in the queue at a time, and only on spare
     // capacity: looks come first.
     if (catching_up_.count(stream)) return;
@@ -344,14 +347,14 @@ void SnapshotService::ScheduleCatchUp(const std::string& stream) {
   }
   bool queued = workers_.queued() < workers_.threads() && workers_.TryPost([this, stream] {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       catching_up_.erase(stream);
     }
     Result<store::FragmentView> f = source_.LatestFragment(stream);
     if (f.ok()) warm_.CatchUp(stream, *f);
   });
   if (!queued) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     catching_up_.erase(stream);
   }
 }
@@ -359,7 +362,7 @@ void SnapshotService::ScheduleCatchUp(const std::string& stream) {
 void SnapshotService::SweepIdle() { warm_.SweepIdle(); }
 
 SnapshotStats SnapshotService::stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   SnapshotStats s = stats_;
   s.warm = warm_.stats();
   return s;

@@ -4,7 +4,6 @@
 #include <functional>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -12,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/limits.h"
+#include "core/mutex.h"
 #include "core/status.h"
 #include "core/worker_pool.h"
 #include "media/image_encoder.h"
@@ -113,7 +113,7 @@ class SnapshotService final : public SnapshotEngine {
   void Finish(const std::string& key, Result<Rendered> result);
   Result<Image> RenderFragment(const std::string& stream, const store::FragmentView& fragment,
                                const SnapshotOptions& options, FramePick pick = {});
-  void Insert(const std::string& key, const Rendered& rendered);  // mu_ held
+  void Insert(const std::string& key, const Rendered& rendered) LF_REQUIRES(mu_);
   // Holds |fitted| (the output size) within max_render_pixels.
   Status BoundPixels(const SnapshotOptions& asked, media::EncodeOptions* fitted) const;
   // The pool a render of |fragment| with |options| goes to: large ones apart.
@@ -129,13 +129,13 @@ class SnapshotService final : public SnapshotEngine {
   const ServiceOptions options_;
   WarmDecoders warm_;
 
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, CacheEntry> cache_;               // guarded by mu_
-  std::list<std::string> lru_;                                      // front: most recent
-  size_t cache_bytes_ = 0;                                          // guarded by mu_
-  std::unordered_map<std::string, std::vector<Waiter>> in_flight_;  // guarded by mu_
-  SnapshotStats stats_;                                             // guarded by mu_
-  std::unordered_map<std::string, bool> catching_up_;               // guarded by mu_
+  mutable Mutex mu_;
+  std::unordered_map<std::string, CacheEntry> cache_ LF_GUARDED_BY(mu_);
+  std::list<std::string> lru_ LF_GUARDED_BY(mu_);  // front: most recent
+  size_t cache_bytes_ LF_GUARDED_BY(mu_) = 0;
+  std::unordered_map<std::string, std::vector<Waiter>> in_flight_ LF_GUARDED_BY(mu_);
+  SnapshotStats stats_ LF_GUARDED_BY(mu_);
+  std::unordered_map<std::string, bool> catching_up_ LF_GUARDED_BY(mu_);
 };
 
 }  // namespace lastframe::snapshot

@@ -145,9 +145,9 @@ TEST(KvsSource, ListingsClipsAndArchivedMediaThroughAnotherServerAreItsFragments
   EXPECT_TRUE(from_b[0]["frames"].is_null());  // listed without fetching the media
   // A range: the fragments that overlap it, on the producer's timeline.
   const int64_t second_ms = from_a[1]["producer_timestamp_ms"].get<int64_t>();
-  json ranged = JsonOf(HttpGet(b.port(), "/v1/streams/cam/fragments?start=" +
-                                             std::to_string(second_ms) + "&end=" +
-                                             std::to_string(second_ms + 1500)))["fragments"];
+  json ranged =
+      JsonOf(HttpGet(b.port(), "/v1/streams/cam/fragments?start=" + std::to_string(second_ms) +
+                                   "&end=" + std::to_string(second_ms + 1500)))["fragments"];
   ASSERT_EQ(ranged.size(), 2u) << ranged.dump();
   EXPECT_EQ(ranged[0]["fragment_number"], from_a[1]["fragment_number"]);
 
@@ -163,10 +163,10 @@ TEST(KvsSource, ListingsClipsAndArchivedMediaThroughAnotherServerAreItsFragments
 
   // Kinesis Video's archived-media API of B: A's fragments and pictures.
   std::string out;
-  ASSERT_EQ(RunAwsCli(dir, b.base_url(),
-                      {"kinesis-video-archived-media", "list-fragments", "--stream-name", "cam"},
-                      &out),
-            0)
+  ASSERT_EQ(
+      RunAwsCli(dir, b.base_url(),
+                {"kinesis-video-archived-media", "list-fragments", "--stream-name", "cam"}, &out),
+      0)
       << out;
   json kvs_listed = json::parse(out.substr(out.find('{')), nullptr, false)["Fragments"];
   ASSERT_EQ(kvs_listed.size(), from_a.size()) << out;
@@ -174,9 +174,12 @@ TEST(KvsSource, ListingsClipsAndArchivedMediaThroughAnotherServerAreItsFragments
   for (const json& f : kvs_listed) numbers_b.insert(f["FragmentNumber"].get<std::string>());
   for (const json& f : from_a) numbers_a.insert(f["fragment_number"].get<std::string>());
   EXPECT_EQ(numbers_b, numbers_a);
-  // The picture 1.45 s in: frame 14 (frames every 100 ms), as A would show it.
+  // The picture at the first whole second past 1 s into the clip (awscli sends
+  // whole seconds): the frame shown then (frames every 100 ms), as A would show it.
   const int64_t first_ms = from_a[0]["producer_timestamp_ms"].get<int64_t>();
-  const std::string at = std::to_string((first_ms + 1450) / 1000.0);
+  const int64_t at_ms = (first_ms + 1000 + 999) / 1000 * 1000;
+  const size_t shown = static_cast<size_t>((at_ms - first_ms) / 100);
+  const std::string at = std::to_string(at_ms / 1000);
   ASSERT_EQ(RunAwsCli(dir, b.base_url(),
                       {"kinesis-video-archived-media", "get-images", "--stream-name", "cam",
                        "--image-selector-type", "PRODUCER_TIMESTAMP", "--start-timestamp", at,
@@ -190,8 +193,8 @@ TEST(KvsSource, ListingsClipsAndArchivedMediaThroughAnotherServerAreItsFragments
   ASSERT_TRUE(images[0].contains("ImageContent")) << out;
   auto jpeg = Base64Decode(images[0]["ImageContent"].get<std::string>());
   const RgbImage picture = DecodeJpeg(jpeg);
-  EXPECT_GT(Psnr(picture, frames[14]), 32.0);
-  EXPECT_GT(Psnr(picture, frames[14]), Psnr(picture, frames[15]) + 3.0);
+  EXPECT_GT(Psnr(picture, frames[shown]), 32.0) << "frame " << shown;
+  EXPECT_GT(Psnr(picture, frames[shown]), Psnr(picture, frames[shown + 1]) + 3.0);
 
   // What A does not have, B says so.
   HttpResult missing = HttpGet(b.port(), "/v1/streams/nobody/fragments");

@@ -151,29 +151,6 @@ int64_t AwsTimeMs(const json& v) {
   return ms.value_or(0);
 }
 
-std::string Base64Decode(const std::string& in) {
-  static const std::string kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t bits = 0;
-  int n = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    size_t v = kAlphabet.find(c);
-    if (v == std::string::npos) {
-      ADD_FAILURE() << "not base64: " << in.substr(0, 40);
-      return "";
-    }
-    bits = (bits << 6) | static_cast<uint32_t>(v);
-    n += 6;
-    if (n >= 8) {
-      n -= 8;
-      out.push_back(static_cast<char>((bits >> n) & 0xff));
-    }
-  }
-  return out;
-}
-
 // A signed POST /getMedia, its body read as it streams (GetMedia follows the
 // stream live and never ends by itself) until |enough| says so, or 30 s.
 struct Streamed {
