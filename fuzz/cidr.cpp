@@ -93,7 +93,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::any_of(allow.begin(), allow.end(), [&](const auto& c) { return c.Contains(bytes); });
     if (denied) FUZZ_CHECK(!verdict.ok(), "a denied address passed: " + text);
     if (!denied && allowed) FUZZ_CHECK(verdict.ok(), "an allowed address was refused: " + text);
-    if (!verdict.ok()) FUZZ_CHECK(verdict.reason() == "PullAddressDenied", verdict.ToString());
+    if (!verdict.ok())
+      FUZZ_CHECK(verdict.reason() == Reason::kPullAddressDenied, verdict.ToString());
   }
   return 0;
 }

@@ -76,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const fs::path bucket = world->dir.path() / "objects" / "lastframe";
   Status valid = objects::ValidateObjectKey(key);
   if (!valid.ok()) {
-    FUZZ_CHECK(valid.reason() == "InvalidKey", valid.ToString());
+    FUZZ_CHECK(valid.reason() == Reason::kInvalidKey, valid.ToString());
     FUZZ_CHECK(!world->store->PutObject(key, body, meta).ok(), "an invalid key was stored");
     FUZZ_CHECK(!world->store->GetObject(key).ok(), "an invalid key was read");
     return 0;
@@ -93,8 +93,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     bool utf8 = fuzz::JsonSerialisable(meta.content_type);
     for (const auto& [k, v] : meta.user)
       utf8 = utf8 && fuzz::JsonSerialisable(k) && fuzz::JsonSerialisable(v);
-    FUZZ_CHECK(put.status().reason() == "EntityTooLarge" ||
-                   (!utf8 && put.status().reason() == "InvalidArgument"),
+    FUZZ_CHECK(put.status().reason() == Reason::kEntityTooLarge ||
+                   (!utf8 && put.status().reason() == Reason::kInvalidArgument),
                put.status().ToString());
     return 0;
   }
@@ -120,7 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       last = range->last ? std::min<uint64_t>(*range->last, n - 1) : n - 1;
     }
     if (first >= n) {
-      FUZZ_CHECK(!part.ok() && part.status().reason() == "InvalidRange", range_header);
+      FUZZ_CHECK(!part.ok() && part.status().reason() == Reason::kInvalidRange, range_header);
     } else {
       FUZZ_CHECK(part.ok() && part->partial && part->first == first, range_header);
       FUZZ_CHECK(part->bytes == body.substr(first, last - first + 1), "range " + range_header);

@@ -125,7 +125,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(*verified == req.payload_hash, "the declared payload hash is not the signed one");
   clean.back().second.back() = clean.back().second.back() == '0' ? '1' : '0';  // the signature
   auto forged = signer.VerifyHeaderAuth(method, *path, *query, clean, aws::Sha256Hex(""));
-  FUZZ_CHECK(!forged.ok() && forged.status().reason() == "SignatureDoesNotMatch",
+  FUZZ_CHECK(!forged.ok() && forged.status().reason() == Reason::kSignatureDoesNotMatch,
              "a changed signature: " + forged.status().ToString());
 
   // 3. A presigned URL for the same resource: it verifies, and a changed one does not.
@@ -141,7 +141,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (auto& [k, v] : *parsed)
     if (k == "X-Amz-Signature") v.back() = v.back() == '0' ? '1' : '0';
   Status bad = signer.VerifyPresigned(method, host, *path, *parsed);
-  FUZZ_CHECK(!bad.ok() && bad.reason() == "SignatureDoesNotMatch",
+  FUZZ_CHECK(!bad.ok() && bad.reason() == Reason::kSignatureDoesNotMatch,
              "a changed presigned signature: " + bad.ToString());
   return 0;
 }

@@ -123,7 +123,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   auto image = world->snapshots->Render("cam", parsed->options);
   if (static_cast<uint64_t>(want_w) * static_cast<uint64_t>(want_h) > kMaxRenderPixels) {
-    FUZZ_CHECK(!image.ok() && image.status().reason() == "TooManyPixels",
+    FUZZ_CHECK(!image.ok() && image.status().reason() == Reason::kTooManyPixels,
                "a render past the pixel bound: " + image.status().ToString());
     return 0;
   }

@@ -48,7 +48,7 @@ Result<std::string> RandomHex(size_t bytes) {
 }
 
 Status Unauthenticated(std::string message) {
-  return Status(Code::kUnauthenticated, std::move(message), "Unauthorized");
+  return Status(Code::kUnauthenticated, std::move(message), Reason::kUnauthorized);
 }
 
 json ToJson(const ApiKey& k) {

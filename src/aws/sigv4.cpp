@@ -37,17 +37,18 @@ Status SignatureMismatch() {
   return Status(Code::kPermissionDenied,
                 "The request signature we calculated does not match the signature you provided. "
                 "Check your key and signing method.",
-                "SignatureDoesNotMatch");
+                Reason::kSignatureDoesNotMatch);
 }
 
 Status UnknownKey() {
   return Status(Code::kPermissionDenied,
                 "The AWS Access Key Id you provided does not exist in our records.",
-                "InvalidAccessKeyId");
+                Reason::kInvalidAccessKeyId);
 }
 
 Status QueryError(std::string message) {
-  return Status(Code::kInvalidArgument, std::move(message), "AuthorizationQueryParametersError");
+  return Status(Code::kInvalidArgument, std::move(message),
+                Reason::kAuthorizationQueryParametersError);
 }
 
 }  // namespace
@@ -214,9 +215,9 @@ Status SigV4::VerifyPresigned(const std::string& method, const std::string& path
   // Time is checked after the signature, so a forged URL learns nothing from it.
   int64_t now = clock_.NowMs();
   if (now + kMaxSkewMs < *signed_at)
-    return Status(Code::kPermissionDenied, "Request is not valid yet", "AccessDenied");
+    return Status(Code::kPermissionDenied, "Request is not valid yet", Reason::kAccessDenied);
   if (now >= PresignedUrlExpiresAtMs(*signed_at, expires_s))
-    return Status(Code::kPermissionDenied, "Request has expired", "AccessDenied");
+    return Status(Code::kPermissionDenied, "Request has expired", Reason::kAccessDenied);
   return Status::Ok();
 }
 
@@ -231,7 +232,7 @@ Result<std::string> SigV4::VerifyHeaderAuth(
     const HeaderList& headers, const std::optional<std::string>& unsigned_payload_hash) const {
   auto malformed = [](const std::string& why) {
     return Status(Code::kInvalidArgument, "The authorization header is malformed; " + why,
-                  "AuthorizationHeaderMalformed");
+                  Reason::kAuthorizationHeaderMalformed);
   };
   size_t authorizations = 0;
   for (const auto& [k, v] : headers) authorizations += k == "authorization";
@@ -239,14 +240,14 @@ Result<std::string> SigV4::VerifyHeaderAuth(
   std::optional<std::string> authorization = CanonicalHeaderValue(headers, "authorization");
   if (!authorization)
     return Status(Code::kPermissionDenied, "Access Denied: the request is not signed",
-                  "AccessDenied");
+                  Reason::kAccessDenied);
   std::string_view auth = *authorization;
   if (auth.substr(0, kAlgorithm.size()) != kAlgorithm || auth.size() == kAlgorithm.size() ||
       auth[kAlgorithm.size()] != ' ')
     return Status(Code::kInvalidArgument,
                   "The authorization mechanism you have provided is not supported. Please use "
                   "AWS4-HMAC-SHA256.",
-                  "InvalidRequest");
+                  Reason::kInvalidRequest);
   // "Credential=AK/scope, SignedHeaders=a;b, Signature=hex": parts in any order.
   std::string credential, signed_headers, signature;
   std::string_view rest = auth.substr(kAlgorithm.size() + 1);
@@ -276,17 +277,24 @@ Result<std::string> SigV4::VerifyHeaderAuth(
   std::optional<int64_t> signed_at = date ? ParseAmzDate(*date) : std::nullopt;
   if (!signed_at)
     return Status(Code::kPermissionDenied,
-                  "AWS authentication requires a valid Date or x-amz-date header", "AccessDenied");
+                  "AWS authentication requires a valid Date or x-amz-date header",
+                  Reason::kAccessDenied);
   size_t slash = credential.find('/');
   if (slash == std::string::npos) return malformed("the Credential must be KEY/SCOPE");
   if (credential.substr(0, slash) != credentials_.access_key_id) return UnknownKey();
   std::string scope = credential.substr(slash + 1);
   if (scope != Scope(*signed_at)) {
+    // Well formed, but scoped to another day, region or service (S3 says
+    // AuthorizationHeaderMalformed, Kinesis Video InvalidSignatureException).
+    auto wrong_scope = [](const std::string& why) {
+      return Status(Code::kInvalidArgument, "The authorization header is malformed; " + why,
+                    Reason::kCredentialScopeMismatch);
+    };
     std::string region = scope.substr(std::min(scope.size(), size_t{9}));
     region = region.substr(0, region.find('/'));
     if (scope.size() > 9 && region != region_)
-      return malformed("the region '" + region + "' is wrong; expecting '" + region_ + "'");
-    return malformed("the credential scope must be '" + Scope(*signed_at) + "'");
+      return wrong_scope("the region '" + region + "' is wrong; expecting '" + region_ + "'");
+    return wrong_scope("the credential scope must be '" + Scope(*signed_at) + "'");
   }
   auto signed_values = SignedHeaderValues(signed_headers, headers);
   if (!signed_values.ok()) return malformed(signed_values.status().message());
@@ -295,7 +303,7 @@ Result<std::string> SigV4::VerifyHeaderAuth(
   if (!payload_hash)
     return Status(Code::kInvalidArgument,
                   "Missing required header for this request: x-amz-content-sha256",
-                  "InvalidRequest");
+                  Reason::kInvalidRequest);
   if (Status s = CheckToken(CanonicalHeaderValue(headers, "x-amz-security-token")); !s.ok())
     return s;
 
@@ -311,7 +319,7 @@ Result<std::string> SigV4::VerifyHeaderAuth(
   if (*signed_at > now + kMaxSkewMs || *signed_at < now - kMaxSkewMs)
     return Status(Code::kPermissionDenied,
                   "The difference between the request time and the current time is too large.",
-                  "RequestTimeTooSkewed");
+                  Reason::kRequestTimeTooSkewed);
   return *payload_hash;
 }
 
@@ -321,7 +329,7 @@ Status SigV4::CheckToken(std::optional<std::string> token) const {
       CRYPTO_memcmp(token->data(), credentials_.session_token.data(), token->size()) == 0)
     return Status::Ok();
   return Status(Code::kInvalidArgument, "The provided token is malformed or otherwise invalid.",
-                "InvalidToken");
+                Reason::kInvalidToken);
 }
 
 Status SigV4::CheckToken(const std::string* token) const {

@@ -108,28 +108,28 @@ TEST(SigV4, HeaderAuthRoundTripAndRefusals) {
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(*ok, Sha256Hex("body"));  // the declared hash, for the caller to check
   EXPECT_EQ(server.VerifyHeaderAuth("PUT", "/b/other.jpg", {}, h).status().reason(),
-            "SignatureDoesNotMatch");
+            Reason::kSignatureDoesNotMatch);
   EXPECT_EQ(server.VerifyHeaderAuth("GET", "/b/a b+c.jpg", {}, h).status().reason(),
-            "SignatureDoesNotMatch");
+            Reason::kSignatureDoesNotMatch);
   EXPECT_EQ(server.VerifyHeaderAuth("PUT", "/b/a b+c.jpg", {{"x", "1"}}, h).status().reason(),
-            "SignatureDoesNotMatch");
+            Reason::kSignatureDoesNotMatch);
   clock.Advance(16 * 60'000);
   EXPECT_EQ(server.VerifyHeaderAuth("PUT", "/b/a b+c.jpg", {}, h).status().reason(),
-            "RequestTimeTooSkewed");
+            Reason::kRequestTimeTooSkewed);
   clock.Advance(-16 * 60'000);
   // A session token must match the server's; none may be sent when it has none.
   SigV4 with_token({"LFKEY", Secret("s3cr3t"), "tok3n"}, "us-east-1", "s3", clock);
   HeaderList t = SignedHeaderList(client, clock.NowMs(), "GET", "/b/k", "", "tok3n");
   EXPECT_TRUE(with_token.VerifyHeaderAuth("GET", "/b/k", {}, t).ok());
-  EXPECT_EQ(server.VerifyHeaderAuth("GET", "/b/k", {}, t).status().reason(), "InvalidToken");
+  EXPECT_EQ(server.VerifyHeaderAuth("GET", "/b/k", {}, t).status().reason(), Reason::kInvalidToken);
   HeaderList wrong = SignedHeaderList(client, clock.NowMs(), "GET", "/b/k", "", "other");
   EXPECT_EQ(with_token.VerifyHeaderAuth("GET", "/b/k", {}, wrong).status().reason(),
-            "InvalidToken");
+            Reason::kInvalidToken);
   // A signed header that is not in the request.
   HeaderList missing = h;
   missing.erase(missing.begin());  // host
   EXPECT_EQ(server.VerifyHeaderAuth("PUT", "/b/a b+c.jpg", {}, missing).status().reason(),
-            "AuthorizationHeaderMalformed");
+            Reason::kAuthorizationHeaderMalformed);
   EXPECT_EQ(CanonicalHeaderValue({{"a", "  x   y  "}, {"a", "z"}}, "a"), "x y,z");
 }
 
@@ -199,7 +199,7 @@ TEST_F(PresignRoundTrip, ValidForAtLeastTheSecondsAsked) {
     clock_.Set(expires_at - 1);
     EXPECT_TRUE(Verify(q).ok()) << made;
     clock_.Set(expires_at);
-    EXPECT_EQ(Verify(q).reason(), "AccessDenied") << made;
+    EXPECT_EQ(Verify(q).reason(), Reason::kAccessDenied) << made;
   }
 }
 
@@ -207,7 +207,7 @@ TEST_F(PresignRoundTrip, ExpiredIsAccessDenied) {
   std::string q = signer_.PresignQuery("GET", host_, path_, 600);
   clock_.Advance(601'000);
   Status s = Verify(q);
-  EXPECT_EQ(s.reason(), "AccessDenied");
+  EXPECT_EQ(s.reason(), Reason::kAccessDenied);
   EXPECT_EQ(s.message(), "Request has expired");
   EXPECT_EQ(s.code(), Code::kPermissionDenied);
 }
@@ -217,40 +217,42 @@ TEST_F(PresignRoundTrip, TamperedSignatureKeyExpiryOrDateIsRejected) {
   std::string sig = q.substr(q.find("X-Amz-Signature=") + 16);
   std::string flipped = sig;
   flipped[0] = flipped[0] == 'a' ? 'b' : 'a';
-  EXPECT_EQ(Verify(Replace(q, sig, flipped)).reason(), "SignatureDoesNotMatch");
-  EXPECT_EQ(Verify(q, "/lastframe/snapshots/cam 1/other.jpg").reason(), "SignatureDoesNotMatch");
+  EXPECT_EQ(Verify(Replace(q, sig, flipped)).reason(), Reason::kSignatureDoesNotMatch);
+  EXPECT_EQ(Verify(q, "/lastframe/snapshots/cam 1/other.jpg").reason(),
+            Reason::kSignatureDoesNotMatch);
   EXPECT_EQ(Verify(Replace(q, "X-Amz-Expires=600", "X-Amz-Expires=6000")).reason(),
-            "SignatureDoesNotMatch");
+            Reason::kSignatureDoesNotMatch);
   std::string date = q.substr(q.find("X-Amz-Date=") + 11, 16);
   std::string later = date;
   later[15 - 1] = later[14] == '9' ? '8' : '9';  // change the seconds
-  EXPECT_EQ(Verify(Replace(q, date, later)).reason(), "SignatureDoesNotMatch");
-  EXPECT_EQ(Verify(Replace(q, "LFKEY", "OTHER")).reason(), "InvalidAccessKeyId");
+  EXPECT_EQ(Verify(Replace(q, date, later)).reason(), Reason::kSignatureDoesNotMatch);
+  EXPECT_EQ(Verify(Replace(q, "LFKEY", "OTHER")).reason(), Reason::kInvalidAccessKeyId);
   // A signature made with another secret.
   SigV4 other(Credentials{"LFKEY", Secret("wrong"), ""}, "us-east-1", "s3", clock_);
-  EXPECT_EQ(Verify(other.PresignQuery("GET", host_, path_, 600)).reason(), "SignatureDoesNotMatch");
+  EXPECT_EQ(Verify(other.PresignQuery("GET", host_, path_, 600)).reason(),
+            Reason::kSignatureDoesNotMatch);
   // Another host (a URL replayed elsewhere).
   auto parsed = ParseQuery(q);
   EXPECT_EQ(signer_.VerifyPresigned("GET", "evil:80", path_, *parsed).reason(),
-            "SignatureDoesNotMatch");
+            Reason::kSignatureDoesNotMatch);
   EXPECT_EQ(signer_.VerifyPresigned("PUT", host_, path_, *parsed).reason(),
-            "SignatureDoesNotMatch");
+            Reason::kSignatureDoesNotMatch);
 }
 
 TEST_F(PresignRoundTrip, MalformedParametersAreQueryErrors) {
   std::string q = signer_.PresignQuery("GET", host_, path_, 600);
   EXPECT_EQ(Verify(Replace(q, "X-Amz-Expires=600", "X-Amz-Expires=604801")).reason(),
-            "AuthorizationQueryParametersError");
+            Reason::kAuthorizationQueryParametersError);
   EXPECT_EQ(Verify(Replace(q, "X-Amz-Expires=600", "X-Amz-Expires=ten")).reason(),
-            "AuthorizationQueryParametersError");
+            Reason::kAuthorizationQueryParametersError);
   EXPECT_EQ(Verify(Replace(q, "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA1")).reason(),
-            "AuthorizationQueryParametersError");
+            Reason::kAuthorizationQueryParametersError);
   EXPECT_EQ(Verify("X-Amz-Algorithm=AWS4-HMAC-SHA256").reason(),
-            "AuthorizationQueryParametersError");
+            Reason::kAuthorizationQueryParametersError);
   EXPECT_EQ(Verify(Replace(q, "X-Amz-Date=", "X-Amz-Date=x")).reason(),
-            "AuthorizationQueryParametersError");
+            Reason::kAuthorizationQueryParametersError);
   EXPECT_EQ(Verify(Replace(q, "us-east-1", "eu-west-1")).reason(),
-            "AuthorizationQueryParametersError");
+            Reason::kAuthorizationQueryParametersError);
 }
 
 TEST_F(PresignRoundTrip, FutureDatedBeyondSkewIsRejected) {
@@ -278,7 +280,7 @@ TEST_F(PresignRoundTrip, RepeatedAuthParametersAreQueryErrors) {
       else
         twice.push_back(pair);
       Status s = with_token.VerifyPresigned("GET", host_, path_, twice);
-      EXPECT_EQ(s.reason(), "AuthorizationQueryParametersError") << name;
+      EXPECT_EQ(s.reason(), Reason::kAuthorizationQueryParametersError) << name;
       EXPECT_EQ(s.code(), Code::kInvalidArgument) << name;
       EXPECT_EQ(s.message(), std::string(name) + " must be given only once");
     }
@@ -288,10 +290,11 @@ TEST_F(PresignRoundTrip, RepeatedAuthParametersAreQueryErrors) {
     return with_token.VerifyPresigned("GET", host_, path_, *ParseQuery(query)).reason();
   };
   std::string forged = std::string(64, '0');
-  EXPECT_EQ(verify(q + "&X-Amz-Signature=" + forged), "AuthorizationQueryParametersError");
-  EXPECT_EQ(verify("X-Amz-Signature=" + forged + "&" + q), "AuthorizationQueryParametersError");
+  EXPECT_EQ(verify(q + "&X-Amz-Signature=" + forged), Reason::kAuthorizationQueryParametersError);
+  EXPECT_EQ(verify("X-Amz-Signature=" + forged + "&" + q),
+            Reason::kAuthorizationQueryParametersError);
   // Parameters that are not SigV4's may repeat (they are signed as they come).
-  EXPECT_EQ(verify(q + "&x=1&x=2"), "SignatureDoesNotMatch");
+  EXPECT_EQ(verify(q + "&x=1&x=2"), Reason::kSignatureDoesNotMatch);
 }
 
 TEST(SigV4, RepeatedAuthorizationPartsAreMalformed) {
@@ -314,7 +317,7 @@ TEST(SigV4, RepeatedAuthorizationPartsAreMalformed) {
   };
   for (const std::string name : {"Credential", "SignedHeaders", "Signature"}) {
     Status s = with_auth({auth + ", " + part(name)});
-    EXPECT_EQ(s.reason(), "AuthorizationHeaderMalformed") << name;
+    EXPECT_EQ(s.reason(), Reason::kAuthorizationHeaderMalformed) << name;
     EXPECT_EQ(s.code(), Code::kInvalidArgument) << name;
     EXPECT_NE(s.message().find("the " + name + " part is given twice"), std::string::npos)
         << s.message();
@@ -322,10 +325,10 @@ TEST(SigV4, RepeatedAuthorizationPartsAreMalformed) {
   // A forged signature first, the real one after it.
   std::string forged = "AWS4-HMAC-SHA256 Signature=" + std::string(64, '0') + ", " +
                        auth.substr(std::string("AWS4-HMAC-SHA256 ").size());
-  EXPECT_EQ(with_auth({forged}).reason(), "AuthorizationHeaderMalformed");
-  EXPECT_EQ(with_auth({auth, auth}).reason(), "AuthorizationHeaderMalformed");
+  EXPECT_EQ(with_auth({forged}).reason(), Reason::kAuthorizationHeaderMalformed);
+  EXPECT_EQ(with_auth({auth, auth}).reason(), Reason::kAuthorizationHeaderMalformed);
   EXPECT_EQ(with_auth({"AWS4-HMAC-SHA256 Credential=, SignedHeaders=host, Signature=00"}).reason(),
-            "AuthorizationHeaderMalformed");
+            Reason::kAuthorizationHeaderMalformed);
   EXPECT_TRUE(with_auth({auth}).ok());
 }
 
@@ -361,7 +364,7 @@ TEST(SigV4, SignedHeadersIsAListThatNamesHost) {
           .ok());
   // Correctly signed, but over no host header: "xhost" contains "host", it is not host.
   Status xhost = verify(SignedOver(server, clock.NowMs(), {{"x-amz-date", date}, {"xhost", "h"}}));
-  EXPECT_EQ(xhost.reason(), "AuthorizationHeaderMalformed");
+  EXPECT_EQ(xhost.reason(), Reason::kAuthorizationHeaderMalformed);
   EXPECT_NE(xhost.message().find("SignedHeaders must include host"), std::string::npos)
       << xhost.message();
   // Listed in another order than sorted: canonicalised in the order given, as S3 does.
@@ -388,7 +391,7 @@ TEST(SigV4, SignedHeadersIsAListThatNamesHost) {
     }
     h.emplace_back("xhost", "h");
     Status s = verify(h);
-    EXPECT_EQ(s.reason(), "AuthorizationHeaderMalformed") << list << ": " << s.ToString();
+    EXPECT_EQ(s.reason(), Reason::kAuthorizationHeaderMalformed) << list << ": " << s.ToString();
   }
 }
 
@@ -415,11 +418,11 @@ TEST_F(PresignRoundTrip, SignedHeadersMustNameHost) {
   ASSERT_TRUE(signer_.VerifyPresigned("GET", path_, good, sent).ok());
   QueryParams xhost = presign("xhost", {{"xhost", "x"}});
   Status s = signer_.VerifyPresigned("GET", path_, xhost, sent);
-  EXPECT_EQ(s.reason(), "AuthorizationQueryParametersError");
+  EXPECT_EQ(s.reason(), Reason::kAuthorizationQueryParametersError);
   EXPECT_EQ(s.message(), "X-Amz-SignedHeaders: SignedHeaders must include host");
   QueryParams twice = presign("host;host", {{"host", host_}, {"host", host_}});
   EXPECT_EQ(signer_.VerifyPresigned("GET", path_, twice, sent).reason(),
-            "AuthorizationQueryParametersError");
+            Reason::kAuthorizationQueryParametersError);
   QueryParams unsorted = presign("range;host", {{"range", "bytes=0-1"}, {"host", host_}});
   EXPECT_TRUE(signer_.VerifyPresigned("GET", path_, unsorted, sent).ok());
 }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -86,7 +87,7 @@ TEST(StreamName, RejectsEverythingElse) {
   for (std::string bad : {"", "a/b", "a b", "..", ".", "caf\xc3\xa9", "a%2e", "x\n"}) {
     Status s = ValidateStreamName(bad);
     EXPECT_EQ(s.code(), Code::kInvalidArgument) << bad;
-    EXPECT_EQ(s.reason(), "InvalidStreamName") << bad;
+    EXPECT_EQ(s.reason(), Reason::kInvalidStreamName) << bad;
   }
   EXPECT_FALSE(ValidateStreamName(std::string(257, 'a')).ok());
 }
@@ -351,4 +352,20 @@ TEST(Utf8, WellFormedOnly) {
 }
 
 }  // namespace
+TEST(Status, EveryReasonHasItsOwnNameAndAStatusWithoutOneHasItsCodes) {
+  std::set<std::string_view> names;
+  uint16_t r = 0;
+  for (; ReasonName(static_cast<Reason>(r)) != "UnknownReason"; ++r)
+    EXPECT_TRUE(names.insert(ReasonName(static_cast<Reason>(r))).second)
+        << "two reasons named " << ReasonName(static_cast<Reason>(r));
+  EXPECT_GT(r, static_cast<uint16_t>(Reason::kXAmzContentSHA256Mismatch));
+  Status plain(Code::kTimeout, "slow");
+  EXPECT_EQ(plain.reason(), Reason::kTimeout);
+  EXPECT_EQ(plain.reason_name(), CodeName(Code::kTimeout));
+  Status typed = NotFound("gone", Reason::kStreamNotFound);
+  EXPECT_EQ(typed.reason(), Reason::kStreamNotFound);
+  EXPECT_EQ(typed.ToString(), "StreamNotFound: gone");
+  EXPECT_EQ(Status().reason(), Reason::kNone);
+}
+
 }  // namespace lastframe

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cassert>
+#include <cstdint>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,32 +31,131 @@ enum class Code {
 // Returns the stable machine-readable name of |code| ("InvalidArgument", ...).
 std::string_view CodeName(Code code);
 
+// Why a call failed, finer than its Code: what code branches on, and the
+// machine-readable name clients script against (the "code" of a JSON error).
+// The names are lastframe's; the HTTP, S3 and Kinesis Video layers each map
+// them to their protocol's errors in one place (http/errors.cpp,
+// http/kvs_api.cpp). A Status made without one has its Code's (kNotFound...).
+enum class Reason : uint16_t {
+  kNone,
+  kAccessDenied,
+  kArchivalError,
+  kAuthorizationHeaderMalformed,
+  kAuthorizationQueryParametersError,
+  kBadDigest,
+  kBadSignature,
+  kBucketAlreadyOwnedByYou,
+  kClipTooLarge,
+  kConflict,
+  kCredentialScopeMismatch,
+  kEmptyBody,
+  kEntityTooLarge,
+  kForbidden,
+  kFragmentNotFound,
+  kIncompleteSignature,
+  kInternal,
+  kInvalidAccessKeyId,
+  kInvalidArgument,
+  kInvalidDigest,
+  kInvalidKey,
+  kInvalidMkvData,
+  kInvalidRange,
+  kInvalidRequest,
+  kInvalidSourceUrl,
+  kInvalidStreamName,
+  kInvalidToken,
+  kKvsError,
+  kKvsTimeout,
+  kKvsUnavailable,
+  kMaxFragmentSizeReached,
+  kMediaError,
+  kMethodNotAllowed,
+  kMissingContentLength,
+  kMissingParameter,
+  kMoreThanAllowedTracksFound,
+  kNoDataRetention,
+  kNoFragments,
+  kNoFrame,
+  kNoMedia,
+  kNoSignature,
+  kNoSuchBucket,
+  kNoSuchKey,
+  kNotFound,
+  kNotImplemented,
+  kObjectKeyConflict,
+  kObjectStoreBusy,
+  kObjectStoreError,
+  kObjectStoreUnavailable,
+  kOverloaded,
+  kPermissionDenied,
+  kPreconditionFailed,
+  kPullAddressDenied,
+  kRequestTimeTooSkewed,
+  kSignatureDoesNotMatch,
+  kSlowDown,
+  kSourceNotFound,
+  kSourceTimeout,
+  kSourceUnavailable,
+  kStopping,
+  kStreamBusy,
+  kStreamDeleted,
+  kStreamExists,
+  kStreamNotFound,
+  kStreamReadError,
+  kTimeout,
+  kTooLarge,
+  kTooManyFragments,
+  kTooManyGetMediaConnections,
+  kTooManyPixels,
+  kTooManyProducers,
+  kTooManyPulls,
+  kTooManyStreams,
+  kTooManyTags,
+  kUnauthenticated,
+  kUnauthorized,
+  kUnavailable,
+  kUnknownCredentials,
+  kUpstreamFailed,
+  kVersionMismatch,
+  kXAmzContentSHA256Mismatch,
+};
+
+// The stable name of |reason| ("StreamNotFound", ...).
+std::string_view ReasonName(Reason reason);
+// The Reason named as CodeName(code) names |code|: a Status's reason when none was given.
+Reason ReasonOf(Code code);
+// For test failure messages.
+std::ostream& operator<<(std::ostream& out, Reason reason);
+
 // Status is the outcome of a fallible call: kOk, or an error code with a
-// machine-readable reason (defaults to CodeName(code)) and a human message.
+// typed reason (defaults to its Code's) and a human message.
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(Code code, std::string message, std::string reason = {})
-      : code_(code), message_(std::move(message)), reason_(std::move(reason)) {}
+  Status(Code code, std::string message, Reason reason = Reason::kNone)
+      : code_(code),
+        message_(std::move(message)),
+        reason_(reason == Reason::kNone ? ReasonOf(code) : reason) {}
 
   static Status Ok() { return {}; }
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
+  Reason reason() const { return reason_; }
   // The stable error name callers script against.
-  std::string reason() const { return reason_.empty() ? std::string(CodeName(code_)) : reason_; }
+  std::string reason_name() const { return std::string(ReasonName(reason_)); }
   std::string ToString() const;
 
  private:
   Code code_ = Code::kOk;
   std::string message_;
-  std::string reason_;
+  Reason reason_ = Reason::kNone;
 };
 
-inline Status InvalidArgument(std::string message, std::string reason = {}) {
+inline Status InvalidArgument(std::string message, Reason reason = Reason::kNone) {
   return {Code::kInvalidArgument, std::move(message), std::move(reason)};
 }
-inline Status NotFound(std::string message, std::string reason = {}) {
+inline Status NotFound(std::string message, Reason reason = Reason::kNone) {
   return {Code::kNotFound, std::move(message), std::move(reason)};
 }
 inline Status Internal(std::string message) { return {Code::kInternal, std::move(message)}; }

@@ -56,7 +56,7 @@ Response JsonError(unsigned status, const std::string& code, const std::string& 
 }
 
 Response JsonError(const Status& error) {
-  Response res = JsonError(HttpStatusOf(error.code()), error.reason(), error.message());
+  Response res = JsonError(HttpStatusOf(error.code()), error.reason_name(), error.message());
   if (error.code() == Code::kOverloaded) res.set(bhttp::field::retry_after, "1");
   return res;
 }
@@ -87,23 +87,30 @@ std::string XmlEscape(const std::string& s) {
   return out;
 }
 
-unsigned S3StatusOf(const Status& error) {
-  static const std::pair<const char*, unsigned> kS3Statuses[] = {
-      {"EntityTooLarge", 400},   {"InvalidRange", 416},         {"NotImplemented", 501},
-      {"MethodNotAllowed", 405}, {"MissingContentLength", 411}, {"PreconditionFailed", 412},
-      {"SlowDown", 503},
+S3ErrorKind S3ErrorKindOf(const Status& error) {
+  // Our reasons that S3 answers with another status than their code's, or names otherwise.
+  static constexpr std::pair<Reason, S3ErrorKind> kByReason[] = {
+      {Reason::kEntityTooLarge, {400, "EntityTooLarge"}},
+      {Reason::kInvalidRange, {416, "InvalidRange"}},
+      {Reason::kNotImplemented, {501, "NotImplemented"}},
+      {Reason::kMethodNotAllowed, {405, "MethodNotAllowed"}},
+      {Reason::kMissingContentLength, {411, "MissingContentLength"}},
+      {Reason::kPreconditionFailed, {412, "PreconditionFailed"}},
+      {Reason::kSlowDown, {503, "SlowDown"}},
+      {Reason::kCredentialScopeMismatch, {400, "AuthorizationHeaderMalformed"}},
   };
-  std::string reason = error.reason();
-  for (const auto& [name, status] : kS3Statuses)
-    if (reason == name) return status;
-  return HttpStatusOf(error.code());
+  for (const auto& [reason, kind] : kByReason)
+    if (error.reason() == reason) return kind;
+  // The embedded store's reasons are S3's own names (NoSuchKey, SignatureDoesNotMatch, ...).
+  return {HttpStatusOf(error.code()), ReasonName(error.reason())};
 }
 
 Response S3Error(const Status& error, const std::string& resource) {
-  Response res{static_cast<bhttp::status>(S3StatusOf(error)), 11};
+  const S3ErrorKind kind = S3ErrorKindOf(error);
+  Response res{static_cast<bhttp::status>(kind.status), 11};
   res.set(bhttp::field::content_type, "application/xml");
   res.body() = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" +
-               XmlEscape(error.reason()) + "</Code><Message>" + XmlEscape(error.message()) +
+               XmlEscape(std::string(kind.code)) + "</Code><Message>" + XmlEscape(error.message()) +
                "</Message><Resource>" + XmlEscape(resource) + "</Resource></Error>\n";
   return res;
 }

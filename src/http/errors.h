@@ -24,12 +24,17 @@ std::string JsonText(const nlohmann::json& j);
 Response JsonError(const Status& error);
 // The same for errors of the HTTP layer itself (405, 431, ...).
 Response JsonError(unsigned status, const std::string& code, const std::string& message);
-// S3's XML error document, for the object routes that S3 clients call. The
-// status is S3's for the codes whose status S3 fixes otherwise than
+// S3's status and error code for |error|: the one map from our reasons to
+// S3's errors. The status is S3's where S3 fixes it otherwise than
 // HttpStatusOf would (EntityTooLarge 400, InvalidRange 416, NotImplemented
-// 501, ...).
+// 501, ...); the code is the reason's name unless S3 names it otherwise.
+struct S3ErrorKind {
+  unsigned status;
+  std::string_view code;
+};
+S3ErrorKind S3ErrorKindOf(const Status& error);
+// S3's XML error document, for the object routes that S3 clients call.
 Response S3Error(const Status& error, const std::string& resource);
-unsigned S3StatusOf(const Status& error);
 // Escapes the five XML special characters.
 std::string XmlEscape(const std::string& text);
 

@@ -24,7 +24,7 @@ TEST(Errors, EveryCodeHasItsStatus) {
 }
 
 TEST(Errors, JsonErrorCarriesCodeAndMessage) {
-  Response res = JsonError(NotFound("no stream named 'x'", "StreamNotFound"));
+  Response res = JsonError(NotFound("no stream named 'x'", Reason::kStreamNotFound));
   EXPECT_EQ(res.result_int(), 404u);
   EXPECT_EQ(res[boost::beast::http::field::content_type], "application/json");
   auto j = nlohmann::json::parse(res.body());
@@ -50,12 +50,58 @@ TEST(Errors, OverloadTellsWhenToRetry) {
 }
 
 TEST(Errors, S3ErrorsAreEscapedXml) {
-  Response res = S3Error(Status(Code::kPermissionDenied, "a <b> & 'c'", "AccessDenied"), "/b/k&1");
+  Response res =
+      S3Error(Status(Code::kPermissionDenied, "a <b> & 'c'", Reason::kAccessDenied), "/b/k&1");
   EXPECT_EQ(res.result_int(), 403u);
   EXPECT_EQ(res[boost::beast::http::field::content_type], "application/xml");
   EXPECT_NE(res.body().find("<Code>AccessDenied</Code>"), std::string::npos);
   EXPECT_NE(res.body().find("a &lt;b&gt; &amp; &apos;c&apos;"), std::string::npos);
   EXPECT_NE(res.body().find("<Resource>/b/k&amp;1</Resource>"), std::string::npos);
+}
+
+TEST(Errors, S3ErrorKindOfIsS3sStatusAndName) {
+  struct Case {
+    Status error;
+    unsigned status;
+    std::string_view code;
+  };
+  const Case cases[] = {
+      {NotFound("m", Reason::kNoSuchKey), 404, "NoSuchKey"},
+      {NotFound("m", Reason::kNoSuchBucket), 404, "NoSuchBucket"},
+      {Status(Code::kPermissionDenied, "m", Reason::kSignatureDoesNotMatch), 403,
+       "SignatureDoesNotMatch"},
+      {Status(Code::kTooLarge, "m", Reason::kEntityTooLarge), 400, "EntityTooLarge"},
+      {Status(Code::kInvalidArgument, "m", Reason::kInvalidRange), 416, "InvalidRange"},
+      {Status(Code::kInvalidArgument, "m", Reason::kNotImplemented), 501, "NotImplemented"},
+      {Status(Code::kInvalidArgument, "m", Reason::kMethodNotAllowed), 405, "MethodNotAllowed"},
+      {Status(Code::kInvalidArgument, "m", Reason::kMissingContentLength), 411,
+       "MissingContentLength"},
+      {Status(Code::kInvalidArgument, "m", Reason::kPreconditionFailed), 412, "PreconditionFailed"},
+      {Status(Code::kUnavailable, "m", Reason::kSlowDown), 503, "SlowDown"},
+      // SigV4's wrong scope: S3 calls it a malformed header (Kinesis Video, a bad signature).
+      {Status(Code::kInvalidArgument, "m", Reason::kCredentialScopeMismatch), 400,
+       "AuthorizationHeaderMalformed"},
+      {Status(Code::kInvalidArgument, "m"), 400, "InvalidArgument"},
+      {Internal("a bug"), 500, "Internal"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.error.ToString());
+    S3ErrorKind kind = S3ErrorKindOf(c.error);
+    EXPECT_EQ(kind.status, c.status);
+    EXPECT_EQ(kind.code, c.code);
+    Response res = S3Error(c.error, "/b/k");
+    EXPECT_EQ(res.result_int(), c.status);
+    EXPECT_NE(res.body().find("<Code>" + std::string(c.code) + "</Code>"), std::string::npos);
+  }
+}
+
+TEST(Errors, JsonErrorsNameTheReasonOrTheCode) {
+  EXPECT_EQ(nlohmann::json::parse(JsonError(Status(Code::kConflict, "m")).body())["code"],
+            "Conflict");
+  Response scoped =
+      JsonError(Status(Code::kInvalidArgument, "m", Reason::kCredentialScopeMismatch));
+  EXPECT_EQ(scoped.result_int(), 400u);
+  EXPECT_EQ(nlohmann::json::parse(scoped.body())["code"], "CredentialScopeMismatch");
 }
 
 }  // namespace

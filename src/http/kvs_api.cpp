@@ -16,24 +16,23 @@ namespace {
 
 // SigV4 failures as Kinesis Video tells them (reasons for KvsErrorKindOf).
 Status AuthError(const Status& s) {
-  const std::string r = s.reason();
-  if (r == "InvalidAccessKeyId" || r == "InvalidToken")
+  const Reason r = s.reason();
+  if (r == Reason::kInvalidAccessKeyId || r == Reason::kInvalidToken)
     return Status(Code::kUnauthenticated, "The security token included in the request is invalid.",
-                  "UnknownCredentials");
-  if (r == "SignatureDoesNotMatch")
-    return Status(Code::kUnauthenticated, s.message(), "BadSignature");
-  if (r == "RequestTimeTooSkewed")
-    return Status(Code::kUnauthenticated, "Signature expired: " + s.message(), "BadSignature");
+                  Reason::kUnknownCredentials);
+  if (r == Reason::kSignatureDoesNotMatch)
+    return Status(Code::kUnauthenticated, s.message(), Reason::kBadSignature);
+  if (r == Reason::kRequestTimeTooSkewed)
+    return Status(Code::kUnauthenticated, "Signature expired: " + s.message(),
+                  Reason::kBadSignature);
   // A credential scoped to another region or service is a wrong signature, as AWS says.
-  // TODO(issue 13): typed reason from SigV4 (the scope names another region or service).
-  if (r == "AuthorizationHeaderMalformed" && (s.message().find("region") != std::string::npos ||
-                                              s.message().find("scope") != std::string::npos))
+  if (r == Reason::kCredentialScopeMismatch)
     return Status(
         Code::kUnauthenticated,
         "Credential should be scoped to this server's region and to service kinesisvideo: " +
             s.message(),
-        "BadSignature");
-  return Status(Code::kInvalidArgument, s.message(), "IncompleteSignature");
+        Reason::kBadSignature);
+  return Status(Code::kInvalidArgument, s.message(), Reason::kIncompleteSignature);
 }
 
 // The request's headers as SigV4 reads them: lower-case names.
@@ -104,20 +103,19 @@ Response KvsError(unsigned status, const std::string& type, const std::string& m
 
 KvsErrorKind KvsErrorKindOf(const Status& s) {
   // Our reasons that Kinesis Video names otherwise than by their code.
-  static constexpr std::pair<std::string_view, KvsErrorKind> kByReason[] = {
-      {"VersionMismatch", {400, "VersionMismatchException"}},
-      {"NoDataRetention", {400, "NoDataRetentionException"}},
-      {"TooManyTags", {400, "TagsPerResourceExceededLimitException"}},
-      {"TooManyStreams", {400, "AccountStreamLimitExceededException"}},
-      {"TooManyGetMediaConnections", {400, "ConnectionLimitExceededException"}},
-      {"NoSignature", {403, "MissingAuthenticationTokenException"}},
-      {"UnknownCredentials", {403, "UnrecognizedClientException"}},
-      {"BadSignature", {403, "InvalidSignatureException"}},
-      {"IncompleteSignature", {400, "IncompleteSignatureException"}},
+  static constexpr std::pair<Reason, KvsErrorKind> kByReason[] = {
+      {Reason::kVersionMismatch, {400, "VersionMismatchException"}},
+      {Reason::kNoDataRetention, {400, "NoDataRetentionException"}},
+      {Reason::kTooManyTags, {400, "TagsPerResourceExceededLimitException"}},
+      {Reason::kTooManyStreams, {400, "AccountStreamLimitExceededException"}},
+      {Reason::kTooManyGetMediaConnections, {400, "ConnectionLimitExceededException"}},
+      {Reason::kNoSignature, {403, "MissingAuthenticationTokenException"}},
+      {Reason::kUnknownCredentials, {403, "UnrecognizedClientException"}},
+      {Reason::kBadSignature, {403, "InvalidSignatureException"}},
+      {Reason::kIncompleteSignature, {400, "IncompleteSignatureException"}},
   };
-  const std::string reason = s.reason();
   for (const auto& [r, kind] : kByReason)
-    if (reason == r) return kind;
+    if (s.reason() == r) return kind;
   switch (s.code()) {
     case Code::kInvalidArgument:
     case Code::kTooLarge:
@@ -162,7 +160,7 @@ bool KvsApi::Owns(const Request& r) const {
 Status KvsApi::Authenticate(const Request& r) const {
   aws::HeaderList headers = HeadersOf(r);
   if (!aws::CanonicalHeaderValue(headers, "authorization"))
-    return Status(Code::kUnauthenticated, "Missing Authentication Token", "NoSignature");
+    return Status(Code::kUnauthenticated, "Missing Authentication Token", Reason::kNoSignature);
   auto query = ParseQuery(r.raw_query);
   if (!query) return InvalidArgument("malformed query string");
   const std::string body_hash = aws::Sha256Hex(r.body);
@@ -172,7 +170,7 @@ Status KvsApi::Authenticate(const Request& r) const {
   if (*declared != body_hash)
     return Status(Code::kUnauthenticated,
                   "The x-amz-content-sha256 header does not match the request body.",
-                  "BadSignature");
+                  Reason::kBadSignature);
   return Status::Ok();
 }
 
@@ -182,7 +180,7 @@ std::optional<Response> KvsApi::AuthorizePutMedia(const Request& r) const {
     return KvsErrorOf(Status(Code::kUnauthenticated,
                              "Missing Authentication Token: PutMedia must be signed (SigV4, "
                              "service kinesisvideo)",
-                             "NoSignature"));
+                             Reason::kNoSignature));
   }
   aws::HeaderList headers = HeadersOf(r);
   auto query = ParseQuery(r.raw_query);

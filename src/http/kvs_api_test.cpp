@@ -15,32 +15,36 @@ struct Case {
 // signature check report, as the AWS SDKs expect them.
 TEST(KvsErrorKindOf, MapsOurReasonsAndCodesToKinesisVideosErrors) {
   const Case cases[] = {
-      {Status(Code::kNotFound, "m", "StreamNotFound"), 404, "ResourceNotFoundException"},
-      {Status(Code::kNotFound, "m", "FragmentNotFound"), 404, "ResourceNotFoundException"},
-      {Status(Code::kNotFound, "m", "NoFragments"), 404, "ResourceNotFoundException"},
-      {Status(Code::kConflict, "m", "StreamExists"), 400, "ResourceInUseException"},
-      {Status(Code::kConflict, "m", "StreamBusy"), 400, "ResourceInUseException"},
-      {Status(Code::kInvalidArgument, "m", "VersionMismatch"), 400, "VersionMismatchException"},
-      {Status(Code::kInvalidArgument, "m", "NoDataRetention"), 400, "NoDataRetentionException"},
-      {Status(Code::kInvalidArgument, "m", "TooManyTags"), 400,
+      {Status(Code::kNotFound, "m", Reason::kStreamNotFound), 404, "ResourceNotFoundException"},
+      {Status(Code::kNotFound, "m", Reason::kFragmentNotFound), 404, "ResourceNotFoundException"},
+      {Status(Code::kNotFound, "m", Reason::kNoFragments), 404, "ResourceNotFoundException"},
+      {Status(Code::kConflict, "m", Reason::kStreamExists), 400, "ResourceInUseException"},
+      {Status(Code::kConflict, "m", Reason::kStreamBusy), 400, "ResourceInUseException"},
+      {Status(Code::kInvalidArgument, "m", Reason::kVersionMismatch), 400,
+       "VersionMismatchException"},
+      {Status(Code::kInvalidArgument, "m", Reason::kNoDataRetention), 400,
+       "NoDataRetentionException"},
+      {Status(Code::kInvalidArgument, "m", Reason::kTooManyTags), 400,
        "TagsPerResourceExceededLimitException"},
-      {Status(Code::kOverloaded, "m", "TooManyStreams"), 400,
+      {Status(Code::kOverloaded, "m", Reason::kTooManyStreams), 400,
        "AccountStreamLimitExceededException"},
-      {Status(Code::kOverloaded, "m", "TooManyGetMediaConnections"), 400,
+      {Status(Code::kOverloaded, "m", Reason::kTooManyGetMediaConnections), 400,
        "ConnectionLimitExceededException"},
       {Status(Code::kOverloaded, "the workers are busy"), 400, "ClientLimitExceededException"},
       {Status(Code::kInvalidArgument, "m"), 400, "InvalidArgumentException"},
-      {Status(Code::kTooLarge, "m", "ClipTooLarge"), 400, "InvalidArgumentException"},
+      {Status(Code::kTooLarge, "m", Reason::kClipTooLarge), 400, "InvalidArgumentException"},
       {Status(Code::kMediaError, "m"), 400, "InvalidMediaFrameException"},
-      {Status(Code::kUnavailable, "stopping", "Stopping"), 503, "ServiceUnavailableException"},
-      {Status(Code::kUpstreamFailed, "m", "KvsError"), 503, "ServiceUnavailableException"},
+      {Status(Code::kUnavailable, "stopping", Reason::kStopping), 503,
+       "ServiceUnavailableException"},
+      {Status(Code::kUpstreamFailed, "m", Reason::kKvsError), 503, "ServiceUnavailableException"},
       {Status(Code::kTimeout, "m"), 503, "ServiceUnavailableException"},
-      {Status(Code::kUnauthenticated, "m", "NoSignature"), 403,
+      {Status(Code::kUnauthenticated, "m", Reason::kNoSignature), 403,
        "MissingAuthenticationTokenException"},
-      {Status(Code::kUnauthenticated, "m", "UnknownCredentials"), 403,
+      {Status(Code::kUnauthenticated, "m", Reason::kUnknownCredentials), 403,
        "UnrecognizedClientException"},
-      {Status(Code::kUnauthenticated, "m", "BadSignature"), 403, "InvalidSignatureException"},
-      {Status(Code::kInvalidArgument, "m", "IncompleteSignature"), 400,
+      {Status(Code::kUnauthenticated, "m", Reason::kBadSignature), 403,
+       "InvalidSignatureException"},
+      {Status(Code::kInvalidArgument, "m", Reason::kIncompleteSignature), 400,
        "IncompleteSignatureException"},
       {Internal("a bug"), 500, "InternalFailure"},
   };
@@ -54,7 +58,7 @@ TEST(KvsErrorKindOf, MapsOurReasonsAndCodesToKinesisVideosErrors) {
 
 TEST(KvsErrorOf, AnswersWithTheTypeAndAMessage) {
   Response r = KvsErrorOf(
-      NotFound("The requested stream cam is not found or not active.", "StreamNotFound"));
+      NotFound("The requested stream cam is not found or not active.", Reason::kStreamNotFound));
   EXPECT_EQ(r.result_int(), 404u);
   EXPECT_EQ(r["x-amzn-ErrorType"], "ResourceNotFoundException");
   EXPECT_FALSE(r["x-amzn-RequestId"].empty());

@@ -16,12 +16,12 @@ namespace {
 
 constexpr const char* kXmlns = "http://s3.amazonaws.com/doc/2006-03-01/";
 
-Status S3Status(Code code, std::string reason, std::string message) {
-  return Status(code, std::move(message), std::move(reason));
+Status S3Status(Code code, Reason reason, std::string message) {
+  return Status(code, std::move(message), reason);
 }
 
 Status NotImplemented(const std::string& what) {
-  return S3Status(Code::kInvalidArgument, "NotImplemented",
+  return S3Status(Code::kInvalidArgument, Reason::kNotImplemented,
                   "A header or parameter you provided implies functionality that is not "
                   "implemented: " +
                       what);
@@ -109,7 +109,7 @@ Result<S3Api::Parsed> S3Api::Parse(const Request& r) const {
   // Before anything else: a key that could name a path outside the store goes no further.
   if (!p.key.empty()) LF_RETURN_IF_ERROR(objects::ValidateObjectKey(p.key));
   auto query = ParseQuery(r.raw_query);
-  if (!query) return InvalidArgument("malformed query string", "InvalidArgument");
+  if (!query) return InvalidArgument("malformed query string", Reason::kInvalidArgument);
   p.query = std::move(*query);
   for (const auto& field : r.header)
     p.headers.emplace_back(Lower(std::string(field.name_string())), std::string(field.value()));
@@ -121,7 +121,7 @@ Result<std::string> S3Api::Authenticate(const Request& r, const Parsed& p) const
       store_.Authenticate(std::string(r.header.method_string()), r.path, p.query, p.headers);
   if (!hash.ok()) return hash;
   if (!p.bucket.empty() && p.bucket != store_.bucket())
-    return NotFound("The specified bucket does not exist", "NoSuchBucket");
+    return NotFound("The specified bucket does not exist", Reason::kNoSuchBucket);
   return hash;
 }
 
@@ -138,13 +138,13 @@ std::optional<Response> S3Api::Admit(const Request& r) const {
                                   "UNSIGNED-PAYLOAD"),
                    r.path);
   if (*hash != "UNSIGNED-PAYLOAD" && !IsHex64(*hash))
-    return S3Error(S3Status(Code::kInvalidArgument, "InvalidArgument",
+    return S3Error(S3Status(Code::kInvalidArgument, Reason::kInvalidArgument,
                             "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or the hex SHA-256 of "
                             "the payload"),
                    r.path);
   bool chunked = r.header.find(bhttp::field::transfer_encoding) != r.header.end();
   if (r.header.find(bhttp::field::content_length) == r.header.end() && !chunked)
-    return S3Error(S3Status(Code::kInvalidArgument, "MissingContentLength",
+    return S3Error(S3Status(Code::kInvalidArgument, Reason::kMissingContentLength,
                             "You must provide the Content-Length HTTP header."),
                    r.path);
   if (Status s = objects::ValidateObjectKey(parsed->key); !s.ok()) return S3Error(s, r.path);
@@ -156,7 +156,7 @@ uint64_t S3Api::BodyLimit(const Request& r) const {
 }
 
 Response S3Api::TooLarge(const Request& r, uint64_t limit) const {
-  return S3Error(S3Status(Code::kTooLarge, "EntityTooLarge",
+  return S3Error(S3Status(Code::kTooLarge, Reason::kEntityTooLarge,
                           "Your proposed upload exceeds the maximum allowed size (" +
                               std::to_string(limit) + " bytes)"),
                  r.path);
@@ -170,7 +170,7 @@ void S3Api::Handle(Request r, Respond respond) {
   if (!hash.ok()) return respond(S3Error(hash.status(), resource));
   bhttp::verb method = r.header.method();
   auto not_allowed = [&](const char* allow) {
-    Response res = S3Error(S3Status(Code::kInvalidArgument, "MethodNotAllowed",
+    Response res = S3Error(S3Status(Code::kInvalidArgument, Reason::kMethodNotAllowed,
                                     "The specified method is not allowed against this resource."),
                            resource);
     res.set(bhttp::field::allow, allow);
@@ -181,7 +181,8 @@ void S3Api::Handle(Request r, Respond respond) {
     auto shared = std::make_shared<Respond>(std::move(respond));
     if (!workers_.TryPost([shared, work = std::move(work)] { (*shared)(work()); }))
       (*shared)(S3Error(
-          S3Status(Code::kUnavailable, "SlowDown", "Please reduce your request rate."), resource));
+          S3Status(Code::kUnavailable, Reason::kSlowDown, "Please reduce your request rate."),
+          resource));
   };
 
   if (parsed->bucket.empty()) {  // the service
@@ -199,7 +200,7 @@ void S3Api::Handle(Request r, Respond respond) {
       return respond(std::move(res));
     }
     if (method == bhttp::verb::put)
-      return respond(S3Error(S3Status(Code::kConflict, "BucketAlreadyOwnedByYou",
+      return respond(S3Error(S3Status(Code::kConflict, Reason::kBucketAlreadyOwnedByYou,
                                       "Your previous request to create the named bucket "
                                       "succeeded and you already own it."),
                              resource));
@@ -239,7 +240,7 @@ void S3Api::Handle(Request r, Respond respond) {
 Response S3Api::PutObject(const Request& r, const Parsed& p, const std::string& payload_hash) {
   const std::string& body = r.body;
   if (payload_hash != "UNSIGNED-PAYLOAD" && payload_hash != aws::Sha256Hex(body))
-    return S3Error(S3Status(Code::kInvalidArgument, "XAmzContentSHA256Mismatch",
+    return S3Error(S3Status(Code::kInvalidArgument, Reason::kXAmzContentSHA256Mismatch,
                             "The provided 'x-amz-content-sha256' header does not match what was "
                             "computed."),
                    r.path);
@@ -247,11 +248,11 @@ Response S3Api::PutObject(const Request& r, const Parsed& p, const std::string& 
   if (const std::string* given = Header(p.headers, "content-md5")) {
     auto digest = Base64Decode(*given);
     if (!digest || digest->size() != 16)
-      return S3Error(S3Status(Code::kInvalidArgument, "InvalidDigest",
+      return S3Error(S3Status(Code::kInvalidArgument, Reason::kInvalidDigest,
                               "The Content-MD5 you specified was invalid."),
                      r.path);
     if (HexEncode(*digest) != md5)
-      return S3Error(S3Status(Code::kInvalidArgument, "BadDigest",
+      return S3Error(S3Status(Code::kInvalidArgument, Reason::kBadDigest,
                               "The Content-MD5 you specified did not match what we received."),
                      r.path);
   }
@@ -284,7 +285,7 @@ Response S3Api::GetObject(const Request& r, const Parsed& p) {
     got = store_.GetObject(p.key, range);
     if (!got.ok()) {
       Response res = S3Error(got.status(), r.path);
-      if (got.status().reason() == "InvalidRange") {
+      if (got.status().reason() == Reason::kInvalidRange) {
         if (auto info = store_.HeadObject(p.key); info.ok())
           res.set(bhttp::field::content_range, "bytes */" + std::to_string(info->size));
       }
@@ -294,7 +295,7 @@ Response S3Api::GetObject(const Request& r, const Parsed& p) {
   const objects::ObjectInfo& info = got->info;
   std::string etag = Quoted(info.meta.etag);
   if (const std::string* m = Header(p.headers, "if-match"); m && *m != etag && *m != "*")
-    return S3Error(S3Status(Code::kInvalidArgument, "PreconditionFailed",
+    return S3Error(S3Status(Code::kInvalidArgument, Reason::kPreconditionFailed,
                             "At least one of the pre-conditions you specified did not hold"),
                    r.path);
   auto response_param = [&](const char* name, const std::string& fallback) {
@@ -335,7 +336,7 @@ Response S3Api::ListObjects(const Parsed& p) {
   bool v2 = false;
   if (const std::string* t = Find(p.query, "list-type")) {
     if (*t != "2")
-      return S3Error(InvalidArgument("list-type must be 2", "InvalidArgument"), resource);
+      return S3Error(InvalidArgument("list-type must be 2", Reason::kInvalidArgument), resource);
     v2 = true;
   }
   objects::ListRequest req;
@@ -346,7 +347,7 @@ Response S3Api::ListObjects(const Parsed& p) {
     auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
     if (ec != std::errc() || end != v->data() + v->size() || n < 0)
       return S3Error(InvalidArgument("Provided max-keys not an integer or within integer range",
-                                     "InvalidArgument"),
+                                     Reason::kInvalidArgument),
                      resource);
     req.max_keys = static_cast<size_t>(std::min<int64_t>(n, 1000));
   }
@@ -354,7 +355,7 @@ Response S3Api::ListObjects(const Parsed& p) {
   if (const std::string* e = Find(p.query, "encoding-type")) {
     if (*e != "url")
       return S3Error(
-          InvalidArgument("Invalid Encoding Method specified in Request", "InvalidArgument"),
+          InvalidArgument("Invalid Encoding Method specified in Request", Reason::kInvalidArgument),
           resource);
     url_encoding = true;
   }
@@ -363,7 +364,7 @@ Response S3Api::ListObjects(const Parsed& p) {
     auto decoded = HexDecodeToken(*token);
     if (!decoded || decoded->empty())
       return S3Error(
-          InvalidArgument("The continuation token provided is incorrect", "InvalidArgument"),
+          InvalidArgument("The continuation token provided is incorrect", Reason::kInvalidArgument),
           resource);
     req.start_after = *decoded;
   } else if (const std::string* s = Find(p.query, v2 ? "start-after" : "marker")) {

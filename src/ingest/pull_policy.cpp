@@ -128,7 +128,7 @@ Status PullPolicy::Check(const sockaddr* address) const {
     return Status(Code::kPermissionDenied,
                   "the pull policy refuses " + Text(*bytes) + " (" + why +
                       "; --pull-allow and --pull-deny change the policy)",
-                  "PullAddressDenied");
+                  Reason::kPullAddressDenied);
   };
   for (const Cidr& c : deny_)
     if (c.Contains(*bytes)) return denied("--pull-deny " + c.text);
@@ -156,7 +156,7 @@ Status PullPolicy::CheckUrl(const std::string& url) const {
   } else if (size_t colon = host.rfind(':'); colon != std::string::npos) {
     host = host.substr(0, colon);
   }
-  if (host.empty()) return InvalidArgument("the URL names no host", "InvalidSourceUrl");
+  if (host.empty()) return InvalidArgument("the URL names no host", Reason::kInvalidSourceUrl);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -164,7 +164,7 @@ Status PullPolicy::CheckUrl(const std::string& url) const {
   int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found);
   if (rc != 0)
     return InvalidArgument("cannot resolve '" + host + "': " + gai_strerror(rc),
-                           "InvalidSourceUrl");
+                           Reason::kInvalidSourceUrl);
   Status result = Status::Ok();
   for (addrinfo* a = found; a != nullptr && result.ok(); a = a->ai_next) result = Check(a->ai_addr);
   freeaddrinfo(found);

@@ -43,7 +43,7 @@ TEST(PullPolicy, RefusesInsideAddressesByDefaultAndAllowsCameraNetworks) {
     EXPECT_TRUE(Allowed(p, camera)) << camera;
   sockaddr_storage ss = Address("169.254.169.254");
   Status s = p.Check(reinterpret_cast<sockaddr*>(&ss));
-  EXPECT_EQ(s.reason(), "PullAddressDenied");
+  EXPECT_EQ(s.reason(), Reason::kPullAddressDenied);
   EXPECT_NE(s.message().find("169.254.169.254"), std::string::npos) << s.message();
 }
 
@@ -73,12 +73,12 @@ TEST(PullPolicy, CidrsAreValidated) {
 
 TEST(PullPolicy, UrlsAreCheckedAfterResolution) {
   PullPolicy p;
-  EXPECT_EQ(p.CheckUrl("rtsp://user:pw@localhost:554/x").reason(), "PullAddressDenied");
-  EXPECT_EQ(p.CheckUrl("http://[::1]:8080/feed.ts").reason(), "PullAddressDenied");
-  EXPECT_EQ(p.CheckUrl("http://169.254.169.254/latest").reason(), "PullAddressDenied");
+  EXPECT_EQ(p.CheckUrl("rtsp://user:pw@localhost:554/x").reason(), Reason::kPullAddressDenied);
+  EXPECT_EQ(p.CheckUrl("http://[::1]:8080/feed.ts").reason(), Reason::kPullAddressDenied);
+  EXPECT_EQ(p.CheckUrl("http://169.254.169.254/latest").reason(), Reason::kPullAddressDenied);
   EXPECT_TRUE(p.CheckUrl("rtsp://192.168.1.20/stream1").ok());
   EXPECT_TRUE(p.CheckUrl("file:///tmp/x.mkv").ok());
-  EXPECT_EQ(p.CheckUrl("rtsp://no-such-host.invalid/x").reason(), "InvalidSourceUrl");
+  EXPECT_EQ(p.CheckUrl("rtsp://no-such-host.invalid/x").reason(), Reason::kInvalidSourceUrl);
 }
 
 // A guarded thread's sockets cannot reach a refused address: the listener
@@ -102,7 +102,7 @@ TEST(ConnectGuard, RefusesConnectionsAndDatagramsOnItsThreadOnly) {
     int udp = socket(AF_INET, SOCK_DGRAM, 0);
     EXPECT_EQ(sendto(udp, "x", 1, 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr), -1);
     close(udp);
-    EXPECT_EQ(guard.refusal().reason(), "PullAddressDenied");
+    EXPECT_EQ(guard.refusal().reason(), Reason::kPullAddressDenied);
     EXPECT_NE(guard.refusal().message().find("127.0.0.1"), std::string::npos);
   }
   // Nothing reached the listener: a non-blocking accept finds no connection.

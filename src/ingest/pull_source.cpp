@@ -89,7 +89,7 @@ std::string RedactUrl(const std::string& url) {
 }
 
 Status ValidateSourceUrl(const std::string& url, bool allow_file) {
-  auto bad = [](const std::string& why) { return InvalidArgument(why, "InvalidSourceUrl"); };
+  auto bad = [](const std::string& why) { return InvalidArgument(why, Reason::kInvalidSourceUrl); };
   if (url.empty() || url.size() > 2048) return bad("the source URL must be 1 to 2048 bytes");
   for (unsigned char c : url)
     if (c <= 0x20 || c == 0x7f)
@@ -120,7 +120,7 @@ Result<std::unique_ptr<PullSource>> PullSource::Start(store::StreamStore& store,
                                                       PullOptions options) {
   LF_RETURN_IF_ERROR(ValidateSourceUrl(options.url, true));
   if (options.rtsp_transport != "tcp" && options.rtsp_transport != "udp")
-    return InvalidArgument("rtsp_transport must be tcp or udp", "InvalidArgument");
+    return InvalidArgument("rtsp_transport must be tcp or udp", Reason::kInvalidArgument);
   std::unique_ptr<PullSource> source(new PullSource(store, std::move(options)));
   source->thread_ = std::thread([s = source.get()] { s->Run(); });
   return source;
@@ -198,7 +198,7 @@ void PullSource::Run() {
     // Only a connection that stayed up a while starts the backoff over: a
     // source that delivers a frame and drops is retried ever more slowly.
     failures = stable ? 0 : std::min(failures + 1, 16);
-    SetState("error", ended.message(), ended.reason());
+    SetState("error", ended.message(), ended.reason_name());
     auto cap = std::min<int64_t>(options_.backoff_max.count(), options_.backoff_base.count()
                                                                    << std::min(failures, 16));
     // Half fixed, half random: never a hot loop, never in step with other sources.
@@ -217,7 +217,7 @@ Status PullSource::Session() {
   std::shared_ptr<store::Stream> stream = std::move(*opened);
   stream->SetOwned();
   if (!stream->AcquireWriter())
-    return Status(Code::kConflict, "a producer is pushing to this stream", "StreamBusy");
+    return Status(Code::kConflict, "a producer is pushing to this stream", Reason::kStreamBusy);
   std::string error;
   // Every connection this thread makes is checked against the pull policy.
   static const PullPolicy kDefaultPolicy;
@@ -239,14 +239,14 @@ Status PullSource::Session() {
       return Status(Code::kUnavailable,
                     NowNs() > deadline_ns_ ? "cannot open the source: timed out"
                                            : "cannot open the source: " + AvErrorText(rc),
-                    "SourceUnavailable");
+                    Reason::kSourceUnavailable);
     }
     std::unique_ptr<AVFormatContext, FormatContextCloser> ctx(raw);
     ctx->max_analyze_duration = 2 * AV_TIME_BASE;
     rc = avformat_find_stream_info(ctx.get(), nullptr);
     if (rc < 0)
       return Status(Code::kUnavailable, "cannot read the source's streams: " + AvErrorText(rc),
-                    "SourceUnavailable");
+                    Reason::kSourceUnavailable);
     int video = FindVideoStream(*ctx);
     if (video < 0) return Status(Code::kUnavailable, "the source has no decodable video track");
     for (unsigned i = 0; i < ctx->nb_streams; ++i)
@@ -285,8 +285,9 @@ Status PullSource::Session() {
         if (NowNs() > deadline_ns_)
           return Status(Code::kUnavailable,
                         "no data for " + std::to_string(options_.read_timeout.count()) + " ms",
-                        "SourceTimeout");
-        return Status(Code::kUnavailable, "read failed: " + AvErrorText(rc), "SourceUnavailable");
+                        Reason::kSourceTimeout);
+        return Status(Code::kUnavailable, "read failed: " + AvErrorText(rc),
+                      Reason::kSourceUnavailable);
       }
       if (pkt->stream_index != video) {
         av_packet_unref(pkt.get());
@@ -361,21 +362,21 @@ Status PullSources::Add(PullOptions options, bool configured) {
   MutexLock lock(mu_);
   if (sources_.count(options.stream))
     return Status(Code::kConflict, "stream '" + options.stream + "' is already pulled",
-                  "StreamExists");
+                  Reason::kStreamExists);
   if (auto existing = store_.Find(options.stream); existing && !configured) {
     auto info = existing->Info(store_.clock().NowMs(), store_.options().live_window_ms);
     if (info.producer_connected)
       return Status(Code::kConflict, "a producer is pushing to stream '" + options.stream + "'",
-                    "StreamBusy");
+                    Reason::kStreamBusy);
     return Status(Code::kConflict,
                   "stream '" + options.stream + "' exists: a pull never takes over a stream",
-                  "StreamExists");
+                  Reason::kStreamExists);
   }
   if (limit_ && !limit_->TryAcquire())
     return Status(Code::kOverloaded,
                   "the server pulls " + std::to_string(limit_->max()) +
                       " sources, its limit (--max-pulls); delete one first",
-                  "TooManyPulls");
+                  Reason::kTooManyPulls);
   auto opened = store_.Open(options.stream);
   if (!opened.ok()) {
     if (limit_) limit_->Release();
@@ -398,7 +399,7 @@ Status PullSources::Remove(const std::string& stream) {
     MutexLock lock(mu_);
     auto it = sources_.find(stream);
     if (it == sources_.end())
-      return NotFound("stream '" + stream + "' is not pulled", "SourceNotFound");
+      return NotFound("stream '" + stream + "' is not pulled", Reason::kSourceNotFound);
     source = std::move(it->second);
     sources_.erase(it);
     if (limit_) limit_->Release();

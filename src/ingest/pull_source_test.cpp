@@ -120,7 +120,7 @@ TEST(PullSource, UrlsAreCheckedAndRedacted) {
        {std::string("file:///etc/passwd"), std::string("ftp://x/y"), std::string("rtsp://"),
         std::string("rtsp:///path"), std::string("rtsp://host/a b"), std::string("cam.local"),
         std::string("concat:a|b"), std::string("")})
-    EXPECT_EQ(ValidateSourceUrl(bad, false).reason(), "InvalidSourceUrl") << bad;
+    EXPECT_EQ(ValidateSourceUrl(bad, false).reason(), Reason::kInvalidSourceUrl) << bad;
   EXPECT_FALSE(ValidateSourceUrl("file://relative/path.mkv", true).ok());
   EXPECT_EQ(RedactUrl("rtsp://admin:hunter2@10.0.0.5/live"), "rtsp://admin:***@10.0.0.5/live");
   EXPECT_EQ(RedactUrl("rtmp://token@host/app"), "rtmp://***@host/app");
@@ -135,13 +135,13 @@ TEST(PullSources, OneSourcePerStreamAndRemove) {
   PullSources sources(store, *LoopbackAllowed());
   PullOptions o{.stream = "cam", .url = "rtsp://127.0.0.1:1/x", .backoff_base = 50ms};
   ASSERT_TRUE(sources.Add(o, false).ok());
-  EXPECT_EQ(sources.Add(o, false).reason(), "StreamExists");
+  EXPECT_EQ(sources.Add(o, false).reason(), Reason::kStreamExists);
   EXPECT_EQ(sources.Add({.stream = "f", .url = "file:///tmp/x.mkv"}, false).reason(),
-            "InvalidSourceUrl");
+            Reason::kInvalidSourceUrl);
   EXPECT_TRUE(sources.Find("cam"));
   EXPECT_EQ(sources.List().size(), 1u);
   EXPECT_TRUE(sources.Remove("cam").ok());
-  EXPECT_EQ(sources.Remove("cam").reason(), "SourceNotFound");
+  EXPECT_EQ(sources.Remove("cam").reason(), Reason::kSourceNotFound);
   EXPECT_FALSE(sources.Find("cam"));
 }
 
@@ -154,7 +154,7 @@ TEST(PullSources, TheDefaultPolicyRefusesInsideAddressesAtEveryStep) {
   PullSources sources(store);
   Status refused = sources.Add({.stream = "api", .url = url}, /*configured=*/false);
   EXPECT_EQ(refused.code(), Code::kInvalidArgument);
-  EXPECT_EQ(refused.reason(), "PullAddressDenied");
+  EXPECT_EQ(refused.reason(), Reason::kPullAddressDenied);
   EXPECT_FALSE(sources.Find("api"));
   ASSERT_TRUE(sources
                   .Add({.stream = "configured", .url = url, .backoff_base = 20ms},
@@ -175,7 +175,7 @@ TEST(PullSources, AnExistingStreamIsNeverTakenOver) {
   (void)store.Open("pushed");
   PullSources sources(store, *LoopbackAllowed());
   EXPECT_EQ(sources.Add({.stream = "pushed", .url = "rtsp://127.0.0.1:1/x"}, false).reason(),
-            "StreamExists");
+            Reason::kStreamExists);
   EXPECT_FALSE(sources.Find("pushed"));
 }
 

@@ -74,14 +74,15 @@ Status PushSession::Parse() {
                       " bytes exceeds the fragment limit of " +
                       std::to_string(options_.max_fragment_bytes) + " bytes";
     SendErrorAck(AckError::kMaxFragmentSizeReached, why, timecode, number);
-    return Status(Code::kTooLarge, why, "MaxFragmentSizeReached");
+    return Status(Code::kTooLarge, why, Reason::kMaxFragmentSizeReached);
   };
   if (!demuxer.ok() && boundary.oversized()) return refuse_oversized(std::nullopt, 0);
   if (!demuxer.ok()) {
-    if (pipe_.aborted()) return Status(Code::kUnavailable, "connection closed", "StreamReadError");
+    if (pipe_.aborted())
+      return Status(Code::kUnavailable, "connection closed", Reason::kStreamReadError);
     SendErrorAck(AckError::kInvalidMkvData, demuxer.status().message(), 0, std::nullopt);
     return InvalidArgument("not a Matroska stream: " + demuxer.status().message(),
-                           "InvalidMkvData");
+                           Reason::kInvalidMkvData);
   }
   const AVFormatContext& ctx = (*demuxer)->context();
   constexpr unsigned kMaxTracks = 3;  // Kinesis Video's limit
@@ -89,12 +90,12 @@ Status PushSession::Parse() {
     std::string why = "the stream has " + std::to_string(ctx.nb_streams) + " tracks; at most " +
                       std::to_string(kMaxTracks) + " are allowed";
     SendErrorAck(AckError::kMoreThanAllowedTracksFound, why, 0, std::nullopt);
-    return InvalidArgument(why, "MoreThanAllowedTracksFound");
+    return InvalidArgument(why, Reason::kMoreThanAllowedTracksFound);
   }
   int video = FindVideoStream(ctx);
   if (video < 0) {
     SendErrorAck(AckError::kInvalidMkvData, "no decodable video track", 0, std::nullopt);
-    return InvalidArgument("the stream has no decodable video track", "InvalidMkvData");
+    return InvalidArgument("the stream has no decodable video track", Reason::kInvalidMkvData);
   }
   const AVStream* vst = ctx.streams[video];
   auto codec = media::CopyCodecParameters(*vst->codecpar);
@@ -129,7 +130,7 @@ Status PushSession::Parse() {
         SendErrorAck(AckError::kInvalidMkvData,
                      why + (number ? ": the fragment in progress is incomplete and dropped" : ""),
                      timecode, number);
-        return InvalidArgument(why, "InvalidMkvData");
+        return InvalidArgument(why, Reason::kInvalidMkvData);
       }
       fragmenter.Finish();
       if (next.ok()) return Status::Ok();
@@ -138,12 +139,12 @@ Status PushSession::Parse() {
                      stalled_ ? "the producer sent nothing for too long (idle timeout)"
                               : "the producer's connection ended",
                      timecode, number);
-        return Status(Code::kUnavailable, "connection closed mid-stream", "StreamReadError");
+        return Status(Code::kUnavailable, "connection closed mid-stream", Reason::kStreamReadError);
       }
       // A stream cut short mid-element reads as invalid data: what arrived
       // complete is kept and acknowledged above.
       SendErrorAck(AckError::kInvalidMkvData, next.status().message(), timecode, number);
-      return InvalidArgument(next.status().message(), "InvalidMkvData");
+      return InvalidArgument(next.status().message(), Reason::kInvalidMkvData);
     }
     if (boundary.oversized()) {  // read in the same buffer as the element's header
       int64_t timecode = fragmenter.open_timecode();

@@ -145,16 +145,16 @@ TEST_F(PushSessionTest, RandomBytesGiveAnInvalidMkvAck) {
   std::mt19937 rng(7);
   for (char& c : junk) c = static_cast<char>(rng());
   PushOutcome o = Push(store_, "junk", junk);
-  EXPECT_EQ(o.status.reason(), "InvalidMkvData");
+  EXPECT_EQ(o.status.reason(), Reason::kInvalidMkvData);
   ASSERT_EQ(o.acks.size(), 1u);
   EXPECT_EQ(o.acks[0]["EventType"], "ERROR");
   EXPECT_EQ(o.acks[0]["ErrorId"], 4006);
-  EXPECT_EQ(store_.LatestFragment("junk").status().reason(), "NoFrame");
+  EXPECT_EQ(store_.LatestFragment("junk").status().reason(), Reason::kNoFrame);
 }
 
 TEST_F(PushSessionTest, EmptyBody) {
   PushOutcome o = Push(store_, "empty", "");
-  EXPECT_EQ(o.status.reason(), "InvalidMkvData");
+  EXPECT_EQ(o.status.reason(), Reason::kInvalidMkvData);
   ASSERT_EQ(o.acks.size(), 1u);
   EXPECT_EQ(o.acks[0]["ErrorId"], 4006);
 }
@@ -259,7 +259,7 @@ TEST_F(PushSessionTest, MoreThanThreeTracksAreRefused) {
                {"-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t", "1", "-map", "0", "-map",
                 "0", "-map", "0", "-map", "0", "-c:v", "libx264", "-g", "10"});
   PushOutcome o = Push(store_, "tracks", ReadFile(clip));
-  EXPECT_EQ(o.status.reason(), "MoreThanAllowedTracksFound");
+  EXPECT_EQ(o.status.reason(), Reason::kMoreThanAllowedTracksFound);
   ASSERT_EQ(o.acks.size(), 1u);
   EXPECT_EQ(o.acks[0]["ErrorId"], 4005);
   EXPECT_EQ(o.acks[0]["ErrorCode"], "MORE_THAN_ALLOWED_TRACKS_FOUND");
@@ -273,7 +273,7 @@ TEST_F(PushSessionTest, SecondProducerOnTheSameStreamIsRefused) {
   ASSERT_TRUE(first.ok());
   auto second = PushSession::Start(store_, {.stream = "busy"}, {});
   ASSERT_FALSE(second.ok());
-  EXPECT_EQ(second.status().reason(), "StreamBusy");
+  EXPECT_EQ(second.status().reason(), Reason::kStreamBusy);
   (*first)->Finish();
   done.get_future().wait();
   auto third = PushSession::Start(store_, {.stream = "busy"}, {});
@@ -301,7 +301,7 @@ TEST_F(PushSessionTest, AKeyframeOverTheFragmentLimitIsRefusedAsItArrivesAndNoth
   PushOptions options;
   options.max_fragment_bytes = 4096;
   PushOutcome o = Push(store_, "big", ReadFile(clip), options);
-  EXPECT_EQ(o.status.reason(), "MaxFragmentSizeReached") << o.status.ToString();
+  EXPECT_EQ(o.status.reason(), Reason::kMaxFragmentSizeReached) << o.status.ToString();
   ASSERT_EQ(CountEvents(o, "ERROR"), 1);
   EXPECT_EQ(o.acks.back()["ErrorId"], 4001);
   EXPECT_NE(o.acks.back()["Message"].get<std::string>().find("exceeds the fragment limit"),

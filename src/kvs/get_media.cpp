@@ -21,7 +21,7 @@ Result<uint64_t> FirstFragmentNumber(const std::vector<store::FragmentView>& fra
       if (std::none_of(fragments.begin(), fragments.end(),
                        [&](const store::FragmentView& f) { return f.number == start.number; }))
         return NotFound("Fragment " + std::to_string(start.number) + " is not found.",
-                        "FragmentNotFound");
+                        Reason::kFragmentNotFound);
       return start.number;
     case Type::kContinuationToken:  // names the last chunk sent: go on after it
       return start.number + 1;
@@ -59,7 +59,7 @@ Result<MediaFollowers::Session> MediaFollowers::Open(std::shared_ptr<store::Stre
                                                      uint64_t first_number) {
   MutexLock lock(core_->mu);
   core_->ReapLocked();
-  if (core_->shut_down) return Status(Code::kUnavailable, "stopping", "Stopping");
+  if (core_->shut_down) return Status(Code::kUnavailable, "stopping", Reason::kStopping);
   auto& followers = core_->followers;
   size_t same = std::count_if(followers.begin(), followers.end(),
                               [&](const auto& f) { return f->stream == stream->name(); });
@@ -67,7 +67,7 @@ Result<MediaFollowers::Session> MediaFollowers::Open(std::shared_ptr<store::Stre
     return Status(Code::kOverloaded,
                   "stream " + stream->name() + " already has " + std::to_string(same) +
                       " GetMedia connections, the most it may have",
-                  "TooManyGetMediaConnections");
+                  Reason::kTooManyGetMediaConnections);
   followers.push_back(std::make_unique<Follower>());
   Follower* follower = followers.back().get();
   follower->stream = stream->name();

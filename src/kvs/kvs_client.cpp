@@ -78,21 +78,21 @@ Status KvsClient::ErrorOf(const aws::HttpResponse& a, const std::string& operati
                      (error_type.empty() ? "HTTP " + std::to_string(a.status) : error_type) +
                      (message.empty() ? "" : " (" + message + ")");
   if (error_type == "ResourceNotFoundException")
-    return NotFound("Kinesis Video: " + what, "StreamNotFound");
+    return NotFound("Kinesis Video: " + what, Reason::kStreamNotFound);
   if (a.status >= 500)
     return Status(Code::kUpstreamFailed, "Kinesis Video endpoint failed: " + what,
-                  "KvsUnavailable");
-  return Status(Code::kUpstreamFailed, "Kinesis Video refused " + what, "KvsError");
+                  Reason::kKvsUnavailable);
+  return Status(Code::kUpstreamFailed, "Kinesis Video refused " + what, Reason::kKvsError);
 }
 
 Status KvsClient::FailureOf(const Status& failure, const std::string& endpoint) {
   if (failure.code() == Code::kTimeout)
     return Status(Code::kTimeout, "Kinesis Video endpoint " + endpoint + " did not answer in time",
-                  "KvsTimeout");
+                  Reason::kKvsTimeout);
   if (failure.code() == Code::kUnavailable)
     return Status(Code::kUpstreamFailed,
                   "Kinesis Video endpoint " + endpoint + " failed: " + failure.message(),
-                  "KvsUnavailable");
+                  Reason::kKvsUnavailable);
   return failure;
 }
 
@@ -129,7 +129,7 @@ Result<std::string> KvsClient::DataEndpoint(const std::string& stream,
   auto j = nlohmann::json::parse(*body, nullptr, false);
   if (!j.is_object() || !j.contains("DataEndpoint") || !j["DataEndpoint"].is_string())
     return Status(Code::kUpstreamFailed, "GetDataEndpoint answered without a DataEndpoint",
-                  "KvsError");
+                  Reason::kKvsError);
   return j["DataEndpoint"].get<std::string>();
 }
 

@@ -20,12 +20,13 @@ constexpr int64_t kHourMs = 3'600'000;
 
 Status NoStream(const std::string& name) {
   return NotFound("The requested stream " + name + " is not found or not active.",
-                  "StreamNotFound");
+                  Reason::kStreamNotFound);
 }
 
 // A source's error for |stream|, told as the control plane tells it.
 Status SourceError(const Status& s, const std::string& stream) {
-  return s.code() == Code::kNotFound && s.reason() == "StreamNotFound" ? NoStream(stream) : s;
+  return s.code() == Code::kNotFound && s.reason() == Reason::kStreamNotFound ? NoStream(stream)
+                                                                              : s;
 }
 
 std::string MediaTypeOf(const store::StreamInfo& info) {
@@ -133,7 +134,7 @@ Status KvsService::CheckVersion(const StreamMeta& m, const std::string& version)
   return Status(Code::kInvalidArgument,
                 "The stream version " + version + " is not the current version " +
                     std::to_string(m.version) + ".",
-                "VersionMismatch");
+                Reason::kVersionMismatch);
 }
 
 Result<std::string> KvsService::CreateStream(const CreateStreamRequest& r) {
@@ -146,7 +147,7 @@ Result<std::string> KvsService::CreateStream(const CreateStreamRequest& r) {
   if (r.tags > kMaxTags)
     return Status(Code::kInvalidArgument,
                   "Tags must be a map of at most " + std::to_string(kMaxTags) + " tags",
-                  "TooManyTags");
+                  Reason::kTooManyTags);
   StreamMeta m;
   m.name = r.name;
   m.device_name = r.device_name;
@@ -157,10 +158,11 @@ Result<std::string> KvsService::CreateStream(const CreateStreamRequest& r) {
   std::optional<int64_t> retention;  // 0: no archive in Kinesis Video; here the live window
   if (r.retention_hours > 0) retention = r.retention_hours * kHourMs;
   auto created = streams_.Create(m.name, retention);
-  if (!created.ok() && created.status().reason() == "TooManyStreams")  // --max-streams
+  if (!created.ok() && created.status().reason() == Reason::kTooManyStreams)  // --max-streams
     return created.status();
   if (!created.ok())
-    return Status(Code::kConflict, "The stream " + m.name + " already exists.", "StreamExists");
+    return Status(Code::kConflict, "The stream " + m.name + " already exists.",
+                  Reason::kStreamExists);
   LF_RETURN_IF_ERROR(registry_.Put(m));
   return Arn(m);
 }
@@ -248,7 +250,7 @@ Status KvsService::UpdateImageGeneration(const UpdateImageGenerationRequest& r) 
   if (c.enabled && m.retention_hours && *m.retention_hours == 0)
     return Status(Code::kInvalidArgument,
                   "image generation needs a stream with data retention (it has 0 hours)",
-                  "NoDataRetention");
+                  Reason::kNoDataRetention);
   LF_RETURN_IF_ERROR(Schedule(*name, c));
   m.image_generation = c;
   return registry_.Put(m);
@@ -339,38 +341,40 @@ void KvsService::GetClip(const GetClipRequest& r, ClipCallback done) {
   if (!name.ok()) return done(name.status());
   if (r.range.end_ms <= r.range.start_ms)
     return done(InvalidArgument("The StartTimestamp must be before the EndTimestamp."));
-  source_.FragmentsAsync(
-      *name, QueryOf(r.range, store::FragmentQuery::Match::kOverlaps),
-      [this, done = std::move(done),
-       stream = *name](Result<std::vector<store::FragmentView>> fragments) {
-        if (!fragments.ok()) return done(SourceError(fragments.status(), stream));
-        std::vector<store::FragmentView> chosen;
-        size_t bytes = 0;
-        std::string truncated;
-        for (auto& f : *fragments) {
-          // Kinesis Video's GetClip: the first 200 fragments or 100 MB of the range.
-          if (chosen.size() == kMaxClipFragments) {
-            truncated = "the first 200 fragments";
-            break;
-          }
-          if (bytes + f.bytes > kMaxClipBytes) {
-            truncated = "the first 100 MB";
-            break;
-          }
-          bytes += f.bytes;
-          chosen.push_back(std::move(f));
-        }
-        if (chosen.empty())
-          return done(NotFound("No fragments found in the specified time range.", "NoFragments"));
-        Post(
-            [done, chosen = std::move(chosen), truncated] {
-              auto clip =
-                  store::MuxClip(chosen, store::ClipFormat::kMp4, kMaxClipBytes + (8 << 20));
-              if (!clip.ok()) return done(clip.status());
-              done(ClipResult{std::move(*clip), truncated});
-            },
-            done);
-      });
+  source_.FragmentsAsync(*name, QueryOf(r.range, store::FragmentQuery::Match::kOverlaps),
+                         [this, done = std::move(done),
+                          stream = *name](Result<std::vector<store::FragmentView>> fragments) {
+                           if (!fragments.ok())
+                             return done(SourceError(fragments.status(), stream));
+                           std::vector<store::FragmentView> chosen;
+                           size_t bytes = 0;
+                           std::string truncated;
+                           for (auto& f : *fragments) {
+                             // Kinesis Video's GetClip: the first 200 fragments or 100 MB of the
+                             // range.
+                             if (chosen.size() == kMaxClipFragments) {
+                               truncated = "the first 200 fragments";
+                               break;
+                             }
+                             if (bytes + f.bytes > kMaxClipBytes) {
+                               truncated = "the first 100 MB";
+                               break;
+                             }
+                             bytes += f.bytes;
+                             chosen.push_back(std::move(f));
+                           }
+                           if (chosen.empty())
+                             return done(NotFound("No fragments found in the specified time range.",
+                                                  Reason::kNoFragments));
+                           Post(
+                               [done, chosen = std::move(chosen), truncated] {
+                                 auto clip = store::MuxClip(chosen, store::ClipFormat::kMp4,
+                                                            kMaxClipBytes + (8 << 20));
+                                 if (!clip.ok()) return done(clip.status());
+                                 done(ClipResult{std::move(*clip), truncated});
+                               },
+                               done);
+                         });
 }
 
 void KvsService::GetImages(const GetImagesRequest& r, ImagesCallback done) {
@@ -419,24 +423,25 @@ void KvsService::GetImages(const GetImagesRequest& r, ImagesCallback done) {
       failed = g->failed.has_value();
     }
     if (failed) return g->Settle(times.size() - i);  // the call has failed: render no more
-    engine_->RenderAtAsync(
-        *name, snapshot::FrameTime{.at_ms = times[i], .server_timeline = r.server}, r.image,
-        [g, i, stream = *name](Result<snapshot::Image> image) {
-          {
-            MutexLock lock(g->mu);
-            SampledImage& out = g->result.images[i];
-            if (image.ok()) {
-              out.bytes = std::move(image->bytes);
-            } else if (image.status().code() == Code::kOverloaded ||
-                       image.status().reason() == "StreamNotFound") {
-              if (!g->failed) g->failed = SourceError(image.status(), stream);
-            } else {
-              out.error = image.status().reason() == "NoMedia" ? SampledImage::Error::kNoMedia
-                                                               : SampledImage::Error::kMediaError;
-            }
-          }
-          g->Settle(1);
-        });
+    engine_->RenderAtAsync(*name,
+                           snapshot::FrameTime{.at_ms = times[i], .server_timeline = r.server},
+                           r.image, [g, i, stream = *name](Result<snapshot::Image> image) {
+                             {
+                               MutexLock lock(g->mu);
+                               SampledImage& out = g->result.images[i];
+                               if (image.ok()) {
+                                 out.bytes = std::move(image->bytes);
+                               } else if (image.status().code() == Code::kOverloaded ||
+                                          image.status().reason() == Reason::kStreamNotFound) {
+                                 if (!g->failed) g->failed = SourceError(image.status(), stream);
+                               } else {
+                                 out.error = image.status().reason() == Reason::kNoMedia
+                                                 ? SampledImage::Error::kNoMedia
+                                                 : SampledImage::Error::kMediaError;
+                               }
+                             }
+                             g->Settle(1);
+                           });
   }
 }
 

@@ -114,7 +114,7 @@ TEST_F(KvsServiceTest, CreateDescribeAndDeleteAStream) {
   EXPECT_EQ(Create("cam", 2), ArnOf("cam"));
   auto again = service_->CreateStream({.name = "cam"});
   ASSERT_FALSE(again.ok());
-  EXPECT_EQ(again.status().reason(), "StreamExists");
+  EXPECT_EQ(again.status().reason(), Reason::kStreamExists);
   EXPECT_EQ(again.status().code(), Code::kConflict);
 
   auto by_name = service_->DescribeStream({.name = "cam"});
@@ -129,26 +129,26 @@ TEST_F(KvsServiceTest, CreateDescribeAndDeleteAStream) {
 
   // An ARN of another creation time, a name and ARN that disagree, a bad name.
   auto stale = service_->DescribeStream({.arn = "arn:aws:kinesisvideo:us-east-1:0:stream/cam/1"});
-  EXPECT_EQ(stale.status().reason(), "StreamNotFound");
+  EXPECT_EQ(stale.status().reason(), Reason::kStreamNotFound);
   auto mixed = service_->DescribeStream({.name = "other", .arn = ArnOf("cam")});
   EXPECT_EQ(mixed.status().code(), Code::kInvalidArgument);
   EXPECT_EQ(service_->DescribeStream({.name = "no/slash"}).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(service_->DescribeStream({}).status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(service_->DescribeStream({.name = "nope"}).status().reason(), "StreamNotFound");
+  EXPECT_EQ(service_->DescribeStream({.name = "nope"}).status().reason(), Reason::kStreamNotFound);
 
   Status stale_delete = service_->DeleteStream(
       {.stream = {.arn = ArnOf("cam")}, .current_version = std::string("7")});
-  EXPECT_EQ(stale_delete.reason(), "VersionMismatch");
+  EXPECT_EQ(stale_delete.reason(), Reason::kVersionMismatch);
   EXPECT_TRUE(
       service_->DeleteStream({.stream = {.arn = ArnOf("cam")}, .current_version = std::string("1")})
           .ok());
-  EXPECT_EQ(service_->DescribeStream({.name = "cam"}).status().reason(), "StreamNotFound");
+  EXPECT_EQ(service_->DescribeStream({.name = "cam"}).status().reason(), Reason::kStreamNotFound);
   EXPECT_FALSE(registry_->Find("cam"));
 }
 
 TEST_F(KvsServiceTest, CreateStreamBounds) {
   auto tags = service_->CreateStream({.name = "cam", .tags = kMaxTags + 1});
-  EXPECT_EQ(tags.status().reason(), "TooManyTags");
+  EXPECT_EQ(tags.status().reason(), Reason::kTooManyTags);
   auto type = service_->CreateStream({.name = "cam", .media_type = "h264"});
   EXPECT_EQ(type.status().code(), Code::kInvalidArgument);
   auto hours = service_->CreateStream({.name = "cam", .retention_hours = kMaxRetentionHours + 1});
@@ -191,7 +191,7 @@ TEST_F(KvsServiceTest, UpdateDataRetentionChecksVersionAndBounds) {
 
   Status stale = service_->UpdateDataRetention(
       {.stream = {.name = "cam"}, .current_version = "1", .increase = true, .change_hours = 1});
-  EXPECT_EQ(stale.reason(), "VersionMismatch");
+  EXPECT_EQ(stale.reason(), Reason::kVersionMismatch);
   Status below = service_->UpdateDataRetention(
       {.stream = {.name = "cam"}, .current_version = "2", .increase = false, .change_hours = 4});
   EXPECT_EQ(below.code(), Code::kInvalidArgument);
@@ -252,7 +252,7 @@ TEST_F(KvsServiceTest, ImageGenerationIsKeptAndRestoredWithoutHttp) {
   EXPECT_EQ(service_->UpdateImageGeneration({{.name = "cam"}, elsewhere}).code(),
             Code::kInvalidArgument);
   EXPECT_EQ(service_->UpdateImageGeneration({{.name = "live"}, Thumbnails()}).reason(),
-            "NoDataRetention");
+            Reason::kNoDataRetention);
   ASSERT_TRUE(service_->UpdateImageGeneration({{.name = "cam"}, Thumbnails()}).ok());
   auto described = service_->DescribeImageGeneration({.name = "cam"});
   ASSERT_TRUE(described.ok());
@@ -332,7 +332,7 @@ TEST_F(KvsServiceTest, ListFragmentsByRangeAndPage) {
 
   auto missing = Await<ListFragmentsResult>(
       [&](auto done) { service_->ListFragments({.stream = {.name = "nope"}}, done); });
-  EXPECT_EQ(missing.status().reason(), "StreamNotFound");
+  EXPECT_EQ(missing.status().reason(), Reason::kStreamNotFound);
   EXPECT_NE(missing.status().message().find("nope is not found"), std::string::npos);
 }
 
@@ -351,7 +351,7 @@ TEST_F(KvsServiceTest, GetMediaForFragmentListAndGetClip) {
     service_->GetMediaForFragmentList({{.name = "cam"}, {first, last + 1000}}, done);
   });
   EXPECT_EQ(missing.status().code(), Code::kNotFound);
-  EXPECT_EQ(missing.status().reason(), "FragmentNotFound");
+  EXPECT_EQ(missing.status().reason(), Reason::kFragmentNotFound);
 
   auto clip = Await<ClipResult>([&](auto done) {
     service_->GetClip(
@@ -365,7 +365,7 @@ TEST_F(KvsServiceTest, GetMediaForFragmentListAndGetClip) {
     service_->GetClip({{.name = "cam"}, {.start_ms = kNow + 60'000, .end_ms = kNow + 61'000}},
                       done);
   });
-  EXPECT_EQ(empty.status().reason(), "NoFragments");
+  EXPECT_EQ(empty.status().reason(), Reason::kNoFragments);
 }
 
 // A SnapshotEngine that answers RenderAtAsync from a table, at once.
@@ -392,7 +392,7 @@ class FakeEngine final : public snapshot::SnapshotEngine {
 TEST_F(KvsServiceTest, GetImagesSamplesTheRangeThroughTheEngine) {
   FakeEngine engine;
   Reopen(&engine);
-  engine.errors[13'000] = NotFound("no fragment then", "NoMedia");
+  engine.errors[13'000] = NotFound("no fragment then", Reason::kNoMedia);
   engine.errors[16'000] = Status(Code::kMediaError, "undecodable");
   GetImagesRequest r{.stream = {.name = "cam"},
                      .server = true,
@@ -426,9 +426,9 @@ TEST_F(KvsServiceTest, GetImagesSamplesTheRangeThroughTheEngine) {
   auto busy = Await<GetImagesResult>([&](auto done) { service_->GetImages(r, done); });
   EXPECT_EQ(busy.status().code(), Code::kOverloaded);
   EXPECT_EQ(engine.asked.size(), 1u);
-  engine.errors[10'000] = NotFound("no stream named 'cam'", "StreamNotFound");
+  engine.errors[10'000] = NotFound("no stream named 'cam'", Reason::kStreamNotFound);
   auto unknown = Await<GetImagesResult>([&](auto done) { service_->GetImages(r, done); });
-  EXPECT_EQ(unknown.status().reason(), "StreamNotFound");
+  EXPECT_EQ(unknown.status().reason(), Reason::kStreamNotFound);
 }
 
 // Collects what a GetMedia session writes.
@@ -474,7 +474,7 @@ TEST_F(KvsServiceTest, GetMediaFollowsTheStreamIntoASink) {
   EXPECT_EQ(FirstFragmentNumber(fragments, {.type = Type::kFragmentNumber, .number = 1})
                 .status()
                 .reason(),
-            "FragmentNotFound");
+            Reason::kFragmentNotFound);
 
   auto session = service_->GetMedia({{.name = "cam"}, {.type = Type::kEarliest}});
   ASSERT_TRUE(session.ok()) << session.status().ToString();
@@ -499,11 +499,11 @@ TEST_F(KvsServiceTest, GetMediaSessionsPerStreamAreBounded) {
     held.push_back(std::move(*s));
   }
   auto refused = service_->GetMedia({{.name = "cam"}, {}});
-  EXPECT_EQ(refused.status().reason(), "TooManyGetMediaConnections");
+  EXPECT_EQ(refused.status().reason(), Reason::kTooManyGetMediaConnections);
   EXPECT_EQ(refused.status().code(), Code::kOverloaded);
   held.pop_back();  // never started: its place is given back
   EXPECT_TRUE(service_->GetMedia({{.name = "cam"}, {}}).ok());
-  EXPECT_EQ(service_->GetMedia({{.name = "nope"}, {}}).status().reason(), "StreamNotFound");
+  EXPECT_EQ(service_->GetMedia({{.name = "nope"}, {}}).status().reason(), Reason::kStreamNotFound);
 }
 
 }  // namespace

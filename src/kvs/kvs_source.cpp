@@ -112,7 +112,7 @@ void KvsSource::LatestFragmentAsync(std::string_view stream_view, FragmentCallba
     MutexLock lock(mu_);
     if (stopped_) {
       lock.Unlock();
-      return done(Status(Code::kUnavailable, "stopping", "Stopping"));
+      return done(Status(Code::kUnavailable, "stopping", Reason::kStopping));
     }
     auto it = followers_.find(stream);
     if (it != followers_.end() && it->second.follower->live) {
@@ -138,7 +138,7 @@ void KvsSource::LatestFragmentAsync(std::string_view stream_view, FragmentCallba
       waiters = std::move(cold_waiters_[stream]);
       cold_waiters_.erase(stream);
       // A stream the endpoint does not have is not followed.
-      if (!r.ok() && r.status().reason() == "StreamNotFound")
+      if (!r.ok() && r.status().reason() == Reason::kStreamNotFound)
         if (auto it = followers_.find(stream); it != followers_.end()) {
           gone = std::move(it->second.follower);
           followers_.erase(it);
@@ -158,7 +158,8 @@ void KvsSource::LatestFragmentAsync(std::string_view stream_view, FragmentCallba
       cold_waiters_.erase(stream);
     }
     for (auto& w : waiters)
-      w(Status(Code::kOverloaded, "too many Kinesis Video fetches in progress", "Overloaded"));
+      w(Status(Code::kOverloaded, "too many Kinesis Video fetches in progress",
+               Reason::kOverloaded));
   }
 }
 
@@ -247,7 +248,8 @@ Result<store::FragmentView> KvsSource::FetchCold(const std::string& stream) cons
     if (!body.ok()) return body.status();
     json j = json::parse(*body, nullptr, false);
     if (!j.is_object() || !j.contains("Fragments") || !j["Fragments"].is_array())
-      return Status(Code::kUpstreamFailed, "ListFragments answered without Fragments", "KvsError");
+      return Status(Code::kUpstreamFailed, "ListFragments answered without Fragments",
+                    Reason::kKvsError);
     for (const json& f : j["Fragments"]) {
       if (!f.is_object() || !f.contains("FragmentNumber") || !f["FragmentNumber"].is_string() ||
           !f.contains("ServerTimestamp") || !f["ServerTimestamp"].is_number())
@@ -273,7 +275,7 @@ Result<store::FragmentView> KvsSource::FetchCold(const std::string& stream) cons
     return NotFound("stream '" + stream + "' has no fragment in the last " +
                         std::to_string(options_.cold_lookback_ms / 1000) + " s at " +
                         client_.endpoint(),
-                    "NoFrame");
+                    Reason::kNoFrame);
   // Numbered as the endpoint numbers it: a later cold look at another fragment
   // with as many frames is not mistaken for this one (the snapshot cache's key).
   auto latest = FetchFragment(stream, newest);
@@ -329,12 +331,13 @@ Result<std::vector<store::FragmentView>> KvsSource::Fragments(
       return Status(Code::kTooLarge,
                     "the range holds more than " + std::to_string(kMaxRangePages * 1000) +
                         " fragments at " + client_.endpoint(),
-                    "TooManyFragments");
+                    Reason::kTooManyFragments);
     auto body = client_.Call(*endpoint, "listFragments", request.dump());
     if (!body.ok()) return body.status();
     json j = json::parse(*body, nullptr, false);
     if (!j.is_object() || !j.contains("Fragments") || !j["Fragments"].is_array())
-      return Status(Code::kUpstreamFailed, "ListFragments answered without Fragments", "KvsError");
+      return Status(Code::kUpstreamFailed, "ListFragments answered without Fragments",
+                    Reason::kKvsError);
     for (const json& f : j["Fragments"]) {
       if (!f.is_object() || !f.contains("FragmentNumber") || !f["FragmentNumber"].is_string())
         continue;
@@ -394,7 +397,7 @@ Result<std::vector<store::FragmentView>> KvsSource::FragmentsByNumber(
     if (!remote)
       return NotFound(
           "fragment " + std::to_string(n) + " of stream '" + stream + "' was not listed here",
-          "FragmentNotFound");
+          Reason::kFragmentNotFound);
     auto whole = FetchFragment(stream, *remote);
     if (!whole.ok()) return whole.status();
     whole->number = n;
@@ -417,7 +420,7 @@ Result<store::FragmentView> KvsSource::FetchFragment(const std::string& stream,
     return Status(Code::kUpstreamFailed,
                   "fragment " + remote_number + " of '" + stream + "' holds no frame we can read" +
                       (ingested.ok() ? "" : ": " + ingested.message()),
-                  "KvsError");
+                  Reason::kKvsError);
   // One endpoint fragment may hold more than one keyframe: its frames are one fragment here.
   store::FragmentView whole = std::move(pieces->front());
   for (size_t i = 1; i < pieces->size(); ++i) {
@@ -440,8 +443,8 @@ void KvsSource::PostFetch(std::function<Result<std::vector<store::FragmentView>>
   auto shared = std::make_shared<FragmentsCallback>(std::move(done));
   bool queued = fetchers_.TryPost([work = std::move(work), shared] { (*shared)(work()); });
   if (!queued)
-    (*shared)(
-        Status(Code::kOverloaded, "too many Kinesis Video fetches in progress", "Overloaded"));
+    (*shared)(Status(Code::kOverloaded, "too many Kinesis Video fetches in progress",
+                     Reason::kOverloaded));
 }
 
 void KvsSource::FragmentsAsync(std::string_view stream, const store::FragmentQuery& query,

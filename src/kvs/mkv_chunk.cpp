@@ -15,7 +15,8 @@ MkvTags FragmentTags(const store::FragmentView& f) {
 
 Result<std::unique_ptr<MkvChunkWriter>> MkvChunkWriter::Begin(const store::FragmentView& f,
                                                               const MkvTags& tags) {
-  if (!f.codec || f.frames.empty()) return NotFound("the fragment holds no frame", "NoFrame");
+  if (!f.codec || f.frames.empty())
+    return NotFound("the fragment holds no frame", Reason::kNoFrame);
   std::unique_ptr<MkvChunkWriter> w(new MkvChunkWriter());
   w->producer_ts_ms_ = f.producer_ts_ms;
   w->first_pts_ms_ = f.frames.front().pts_ms;

@@ -164,7 +164,7 @@ Result<std::string> MuxClip(const AVCodecParameters& codec, std::span<const Enco
       return Status(
           Code::kTooLarge,
           "the clip would exceed " + std::to_string(max_bytes) + " bytes: ask for a shorter range",
-          "ClipTooLarge");
+          Reason::kClipTooLarge);
     return s;
   };
   auto opened = MuxOutput::Open(format == ClipFormat::kMp4 ? "mp4" : "matroska", 0, codec, "clip",

@@ -93,7 +93,7 @@ TEST(MuxClip, PastItsBoundIsTooLarge) {
     auto clip = MuxClip(*in.codec, in.frames, format, 2000);
     ASSERT_FALSE(clip.ok());
     EXPECT_EQ(clip.status().code(), Code::kTooLarge);
-    EXPECT_EQ(clip.status().reason(), "ClipTooLarge");
+    EXPECT_EQ(clip.status().reason(), Reason::kClipTooLarge);
   }
 }
 

@@ -84,14 +84,14 @@ class Fd {
   int fd_;
 };
 
-Status NoSuchKey() { return NotFound("The specified key does not exist.", "NoSuchKey"); }
+Status NoSuchKey() { return NotFound("The specified key does not exist.", Reason::kNoSuchKey); }
 
 Status KeyConflict(const std::string& key) {
   return Status(Code::kConflict,
                 "'" + key +
                     "' cannot be stored here: it, or one of its prefixes, is both an object "
                     "and a folder of other objects",
-                "ObjectKeyConflict");
+                Reason::kObjectKeyConflict);
 }
 
 std::string EncodeHeader(const ObjectMeta& meta) {
@@ -177,7 +177,9 @@ bool ValidBucketName(const std::string& b) {
 }
 
 Status ValidateObjectKey(std::string_view key) {
-  auto bad = [](std::string message) { return InvalidArgument(std::move(message), "InvalidKey"); };
+  auto bad = [](std::string message) {
+    return InvalidArgument(std::move(message), Reason::kInvalidKey);
+  };
   if (key.empty() || key.size() > 1024) return bad("object key must be 1 to 1024 bytes");
   if (key.front() == '/') return bad("object key may not start with '/'");
   for (unsigned char c : key)
@@ -300,12 +302,12 @@ Result<ObjectInfo> LocalStore::PutObject(const std::string& key, std::string_vie
   for (const auto& [k, v] : meta.user) utf8 = utf8 && IsValidUtf8(k) && IsValidUtf8(v);
   if (!utf8)
     return InvalidArgument("Content-Type, Cache-Control and x-amz-meta-* values must be UTF-8",
-                           "InvalidArgument");
+                           Reason::kInvalidArgument);
   if (bytes.size() > options_.max_object_bytes)
     return Status(Code::kTooLarge,
                   "Your proposed upload exceeds the maximum allowed size of " +
                       std::to_string(options_.max_object_bytes) + " bytes",
-                  "EntityTooLarge");
+                  Reason::kEntityTooLarge);
   meta.etag = Md5Hex(bytes);
   fs::path path = PathOf(key);
   // Written aside, then renamed: readers see the old object or the new one, never a torn one.
@@ -381,7 +383,7 @@ Result<StoredObject> LocalStore::GetObject(const std::string& key,
     }
     if (first >= size)
       return Status(Code::kInvalidArgument, "The requested range is not satisfiable",
-                    "InvalidRange");
+                    Reason::kInvalidRange);
     out.partial = true;
   }
   out.first = first;

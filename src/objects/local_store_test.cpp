@@ -130,20 +130,20 @@ TEST_F(LocalStoreTest, KeysNeverEscapeTheDirectory) {
       "../escape.jpg", "a/../../b",           "/abs", "a//b", "./a", "a/.", "",
       "a\\..\\b",      std::string("a\0b", 3)};
   for (const std::string& key : keys) {
-    EXPECT_EQ(store_->Put(key, "x", "image/jpeg").reason(), "InvalidKey") << key;
+    EXPECT_EQ(store_->Put(key, "x", "image/jpeg").reason(), Reason::kInvalidKey) << key;
     EXPECT_FALSE(store_->PresignGet(key, 600).ok());
   }
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "escape.jpg"));
-  EXPECT_EQ(store_->GetObject("../../etc/passwd").status().reason(), "InvalidKey");
-  EXPECT_EQ(store_->HeadObject("a/../../x").status().reason(), "InvalidKey");
-  EXPECT_EQ(store_->DeleteObject("../objects").reason(), "InvalidKey");
-  EXPECT_EQ(store_->PutObject("..", "x", {}).status().reason(), "InvalidKey");
+  EXPECT_EQ(store_->GetObject("../../etc/passwd").status().reason(), Reason::kInvalidKey);
+  EXPECT_EQ(store_->HeadObject("a/../../x").status().reason(), Reason::kInvalidKey);
+  EXPECT_EQ(store_->DeleteObject("../objects").reason(), Reason::kInvalidKey);
+  EXPECT_EQ(store_->PutObject("..", "x", {}).status().reason(), Reason::kInvalidKey);
 }
 
 TEST_F(LocalStoreTest, MissingObjects) {
   auto url = store_->PresignGet("snapshots/none.jpg", 600);
-  EXPECT_EQ(Fetch(*url).status().reason(), "NoSuchKey");
-  EXPECT_EQ(store_->HeadObject("none").status().reason(), "NoSuchKey");
+  EXPECT_EQ(Fetch(*url).status().reason(), Reason::kNoSuchKey);
+  EXPECT_EQ(store_->HeadObject("none").status().reason(), Reason::kNoSuchKey);
   EXPECT_TRUE(store_->DeleteObject("none").ok());  // as S3: deleting nothing succeeds
 }
 
@@ -168,13 +168,14 @@ TEST_F(LocalStoreTest, ObjectsKeepTheirMetadataAndRanges) {
   EXPECT_EQ(store_->GetObject("dir/a b+c~é.txt", ParseByteRange("bytes=7-"))->bytes, "789");
   EXPECT_EQ(store_->GetObject("dir/a b+c~é.txt", ParseByteRange("bytes=8-100"))->bytes, "89");
   EXPECT_EQ(store_->GetObject("dir/a b+c~é.txt", ParseByteRange("bytes=10-")).status().reason(),
-            "InvalidRange");
+            Reason::kInvalidRange);
   EXPECT_FALSE(ParseByteRange("bytes=5-2"));
   EXPECT_FALSE(ParseByteRange("bytes=1-2,4-5"));
   EXPECT_FALSE(ParseByteRange("items=1-2"));
   // A key cannot be both an object and a folder of others.
-  EXPECT_EQ(store_->PutObject("dir", "x", {}).status().reason(), "ObjectKeyConflict");
-  EXPECT_EQ(store_->PutObject("dir/a b+c~é.txt/x", "x", {}).status().reason(), "ObjectKeyConflict");
+  EXPECT_EQ(store_->PutObject("dir", "x", {}).status().reason(), Reason::kObjectKeyConflict);
+  EXPECT_EQ(store_->PutObject("dir/a b+c~é.txt/x", "x", {}).status().reason(),
+            Reason::kObjectKeyConflict);
   ASSERT_TRUE(store_->DeleteObject("dir/a b+c~é.txt").ok());
   EXPECT_FALSE(std::filesystem::exists(dir_.path() / "objects/lastframe/dir"));  // emptied folder
 }
@@ -186,7 +187,7 @@ TEST_F(LocalStoreTest, MetadataThatIsNotUtf8IsRefused) {
                    ObjectMeta{.cache_control = "\xc0\xaf"},           // an overlong '/'
                    ObjectMeta{.user = {{"cam", "\xed\xa0\x80"}}}}) {  // a surrogate
     auto put = store_->PutObject("k", "x", bad);
-    EXPECT_EQ(put.status().reason(), "InvalidArgument") << put.status().ToString();
+    EXPECT_EQ(put.status().reason(), Reason::kInvalidArgument) << put.status().ToString();
   }
   EXPECT_FALSE(store_->HeadObject("k").ok());
   ObjectMeta good{.content_type = "text/plain; charset=utf-8", .user = {{"lieu", "entrée €𝄞"}}};
@@ -253,10 +254,10 @@ TEST_F(LocalStoreTest, SweepDeletesByAgeThenBySize) {
   auto r = (*store)->Sweep();
   EXPECT_EQ(r.deleted_expired, 1u);
   EXPECT_EQ(r.deleted_for_space, 0u);
-  EXPECT_EQ((*store)->HeadObject("old").status().reason(), "NoSuchKey");
+  EXPECT_EQ((*store)->HeadObject("old").status().reason(), Reason::kNoSuchKey);
   // Past the size bound, a put sweeps the oldest.
   ASSERT_TRUE((*store)->PutObject("s/newest", std::string(400, 'c'), {}).ok());
-  EXPECT_EQ((*store)->HeadObject("s/older").status().reason(), "NoSuchKey");
+  EXPECT_EQ((*store)->HeadObject("s/older").status().reason(), Reason::kNoSuchKey);
   EXPECT_TRUE((*store)->HeadObject("s/newer").ok());
   EXPECT_TRUE((*store)->HeadObject("s/newest").ok());
 }

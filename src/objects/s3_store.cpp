@@ -153,18 +153,19 @@ Result<aws::HttpResponse> S3Store::Call(const std::string& method, const std::st
     if (s.code() != Code::kTimeout && s.code() != Code::kUnavailable) return fail(s);
     return fail(Status(Code::kUnavailable,
                        "object store " + endpoint_host_ + " unreachable: " + s.message(),
-                       "ObjectStoreUnavailable"));
+                       Reason::kObjectStoreUnavailable));
   }
   long status = last->status;
   if (status >= 200 && status < 300) return last;
-  if (status == 404 && method != "PUT") return fail(NotFound("no object " + key, "NoSuchKey"));
+  if (status == 404 && method != "PUT")
+    return fail(NotFound("no object " + key, Reason::kNoSuchKey));
   std::string code = XmlField(last->body, "Code");
   std::string message = XmlField(last->body, "Message");
   return fail(
       Status(Code::kUpstreamFailed,
              "object store answered " + std::to_string(status) + (code.empty() ? "" : " " + code) +
                  (message.empty() ? "" : ": " + message) + " (" + method + " " + target.path + ")",
-             "ObjectStoreError"));
+             Reason::kObjectStoreError));
 }
 
 Status S3Store::Put(const std::string& key, std::string_view bytes,
@@ -175,7 +176,7 @@ Status S3Store::Put(const std::string& key, std::string_view bytes,
   const std::string* etag = r->Header("etag");
   if (etag && Unquote(*etag).size() == 32 && Unquote(*etag) != Md5Hex(bytes))
     return Status(Code::kUpstreamFailed, "object store stored different bytes (ETag mismatch)",
-                  "ObjectStoreError");
+                  Reason::kObjectStoreError);
   return Status::Ok();
 }
 
@@ -187,7 +188,7 @@ void S3Store::PutAsync(std::string key, std::shared_ptr<const std::string> bytes
                         shared_done] { (*shared_done)(Put(key, *bytes, content_type)); });
   if (!queued)
     (*shared_done)(Status(Code::kOverloaded, "too many uploads to the object store in flight",
-                          "ObjectStoreBusy"));
+                          Reason::kObjectStoreBusy));
 }
 
 Result<std::string> S3Store::PresignGet(const std::string& key, int64_t expires_s) {

@@ -56,7 +56,7 @@ TEST(S3Store, RefusesBadSettings) {
           clock)
           .ok());
   auto store = Open({.bucket = "cams", .endpoint = "http://127.0.0.1:9"}, clock);
-  EXPECT_EQ(store->PresignGet("../k", 60).status().reason(), "InvalidKey");
+  EXPECT_EQ(store->PresignGet("../k", 60).status().reason(), Reason::kInvalidKey);
   EXPECT_FALSE(store->PresignGet("k", 0).ok());
   EXPECT_FALSE(store->PresignGet("k", 604801).ok());
 }

@@ -32,7 +32,7 @@ bool WorthFrameThreads(const store::FragmentView& fragment, size_t first) {
 Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, int threads,
                                           int64_t max_pts) {
   if (!fragment.codec || fragment.frames.empty())
-    return NotFound("the fragment holds no frame", "NoFrame");
+    return NotFound("the fragment holds no frame", Reason::kNoFrame);
   if (threads == 0)
     threads = WorthFrameThreads(fragment)
                   ? static_cast<int>(std::max(2u, std::thread::hardware_concurrency()))

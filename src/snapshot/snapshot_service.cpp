@@ -31,7 +31,8 @@ media::EncodeOptions EncodeOptionsOf(const SnapshotOptions& o) {
 }
 
 Status Overloaded() {
-  return Status(Code::kOverloaded, "too many snapshots in progress; retry shortly", "Overloaded");
+  return Status(Code::kOverloaded, "too many snapshots in progress; retry shortly",
+                Reason::kOverloaded);
 }
 
 // Names one rendering: the stream, its newest frame, the options, publishing.
@@ -73,7 +74,7 @@ Status SnapshotService::BoundPixels(const SnapshotOptions& asked,
                                std::to_string(fitted->height) + " is larger than the " +
                                std::to_string(max) +
                                " pixels this server renders (--max-render-pixels)",
-                           "TooManyPixels");
+                           Reason::kTooManyPixels);
   }
   // The source itself is larger: keep its shape, within the bound.
   media::ShrinkToPixels(max, &fitted->width, &fitted->height);
@@ -258,7 +259,7 @@ void SnapshotService::RenderAtAsync(const std::string& stream, FrameTime at,
         if (f == nullptr || f->frames.empty() || !f->codec)
           return answer(NotFound(
               "no frame of '" + stream + "' at " + std::to_string(at.at_ms) + " ms is retained",
-              "NoMedia"));
+              Reason::kNoMedia));
         // The picture on screen at |at|: the latest presented at or before it. With
         // B-frames it may come after later ones in decode order: every frame up to
         // the last one presented by then is decoded.

@@ -223,13 +223,14 @@ TEST_F(SnapshotServiceTest, AFrameAtATimeIsTheOneShownThenAndSharesTheCache) {
 
   // Before the stream, after it, or of no stream: said so, nothing rendered.
   auto before_stream = RenderAt("cam", {.at_ms = f.producer_ts_ms - 10'000});
-  EXPECT_EQ(before_stream.status().reason(), "NoMedia");
+  EXPECT_EQ(before_stream.status().reason(), Reason::kNoMedia);
   auto after_stream = RenderAt("cam", {.at_ms = f.producer_ts_ms + f.duration_ms + 1});
-  EXPECT_EQ(after_stream.status().reason(), "NoMedia");
-  EXPECT_EQ(RenderAt("nobody", {.at_ms = f.producer_ts_ms}).status().reason(), "StreamNotFound");
+  EXPECT_EQ(after_stream.status().reason(), Reason::kNoMedia);
+  EXPECT_EQ(RenderAt("nobody", {.at_ms = f.producer_ts_ms}).status().reason(),
+            Reason::kStreamNotFound);
   // An explicit size over the pixel bound is refused, unless it may be scaled down.
   auto big = RenderAt("cam", {.at_ms = f.producer_ts_ms}, {.width = 8000, .height = 6000});
-  EXPECT_EQ(big.status().reason(), "TooManyPixels");
+  EXPECT_EQ(big.status().reason(), Reason::kTooManyPixels);
   auto shrunk = RenderAt("cam", {.at_ms = f.producer_ts_ms},
                          {.width = 8000, .height = 6000, .shrink_to_fit = true});
   ASSERT_TRUE(shrunk.ok()) << shrunk.status().ToString();
@@ -304,7 +305,7 @@ TEST_F(SnapshotServiceTest, ConcurrentRequestsShareOneRender) {
 TEST_F(SnapshotServiceTest, UnknownStreamAnswersAtOnceAndAFullQueueOverloads) {
   bool answered = false;
   service_->RenderAsync("nope", {}, [&](Result<Image> r) {
-    EXPECT_EQ(r.status().reason(), "StreamNotFound");
+    EXPECT_EQ(r.status().reason(), Reason::kStreamNotFound);
     answered = true;
   });
   EXPECT_TRUE(answered);  // no worker needed to know

@@ -78,7 +78,7 @@ Result<media::FramePtr> WarmDecoders::Newest(const std::string& stream,
                                              const store::FragmentView& fragment, bool* catch_up) {
   if (catch_up) *catch_up = false;
   if (!fragment.codec || fragment.frames.empty())
-    return NotFound("the fragment holds no frame", "NoFrame");
+    return NotFound("the fragment holds no frame", Reason::kNoFrame);
   std::shared_ptr<Warm> warm = Acquire(stream);
   Warm& w = *warm;
   MutexLock lock(w.mu);

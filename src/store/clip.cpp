@@ -8,7 +8,7 @@ namespace lastframe::store {
 Result<std::string> MuxClip(const std::vector<FragmentView>& fragments, ClipFormat format,
                             size_t max_bytes) {
   if (fragments.empty() || fragments.front().frames.empty() || !fragments.front().codec)
-    return NotFound("no fragments in the range", "NoFragments");
+    return NotFound("no fragments in the range", Reason::kNoFragments);
   const AVCodecParameters& codec = *fragments.front().codec;
   // The producer's timeline: fragment start plus the frame's offset in it.
   std::vector<Frame> placed;

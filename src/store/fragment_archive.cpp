@@ -31,7 +31,7 @@ constexpr std::chrono::milliseconds kFirstRetry{100};
 
 Status StreamDeleted(const std::string& stream) {
   return NotFound("stream '" + stream + "' was deleted while this was being stored",
-                  "StreamDeleted");
+                  Reason::kStreamDeleted);
 }
 
 std::string Sha256Hex(const std::string& s) {
@@ -48,7 +48,7 @@ std::string Sha256Hex(const std::string& s) {
 }
 
 Status ArchivalError(const std::string& what) {
-  return Status(Code::kUnavailable, what + ": " + std::strerror(errno), "ArchivalError");
+  return Status(Code::kUnavailable, what + ": " + std::strerror(errno), Reason::kArchivalError);
 }
 
 Status WriteFileDurably(const fs::path& tmp, const std::string& bytes) {

@@ -179,7 +179,7 @@ TEST(FragmentArchive, AFullDiskIsAnErrorNotACrash) {
     ASSERT_TRUE(full.ok());
     s = (*archive)->Persist("cam", fragments[1]);
   }
-  EXPECT_EQ(s.reason(), "ArchivalError");
+  EXPECT_EQ(s.reason(), Reason::kArchivalError);
   EXPECT_EQ(s.code(), Code::kUnavailable);
   // Nothing partial is left: the earlier fragment alone comes back.
   RecoveryReport report = (*archive)->Recover();
@@ -328,7 +328,7 @@ TEST(FragmentArchive, ForgetRacingWritesAndTrimLeavesNothingBehind) {
     for (size_t i = finished_first; i < writes.size(); ++i) {
       Status s = writes[i].get();
       // Published before the folder moved (then deleted with it), or dropped.
-      EXPECT_TRUE(s.ok() || s.reason() == "StreamDeleted") << s.ToString();
+      EXPECT_TRUE(s.ok() || s.reason() == Reason::kStreamDeleted) << s.ToString();
       (s.ok() ? stored_then_deleted : dropped)++;
     }
     stop.store(true);
@@ -374,7 +374,7 @@ TEST(FragmentArchive, AFolderThatWillNotMoveIsRemovedInPlace) {
   gate.WaitForStarted(1);
   archive.Forget("cam");
   gate.Release();
-  EXPECT_EQ(write.get().reason(), "StreamDeleted");
+  EXPECT_EQ(write.get().reason(), Reason::kStreamDeleted);
   archive.WaitForDeletions();
   EXPECT_FALSE(fs::exists(root / "cam")) << ::testing::PrintToString(Listing(root));
   EXPECT_TRUE(Listing(root / ".tmp").empty());
@@ -413,7 +413,7 @@ TEST(FragmentArchive, ADeletedStreamTakesNoProducerAndLeavesNoFolder) {
   std::shared_ptr<Stream> cam = *opened;
   ASSERT_TRUE(store.Persist("cam", fragments[0]).ok());
   ASSERT_TRUE(cam->AcquireWriter());
-  EXPECT_EQ(store.Remove("cam").reason(), "StreamBusy");  // while its producer writes
+  EXPECT_EQ(store.Remove("cam").reason(), Reason::kStreamBusy);  // while its producer writes
   cam->ReleaseWriter("");
   ASSERT_TRUE(store.Remove("cam").ok());
   EXPECT_FALSE(cam->AcquireWriter());  // the late producer is refused

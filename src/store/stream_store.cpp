@@ -282,7 +282,7 @@ Result<std::shared_ptr<Stream>> StreamStore::AddLocked(const std::string& name, 
       return Status(Code::kOverloaded,
                     "the server holds " + std::to_string(options_.stream_limit->max()) +
                         " streams, its limit (--max-streams); delete one first",
-                    "TooManyStreams");
+                    Reason::kTooManyStreams);
     }
   }
   auto stream = std::make_shared<Stream>(name, this);
@@ -306,7 +306,7 @@ Result<std::shared_ptr<Stream>> StreamStore::OpenForWriting(const std::string& n
     if (!(*opened)->closed()) break;  // deleted meanwhile: a new one is made on the next Open
   }
   return Status(Code::kConflict, "another producer is already pushing to stream '" + name + "'",
-                "StreamBusy");
+                Reason::kStreamBusy);
 }
 
 std::shared_ptr<Stream> StreamStore::Find(std::string_view name) const {
@@ -325,7 +325,7 @@ Result<std::shared_ptr<Stream>> StreamStore::Create(const std::string& name,
   {
     MutexLock lock(mu_);
     if (streams_.count(name))
-      return Status(Code::kConflict, "stream '" + name + "' exists", "StreamExists");
+      return Status(Code::kConflict, "stream '" + name + "' exists", Reason::kStreamExists);
     auto added = AddLocked(name, /*bounded=*/true);
     if (!added.ok()) return added.status();
     stream = std::move(*added);
@@ -338,7 +338,7 @@ Result<std::shared_ptr<Stream>> StreamStore::Create(const std::string& name,
 
 Status StreamStore::SetRetention(const std::string& name, int64_t retention_ms) {
   std::shared_ptr<Stream> stream = Find(name);
-  if (!stream) return NotFound("no stream named '" + name + "'", "StreamNotFound");
+  if (!stream) return NotFound("no stream named '" + name + "'", Reason::kStreamNotFound);
   stream->SetRetention(retention_ms);
   return archive_ ? archive_->SetRetention(name, retention_ms) : Status::Ok();
 }
@@ -367,12 +367,12 @@ Status StreamStore::Remove(std::string_view name) {
   MutexLock lock(mu_);
   auto it = streams_.find(name);
   if (it == streams_.end())
-    return NotFound("no stream named '" + std::string(name) + "'", "StreamNotFound");
+    return NotFound("no stream named '" + std::string(name) + "'", Reason::kStreamNotFound);
   // Checked and closed in one step: a producer that opened the stream cannot
   // claim it after the check and write (and persist) into a deleted stream.
   if (!it->second->CloseUnlessWritten())
     return Status(Code::kConflict, "a producer is writing to stream '" + std::string(name) + "'",
-                  "StreamBusy");
+                  Reason::kStreamBusy);
   streams_.erase(it);
   if (options_.stream_limit) options_.stream_limit->Release();
   if (archive_) archive_->Forget(std::string(name));
@@ -381,25 +381,28 @@ Status StreamStore::Remove(std::string_view name) {
 
 Result<FragmentView> StreamStore::LatestFragment(std::string_view name) const {
   std::shared_ptr<Stream> stream = Find(name);
-  if (!stream) return NotFound("no stream named '" + std::string(name) + "'", "StreamNotFound");
+  if (!stream)
+    return NotFound("no stream named '" + std::string(name) + "'", Reason::kStreamNotFound);
   std::optional<FragmentView> latest = stream->Latest();
   if (!latest)
     return NotFound("stream '" + std::string(name) + "' has no frame yet (or none retained)",
-                    "NoFrame");
+                    Reason::kNoFrame);
   return std::move(*latest);
 }
 
 Result<std::vector<FragmentView>> StreamStore::Fragments(std::string_view name,
                                                          const FragmentQuery& query) const {
   std::shared_ptr<Stream> stream = Find(name);
-  if (!stream) return NotFound("no stream named '" + std::string(name) + "'", "StreamNotFound");
+  if (!stream)
+    return NotFound("no stream named '" + std::string(name) + "'", Reason::kStreamNotFound);
   return stream->Select(query);
 }
 
 Result<std::vector<FragmentView>> StreamStore::FragmentsByNumber(
     std::string_view name, const std::vector<uint64_t>& numbers) const {
   std::shared_ptr<Stream> stream = Find(name);
-  if (!stream) return NotFound("no stream named '" + std::string(name) + "'", "StreamNotFound");
+  if (!stream)
+    return NotFound("no stream named '" + std::string(name) + "'", Reason::kStreamNotFound);
   uint64_t lowest = numbers.empty() ? 0 : *std::min_element(numbers.begin(), numbers.end());
   std::vector<FragmentView> held = stream->FragmentsFrom(lowest);
   std::vector<FragmentView> out;
@@ -410,7 +413,7 @@ Result<std::vector<FragmentView>> StreamStore::FragmentsByNumber(
     if (it == held.end() || it->number != n)
       return NotFound("fragment " + std::to_string(n) + " of stream '" + std::string(name) +
                           "' is not retained (past the retention, or never there)",
-                      "FragmentNotFound");
+                      Reason::kFragmentNotFound);
     out.push_back(*it);
   }
   return out;

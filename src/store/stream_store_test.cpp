@@ -47,11 +47,11 @@ TEST(StreamStore, UnknownStreamAndEmptyStreamAreDistinctNotFounds) {
   StreamStore store(clock, {});
   auto missing = store.LatestFragment("nope");
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.status().reason(), "StreamNotFound");
+  EXPECT_EQ(missing.status().reason(), Reason::kStreamNotFound);
   (void)store.Open("cam");
   auto empty = store.LatestFragment("cam");
   ASSERT_FALSE(empty.ok());
-  EXPECT_EQ(empty.status().reason(), "NoFrame");
+  EXPECT_EQ(empty.status().reason(), Reason::kNoFrame);
 }
 
 // The range reads every listing, clip and Kinesis Video range operation goes through.
@@ -103,10 +103,10 @@ TEST(StreamStore, RangeReadsSelectByTimelineMatchNumberAndCompleteness) {
   EXPECT_EQ((*picked)[1].frames.size(), 5u);
   auto missing = store.FragmentsByNumber("cam", {n0, n2 + 7});
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.status().reason(), "FragmentNotFound");
+  EXPECT_EQ(missing.status().reason(), Reason::kFragmentNotFound);
   EXPECT_NE(missing.status().message().find(std::to_string(n2 + 7)), std::string::npos);
-  EXPECT_EQ(store.Fragments("nobody", {}).status().reason(), "StreamNotFound");
-  EXPECT_EQ(store.FragmentsByNumber("nobody", {n0}).status().reason(), "StreamNotFound");
+  EXPECT_EQ(store.Fragments("nobody", {}).status().reason(), Reason::kStreamNotFound);
+  EXPECT_EQ(store.FragmentsByNumber("nobody", {n0}).status().reason(), Reason::kStreamNotFound);
 }
 
 TEST(StreamStore, LatestIncludesTheFragmentStillArriving) {
@@ -160,7 +160,7 @@ TEST(StreamStore, RetentionDropsOldFragments) {
   StreamInfo info = store.List()[0];
   EXPECT_EQ(info.fragment_count, 0u);
   EXPECT_EQ(info.state, "idle");
-  EXPECT_EQ(store.LatestFragment("cam").status().reason(), "NoFrame");
+  EXPECT_EQ(store.LatestFragment("cam").status().reason(), Reason::kNoFrame);
 }
 
 TEST(StreamStore, BytesPerStreamAreBounded) {
@@ -231,9 +231,9 @@ TEST(StreamStore, StreamsPastTheLimitAreRefusedAndRemovingOneMakesRoom) {
   ASSERT_TRUE(store.Create("b", std::nullopt).ok());
   auto refused = store.Open("c");
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().reason(), "TooManyStreams");
+  EXPECT_EQ(refused.status().reason(), Reason::kTooManyStreams);
   EXPECT_EQ(refused.status().code(), Code::kOverloaded);
-  EXPECT_EQ(store.Create("c", std::nullopt).status().reason(), "TooManyStreams");
+  EXPECT_EQ(store.Create("c", std::nullopt).status().reason(), Reason::kTooManyStreams);
   EXPECT_TRUE(store.Open("a").ok());  // an existing stream is no new one
   EXPECT_EQ(limit.in_use(), 2u);
   EXPECT_EQ(limit.refusals(), 2u);
@@ -276,7 +276,7 @@ TEST(StreamStore, OpenForWritingTakesAFreeStreamRefusesAHeldOneAndRemakesADelete
   StreamStore store(clock, {});
   auto first = store.OpenForWriting("cam");
   ASSERT_TRUE(first.ok());
-  EXPECT_EQ(store.OpenForWriting("cam").status().reason(), "StreamBusy");
+  EXPECT_EQ(store.OpenForWriting("cam").status().reason(), Reason::kStreamBusy);
   // Deleted between a producer's open and its claim: the claim goes to a new stream.
   (*first)->ReleaseWriter("");
   auto held = *store.Open("cam");

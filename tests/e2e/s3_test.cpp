@@ -228,7 +228,7 @@ TEST_F(EmbeddedS3Test, S3StoreAgreesWithTheEmbeddedStore) {
   EXPECT_EQ(fetched.status, 200);
   EXPECT_EQ(fetched.body, "JPEGBYTES");
   ASSERT_TRUE(store->Delete(key).ok());
-  EXPECT_EQ(store->Head(key).status().reason(), "NoSuchKey");
+  EXPECT_EQ(store->Head(key).status().reason(), Reason::kNoSuchKey);
   auto wrong = OpenStore(StoreOptions(server_.base_url(), "lastframe", kAccessKey, "wrong"));
   Status refused = wrong->Put(key, "x", "image/jpeg");
   EXPECT_EQ(refused.code(), Code::kUpstreamFailed);
@@ -421,7 +421,7 @@ TEST_F(S3rverTest, UploadsAndPresignedGets) {
   tampered.back() = tampered.back() == '0' ? '1' : '0';
   EXPECT_EQ(Fetch(tampered).status, 403);
   ASSERT_TRUE(store->Delete(key).ok());
-  EXPECT_EQ(store->Head(key).status().reason(), "NoSuchKey");
+  EXPECT_EQ(store->Head(key).status().reason(), Reason::kNoSuchKey);
 }
 
 TEST_F(S3rverTest, WrongSecretIsRefusedAndNotRetried) {
@@ -429,7 +429,7 @@ TEST_F(S3rverTest, WrongSecretIsRefusedAndNotRetried) {
   auto store = OpenStore(StoreOptions(s3.endpoint(), "snaps", kS3Key, "not-the-secret"));
   Status s = store->Put("k.jpg", "x", "image/jpeg");
   EXPECT_EQ(s.code(), Code::kUpstreamFailed);
-  EXPECT_EQ(s.reason(), "ObjectStoreError");
+  EXPECT_EQ(s.reason(), Reason::kObjectStoreError);
   EXPECT_NE(s.message().find("403 SignatureDoesNotMatch"), std::string::npos) << s.message();
   EXPECT_EQ(store->stats().requests, 1u);
 }
@@ -470,7 +470,7 @@ TEST_F(S3rverTest, ASlowServerTimesOut) {
   Status s = store->Put("slow.jpg", "x", "image/jpeg");
   auto waited = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
-  EXPECT_EQ(s.reason(), "ObjectStoreUnavailable");
+  EXPECT_EQ(s.reason(), Reason::kObjectStoreUnavailable);
   EXPECT_NE(s.message().find("imed out"), std::string::npos) << s.message();
   EXPECT_GE(store->stats().requests, 2u);  // a timeout is retried, within the deadline
   // Bounded by the deadline, not by the server: it would have answered after 5 s.
