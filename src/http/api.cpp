@@ -1,5 +1,6 @@
 #include "http/api.h"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,17 @@ namespace bhttp = boost::beast::http;
 using nlohmann::json;
 
 namespace {
+
+// The paths of Api's own routes, as the router matches them; their first
+// segments are ReservedPathSegments(), so a route added here is one the
+// embedded store's bucket can never hide.
+constexpr std::string_view kHealthzPath = "/healthz";
+constexpr std::string_view kMetricsPath = "/metrics";
+constexpr std::string_view kPutMediaPath = "/putMedia";
+constexpr std::string_view kSnapshotPath = "/snapshot";
+constexpr std::string_view kStreamsPath = "/v1/streams";
+constexpr std::array kRoutePaths = {kHealthzPath, kMetricsPath, kPutMediaPath, kSnapshotPath,
+                                    kStreamsPath};
 
 Response MethodNotAllowed(const std::string& allow) {
   Response res = JsonError(405, "MethodNotAllowed", "allowed methods: " + allow);
@@ -173,7 +185,7 @@ Response Api::TooLarge(const Request& r, uint64_t limit) const {
 }
 
 bool Api::IsUpload(const Request& r) const {
-  return r.path == "/putMedia" && r.header.method() == bhttp::verb::post;
+  return r.path == kPutMediaPath && r.header.method() == bhttp::verb::post;
 }
 
 Result<Caller> Api::Identify(const Request& req) const {
@@ -192,20 +204,20 @@ void Api::Handle(Request req, Respond respond) {
   if (kvs_ && kvs_->Owns(req)) return kvs_->Handle(std::move(req), std::move(respond));
   if (s3_ && s3_->Owns(req)) return s3_->Handle(std::move(req), std::move(respond));
   const std::string& path = req.path;
-  if (path == "/healthz") {  // open to all: load balancers and probes
+  if (path == kHealthzPath) {  // open to all: load balancers and probes
     if (!IsGet(req)) return respond(MethodNotAllowed("GET, HEAD"));
     return respond(JsonResponse(200, json{{"status", "ok"}}.dump()));
   }
-  if (path == "/metrics" && options_.public_metrics) {
+  if (path == kMetricsPath && options_.public_metrics) {
     if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
     return respond(Metrics());
   }
   // PutMedia is a POST with credentials of its own (StartUpload); anything else is a 405.
-  if (path == "/putMedia") return respond(MethodNotAllowed("POST"));
+  if (path == kPutMediaPath) return respond(MethodNotAllowed("POST"));
   // Every other route: a key first, then what the key may do.
   auto caller = Identify(req);
   if (!caller.ok()) {
-    if (path != "/snapshot") return respond(Unauthorized(caller.status()));
+    if (path != kSnapshotPath) return respond(Unauthorized(caller.status()));
     Response res = Unauthorized(caller.status());
     res.body() = json{{"statusCode", 401},
                       {"body", caller.status().message()},
@@ -215,16 +227,16 @@ void Api::Handle(Request req, Respond respond) {
     res.prepare_payload();
     return respond(std::move(res));
   }
-  if (path == "/metrics") {  // admins (or --public-metrics, above)
+  if (path == kMetricsPath) {  // admins (or --public-metrics, above)
     if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
     if (!caller->admin()) return respond(JsonError(Forbidden(*caller, "read /metrics")));
     return respond(Metrics());
   }
-  if (path == "/snapshot") {  // viewers of the stream
+  if (path == kSnapshotPath) {  // viewers of the stream
     if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
     return RecipeSnapshot(req, *caller, std::move(respond));
   }
-  if (path == "/v1/streams" || path == "/v1/streams/") {
+  if (path == kStreamsPath || path == std::string(kStreamsPath) + "/") {
     if (req.header.method() == bhttp::verb::post) {  // admins
       if (!caller->admin()) return respond(JsonError(Forbidden(*caller, "create streams")));
       return AddSource(req, std::move(respond));
@@ -232,7 +244,7 @@ void Api::Handle(Request req, Respond respond) {
     if (!IsGet(req)) return respond(MethodNotAllowed("GET, POST"));
     return ListStreams(*caller, std::move(respond));  // any key: the streams it may see
   }
-  const std::string prefix = "/v1/streams/";
+  const std::string prefix = std::string(kStreamsPath) + "/";
   if (path.rfind(prefix, 0) == 0) {
     std::string rest = path.substr(prefix.size());
     size_t slash = rest.find('/');
@@ -267,6 +279,15 @@ void Api::Handle(Request req, Respond respond) {
             .dump()));
   }
   respond(JsonError(404, "NotFound", "no route for " + path));
+}
+
+std::vector<std::string> Api::ReservedPathSegments() {
+  std::vector<std::string> segments;
+  for (std::string_view path : kRoutePaths) {
+    std::string_view rest = path.substr(1);
+    segments.emplace_back(rest.substr(0, rest.find('/')));
+  }
+  return segments;
 }
 
 Response Api::Metrics() const {

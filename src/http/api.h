@@ -4,6 +4,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "auth/api_keys.h"
 #include "core/clock.h"
@@ -68,6 +69,12 @@ class Api final : public Application {
   std::optional<Response> Admit(const Request& request) override;
   std::optional<uint64_t> BodyLimit(const Request& request) const override;
   Response TooLarge(const Request& request, uint64_t limit) const override;
+
+  // The first path segments of the routes Api serves itself ("healthz",
+  // "metrics", "putMedia", "snapshot", "v1"), taken from the paths its router
+  // matches. The embedded store's S3 routes are /BUCKET/...: a bucket named as
+  // one of these would hide its routes (app/ refuses such a --bucket).
+  static std::vector<std::string> ReservedPathSegments();
 
  private:
   // The caller of a route behind keys: Unauthenticated ("Unauthorized") when

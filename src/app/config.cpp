@@ -1,0 +1,306 @@
+#include "app/config.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+
+#include "http/api.h"
+
+namespace lastframe::app {
+namespace {
+
+constexpr bool kShowDefault = true;
+
+// LASTFRAME_ and the flag's name in capitals, '-' as '_' (s3-endpoint: LASTFRAME_S3_ENDPOINT).
+std::string EnvName(std::string_view name) {
+  std::string env = "LASTFRAME_";
+  for (char c : name) env += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return env;
+}
+
+// --|name|, bound to |value| (a switch when it is a bool), set by its
+// environment name too; |show_default| puts the value held now in --help.
+template <typename T>
+CLI::Option* Flag(CLI::App& command, std::string_view name, T& value, const std::string& help,
+                  bool show_default = false) {
+  const std::string flag = "--" + std::string(name);
+  CLI::Option* option;
+  if constexpr (std::is_same_v<T, bool>)
+    option = command.add_flag(flag, value, help);
+  else
+    option = command.add_option(flag, value, help);
+  option->envname(EnvName(name));
+  if (show_default) option->capture_default_str();
+  return option;
+}
+
+// A byte count, given as a number or with a unit ("4GiB").
+CLI::Option* SizeFlag(CLI::App& command, std::string_view name, uint64_t& value,
+                      const std::string& help) {
+  return Flag(command, name, value, help, kShowDefault)->transform(CLI::AsSizeValue(false));
+}
+
+void AddListenAndStoreFlags(CLI::App& c, ServeConfig& f) {
+  Flag(c, "listen", f.listen, "HOST:PORT to listen on (port 0: any free port)", kShowDefault);
+  Flag(c, "data-dir", f.data_dir, "where images and keys are kept", kShowDefault);
+  Flag(c, "public-url", f.public_url, "base of the URLs handed out (default: from --listen)");
+  Flag(c, "retention", f.retention_s, "seconds of video kept per stream", kShowDefault)
+      ->check(CLI::Range(1, 31'536'000));
+  Flag(c, "demo", f.demo, "run a synthetic camera named 'demo'");
+  Flag(c, "access-key", f.access_key,
+       "embedded store access key (default: generated, kept in the data dir)");
+  Flag(c, "secret-key", f.secret_key, "embedded store secret key");
+  Flag(c, "bucket", f.bucket, "bucket name of the embedded store", kShowDefault);
+  Flag(c, "objects-max-age", f.objects_max_age_s,
+       "seconds the embedded store keeps an object (default: the longest URL expiry handed out, "
+       "at least 600)")
+      ->check(CLI::Range(int64_t{1}, int64_t{10} * 365 * 86400));
+  SizeFlag(c, "objects-max-size", f.objects_max_bytes,
+           "bytes the embedded store may hold; past it the oldest objects go (e.g. 4GiB)");
+  SizeFlag(c, "max-object-size", f.max_object_bytes,
+           "the largest object an S3 client may PUT to the embedded store");
+  Flag(c, "store", f.store,
+       "where snapshots go: 'local' (the embedded store) or s3://BUCKET[/PREFIX]", kShowDefault);
+}
+
+void AddS3Flags(CLI::App& c, ServeConfig& f) {
+  Flag(c, "s3-endpoint", f.s3_endpoint,
+       "S3 endpoint URL, e.g. http://127.0.0.1:9000 for MinIO (default: AWS S3 of the region)");
+  Flag(c, "s3-region", f.s3_region,
+       "S3 region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, us-east-1)");
+  Flag(c, "s3-addressing", f.s3_addressing,
+       "auto (virtual-hosted on AWS, else path), path or virtual", kShowDefault)
+      ->check(CLI::IsMember({"auto", "path", "virtual"}));
+  Flag(c, "s3-access-key", f.s3_access_key,
+       "S3 access key id (default: AWS_ACCESS_KEY_ID, then ~/.aws/credentials)");
+  Flag(c, "s3-secret-key", f.s3_secret_key, "S3 secret access key");
+  Flag(c, "s3-session-token", f.s3_session_token, "S3 session token (temporary keys)");
+  Flag(c, "aws-profile", f.aws_profile, "profile in ~/.aws/credentials and config");
+  Flag(c, "s3-timeout", f.s3_timeout_s,
+       "seconds an upload may take, retries included, before the snapshot fails", kShowDefault)
+      ->check(CLI::Range(0.1, 300.0));
+}
+
+void AddThreadAndIngestFlags(CLI::App& c, ServeConfig& f) {
+  Flag(c, "io-threads", f.io_threads, "HTTP I/O threads (default: cores, max 4)")
+      ->check(CLI::Range(1, 64));
+  Flag(c, "workers", f.workers, "decode/encode threads (default: cores)")
+      ->check(CLI::Range(1, 256));
+  Flag(c, "max-queued", f.max_queued,
+       "snapshots that may wait for a worker before 429 (default: 64 per worker)")
+      ->check(CLI::Range(1, 100000));
+  Flag(c, "warm-decoders", f.warm_decoders, "streams whose decoder stays alive between looks",
+       kShowDefault)
+      ->check(CLI::Range(1, 100000));
+  Flag(c, "warm-all", f.warm_all,
+       "decode every stream as frames arrive (up to --warm-decoders streams, on spare worker "
+       "time), so that first looks are instant too");
+  Flag(c, "producer-timeout", f.producer_timeout_s,
+       "seconds a pushing producer may go without a complete frame before it is dropped with an "
+       "ERROR ack",
+       kShowDefault)
+      ->check(CLI::Range(1, 3600));
+  SizeFlag(c, "fragments-max-size", f.fragments_max_bytes,
+           "bytes of durable fragments kept in all; past it the oldest go (e.g. 16GiB)");
+  Flag(c, "no-persist", f.no_persist,
+       "keep fragments in memory only (default: each fragment is written to DATA_DIR/fragments "
+       "and synced before PERSISTED is acknowledged)");
+}
+
+void AddKvsFlags(CLI::App& c, ServeConfig& f) {
+  Flag(c, "source", f.source,
+       "where snapshots read video: 'local' (this server's streams) or 'kvs' (a Kinesis Video "
+       "endpoint: AWS, or another lastframe)",
+       kShowDefault)
+      ->check(CLI::IsMember({"local", "kvs"}));
+  Flag(c, "kvs-endpoint", f.kvs_endpoint,
+       "Kinesis Video control endpoint, e.g. http://10.0.0.5:8080 (default: AWS's "
+       "https://kinesisvideo.REGION.amazonaws.com)");
+  Flag(c, "kvs-region", f.kvs_region,
+       "Kinesis Video region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's, "
+       "us-east-1)");
+  Flag(c, "kvs-access-key", f.kvs_access_key,
+       "Kinesis Video access key id (default: AWS_ACCESS_KEY_ID, then ~/.aws/credentials)");
+  Flag(c, "kvs-secret-key", f.kvs_secret_key, "Kinesis Video secret access key");
+  Flag(c, "kvs-session-token", f.kvs_session_token, "Kinesis Video session token (temporary keys)");
+  Flag(c, "kvs-timeout", f.kvs_timeout_s,
+       "seconds one Kinesis Video call may take, retries included, before the snapshot fails "
+       "(502/504)",
+       kShowDefault)
+      ->check(CLI::Range(0.1, 300.0));
+  Flag(c, "unsigned-putmedia", f.unsigned_putmedia,
+       "accept PutMedia without a SigV4 signature even when --access-key is given (ffmpeg "
+       "cannot sign); without --access-key unsigned pushes are always accepted");
+}
+
+void AddAccessAndLimitFlags(CLI::App& c, ServeConfig& f) {
+  Flag(c, "config", f.config,
+       "TOML file of streams to pull ([[streams]] name, url, rtsp_transport)")
+      ->check(CLI::ExistingFile);
+  Flag(c, "auth", f.auth,
+       "on: every route but /healthz and signed URLs needs an API key; off: open, for a trusted "
+       "network",
+       kShowDefault)
+      ->check(CLI::IsMember({"on", "off"}));
+  Flag(c, "keys-file", f.keys_file,
+       "the API keys (default DATA_DIR/keys.json, made at first start); several nodes may share "
+       "one, read-only to them");
+  Flag(c, "public-metrics", f.public_metrics, "serve /metrics without credentials");
+  Flag(c, "max-url-expiry", f.max_url_expiry_s,
+       "the longest signed-URL lifetime (expires=) a key may ask for; admins up to 604800",
+       kShowDefault)
+      ->check(CLI::Range(int64_t{1}, int64_t{604'800}));
+  Flag(c, "pull-allow", f.pull_allow,
+       "CIDR a pulled source may reach although refused by default (loopback, link-local, ...); "
+       "repeatable");
+  Flag(c, "pull-deny", f.pull_deny,
+       "CIDR a pulled source may not reach (wins over --pull-allow); repeatable");
+  Flag(c, "max-connections", f.max_connections,
+       "connections open at once; past it 503 (default: from the descriptor limit)", kShowDefault);
+  Flag(c, "max-connections-per-ip", f.max_connections_per_ip,
+       "connections from one client address; past it 429", kShowDefault)
+      ->check(CLI::PositiveNumber);
+  Flag(c, "max-buffered-bytes", f.max_buffered_bytes,
+       "request bodies held in memory at once; past it 503 with Retry-After", kShowDefault)
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 40));
+  Flag(c, "max-streams", f.max_streams, "streams that may exist; past it 429", kShowDefault)
+      ->check(CLI::PositiveNumber);
+  Flag(c, "max-pulls", f.max_pulls, "pulled sources at once; past it 429", kShowDefault)
+      ->check(CLI::PositiveNumber);
+  Flag(c, "max-producers", f.max_producers, "producers pushing at once; past it 429", kShowDefault)
+      ->check(CLI::PositiveNumber);
+  Flag(c, "max-render-pixels", f.max_render_pixels,
+       "largest image rendered, as WIDTHxHEIGHT of output; larger asks get 400", kShowDefault);
+  Flag(c, "log-level", f.log_level, "trace, debug, info, warn, error", kShowDefault)
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+}
+
+// "HOST:PORT", "[::1]:PORT": false when it is neither.
+bool SplitHostPort(const std::string& listen, std::string* host, uint16_t* port) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  *host = listen.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']')
+    *host = host->substr(1, host->size() - 2);
+  try {
+    size_t used = 0;
+    int p = std::stoi(listen.substr(colon + 1), &used);
+    if (used != listen.size() - colon - 1 || p < 0 || p > 65535) return false;
+    *port = static_cast<uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+// "WIDTHxHEIGHT" as pixels; 0 when malformed.
+uint64_t ParsePixels(const std::string& text) {
+  int w = 0, h = 0;
+  char x = 0, extra = 0;
+  if (std::sscanf(text.c_str(), "%d%c%d%c", &w, &x, &h, &extra) != 3 || x != 'x' || w < 1 || h < 1)
+    return 0;
+  return static_cast<uint64_t>(w) * static_cast<uint64_t>(h);
+}
+
+// The embedded store serves S3 at /BUCKET/..., beside the API's own routes:
+// a bucket named as a route's first segment would hide it. Bucket names are
+// lowercase (S3's rule), so a segment is compared in lowercase: "putmedia"
+// is refused too, a name only case tells apart from /putMedia.
+Status CheckBucketName(const std::string& bucket) {
+  for (std::string segment : http::Api::ReservedPathSegments()) {
+    std::transform(segment.begin(), segment.end(), segment.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (bucket == segment)
+      return InvalidArgument("--bucket '" + bucket + "' would hide the API's /" + segment +
+                             " routes: choose another name");
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<ingest::Cidr>> ParseCidrs(const char* flag,
+                                             const std::vector<std::string>& texts) {
+  std::vector<ingest::Cidr> out;
+  for (const std::string& text : texts) {
+    auto cidr = ingest::ParseCidr(text);
+    if (!cidr.ok()) return InvalidArgument(std::string(flag) + ": " + cidr.status().message());
+    out.push_back(*cidr);
+  }
+  return out;
+}
+
+std::chrono::milliseconds Seconds(double s) {
+  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+}
+
+}  // namespace
+
+void AddServeFlags(CLI::App& command, ServeConfig& config) {
+  // In the order --help lists them.
+  AddListenAndStoreFlags(command, config);
+  AddS3Flags(command, config);
+  AddThreadAndIngestFlags(command, config);
+  AddKvsFlags(command, config);
+  AddAccessAndLimitFlags(command, config);
+}
+
+void AddKeysFileFlags(CLI::App& command, KeysConfig& config) {
+  Flag(command, "data-dir", config.data_dir, "the server's data directory", kShowDefault);
+  Flag(command, "keys-file", config.keys_file, "the keys file (default DATA_DIR/keys.json)");
+}
+
+std::filesystem::path KeysFileOf(const std::string& data_dir, const std::string& keys_file) {
+  return keys_file.empty() ? std::filesystem::path(data_dir) / "keys.json"
+                           : std::filesystem::path(keys_file);
+}
+
+Result<ServeSettings> ValidateServeConfig(const ServeConfig& config) {
+  ServeSettings s;
+  s.flags = config;
+  if (!SplitHostPort(config.listen, &s.host, &s.port))
+    return InvalidArgument("--listen must be HOST:PORT, got '" + config.listen + "'");
+  if (config.retention_s < 1) return InvalidArgument("--retention must be at least 1 second");
+  s.retention_ms = config.retention_s * 1000;
+  if (!config.access_key.empty() || !config.secret_key.empty()) {
+    if (config.access_key.empty() || config.secret_key.empty())
+      return InvalidArgument("--access-key and --secret-key go together");
+    s.store_credentials = aws::Credentials{config.access_key, Secret(config.secret_key), ""};
+  }
+  s.max_render_pixels = ParsePixels(config.max_render_pixels);
+  if (s.max_render_pixels == 0)
+    return InvalidArgument("--max-render-pixels must be WIDTHxHEIGHT, e.g. 3840x2160");
+  s.local_store = config.store == "local";
+  if (s.local_store) {
+    LF_RETURN_IF_ERROR(CheckBucketName(config.bucket));
+  } else {
+    auto target = objects::ParseS3Uri(config.store);
+    if (!target.ok())
+      return InvalidArgument("--store must be 'local' or s3://BUCKET[/PREFIX]: " +
+                             target.status().message());
+    s.s3_bucket = target->first;
+    s.s3_prefix = target->second;
+  }
+  s.s3_addressing = config.s3_addressing == "path"      ? objects::S3Addressing::kPath
+                    : config.s3_addressing == "virtual" ? objects::S3Addressing::kVirtual
+                                                        : objects::S3Addressing::kAuto;
+  s.s3_timeout = Seconds(config.s3_timeout_s);
+  s.kvs_source = config.source == "kvs";
+  s.kvs_timeout = Seconds(config.kvs_timeout_s);
+  s.auth = config.auth == "on";
+  auto allow = ParseCidrs("--pull-allow", config.pull_allow);
+  if (!allow.ok()) return allow.status();
+  auto deny = ParseCidrs("--pull-deny", config.pull_deny);
+  if (!deny.ok()) return deny.status();
+  s.pull_allow = std::move(*allow);
+  s.pull_deny = std::move(*deny);
+  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  s.io_threads = config.io_threads ? config.io_threads : std::min<size_t>(cores, 4);
+  s.workers = config.workers ? config.workers : cores;
+  s.max_queued = config.max_queued ? config.max_queued : 64 * s.workers;
+  return s;
+}
+
+}  // namespace lastframe::app

@@ -1,0 +1,141 @@
+#pragma once
+
+// The command line of `lastframe serve` and `lastframe keys`: the flags as
+// given (ServeConfig, KeysConfig), registered once on a CLI11 command with
+// their LASTFRAME_* environment names, and checked into the typed settings
+// the modules take (ServeSettings).
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aws/sigv4.h"
+#include "core/status.h"
+#include "ingest/pull_policy.h"
+#include "objects/s3_store.h"
+
+namespace CLI {
+class App;
+}
+
+namespace lastframe::app {
+
+inline constexpr const char* kVersion = "0.1.0";
+
+// `lastframe serve`'s flags as given; the defaults are the flags' (README's table).
+struct ServeConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./lastframe-data";
+  std::string public_url;
+  int64_t retention_s = 60;
+  bool demo = false;
+  std::string access_key;
+  std::string secret_key;
+  std::string bucket = "lastframe";
+  int64_t objects_max_age_s = 0;
+  uint64_t objects_max_bytes = 4ull << 30;
+  uint64_t max_object_bytes = 64ull << 20;
+  std::string store = "local";
+  std::string s3_endpoint;
+  std::string s3_region;
+  std::string s3_addressing = "auto";
+  std::string s3_access_key;
+  std::string s3_secret_key;
+  std::string s3_session_token;
+  std::string aws_profile;
+  double s3_timeout_s = 12;
+  size_t io_threads = 0;
+  size_t workers = 0;
+  size_t max_queued = 0;
+  size_t warm_decoders = 64;
+  bool warm_all = false;
+  std::string log_level = "info";
+  std::string config;
+  int producer_timeout_s = 30;
+  bool no_persist = false;
+  bool unsigned_putmedia = false;
+  std::string source = "local";
+  std::string kvs_endpoint;
+  std::string kvs_region;
+  std::string kvs_access_key;
+  std::string kvs_secret_key;
+  std::string kvs_session_token;
+  double kvs_timeout_s = 10;
+  uint64_t fragments_max_bytes = 16ull << 30;
+  std::string auth = "on";
+  std::string keys_file;
+  bool public_metrics = false;
+  int64_t max_url_expiry_s = 86'400;
+  std::vector<std::string> pull_allow;
+  std::vector<std::string> pull_deny;
+  size_t max_connections = 0;
+  size_t max_connections_per_ip = 2048;
+  uint64_t max_buffered_bytes = 128ull << 20;
+  size_t max_streams = 4096;
+  size_t max_pulls = 256;
+  size_t max_producers = 1024;
+  std::string max_render_pixels = "3840x2160";
+};
+
+// `lastframe keys ...`'s flags as given.
+struct KeysConfig {
+  std::string data_dir = "./lastframe-data";
+  std::string keys_file;
+  std::string role;
+  std::string streams = "*";
+  int64_t expires_in_s = 0;
+  std::string label;
+  std::string id;
+};
+
+// Registers every flag of `lastframe serve` on |command|, bound to |config|'s
+// members (whose values are the defaults shown): --NAME, which LASTFRAME_NAME
+// sets too (--s3-endpoint: LASTFRAME_S3_ENDPOINT). CLI11 checks ranges and
+// choices as it parses; ValidateServeConfig checks the rest.
+void AddServeFlags(CLI::App& command, ServeConfig& config);
+
+// Registers --data-dir and --keys-file, which say where the keys file is, on
+// one of `lastframe keys`' subcommands.
+void AddKeysFileFlags(CLI::App& command, KeysConfig& config);
+
+// The keys file: |keys_file|, or DATA_DIR/keys.json when it is empty.
+std::filesystem::path KeysFileOf(const std::string& data_dir, const std::string& keys_file);
+
+// A ServeConfig checked, in the types the modules take. What a flag gives as
+// it is (paths, names, counts) is read from |flags|.
+struct ServeSettings {
+  ServeConfig flags;
+  std::string host;  // --listen, brackets of an IPv6 address removed
+  uint16_t port = 0;
+  int64_t retention_ms = 0;
+  // --access-key and --secret-key; nullopt: the data directory's own pair.
+  std::optional<aws::Credentials> store_credentials;
+  uint64_t max_render_pixels = 0;  // --max-render-pixels, WIDTH times HEIGHT
+  bool local_store = true;         // --store local; else S3, at:
+  std::string s3_bucket;
+  std::string s3_prefix;
+  objects::S3Addressing s3_addressing = objects::S3Addressing::kAuto;
+  std::chrono::milliseconds s3_timeout{0};
+  bool kvs_source = false;  // --source kvs
+  std::chrono::milliseconds kvs_timeout{0};
+  bool auth = true;  // --auth on
+  std::vector<ingest::Cidr> pull_allow;
+  std::vector<ingest::Cidr> pull_deny;
+  // 0 in the flags means "from the machine": resolved here.
+  size_t io_threads = 0;
+  size_t workers = 0;
+  size_t max_queued = 0;
+};
+
+// Checks |config| without touching the disk or the network, in the order the
+// flags are listed. InvalidArgument whose message is what the user is told,
+// naming the flag ("--listen must be HOST:PORT, got 'x'"), when one cannot be
+// served: a malformed --listen, --max-render-pixels or --store, a retention
+// under a second, --access-key without --secret-key (or the reverse), an
+// embedded-store bucket that would hide one of the API's routes, a bad CIDR.
+Result<ServeSettings> ValidateServeConfig(const ServeConfig& config);
+
+}  // namespace lastframe::app
