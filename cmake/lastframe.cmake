@@ -1,12 +1,15 @@
-# lastframe_module(NAME SOURCES ... [DEPS ...] [TESTS ...] [TEST_DEPS ...])
+# lastframe_module(NAME SOURCES ... [DEPS ...] [PRIVATE_DEPS ...] [TESTS ...] [TEST_DEPS ...])
 # One folder under src/ is one module: a static library lf_NAME, and, when it
 # has tests, one GoogleTest binary lf_NAME_test whose cases CTest lists one by one
 # (not in a LASTFRAME_FUZZ build, which builds the libraries and fuzz/ only).
+# DEPS are part of the module's interface (its headers include them);
+# PRIVATE_DEPS only its .cpp files use. Which module may include which is
+# scripts/check-layering.py's to say (run by the test command).
 function(lastframe_module name)
-  cmake_parse_arguments(M "" "" "SOURCES;DEPS;TESTS;TEST_DEPS" ${ARGN})
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS;PRIVATE_DEPS;TESTS;TEST_DEPS" ${ARGN})
   add_library(lf_${name} STATIC ${M_SOURCES})
   target_include_directories(lf_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
-  target_link_libraries(lf_${name} PUBLIC ${M_DEPS})
+  target_link_libraries(lf_${name} PUBLIC ${M_DEPS} PRIVATE ${M_PRIVATE_DEPS})
   if(M_TESTS AND NOT LASTFRAME_FUZZ)
     lastframe_test(lf_${name}_test SOURCES ${M_TESTS} DEPS lf_${name} ${M_TEST_DEPS})
   endif()

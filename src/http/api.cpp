@@ -76,7 +76,7 @@ Status Forbidden(const Caller& caller, const std::string& what) {
   std::string who = caller.key ? std::string("this ") + auth::RoleName(caller.key->role) +
                                      " key (streams '" + caller.key->streams + "')"
                                : "this caller";
-  return Status(Code::kPermissionDenied, who + " may not " + what, "Forbidden");
+  return Status(Code::kPermissionDenied, who + " may not " + what, Reason::kForbidden);
 }
 
 // Adapts a PushSession to the server's streamed-upload interface.
@@ -272,7 +272,8 @@ void Api::Handle(Request req, Respond respond) {
       return LatestImage(req, *caller, name, snapshot::ImageFormat::kPng, std::move(respond));
     auto stream = streams_.Find(name);
     if (!stream)
-      return respond(JsonError(NotFound("no stream named '" + name + "'", "StreamNotFound")));
+      return respond(
+          JsonError(NotFound("no stream named '" + name + "'", Reason::kStreamNotFound)));
     return respond(JsonResponse(
         200,
         StreamJson(stream->Info(clock_.NowMs(), streams_.options().live_window_ms), caller->admin())
@@ -354,8 +355,8 @@ void Api::AddSource(const Request& req, Respond respond) {
     if (key != "name" && key != "url" && key != "rtsp_transport" && key != "retention_s")
       return respond(JsonError(InvalidArgument("unknown field '" + key + "'")));
   if (!body.contains("name") || !body["name"].is_string())
-    return respond(
-        JsonError(InvalidArgument("field 'name' (a string) is required", "MissingParameter")));
+    return respond(JsonError(
+        InvalidArgument("field 'name' (a string) is required", Reason::kMissingParameter)));
   const std::string name = body["name"].get<std::string>();
   if (Status s = ValidateStreamName(name); !s.ok()) return respond(JsonError(s));
   std::optional<int64_t> retention_ms;
@@ -410,7 +411,7 @@ void Api::AddSource(const Request& req, Respond respond) {
 void Api::DeleteStream(const std::string& name, Respond respond) {
   bool pulled = sources_ != nullptr && sources_->Remove(name).ok();
   Status removed = streams_.Remove(name);
-  if (!removed.ok() && !(pulled && removed.reason() == "StreamNotFound"))
+  if (!removed.ok() && !(pulled && removed.reason() == Reason::kStreamNotFound))
     return respond(JsonError(removed));
   respond(Response{bhttp::status::no_content, 11});
 }
@@ -481,13 +482,13 @@ void Api::Clip(const Request& req, const std::string& name, Respond respond) {
       name, *query, [this, shared, name, format](Result<std::vector<store::FragmentView>> listed) {
         if (!listed.ok()) return (*shared)(JsonError(listed.status()));
         if (listed->empty())
-          return (*shared)(
-              JsonError(NotFound("no fragments of '" + name + "' in the range", "NoFragments")));
+          return (*shared)(JsonError(
+              NotFound("no fragments of '" + name + "' in the range", Reason::kNoFragments)));
         if (listed->size() > kMaxFragments)
           return (*shared)(JsonError(Status(Code::kTooLarge,
                                             "the range holds " + std::to_string(listed->size()) +
                                                 " fragments; a clip may have at most 200",
-                                            "ClipTooLarge")));
+                                            Reason::kClipTooLarge)));
         auto mux = [this, shared, name, format](Result<std::vector<store::FragmentView>> frags) {
           if (!frags.ok()) return (*shared)(JsonError(frags.status()));
           // Remuxing copies every frame: on a worker, not on an I/O thread.
@@ -536,7 +537,7 @@ void Api::RecipeSnapshot(const Request& req, const Caller& caller, Respond respo
     unsigned status = HttpStatusOf(s.code());
     Response res = JsonResponse(status, JsonText(json{{"statusCode", status},
                                                       {"body", s.message()},
-                                                      {"code", s.reason()},
+                                                      {"code", s.reason_name()},
                                                       {"message", s.message()}}));
     if (s.code() == Code::kOverloaded) res.set(bhttp::field::retry_after, "1");
     return res;
@@ -545,8 +546,8 @@ void Api::RecipeSnapshot(const Request& req, const Caller& caller, Respond respo
   if (!params.ok()) return respond(recipe_error(params.status()));
   const std::string* name = params->Get("stream_name");
   if (name == nullptr)
-    return respond(
-        recipe_error(InvalidArgument("parameter 'stream_name' is required", "MissingParameter")));
+    return respond(recipe_error(
+        InvalidArgument("parameter 'stream_name' is required", Reason::kMissingParameter)));
   if (Status s = ValidateStreamName(*name); !s.ok()) return respond(recipe_error(s));
   if (!caller.MayView(*name))
     return respond(recipe_error(Forbidden(caller, "read stream '" + *name + "'")));
@@ -600,7 +601,8 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
   }
   auto name_field = req.header.find("x-amzn-stream-name");
   if (name_field == req.header.end())
-    return JsonError(InvalidArgument("header x-amzn-stream-name is required", "MissingParameter"));
+    return JsonError(
+        InvalidArgument("header x-amzn-stream-name is required", Reason::kMissingParameter));
   std::string name(name_field->value());
   if (Status s = ValidateStreamName(name); !s.ok()) return JsonError(s);
   if (bearer && !bearer->MayPush(name))
@@ -609,7 +611,7 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
   if (sources_ != nullptr && sources_->Find(name))
     return JsonError(Status(Code::kConflict,
                             "stream '" + name + "' is pulled from a camera; it takes no pushes",
-                            "StreamBusy"));
+                            Reason::kStreamBusy));
   ingest::PushOptions options;
   options.stream = name;
   options.fragment_limit = options_.fragment_limit;
@@ -620,13 +622,13 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
   auto length = req.header.find(bhttp::field::content_length);
   if (length != req.header.end() && length->value() == "0")
     return JsonError(
-        InvalidArgument("the request body is empty: send a Matroska stream", "EmptyBody"));
+        InvalidArgument("the request body is empty: send a Matroska stream", Reason::kEmptyBody));
   Limit* limit = options_.producer_limit;
   if (limit && !limit->TryAcquire())
     return JsonError(Status(Code::kOverloaded,
                             "the server takes " + std::to_string(limit->max()) +
                                 " producers at once, its limit (--max-producers); retry later",
-                            "TooManyProducers"));
+                            Reason::kTooManyProducers));
   auto session =
       ingest::PushSession::Start(streams_, options,
                                  {.on_ack = events.on_line,

@@ -3,11 +3,11 @@
 #include <future>
 
 #include "core/worker_pool.h"
-#include "ingest/push_session.h"
 #include "objects/local_store.h"
 #include "snapshot/frame_decoder.h"
 #include "snapshot/snapshot_service.h"
 #include "support/media_check.h"
+#include "support/push.h"
 #include "support/temp_dir.h"
 
 namespace lastframe::snapshot {
@@ -23,18 +23,8 @@ using testing::TempDir;
 
 // Pushes a clip file into |store| as stream |name| and waits for the end.
 void PushFile(store::StreamStore& store, const std::string& name, const std::string& path) {
-  std::promise<Status> done;
-  auto session = ingest::PushSession::Start(store, {.stream = name},
-                                            {.on_done = [&](Status s) { done.set_value(s); }});
-  ASSERT_TRUE(session.ok());
-  std::string bytes = ReadFile(path);
-  for (size_t off = 0; off < bytes.size(); off += 4096) {
-    size_t n = std::min<size_t>(4096, bytes.size() - off);
-    if (!(*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data() + off), n))
-      (*session)->WaitForSpace();
-  }
-  (*session)->Finish();
-  ASSERT_TRUE(done.get_future().get().ok());
+  Status pushed = testing::PushBytes(store, name, ReadFile(path));
+  ASSERT_TRUE(pushed.ok()) << pushed.ToString();
 }
 
 struct Case {

@@ -4,10 +4,10 @@
 
 #include <future>
 
-#include "ingest/push_session.h"
 #include "snapshot/frame_decoder.h"
 #include "store/stream_store.h"
 #include "support/media_check.h"
+#include "support/push.h"
 #include "support/temp_dir.h"
 
 namespace lastframe::snapshot {
@@ -24,13 +24,8 @@ std::vector<store::FragmentView> Fragments(const std::vector<std::string>& encod
   args.insert(args.end(), encode.begin(), encode.end());
   std::string clip = MakeClip(dir.file("clip.mkv"), args);
   store::StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
-  std::promise<Status> done;
-  auto session = ingest::PushSession::Start(store, {.stream = "s"},
-                                            {.on_done = [&](Status s) { done.set_value(s); }});
-  std::string bytes = ReadFile(clip);
-  (*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  (*session)->Finish();
-  EXPECT_TRUE(done.get_future().get().ok());
+  Status pushed = testing::PushBytes(store, "s", ReadFile(clip));
+  EXPECT_TRUE(pushed.ok()) << pushed.ToString();
   return store.Find("s")->Fragments();
 }
 

@@ -14,9 +14,9 @@
 #include <optional>
 
 #include "core/mutex.h"
-#include "ingest/push_session.h"
 #include "store/stream_store.h"
 #include "support/media_check.h"
+#include "support/push.h"
 #include "support/temp_dir.h"
 
 namespace lastframe::store {
@@ -31,14 +31,8 @@ std::vector<FragmentView> FragmentsOf(const TempDir& dir, StreamStore& store) {
   std::string clip = MakeClip(
       dir.file("c.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=96x64:rate=10", "-t", "3", "-c:v",
                           "libx264", "-g", "10", "-bf", "2", "-sc_threshold", "0"});
-  std::promise<Status> done;
-  auto session = ingest::PushSession::Start(store, {.stream = "cam"},
-                                            {.on_done = [&](Status s) { done.set_value(s); }});
-  EXPECT_TRUE(session.ok());
-  std::string bytes = ReadFile(clip);
-  (*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  (*session)->Finish();
-  EXPECT_TRUE(done.get_future().get().ok());
+  Status pushed = testing::PushBytes(store, "cam", ReadFile(clip));
+  EXPECT_TRUE(pushed.ok()) << pushed.ToString();
   return store.Find("cam")->Fragments();
 }
 
@@ -197,21 +191,13 @@ TEST(FragmentArchive, AProducerIsToldWhenItsFragmentsCannotBeStored) {
   store.SetArchive(archive->get());
   std::vector<std::string> acks;
   std::mutex mu;
-  std::promise<Status> done;
+  const std::string bytes = ReadFile(clip);
   std::optional<FileSizeLimit> full(std::in_place, 100);
   ASSERT_TRUE(full->ok());
-  auto session = ingest::PushSession::Start(store, {.stream = "cam"},
-                                            {.on_ack =
-                                                 [&](std::string a) {
-                                                   std::lock_guard lock(mu);
-                                                   acks.push_back(a);
-                                                 },
-                                             .on_done = [&](Status s) { done.set_value(s); }});
-  ASSERT_TRUE(session.ok());
-  std::string bytes = ReadFile(clip);
-  (*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  (*session)->Finish();
-  Status ended = done.get_future().get();
+  Status ended = testing::PushBytes(store, "cam", bytes, [&](std::string a) {
+    std::lock_guard lock(mu);
+    acks.push_back(a);
+  });
   full.reset();
   EXPECT_TRUE(ended.ok());  // the producer's stream was fine: only storage failed
   int received = 0, persisted = 0, archival = 0;
