@@ -14,8 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kMaxListPages = 10;
-
 // Followed streams keep what a snapshot needs: the newest fragments.
 store::StoreOptions CacheOptions() {
   return {.retention_ms = 30'000, .max_bytes_per_stream = 32 << 20, .live_window_ms = 10'000};
@@ -224,63 +222,30 @@ Status KvsSource::Ingest(store::StreamStore& store, const std::string& name,
 }
 
 Result<store::FragmentView> KvsSource::FetchCold(const std::string& stream) const {
-  auto list_endpoint = client_.DataEndpoint(stream, "LIST_FRAGMENTS");
-  if (!list_endpoint.ok()) return list_endpoint.status();
+  // The fragments that arrived in the last minutes (and any stamped a little
+  // ahead of our clock); the newest is the one that arrived last.
   const int64_t now = clock_.NowMs();
-  json request = {
-      {"StreamName", stream},
-      {"MaxResults", 1000},
-      {"FragmentSelector",
-       {{"FragmentSelectorType", "SERVER_TIMESTAMP"},
-        {"TimestampRange",
-         {{"StartTimestamp", static_cast<double>(now - options_.cold_lookback_ms) / 1000.0},
-          {"EndTimestamp", static_cast<double>(now + 60'000) / 1000.0}}}}}};
-  // Fragments come in no particular order: the newest is the one that arrived last. Several
-  // fragments of one fast push can share a millisecond: then the later producer timestamp,
-  // then the larger fragment number (numbers grow along a stream) decide.
-  std::string newest;
-  double newest_at = -1, newest_produced = -1;
-  auto number_less = [](const std::string& a, const std::string& b) {  // decimal strings
-    return a.size() != b.size() ? a.size() < b.size() : a < b;
-  };
-  for (int page = 0; page < kMaxListPages; ++page) {
-    auto body = client_.Call(*list_endpoint, "listFragments", request.dump());
-    if (!body.ok()) return body.status();
-    json j = json::parse(*body, nullptr, false);
-    if (!j.is_object() || !j.contains("Fragments") || !j["Fragments"].is_array())
-      return Status(Code::kUpstreamFailed, "ListFragments answered without Fragments",
-                    Reason::kKvsError);
-    for (const json& f : j["Fragments"]) {
-      if (!f.is_object() || !f.contains("FragmentNumber") || !f["FragmentNumber"].is_string() ||
-          !f.contains("ServerTimestamp") || !f["ServerTimestamp"].is_number())
-        continue;
-      double at = f["ServerTimestamp"].get<double>();
-      double produced = f.value("ProducerTimestamp", json(0.0)).is_number()
-                            ? f["ProducerTimestamp"].get<double>()
-                            : 0.0;
-      const std::string number = f["FragmentNumber"].get<std::string>();
-      bool later = at != newest_at               ? at > newest_at
-                   : produced != newest_produced ? produced > newest_produced
-                                                 : number_less(newest, number);
-      if (later) {
-        newest_at = at;
-        newest_produced = produced;
-        newest = number;
-      }
-    }
-    if (!j.contains("NextToken") || !j["NextToken"].is_string()) break;
-    request["NextToken"] = j["NextToken"];
-  }
-  if (newest.empty())
+  store::FragmentQuery recent;
+  recent.timeline = store::FragmentQuery::Timeline::kServer;
+  recent.match = store::FragmentQuery::Match::kStartsWithin;
+  recent.start_ms = now - options_.cold_lookback_ms;
+  recent.end_ms = now + 60'000;
+  recent.with_frames = false;
+  auto listed = Fragments(stream, recent);
+  if (!listed.ok()) return listed.status();
+  if (listed->empty())
     return NotFound("stream '" + stream + "' has no fragment in the last " +
                         std::to_string(options_.cold_lookback_ms / 1000) + " s at " +
                         client_.endpoint(),
                     Reason::kNoFrame);
+  const uint64_t number = listed->back().number;
+  const std::optional<std::string> newest = RemoteNumber(number);
+  if (!newest) return Internal("fragment " + std::to_string(number) + " listed but not named");
   // Numbered as the endpoint numbers it: a later cold look at another fragment
   // with as many frames is not mistaken for this one (the snapshot cache's key).
-  auto latest = FetchFragment(stream, newest);
+  auto latest = FetchFragment(stream, *newest);
   if (!latest.ok()) return latest.status();
-  latest->number = LocalNumber(newest);
+  latest->number = number;
   return latest;
 }
 
@@ -364,11 +329,18 @@ Result<std::vector<store::FragmentView>> KvsSource::Fragments(
     if (!j.contains("NextToken") || !j["NextToken"].is_string()) break;
     request["NextToken"] = j["NextToken"];
   }
-  // Listings come in no particular order.
+  // Listings come in no particular order. Several fragments of one fast push
+  // can share a millisecond: then the producer's time, then the endpoint's
+  // number (numbers grow along a stream; decimal strings, AWS's longer than
+  // 64 bits) decide.
   std::sort(listed.begin(), listed.end(), [server](const auto& a, const auto& b) {
     const int64_t ta = server ? a.first.server_ts_ms : a.first.producer_ts_ms;
     const int64_t tb = server ? b.first.server_ts_ms : b.first.producer_ts_ms;
-    return ta != tb ? ta < tb : a.first.number < b.first.number;
+    if (ta != tb) return ta < tb;
+    if (a.first.producer_ts_ms != b.first.producer_ts_ms)
+      return a.first.producer_ts_ms < b.first.producer_ts_ms;
+    return a.second.size() != b.second.size() ? a.second.size() < b.second.size()
+                                              : a.second < b.second;
   });
   std::vector<store::FragmentView> out;
   out.reserve(listed.size());
