@@ -404,6 +404,10 @@ void KvsService::GetImages(const GetImagesRequest& r, ImagesCallback done) {
       done(std::move(images));
     }
   };
+  // Kinesis Video's sizes go up to 3840x2160: past this server's render bound
+  // (--max-render-pixels) they are scaled down to it, keeping their shape, not refused.
+  snapshot::SnapshotOptions options = r.image;
+  options.shrink_to_fit = true;
   auto g = std::make_shared<Gather>();
   g->done = std::move(done);
   std::vector<int64_t> times;
@@ -425,7 +429,7 @@ void KvsService::GetImages(const GetImagesRequest& r, ImagesCallback done) {
     if (failed) return g->Settle(times.size() - i);  // the call has failed: render no more
     engine_->RenderAtAsync(*name,
                            snapshot::FrameTime{.at_ms = times[i], .server_timeline = r.server},
-                           r.image, [g, i, stream = *name](Result<snapshot::Image> image) {
+                           options, [g, i, stream = *name](Result<snapshot::Image> image) {
                              {
                                MutexLock lock(g->mu);
                                SampledImage& out = g->result.images[i];

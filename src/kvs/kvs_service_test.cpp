@@ -373,6 +373,7 @@ class FakeEngine final : public snapshot::SnapshotEngine {
  public:
   std::map<int64_t, Status> errors;  // by time; others render "image@<ms>"
   std::vector<snapshot::FrameTime> asked;
+  std::vector<snapshot::SnapshotOptions> options;
   void RenderAsync(const std::string&, snapshot::SnapshotOptions, ImageCallback done) override {
     done(Internal("unused"));
   }
@@ -380,9 +381,10 @@ class FakeEngine final : public snapshot::SnapshotEngine {
                     PublishCallback done) override {
     done(Internal("unused"));
   }
-  void RenderAtAsync(const std::string&, snapshot::FrameTime at, snapshot::SnapshotOptions,
+  void RenderAtAsync(const std::string&, snapshot::FrameTime at, snapshot::SnapshotOptions o,
                      ImageCallback done) override {
     asked.push_back(at);
+    options.push_back(o);
     if (auto it = errors.find(at.at_ms); it != errors.end()) return done(it->second);
     done(snapshot::Image{.bytes = "image@" + std::to_string(at.at_ms)});
   }
@@ -411,6 +413,9 @@ TEST_F(KvsServiceTest, GetImagesSamplesTheRangeThroughTheEngine) {
   EXPECT_EQ(*page->next_ms, 19'000);
   ASSERT_EQ(engine.asked.size(), 3u);
   EXPECT_TRUE(engine.asked[0].server_timeline);
+  // Images Kinesis Video may ask for (up to 3840x2160) past --max-render-pixels are scaled
+  // down to it, never refused.
+  for (const auto& o : engine.options) EXPECT_TRUE(o.shrink_to_fit);
 
   r.first_ms = *page->next_ms;
   auto last = Await<GetImagesResult>([&](auto done) { service_->GetImages(r, done); });
