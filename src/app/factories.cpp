@@ -132,8 +132,7 @@ Result<ObjectStores> OpenS3Store(const ServeSettings& s, const Clock& clock) {
   o.region = aws->region;
   o.addressing = s.s3_addressing;
   o.credentials = aws->credentials;
-  o.deadline = s.s3_timeout;
-  o.attempt_timeout = std::min(o.attempt_timeout, o.deadline);
+  o.budget.LimitTo(s.s3_timeout);
   auto opened = objects::S3Store::Open(std::move(o), clock);
   if (!opened.ok()) return opened.status();
   ObjectStores stores{.remote = std::move(*opened)};
@@ -163,8 +162,7 @@ Result<std::unique_ptr<kvs::KvsSource>> OpenKvsSource(const ServeSettings& s, co
   o.client.endpoint = s.flags.kvs_endpoint;
   o.client.region = aws->region;
   o.client.credentials = aws->credentials;
-  o.client.deadline = s.kvs_timeout;
-  o.client.attempt_timeout = std::min(o.client.attempt_timeout, o.client.deadline);
+  o.client.budget.LimitTo(s.kvs_timeout);
   auto source = std::make_unique<kvs::KvsSource>(std::move(o), clock);
   spdlog::info("snapshots read Kinesis Video at {} (region {}, credentials from {})",
                source->endpoint(), aws->region, aws->source);

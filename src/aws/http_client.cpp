@@ -171,7 +171,7 @@ Result<HttpResponse> HttpClient::Attempt(const HttpRequest& request,
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::min(options_.connect_timeout, timeout).count()));
+                   static_cast<long>(std::min(options_.budget.connect_timeout, timeout).count()));
   if (on_data == nullptr) {
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   } else {
@@ -219,10 +219,10 @@ Result<HttpResponse> HttpClient::Attempt(const HttpRequest& request,
 
 Result<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
   const std::string payload_hash = Sha256Hex(request.body);
-  const auto deadline = std::chrono::steady_clock::now() + options_.deadline;
+  const auto deadline = std::chrono::steady_clock::now() + options_.budget.deadline;
   thread_local std::mt19937_64 rng{std::random_device{}()};
   Result<HttpResponse> last = Status(Code::kTimeout, "no time left for a try");
-  for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
+  for (int attempt = 0; attempt < options_.budget.max_attempts; ++attempt) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
@@ -230,12 +230,12 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
       std::lock_guard lock(mu_);
       ++stats_.retries;
     }
-    last =
-        Attempt(request, payload_hash, std::min(options_.attempt_timeout, left), nullptr, nullptr);
+    last = Attempt(request, payload_hash, std::min(options_.budget.attempt_timeout, left), nullptr,
+                   nullptr);
     bool retry = !last.ok() || (options_.retryable && options_.retryable(*last));
-    if (!retry || attempt + 1 >= options_.max_attempts) break;
+    if (!retry || attempt + 1 >= options_.budget.max_attempts) break;
     // Full jitter: a random wait below the cap, within the deadline.
-    auto cap = BackoffCap(options_.backoff_base, attempt);
+    auto cap = BackoffCap(options_.budget.backoff_base, attempt);
     auto wait = std::chrono::milliseconds(
         std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(cap.count() - 1, 0))(rng));
     if (std::chrono::steady_clock::now() + wait >= deadline) break;
@@ -247,7 +247,8 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
 Result<HttpResponse> HttpClient::Stream(const HttpRequest& request,
                                         const std::function<bool(const char*, size_t)>& on_data,
                                         const std::atomic<bool>& stop) const {
-  return Attempt(request, Sha256Hex(request.body), options_.attempt_timeout, &on_data, &stop);
+  return Attempt(request, Sha256Hex(request.body), options_.budget.attempt_timeout, &on_data,
+                 &stop);
 }
 
 }  // namespace lastframe::aws

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -41,12 +42,24 @@ struct HttpRequest {
 };
 
 // How a client times, bounds and retries its calls.
-struct HttpClientOptions {
+// How long and how often one call may try: the part of a client's options its
+// users set (S3Store, KvsClient, their flags).
+struct CallBudget {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds attempt_timeout{5000};  // one try, connect included
   std::chrono::milliseconds deadline{10000};        // all tries of one call, backoff included
   int max_attempts = 3;                             // < 1: no try at all
   std::chrono::milliseconds backoff_base{100};      // full jitter: sleep in [0, base * 2^try)
+
+  // All tries of a call within |deadline| (a --*-timeout flag): no one try longer.
+  void LimitTo(std::chrono::milliseconds call_deadline) {
+    deadline = call_deadline;
+    attempt_timeout = std::min(attempt_timeout, deadline);
+  }
+};
+
+struct HttpClientOptions {
+  CallBudget budget;
   // The answers worth another try; failures to connect, send or hear back in
   // time always are. Unset: no answer is retried.
   std::function<bool(const HttpResponse&)> retryable;

@@ -161,10 +161,10 @@ class HttpClientTest : public ::testing::Test {
             .path = "/k"};
   }
   static HttpClientOptions Fast() {
-    return {.attempt_timeout = milliseconds(2000),
-            .deadline = milliseconds(5000),
-            .max_attempts = 3,
-            .backoff_base = milliseconds(1),
+    return {.budget = {.attempt_timeout = milliseconds(2000),
+                       .deadline = milliseconds(5000),
+                       .max_attempts = 3,
+                       .backoff_base = milliseconds(1)},
             .retryable = FiveHundreds};
   }
 
@@ -284,9 +284,9 @@ TEST_F(HttpClientTest, ARefusedConnectionIsRetriedThenUnavailable) {
 TEST_F(HttpClientTest, ASilentServerTimesOutAndIsRetriedWithinTheDeadline) {
   testing::SilentListener silent;
   HttpClientOptions o = Fast();
-  o.attempt_timeout = milliseconds(200);
-  o.deadline = milliseconds(700);
-  o.max_attempts = 10;
+  o.budget.attempt_timeout = milliseconds(200);
+  o.budget.deadline = milliseconds(700);
+  o.budget.max_attempts = 10;
   auto client = Client(o);
   auto start = std::chrono::steady_clock::now();
   auto r = client->Send(GetFrom(silent.port()));
@@ -301,9 +301,9 @@ TEST_F(HttpClientTest, ASilentServerTimesOutAndIsRetriedWithinTheDeadline) {
 TEST_F(HttpClientTest, BackoffNeverOutlastsTheDeadline) {
   ScriptedServer server(std::vector<Reply>{{.status = 503}});
   HttpClientOptions o = Fast();
-  o.backoff_base = milliseconds(10'000);  // waits drawn from [0, 10 s), [0, 20 s), ...
-  o.deadline = milliseconds(300);
-  o.max_attempts = 5;
+  o.budget.backoff_base = milliseconds(10'000);  // waits drawn from [0, 10 s), [0, 20 s), ...
+  o.budget.deadline = milliseconds(300);
+  o.budget.max_attempts = 5;
   auto client = Client(o);
   auto start = std::chrono::steady_clock::now();
   auto r = client->Send(Get(server));
@@ -315,7 +315,7 @@ TEST_F(HttpClientTest, BackoffNeverOutlastsTheDeadline) {
 
 TEST_F(HttpClientTest, NoTimeForATryIsATimeout) {
   HttpClientOptions o = Fast();
-  o.deadline = milliseconds(0);
+  o.budget.deadline = milliseconds(0);
   auto client = Client(o);
   auto r = client->Send(GetFrom(ClosedPort()));
   EXPECT_EQ(r.status().code(), Code::kTimeout);
@@ -348,7 +348,7 @@ TEST_F(HttpClientTest, ABodyOverItsBoundFails) {
   ScriptedServer server(std::vector<Reply>{{.status = 200, .body = std::string(100, 'x')}});
   HttpClientOptions o = Fast();
   o.max_body_bytes = 10;
-  o.max_attempts = 1;
+  o.budget.max_attempts = 1;
   auto client = Client(o);
   auto r = client->Send(Get(server));
   EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();

@@ -34,11 +34,7 @@ bool Retryable(const aws::HttpResponse& r) {
 }
 
 aws::HttpClientOptions ClientOptions(const KvsClientOptions& o) {
-  return {.connect_timeout = o.connect_timeout,
-          .attempt_timeout = o.attempt_timeout,
-          .deadline = o.deadline,
-          .max_attempts = o.max_attempts,
-          .backoff_base = o.backoff_base,
+  return {.budget = o.budget,
           .retryable = Retryable,
           .max_body_bytes = 1 << 20,  // an error body past 1 MiB is not one
           // A fresh connection for each try, as this client has always made.

@@ -19,11 +19,7 @@ struct KvsClientOptions {
   std::string endpoint;
   std::string region = "us-east-1";
   aws::Credentials credentials;
-  std::chrono::milliseconds connect_timeout{2000};
-  std::chrono::milliseconds attempt_timeout{5000};  // one try of a JSON call
-  std::chrono::milliseconds deadline{10000};        // all tries of one call
-  int max_attempts = 3;
-  std::chrono::milliseconds backoff_base{100};  // full jitter: sleep in [0, base * 2^try)
+  aws::CallBudget budget;  // one try of a JSON call 5 s, all tries 10 s, 3 tries
 };
 
 // Kinesis Video Streams' API from the calling side: SigV4-signed (service

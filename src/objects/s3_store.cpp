@@ -38,11 +38,7 @@ bool Retryable(const aws::HttpResponse& r) {
 }
 
 aws::HttpClientOptions ClientOptions(const S3StoreOptions& o) {
-  return {.connect_timeout = o.connect_timeout,
-          .attempt_timeout = o.attempt_timeout,
-          .deadline = o.deadline,
-          .max_attempts = o.max_attempts,
-          .backoff_base = o.backoff_base,
+  return {.budget = o.budget,
           .retryable = Retryable,
           .max_body_bytes = kMaxResponseBytes,
           .reuse_connections = true};
@@ -88,7 +84,7 @@ Result<std::unique_ptr<S3Store>> S3Store::Open(S3StoreOptions options, const Clo
                              ? S3Addressing::kVirtual
                              : S3Addressing::kPath;
   }
-  if (options.max_attempts < 1) options.max_attempts = 1;
+  if (options.budget.max_attempts < 1) options.budget.max_attempts = 1;
   return std::unique_ptr<S3Store>(new S3Store(std::move(options), clock, scheme, *host));
 }
 

@@ -28,11 +28,7 @@ struct S3StoreOptions {
   std::string region = "us-east-1";
   S3Addressing addressing = S3Addressing::kAuto;
   aws::Credentials credentials;
-  std::chrono::milliseconds connect_timeout{2000};
-  std::chrono::milliseconds attempt_timeout{5000};  // one try, connect included
-  std::chrono::milliseconds deadline{12000};        // all tries of one call, backoff included
-  int max_attempts = 4;
-  std::chrono::milliseconds backoff_base{100};  // full jitter: sleep in [0, base * 2^try)
+  aws::CallBudget budget{.deadline = std::chrono::milliseconds(12000), .max_attempts = 4};
   size_t upload_threads = 8;
   size_t max_queued_uploads = 512;
   std::string cache_control = "private, max-age=600";

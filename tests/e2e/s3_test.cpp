@@ -452,7 +452,7 @@ TEST_F(S3rverTest, A503IsRetriedThenSucceeds) {
 TEST_F(S3rverTest, A503ThatPersistsEndsWithinTheDeadline) {
   S3rver s3(dir_, {"--fail-first", "100"});
   auto o = StoreOptions(s3.endpoint(), "snaps", kS3Key, kS3Secret);
-  o.max_attempts = 3;
+  o.budget.max_attempts = 3;
   auto store = OpenStore(o);
   Status s = store->Put("k.jpg", "x", "image/jpeg");
   EXPECT_EQ(s.code(), Code::kUpstreamFailed);
@@ -463,8 +463,8 @@ TEST_F(S3rverTest, A503ThatPersistsEndsWithinTheDeadline) {
 TEST_F(S3rverTest, ASlowServerTimesOut) {
   S3rver s3(dir_, {"--delay-ms", "5000"});
   auto o = StoreOptions(s3.endpoint(), "snaps", kS3Key, kS3Secret);
-  o.attempt_timeout = std::chrono::milliseconds(300);
-  o.deadline = std::chrono::milliseconds(1000);
+  o.budget.attempt_timeout = std::chrono::milliseconds(300);
+  o.budget.deadline = std::chrono::milliseconds(1000);
   auto store = OpenStore(o);
   auto start = std::chrono::steady_clock::now();
   Status s = store->Put("slow.jpg", "x", "image/jpeg");
