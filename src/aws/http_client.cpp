@@ -100,13 +100,13 @@ HttpClient::~HttpClient() {
 }
 
 HttpClientStats HttpClient::stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
 void* HttpClient::AcquireHandle() const {
   if (options_.reuse_connections) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!idle_handles_.empty()) {
       void* h = idle_handles_.back();
       idle_handles_.pop_back();
@@ -122,7 +122,7 @@ void HttpClient::ReleaseHandle(void* handle) const {
     curl_easy_cleanup(static_cast<CURL*>(handle));
     return;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   idle_handles_.push_back(handle);
 }
 
@@ -204,7 +204,7 @@ Result<HttpResponse> HttpClient::Attempt(const HttpRequest& request,
   curl_slist_free_all(list);
   ReleaseHandle(h);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++stats_.attempts;
   }
   if (out.stopped) return out;
@@ -227,7 +227,7 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     if (attempt > 0) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       ++stats_.retries;
     }
     last = Attempt(request, payload_hash, std::min(options_.budget.attempt_timeout, left), nullptr,

@@ -13,6 +13,7 @@
 
 #include "aws/sigv4.h"
 #include "core/clock.h"
+#include "core/mutex.h"
 #include "core/status.h"
 
 namespace lastframe::aws {
@@ -121,9 +122,9 @@ class HttpClient {
   const HttpClientOptions options_;
   const SigV4 signer_;
   const Clock& clock_;
-  mutable std::mutex mu_;
-  mutable std::vector<void*> idle_handles_;  // CURL*, guarded by mu_
-  mutable HttpClientStats stats_;            // guarded by mu_
+  mutable Mutex mu_;
+  mutable std::vector<void*> idle_handles_ LF_GUARDED_BY(mu_);  // CURL*
+  mutable HttpClientStats stats_ LF_GUARDED_BY(mu_);
 };
 
 }  // namespace lastframe::aws

@@ -140,7 +140,7 @@ void Server::Admit(tcp::socket socket) {
                           " connections, its limit; retry soon"));
   bool admitted = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     size_t& n = per_address_[address];
     if (n < options_.max_connections_per_ip) {
       ++n;
@@ -193,14 +193,14 @@ void Server::RefuseConnection(tcp::socket socket, const std::string& response) {
 }
 
 void Server::Register(const std::shared_ptr<Session>& s, const std::string& address) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   sessions_[s.get()] = {s, address};
 }
 
 void Server::Unregister(Session* s) {
   bool last = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = sessions_.find(s);
     if (it != sessions_.end()) {
       auto count = per_address_.find(it->second.second);
@@ -214,7 +214,7 @@ void Server::Unregister(Session* s) {
 }
 
 size_t Server::connections() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return sessions_.size();
 }
 
@@ -233,7 +233,7 @@ void Server::Stop() {
     accept_backoff_.cancel();
     std::vector<std::shared_ptr<Session>> live;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       for (auto& [ptr, entry] : sessions_)
         if (auto s = entry.first.lock()) live.push_back(std::move(s));
     }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/limits.h"
+#include "core/mutex.h"
 #include "core/status.h"
 #include "http/errors.h"
 
@@ -185,9 +186,11 @@ class Server {
   Limit& connection_limit_;
   Limit& per_address_limit_;  // in_use: none (counted per address below)
   Limit& buffered_limit_;
-  mutable std::mutex mu_;
-  std::unordered_map<Session*, std::pair<std::weak_ptr<Session>, std::string>> sessions_;
-  std::unordered_map<std::string, size_t> per_address_;  // open connections by client address
+  mutable Mutex mu_;
+  std::unordered_map<Session*, std::pair<std::weak_ptr<Session>, std::string>> sessions_
+      LF_GUARDED_BY(mu_);
+  // Open connections by client address.
+  std::unordered_map<std::string, size_t> per_address_ LF_GUARDED_BY(mu_);
   boost::asio::io_context ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer drain_timer_;

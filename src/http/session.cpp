@@ -467,8 +467,8 @@ bool SessionBodyWriter::Write(std::string chunk) {
   std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
   std::string framed = size + chunk + "\r\n";
   {
-    std::unique_lock lock(mu_);
-    space_.wait(lock, [&] { return !open_ || queued_ < kMaxQueuedBytes; });
+    MutexLock lock(mu_);
+    lock.Wait(space_, [this]() LF_REQUIRES(mu_) { return !open_ || queued_ < kMaxQueuedBytes; });
     if (!open_) return false;
     queued_ += framed.size();
   }

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/mutex.h"
 #include "http/server.h"
 
 namespace lastframe::http {
@@ -42,17 +43,17 @@ class SessionBodyWriter final : public BodyWriter {
   bool Write(std::string chunk) override;
   void End() override;
   bool open() const override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return open_;
   }
   // The strand sent |bytes| of what was queued.
   void Sent(size_t bytes) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     queued_ -= std::min(queued_, bytes);
     space_.notify_all();
   }
   void Close() {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     open_ = false;
     space_.notify_all();
   }
@@ -61,10 +62,10 @@ class SessionBodyWriter final : public BodyWriter {
   static constexpr size_t kMaxQueuedBytes = 8 << 20;
   std::weak_ptr<Session> session_;
   net::any_io_executor executor_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable space_;
-  size_t queued_ = 0;
-  bool open_ = true;
+  size_t queued_ LF_GUARDED_BY(mu_) = 0;
+  bool open_ LF_GUARDED_BY(mu_) = true;
 };
 
 // One connection, on its own strand; it unregisters from the Server when destroyed.

@@ -136,7 +136,9 @@ class LocalStore final : public ObjectStore {
   std::atomic<int64_t> persisted_url_s_{600};  // what .longest-url-expiry says (or the default)
   std::atomic<uint64_t> bytes_since_sweep_{0};
   std::atomic<uint64_t> last_total_bytes_{0};
-  std::mutex sweep_mu_;  // one sweep at a time
+  // Neither guards a member: one sweep of the folders at a time, one writer of
+  // .longest-url-expiry at a time (what they order is on disk).
+  std::mutex sweep_mu_;
   std::mutex url_file_mu_;
   int64_t created_ms_ = 0;  // the bucket folder's modification time at Open
 };

@@ -105,7 +105,7 @@ std::string S3Store::Describe() const {
 
 S3Stats S3Store::stats() const {
   aws::HttpClientStats sent = client_.stats();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return {.requests = sent.attempts, .retries = sent.retries, .failures = failures_};
 }
 
@@ -140,7 +140,7 @@ Result<aws::HttpResponse> S3Store::Call(const std::string& method, const std::st
   }
   Result<aws::HttpResponse> last = client_.Send(request);
   auto fail = [&](Status s) -> Result<aws::HttpResponse> {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++failures_;
     return s;
   };

@@ -10,6 +10,7 @@
 #include "aws/http_client.h"
 #include "aws/sigv4.h"
 #include "core/clock.h"
+#include "core/mutex.h"
 #include "core/worker_pool.h"
 #include "objects/object_store.h"
 
@@ -97,8 +98,8 @@ class S3Store final : public ObjectStore {
   const std::string endpoint_host_;  // host[:port], default ports dropped
   aws::HttpClient client_;
   WorkerPool uploads_;
-  mutable std::mutex mu_;
-  uint64_t failures_ = 0;  // guarded by mu_
+  mutable Mutex mu_;
+  uint64_t failures_ LF_GUARDED_BY(mu_) = 0;
 };
 
 // Parses "s3://bucket[/prefix]" into bucket and prefix.
