@@ -80,9 +80,10 @@ Server::Server(ServerOptions options, Application& app)
               .Add("connections_per_address", "connections", options_.max_connections_per_ip)),
       buffered_limit_(LimitsOf(options_, own_limits_)
                           .Add("buffered_request_bytes", "bytes", options_.max_buffered_bytes)),
-      acceptor_(ioc_),
+      accept_strand_(net::make_strand(ioc_)),
+      acceptor_(accept_strand_),
       drain_timer_(ioc_),
-      accept_backoff_(ioc_) {}
+      accept_backoff_(accept_strand_) {}
 
 Server::~Server() = default;
 
@@ -227,7 +228,7 @@ void Server::Run() {
 
 void Server::Stop() {
   if (stopping_.exchange(true)) return;
-  net::post(ioc_, [this] {
+  net::post(accept_strand_, [this] {
     beast::error_code ec;
     acceptor_.close(ec);
     accept_backoff_.cancel();

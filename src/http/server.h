@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstddef>
@@ -192,6 +193,10 @@ class Server {
   // Open connections by client address.
   std::unordered_map<std::string, size_t> per_address_ LF_GUARDED_BY(mu_);
   boost::asio::io_context ioc_;
+  // The acceptor, its backoff timer and Stop's closing of them run on this
+  // strand: the accept handler (which drains the listen queue with the
+  // acceptor) and Stop would otherwise touch the acceptor from two I/O threads.
+  boost::asio::strand<boost::asio::io_context::executor_type> accept_strand_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer drain_timer_;
   uint16_t port_ = 0;
