@@ -113,7 +113,8 @@ void AddThreadAndIngestFlags(CLI::App& c, ServeConfig& f) {
 
 void AddKvsFlags(CLI::App& c, ServeConfig& f) {
   Flag(c, "source", f.source,
-       "where snapshots read video: 'local' (this server's streams) or 'kvs' (a Kinesis Video "
+       "where video is read (snapshots, listings, clips, archived media): 'local' (this server's "
+       "streams) or 'kvs' (a Kinesis Video "
        "endpoint: AWS, or another lastframe)",
        kShowDefault)
       ->check(CLI::IsMember({"local", "kvs"}));
