@@ -96,14 +96,28 @@ bool Eventually(const std::function<bool()>& probe,
   return probe();
 }
 
-// Run on a thread of its own: the future is ready once Run has returned.
-std::future<void> RunInBackground(Service& service) {
-  return std::async(std::launch::async, [&service] { service.Run(); });
-}
+// Service::Run on a thread of its own. However the test ends, a failed
+// assertion included, the service is stopped and Run has returned before the
+// service goes: a test that fails reports it instead of hanging.
+class Running {
+ public:
+  explicit Running(Service& service)
+      : service_(service), run_(std::async(std::launch::async, [&service] { service.Run(); })) {}
+  ~Running() {
+    service_.Stop();
+    run_.wait();
+  }
+  Running(const Running&) = delete;
+  Running& operator=(const Running&) = delete;
 
-bool Returned(std::future<void>& run, std::chrono::seconds within) {
-  return run.wait_for(within) == std::future_status::ready;
-}
+  bool Returned(std::chrono::seconds within) {
+    return run_.wait_for(within) == std::future_status::ready;
+  }
+
+ private:
+  Service& service_;
+  std::future<void> run_;
+};
 
 TEST_F(ServiceTest, ServesTheDemoThenStopsInOrderAndItsFragmentsOutliveIt) {
   TempDir dir;
@@ -114,7 +128,7 @@ TEST_F(ServiceTest, ServesTheDemoThenStopsInOrderAndItsFragmentsOutliveIt) {
   ASSERT_TRUE(service);
   const uint16_t port = service->port();
   EXPECT_EQ(service->listen_url(), "http://127.0.0.1:" + std::to_string(port));
-  std::future<void> run = RunInBackground(*service);
+  auto run = std::make_unique<Running>(*service);
 
   HttpResult health = HttpGet(port, "/healthz");
   EXPECT_EQ(health.status, 200);
@@ -142,11 +156,12 @@ TEST_F(ServiceTest, ServesTheDemoThenStopsInOrderAndItsFragmentsOutliveIt) {
     return info.is_object() && info["fragment_count"].is_number() && info["fragment_count"] >= 2;
   }));
 
-  EXPECT_FALSE(Returned(run, std::chrono::seconds(0))) << "Run returned before Stop";
+  EXPECT_FALSE(run->Returned(std::chrono::seconds(0))) << "Run returned before Stop";
+  EXPECT_TRUE(testing::ThisProcessListensOn(port));
   service->Stop();
   service->Stop();  // idempotent
-  ASSERT_TRUE(Returned(run, std::chrono::seconds(30))) << "Run did not return after Stop";
-  EXPECT_EQ(HttpGet(port, "/healthz").status, 0) << "still listening after Run returned";
+  ASSERT_TRUE(run->Returned(std::chrono::seconds(30))) << "Run did not return after Stop";
+  EXPECT_FALSE(testing::ThisProcessListensOn(port)) << "still listening after Run returned";
   // Drained first, then each module before what it feeds, and only then "stopped".
   std::vector<int> order;
   for (const char* line : {"listening on", "draining", "stopping GetMedia followers",
@@ -159,6 +174,7 @@ TEST_F(ServiceTest, ServesTheDemoThenStopsInOrderAndItsFragmentsOutliveIt) {
   EXPECT_TRUE(std::is_sorted(order.begin(), order.end()))
       << ::testing::PrintToString(order) << "\n"
       << ::testing::PrintToString(log_->lines());
+  run.reset();
   service.reset();
 
   // The pushed fragments were synced as they came: a new service on the same
@@ -166,21 +182,21 @@ TEST_F(ServiceTest, ServesTheDemoThenStopsInOrderAndItsFragmentsOutliveIt) {
   config.demo = false;
   service = Started(config);
   ASSERT_TRUE(service);
-  run = RunInBackground(*service);
+  run = std::make_unique<Running>(*service);
   auto info =
       nlohmann::json::parse(HttpGet(service->port(), "/v1/streams/demo").body, nullptr, false);
   ASSERT_TRUE(info.is_object());
   EXPECT_GE(info["fragment_count"], 1) << info.dump();
   EXPECT_EQ(HttpGet(service->port(), "/snapshot?stream_name=demo").status, 200);
   service->Stop();
-  ASSERT_TRUE(Returned(run, std::chrono::seconds(30)));
+  ASSERT_TRUE(run->Returned(std::chrono::seconds(30)));
 }
 
 TEST_F(ServiceTest, FirstStartMakesKeysAndRoutesNeedOne) {
   TempDir dir;
   std::unique_ptr<Service> service = Started(Config(dir.file("data")));
   ASSERT_TRUE(service);
-  std::future<void> run = RunInBackground(*service);
+  Running run(*service);
   const uint16_t port = service->port();
   EXPECT_EQ(HttpGet(port, "/healthz").status, 200);  // open to probes
   EXPECT_EQ(HttpGet(port, "/v1/streams").status, 401);
@@ -197,7 +213,7 @@ TEST_F(ServiceTest, FirstStartMakesKeysAndRoutesNeedOne) {
                                    {{"Authorization", "Bearer " + viewer}});
   EXPECT_EQ(refused.status, 403) << refused.body;  // a viewer adds no sources
   service->Stop();
-  ASSERT_TRUE(Returned(run, std::chrono::seconds(30)));
+  ASSERT_TRUE(run.Returned(std::chrono::seconds(30)));
 }
 
 TEST_F(ServiceTest, StopBeforeRunMakesRunReturnAtOnce) {
@@ -207,8 +223,8 @@ TEST_F(ServiceTest, StopBeforeRunMakesRunReturnAtOnce) {
   std::unique_ptr<Service> service = Started(config);
   ASSERT_TRUE(service);
   service->Stop();
-  std::future<void> run = RunInBackground(*service);
-  ASSERT_TRUE(Returned(run, std::chrono::seconds(10)));
+  Running run(*service);
+  ASSERT_TRUE(run.Returned(std::chrono::seconds(10)));
   EXPECT_GE(log_->Find("stopped"), 0);
 }
 

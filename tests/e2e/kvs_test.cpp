@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/time_format.h"
 #include "e2e/e2e_util.h"
+#include "support/http_client.h"
 
 namespace lastframe::testing {
 namespace {
@@ -178,8 +179,8 @@ Streamed ReadGetMedia(uint16_t port, const std::string& request_body,
   beast::tcp_stream stream(ioc);
   beast::error_code ec;
   stream.expires_after(std::chrono::seconds(30));
-  stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
-  if (ec) return result;
+  const net::ip::tcp::endpoint endpoint(net::ip::make_address("127.0.0.1"), port);
+  if (Await(ioc, [&](auto done) { stream.async_connect(endpoint, done); })) return result;
   bhttp::request<bhttp::string_body> req(bhttp::verb::post, "/getMedia", 11);
   req.set(bhttp::field::host, host);
   req.set("x-amz-date", FormatAmzDate(now));
@@ -187,20 +188,20 @@ Streamed ReadGetMedia(uint16_t port, const std::string& request_body,
   req.set(bhttp::field::authorization, signer.Authorization(canonical, now));
   req.body() = request_body;
   req.prepare_payload();
-  bhttp::write(stream, req, ec);
-  if (ec) return result;
+  if (Await(ioc, [&](auto done) { bhttp::async_write(stream, req, done); })) return result;
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::buffer_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  bhttp::read_header(stream, buffer, parser, ec);
-  if (ec) return result;
+  if (Await(ioc, [&](auto done) { bhttp::async_read_header(stream, buffer, parser, done); }))
+    return result;
   result.status = parser.get().result_int();
   result.content_type = std::string(parser.get()[bhttp::field::content_type]);
   char chunk[16384];
   while (!parser.is_done() && !enough(result.body)) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof chunk;
-    bhttp::read_some(stream, buffer, parser, ec);  // returns with what has arrived
+    // Returns with what has arrived; ends at the stream's expiry if nothing does.
+    ec = Await(ioc, [&](auto done) { bhttp::async_read_some(stream, buffer, parser, done); });
     if (ec == bhttp::error::need_buffer) ec = {};
     result.body.append(chunk, sizeof chunk - parser.get().body().size);
     if (ec) break;

@@ -16,7 +16,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <set>
+#include <sstream>
 
 namespace lastframe::testing {
 
@@ -54,10 +58,9 @@ HttpResult HttpRequest(uint16_t port, const std::string& method, const std::stri
   HttpResult result;
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
-  beast::error_code ec;
   stream.expires_after(std::chrono::seconds(60));
-  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
-  if (ec) return result;
+  const tcp::endpoint endpoint(net::ip::make_address("127.0.0.1"), port);
+  if (Await(ioc, [&](auto done) { stream.async_connect(endpoint, done); })) return result;
   http::request<http::string_body> req(http::string_to_verb(method), target, 11);
   req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
   bool named = false;
@@ -70,13 +73,13 @@ HttpResult HttpRequest(uint16_t port, const std::string& method, const std::stri
       req.set(http::field::authorization, "Bearer " + token);
   req.body() = body;
   if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
-  http::write(stream, req, ec);
-  if (ec) return result;
+  if (Await(ioc, [&](auto done) { http::async_write(stream, req, done); })) return result;
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(256 * 1024 * 1024);
   parser.skip(method == "HEAD");  // a HEAD answer has a Content-Length but no body
-  http::read(stream, buffer, parser, ec);
+  beast::error_code ec =
+      Await(ioc, [&](auto done) { http::async_read(stream, buffer, parser, done); });
   if (ec && ec != http::error::end_of_stream) return result;
   auto& res = parser.get();
   result.status = res.result_int();
@@ -117,18 +120,51 @@ std::string RawExchange(uint16_t port, const std::string& raw, bool keep_sending
   beast::tcp_stream stream(ioc);
   beast::error_code ec;
   stream.expires_after(std::chrono::seconds(10));
-  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
-  if (ec) return "";
-  net::write(stream, net::buffer(raw), ec);
+  const tcp::endpoint endpoint(net::ip::make_address("127.0.0.1"), port);
+  if (Await(ioc, [&](auto done) { stream.async_connect(endpoint, done); })) return "";
+  Await(ioc, [&](auto done) { net::async_write(stream, net::buffer(raw), done); });
   if (!keep_sending_side_open) stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   std::string out;
   char buf[4096];
   for (;;) {
-    size_t n = stream.read_some(net::buffer(buf), ec);
+    size_t n = 0;
+    ec = Await(ioc, [&](auto done) {
+      stream.async_read_some(net::buffer(buf), [&n, done](beast::error_code e, size_t got) mutable {
+        n = got;
+        done(e);
+      });
+    });
     out.append(buf, n);
     if (ec) break;
   }
   return out;
+}
+
+bool ThisProcessListensOn(uint16_t port) {
+  // The sockets listening on |port| (state 0A in /proc/net/tcp), by inode.
+  std::set<std::string> inodes;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode;
+      size_t colon = local.rfind(':');
+      if (state != "0A" || colon == std::string::npos) continue;
+      if (std::stoul(local.substr(colon + 1), nullptr, 16) == port) inodes.insert(inode);
+    }
+  }
+  // Whether one of them is open here.
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    std::string link = std::filesystem::read_symlink(fd.path(), ec).string();
+    if (!ec && link.rfind("socket:[", 0) == 0 && inodes.count(link.substr(8, link.size() - 9)) != 0)
+      return true;
+  }
+  return false;
 }
 
 void SplitUrl(const std::string& url, uint16_t* port, std::string* target) {

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/system/error_code.hpp>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -23,6 +26,20 @@ struct HttpResult {
 // /putMedia (producers that cannot send a header push unsigned). An empty
 // token forgets the port's. LastframeServer registers an admin key here.
 void SetDefaultBearer(uint16_t port, const std::string& token);
+
+// Runs one asynchronous operation to its end on |ioc| and returns its error:
+// Await(ioc, [&](auto done) { stream.async_connect(endpoint, done); }).
+// Sync Beast calls ignore the stream's expiry: a peer that accepts and never
+// answers (another process may own a port a test's server let go of) would
+// hang the test. Async ones end at the expiry with beast::error::timeout.
+template <typename Start>
+boost::system::error_code Await(boost::asio::io_context& ioc, Start start) {
+  boost::system::error_code result = boost::asio::error::would_block;
+  start([&result](boost::system::error_code ec, auto&&...) { result = ec; });
+  ioc.restart();
+  ioc.run();
+  return result;
+}
 
 // One HTTP/1.1 request over a fresh loopback connection (Boost.Beast, sync).
 HttpResult HttpRequest(uint16_t port, const std::string& method, const std::string& target,
@@ -53,6 +70,11 @@ class SilentListener {
   int fd_ = -1;
   uint16_t port_ = 0;
 };
+
+// Whether this process holds a socket listening on loopback |port|. Once a
+// server has let a port go, any process on the machine may take it: asking
+// the port itself would ask whoever holds it now.
+bool ThisProcessListensOn(uint16_t port);
 
 // "http://127.0.0.1:8080/a/b?c" -> port 8080, target "/a/b?c". Fails the test
 // on other shapes.
