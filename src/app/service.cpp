@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "app/factories.h"
+#include "core/process_metrics.h"
 #include "core/worker_pool.h"
 #include "http/kvs_api.h"
 #include "ingest/demo_producer.h"
@@ -27,6 +28,9 @@ struct Service::Parts {
   const ServeSettings settings;
   const Clock& clock = SystemClock::Get();
   fs::path data_dir;
+  // process_* and lastframe_build_info on /metrics, while the service lives.
+  metrics::Registry::CollectorHandle process_metrics =
+      metrics::AddProcessMetrics(metrics::Registry::Global(), kVersion, LASTFRAME_COMMIT);
   Limits limits;
   DeferredApplication deferred;
   std::unique_ptr<http::Server> server;

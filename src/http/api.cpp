@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "aws/sigv4.h"
+#include "core/metrics.h"
 #include "core/stream_name.h"
 #include "core/time_format.h"
 #include "http/params.h"
@@ -332,6 +333,7 @@ Response Api::Metrics() const {
          static_cast<double>(s.warm.decoders));
   if (options_.limits) body += options_.limits->Prometheus();
   if (options_.extra_metrics) body += options_.extra_metrics();
+  body += metrics::Registry::Global().Prometheus();
   Response res{bhttp::status::ok, 11};
   res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
   res.body() = std::move(body);
