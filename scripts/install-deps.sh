@@ -26,6 +26,8 @@ packages=(
   gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   # benchmarks (bench/run.py, also run in a quick mode by .ci/run): HTTP load
   wrk
+  # promtool: checks /metrics output and deploy/prometheus rules
+  prometheus
 )
 
 # Node.js runs the independent S3 server of the tests (tests/s3rver); Debian's

@@ -13,6 +13,8 @@ jobs="${JOBS:-2}"
 ./scripts/check-test-deps.py
 # The module map (ARCHITECTURE.md): no include may cross an arrow it forbids.
 /usr/bin/python3 scripts/check-layering.py
+# deploy/: Prometheus rules and their tests, the example config, the Grafana dashboard's metric names.
+./scripts/check-deploy.sh
 # The independent S3 server the tests run our S3 client against, pinned by its lock file.
 if ! cmp -s tests/s3rver/package-lock.json tests/s3rver/node_modules/.installed-from-lock; then
   (cd tests/s3rver && npm ci --no-audit --no-fund --loglevel=error &&
