@@ -178,6 +178,15 @@ void AddAccessAndLimitFlags(CLI::App& c, ServeConfig& f) {
        "largest image rendered, as WIDTHxHEIGHT of output; larger asks get 400", kShowDefault);
   Flag(c, "log-level", f.log_level, "trace, debug, info, warn, error", kShowDefault)
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  Flag(c, "log-format", f.log_format,
+       "text (a line each) or json (an object a line: time, level, message and fields)",
+       kShowDefault)
+      ->check(CLI::IsMember({"text", "json"}));
+  Flag(c, "request-log-level", f.request_log_level,
+       "the level of a line per request (method, route, path without query, status, duration); "
+       "shown when --log-level lets it through",
+       kShowDefault)
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 }
 
 // "HOST:PORT", "[::1]:PORT": false when it is neither.

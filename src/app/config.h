@@ -53,6 +53,8 @@ struct ServeConfig {
   size_t warm_decoders = 64;
   bool warm_all = false;
   std::string log_level = "info";
+  std::string log_format = "text";
+  std::string request_log_level = "debug";
   std::string config;
   int producer_timeout_s = 30;
   bool no_persist = false;

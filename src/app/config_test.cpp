@@ -141,7 +141,7 @@ TEST(ServeFlags, EachFlagHasItsEnvironmentName) {
     EXPECT_EQ(o->get_envname(), env) << o->get_name();
     ++flags;
   }
-  EXPECT_EQ(flags, 51u);  // every flag of `lastframe serve`
+  EXPECT_EQ(flags, 53u);  // every flag of `lastframe serve`
 }
 
 TEST(ServeFlags, ParseIntoTheConfigFromArgumentsAndEnvironment) {
@@ -158,6 +158,11 @@ TEST(ServeFlags, ParseIntoTheConfigFromArgumentsAndEnvironment) {
   EXPECT_EQ(c.s3_endpoint, "http://127.0.0.1:9000");
   EXPECT_EQ(c.data_dir, "./lastframe-data");  // untouched: the default
   EXPECT_THROW(cli.parse("--retention 0", false), CLI::ValidationError);
+  EXPECT_THROW(cli.parse("--log-format xml", false), CLI::ValidationError);
+  EXPECT_THROW(cli.parse("--request-log-level loud", false), CLI::ValidationError);
+  cli.parse("--log-format json --request-log-level info", false);
+  EXPECT_EQ(c.log_format, "json");
+  EXPECT_EQ(c.request_log_level, "info");
 }
 
 TEST(KeysFileFlags, TheKeysFileDefaultsToTheDataDirectorys) {

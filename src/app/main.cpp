@@ -17,6 +17,7 @@
 
 #include "app/config.h"
 #include "app/keys_command.h"
+#include "app/log_format.h"
 #include "app/service.h"
 #include "media/ffmpeg.h"
 
@@ -112,7 +113,8 @@ int main(int argc, char** argv) {
     spdlog::init_thread_pool(8192, 1);
     auto logger = spdlog::create_async_nb<spdlog::sinks::stderr_color_sink_mt>("lastframe");
     spdlog::set_default_logger(logger);
-    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+    app::UseLogFormat(*logger, serve_config.log_format == "json" ? lastframe::log::Format::kJson
+                                                                 : lastframe::log::Format::kText);
     int rc = app::Serve(serve_config);
     if (size_t dropped = spdlog::thread_pool()->overrun_counter(); dropped > 0)
       spdlog::warn("{} log lines dropped: the log was written slower than lines came", dropped);

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cmath>
 
+#include "core/utf8.h"
+
 namespace lastframe::log {
 namespace {
 
@@ -32,7 +34,15 @@ Field::Field(std::string_view key, double value) : key_(key) {
 std::string JsonEscape(std::string_view s) {
   std::string out;
   out.reserve(s.size());
+  // A line must stay JSON whatever a message holds: in text that is not
+  // UTF-8 (bytes from outside, an FFmpeg message), each byte past ASCII
+  // becomes U+FFFD.
+  const bool utf8 = IsValidUtf8(s);
   for (char c : s) {
+    if (!utf8 && static_cast<unsigned char>(c) >= 0x80) {
+      out += "\ufffd";
+      continue;
+    }
     switch (c) {
       case '"':
         out += "\\\"";
