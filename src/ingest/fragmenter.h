@@ -23,6 +23,15 @@ enum class AckError {
   kInternalError = 5000,
   kArchivalError = 5001,
 };
+// Every AckError, for tables by id (the ingest errors metric).
+inline constexpr AckError kAckErrors[] = {AckError::kStreamReadError,
+                                          AckError::kMaxFragmentSizeReached,
+                                          AckError::kMaxFragmentDurationReached,
+                                          AckError::kFragmentTimecodeLesserThanPrevious,
+                                          AckError::kMoreThanAllowedTracksFound,
+                                          AckError::kInvalidMkvData,
+                                          AckError::kInternalError,
+                                          AckError::kArchivalError};
 const char* AckErrorName(AckError id);
 
 struct FragmenterOptions {

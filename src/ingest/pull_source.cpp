@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "core/metrics.h"
 #include "ingest/fragmenter.h"
 #include "media/ffmpeg.h"
 
@@ -46,6 +47,34 @@ std::string AvErrorText(int rc) {
 struct FormatContextCloser {
   void operator()(AVFormatContext* ctx) const { avformat_close_input(&ctx); }
 };
+
+// Pulled sources in |state|: each source is counted in its state's gauge from
+// its start to its end, and moved between them as it changes state.
+metrics::Gauge& SourcesIn(const std::string& state) {
+  static auto& family = metrics::Registry::Global().Gauges("lastframe_pull_sources",
+                                                           "Pulled sources, by state.", {"state"});
+  // The states SourceInfo names, looked up once; any other through the lock.
+  static metrics::Gauge& connecting = family.With({"connecting"});
+  static metrics::Gauge& live = family.With({"live"});
+  static metrics::Gauge& error = family.With({"error"});
+  if (state == "connecting") return connecting;
+  if (state == "live") return live;
+  if (state == "error") return error;
+  return family.With({state});
+}
+
+metrics::Counter& Reconnects() {
+  static auto& c = metrics::Registry::Global().AddCounter(
+      "lastframe_pull_reconnects_total", "Connections pulled sources opened after their first.");
+  return c;
+}
+
+metrics::Histogram& FirstFrameSeconds() {
+  static auto& h = metrics::Registry::Global().AddHistogram(
+      "lastframe_pull_first_frame_seconds",
+      "From a pull's connection attempt to its first video frame.", metrics::LatencyBuckets());
+  return h;
+}
 
 }  // namespace
 
@@ -132,11 +161,16 @@ PullSource::PullSource(store::StreamStore& store, PullOptions options)
   info_.state = "connecting";
   info_.rtsp_transport =
       SchemeOf(options_.url).rfind("rtsp", 0) == 0 ? options_.rtsp_transport : "";
+  SourcesIn(info_.state).Add(1);
   // Listed from now on, before the first frame (PullSources::Add took its place).
   if (auto opened = store_.Open(options_.stream); opened.ok()) (*opened)->SetOwned();
 }
 
-PullSource::~PullSource() { Stop(); }
+PullSource::~PullSource() {
+  Stop();
+  MutexLock lock(mu_);
+  SourcesIn(info_.state).Add(-1);
+}
 
 void PullSource::Stop() {
   {
@@ -155,6 +189,10 @@ SourceInfo PullSource::Info() const {
 void PullSource::SetState(const std::string& state, const std::string& error,
                           const std::string& code) {
   MutexLock lock(mu_);
+  if (state != info_.state) {
+    SourcesIn(state).Add(1);
+    SourcesIn(info_.state).Add(-1);
+  }
   info_.state = state;
   if (!error.empty()) {
     info_.last_error = error;
@@ -184,6 +222,7 @@ void PullSource::Run() {
     if (!first) {
       MutexLock lock(mu_);
       ++info_.reconnects;
+      Reconnects().Add();
     }
     first = false;
     SetState("connecting");
@@ -223,6 +262,7 @@ Status PullSource::Session() {
   static const PullPolicy kDefaultPolicy;
   ConnectGuard guard(options_.policy ? *options_.policy : kDefaultPolicy);
   Status ended = [&]() -> Status {
+    const auto attempt = Clock::now();
     const std::string scheme = SchemeOf(options_.url);
     AVFormatContext* raw = avformat_alloc_context();
     if (raw == nullptr) return Internal("out of memory");
@@ -308,6 +348,7 @@ Status PullSource::Session() {
       end_shifted =
           std::max(end_shifted, ts + (pkt->duration > 0 ? pkt->duration : default_duration));
       if (!fragmenter) {
+        FirstFrameSeconds().Observe(metrics::SecondsSince(attempt));
         first_ts = ts;
         // Pulled timestamps name when frames arrived: the first one now.
         int64_t start = store_.clock().NowMs() - av_rescale_q(ts, tb, AVRational{1, 1000});

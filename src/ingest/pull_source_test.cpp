@@ -6,6 +6,7 @@
 
 #include "core/mutex.h"
 #include "ingest/sources_config.h"
+#include "store/test_metrics.h"
 #include "support/http_client.h"
 #include "support/media_check.h"
 #include "support/temp_dir.h"
@@ -13,6 +14,7 @@
 namespace lastframe::ingest {
 namespace {
 
+using store::test::MetricDeltas;
 using testing::MakeClip;
 using testing::TempDir;
 using namespace std::chrono_literals;
@@ -84,6 +86,7 @@ std::shared_ptr<const PullPolicy> LoopbackAllowed() {
 
 TEST(PullSource, AnUnreachableCameraRetriesWithBackoffAndShowsWhy) {
   store::StreamStore store(SystemClock::Get(), {});
+  MetricDeltas delta({"lastframe_pull_reconnects_total"});
   auto source = PullSource::Start(store, {.stream = "dead",
                                           .url = "rtsp://user:secret@127.0.0.1:1/stream",
                                           .backoff_base = 20ms,
@@ -92,9 +95,51 @@ TEST(PullSource, AnUnreachableCameraRetriesWithBackoffAndShowsWhy) {
   ASSERT_TRUE(source.ok());
   ASSERT_TRUE(Within(20s, [&] { return (*source)->Info().reconnects >= 3; }));
   SourceInfo info = (*source)->Info();
+  // Counted as Info's count is, under the same lock: never behind it.
+  EXPECT_GE(delta["lastframe_pull_reconnects_total"], static_cast<double>(info.reconnects));
   EXPECT_NE(info.last_error.find("cannot open the source"), std::string::npos) << info.last_error;
   EXPECT_EQ(info.url, "rtsp://user:***@127.0.0.1:1/stream");
   EXPECT_TRUE(store.Find("dead"));  // listed before it ever delivers a frame
+}
+
+TEST(PullSource, MetricsFollowASourceFromConnectingToLiveAndCountItsFirstFrame) {
+  TempDir dir;
+  std::string clip = MakeClip(
+      dir.file("m.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=20", "-t", "0.5", "-c:v",
+                          "libx264", "-g", "5", "-bf", "0", "-pix_fmt", "yuv420p"});
+  store::StreamStore store(SystemClock::Get(), {});
+  FrameWaiter waiter(store);
+  MetricDeltas delta(
+      {R"(lastframe_pull_sources{state="connecting"})", R"(lastframe_pull_sources{state="live"})",
+       R"(lastframe_pull_sources{state="error"})", "lastframe_pull_first_frame_seconds_count"});
+  auto source = PullSource::Start(store, {.stream = "metered", .url = "file://" + clip});
+  ASSERT_TRUE(source.ok()) << source.status().ToString();
+  // Live and the first frame timed before the first frame reaches the store.
+  ASSERT_TRUE(waiter.WaitForFrames(1, 30s));
+  EXPECT_EQ(delta[R"(lastframe_pull_sources{state="live"})"], 1);
+  EXPECT_EQ(delta[R"(lastframe_pull_sources{state="connecting"})"], 0);
+  EXPECT_EQ(delta[R"(lastframe_pull_sources{state="error"})"], 0);
+  EXPECT_EQ(delta["lastframe_pull_first_frame_seconds_count"], 1);  // one connection
+  source->reset();
+  EXPECT_EQ(delta[R"(lastframe_pull_sources{state="live"})"], 0);
+}
+
+TEST(PullSource, AFailedSourceIsCountedInStateErrorWhileItWaits) {
+  store::StreamStore store(SystemClock::Get(), {});
+  MetricDeltas delta({R"(lastframe_pull_sources{state="connecting"})",
+                      R"(lastframe_pull_sources{state="error"})"});
+  // Refused at once, then a backoff of at least 30 s: state error throughout the checks.
+  auto source = PullSource::Start(store, {.stream = "refused",
+                                          .url = "rtsp://127.0.0.1:1/x",
+                                          .backoff_base = 60s,
+                                          .backoff_max = 60s,
+                                          .policy = LoopbackAllowed()});
+  ASSERT_TRUE(source.ok());
+  ASSERT_TRUE(Within(20s, [&] { return (*source)->Info().state == "error"; }));
+  EXPECT_EQ(delta[R"(lastframe_pull_sources{state="error"})"], 1);
+  EXPECT_EQ(delta[R"(lastframe_pull_sources{state="connecting"})"], 0);
+  source->reset();  // prompt: Stop wakes the backoff
+  EXPECT_EQ(delta[R"(lastframe_pull_sources{state="error"})"], 0);
 }
 
 TEST(PullSource, StopIsPromptWhileACameraHangs) {

@@ -2,13 +2,78 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "core/metrics.h"
 #include "ingest/ebml_boundary.h"
 #include "ingest/fragmenter.h"
 #include "media/demuxer.h"
 
 namespace lastframe::ingest {
+
+// Each child is looked up here once, so that counting a chunk, an ack or an
+// error is one relaxed atomic operation.
+struct PushSession::Metrics {
+  metrics::Counter& bytes;
+  metrics::Counter& fragments;
+  metrics::Counter& producers_started;
+  metrics::Counter& producers_ended;
+  // RECEIVED or PERSISTED: how many were sent, and how long after the fragment's end.
+  struct FragmentAck {
+    metrics::Counter& sent;
+    metrics::Histogram& delay;
+    void Sent(std::chrono::steady_clock::time_point fragment_end) const {
+      sent.Add();
+      delay.Observe(metrics::SecondsSince(fragment_end));
+    }
+  };
+  FragmentAck received;
+  FragmentAck persisted;
+  metrics::Counter& error_acks;
+  metrics::Family<metrics::Counter>& errors;
+  std::map<AckError, metrics::Counter*> error_ids;  // every AckError, by its ErrorId
+
+  static const Metrics& Get() {
+    static const Metrics* m = [] {
+      auto& r = metrics::Registry::Global();
+      auto& acks = r.Counters("lastframe_ingest_acks_total",
+                              "Acknowledgements sent to producers, by EventType.", {"type"});
+      auto& delay = r.Histograms(
+          "lastframe_ingest_ack_delay_seconds",
+          "From the arrival of a fragment's last frame to its acknowledgement being sent.",
+          {"type"}, metrics::LatencyBuckets());
+      auto& errors = r.Counters("lastframe_ingest_errors_total",
+                                "Ingest errors, by Kinesis Video ErrorId.", {"error"});
+      auto* out = new Metrics{
+          .bytes = r.AddCounter("lastframe_ingest_bytes_total",
+                                "Bytes received from producers (PutMedia bodies)."),
+          .fragments = r.AddCounter("lastframe_ingest_fragments_total",
+                                    "Fragments completed from pushed streams."),
+          .producers_started = r.AddCounter("lastframe_ingest_producers_started_total",
+                                            "Producers that started pushing."),
+          .producers_ended = r.AddCounter("lastframe_ingest_producers_ended_total",
+                                          "Producers whose push ended, cleanly or not."),
+          .received = {acks.With({"RECEIVED"}), delay.With({"RECEIVED"})},
+          .persisted = {acks.With({"PERSISTED"}), delay.With({"PERSISTED"})},
+          .error_acks = acks.With({"ERROR"}),
+          .errors = errors,
+          .error_ids = {}};
+      for (AckError id : kAckErrors)
+        out->error_ids[id] = &errors.With({std::to_string(static_cast<int>(id))});
+      return out;  // never destroyed, as the registry's families are not
+    }();
+    return *m;
+  }
+
+  metrics::Counter& Error(AckError id) const {
+    auto it = error_ids.find(id);
+    // An id missing from the list above is still counted, through the lock.
+    return it != error_ids.end() ? *it->second
+                                 : errors.With({std::to_string(static_cast<int>(id))});
+  }
+};
+
 Result<std::unique_ptr<PushSession>> PushSession::Start(store::StreamStore& store,
                                                         PushOptions options,
                                                         PushCallbacks callbacks) {
@@ -28,8 +93,11 @@ PushSession::PushSession(store::StreamStore& store, std::shared_ptr<store::Strea
       options_(std::move(options)),
       callbacks_(std::move(callbacks)),
       start_ms_(store.clock().NowMs()),
+      metrics_(options_.from_producer ? &Metrics::Get() : nullptr),
       last_frame_ns_(std::chrono::steady_clock::now().time_since_epoch().count()),
-      pipe_(options_.pipe_high_water, callbacks_.on_space) {}
+      pipe_(options_.pipe_high_water, callbacks_.on_space) {
+  if (metrics_) metrics_->producers_started.Add();
+}
 
 PushSession::~PushSession() {
   Abort();
@@ -41,7 +109,10 @@ PushSession::~PushSession() {
   }
 }
 
-bool PushSession::Feed(const uint8_t* data, size_t size) { return pipe_.Write(data, size); }
+bool PushSession::Feed(const uint8_t* data, size_t size) {
+  if (metrics_) metrics_->bytes.Add(size);
+  return pipe_.Write(data, size);
+}
 bool PushSession::WaitForSpace() { return pipe_.WaitForSpace(); }
 void PushSession::Finish() { pipe_.Close(); }
 void PushSession::Abort() { pipe_.Abort(); }
@@ -53,6 +124,7 @@ void PushSession::Stalled() {
 void PushSession::Run() {
   Status status = Parse();
   stream_->ReleaseWriter(status.ok() ? "" : status.message());
+  if (metrics_) metrics_->producers_ended.Add();
   if (callbacks_.on_done) callbacks_.on_done(status);
 }
 
@@ -153,9 +225,10 @@ Status PushSession::Parse() {
       return refuse_oversized(number, timecode);
     }
     if (pkt->stream_index == video) {
-      last_frame_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
-                           std::memory_order_relaxed);
-      fragmenter.Push(pkt.get());
+      const auto arrived = std::chrono::steady_clock::now();
+      last_frame_ns_.store(arrived.time_since_epoch().count(), std::memory_order_relaxed);
+      fragmenter.Push(pkt.get());  // a fragment it completes ended with the packet before
+      last_video_packet_ = arrived;
     }
     av_packet_unref(pkt.get());
   }
@@ -163,6 +236,7 @@ Status PushSession::Parse() {
 
 void PushSession::AckFragment(const store::FragmentView& f) {
   fragments_.fetch_add(1);
+  if (metrics_) metrics_->fragments.Add();
   if (!callbacks_.on_ack) {
     (void)store_.Persist(options_.stream, f);  // in-process producers: durable all the same
     return;
@@ -173,10 +247,16 @@ void PushSession::AckFragment(const store::FragmentView& f) {
                                      {"FragmentNumber", std::to_string(f.number)}}
                           .dump());
   };
+  const auto fragment_end = last_video_packet_;
   ack("RECEIVED");
+  if (metrics_) metrics_->received.Sent(fragment_end);
   // PERSISTED only once the fragment is on disk and synced (or at once, in memory only).
   Status persisted = store_.Persist(options_.stream, f);
-  if (persisted.ok()) return ack("PERSISTED");
+  if (persisted.ok()) {
+    ack("PERSISTED");
+    if (metrics_) metrics_->persisted.Sent(fragment_end);
+    return;
+  }
   SendErrorAck(AckError::kArchivalError, "the fragment could not be stored: " + persisted.message(),
                f.timecode_ms, f.number);
 }
@@ -186,6 +266,7 @@ void PushSession::SendErrorAck(AckError id, const std::string& message, int64_t 
   spdlog::warn("putMedia stream={} error={} {}", options_.stream, AckErrorName(id), message);
   if (id == AckError::kMaxFragmentSizeReached && options_.fragment_limit)
     options_.fragment_limit->CountRefusal();
+  if (metrics_) metrics_->Error(id).Add();
   if (!callbacks_.on_ack) return;
   nlohmann::json ack = {{"EventType", "ERROR"},
                         {"FragmentTimecode", timecode},
@@ -194,6 +275,7 @@ void PushSession::SendErrorAck(AckError id, const std::string& message, int64_t 
                         {"Message", message}};
   if (number) ack["FragmentNumber"] = std::to_string(*number);
   callbacks_.on_ack(ack.dump());
+  if (metrics_) metrics_->error_acks.Add();
 }
 
 }  // namespace lastframe::ingest

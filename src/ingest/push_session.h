@@ -30,6 +30,9 @@ struct PushOptions {
   size_t pipe_high_water = 1024 * 1024;
   // Counts fragments refused for their size (may be null).
   Limit* fragment_limit = nullptr;
+  // A producer's PutMedia, counted in the lastframe_ingest_* metrics. False for
+  // media that is no producer's (Kinesis Video's GetMedia read into a cache).
+  bool from_producer = true;
 };
 
 struct PushCallbacks {
@@ -77,6 +80,9 @@ class PushSession {
   }
 
  private:
+  // The lastframe_ingest_* metrics, resolved once (push_session.cpp).
+  struct Metrics;
+
   PushSession(store::StreamStore& store, std::shared_ptr<store::Stream> stream, PushOptions options,
               PushCallbacks callbacks);
   void Run();
@@ -90,7 +96,11 @@ class PushSession {
   const PushOptions options_;
   const PushCallbacks callbacks_;
   const int64_t start_ms_;
+  const Metrics* const metrics_;        // null when not from a producer
   std::atomic<int64_t> last_frame_ns_;  // steady_clock ticks
+  // When the newest video packet given to the fragmenter arrived (the session's
+  // thread only): while the fragmenter completes a fragment, its last frame.
+  std::chrono::steady_clock::time_point last_video_packet_;
   BytePipe pipe_;
   std::atomic<uint64_t> fragments_{0};
   std::atomic<bool> stalled_{false};

@@ -8,12 +8,14 @@
 #include <random>
 
 #include "ingest/demo_producer.h"
+#include "store/test_metrics.h"
 #include "support/media_check.h"
 #include "support/temp_dir.h"
 
 namespace lastframe::ingest {
 namespace {
 
+using store::test::MetricDeltas;
 using testing::MakeClip;
 using testing::ReadFile;
 using testing::TempDir;
@@ -327,6 +329,65 @@ TEST_F(PushSessionTest, TimecodesPastTheYear9999AreAnInvalidDataAckNotAnArchival
     }
   ASSERT_EQ(store_.Find("far")->Fragments().size(), 1u);
   EXPECT_EQ(store_.Find("far")->Fragments()[0].producer_ts_ms, 253'402'300'799'000);
+}
+
+TEST_F(PushSessionTest, MetricsCountBytesFragmentsAcksAndProducers) {
+  std::string clip =
+      MakeClip(dir_.file("m.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3",
+                                    "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  const std::string bytes = ReadFile(clip);
+  MetricDeltas delta({"lastframe_ingest_bytes_total", "lastframe_ingest_fragments_total",
+                      "lastframe_ingest_producers_started_total",
+                      "lastframe_ingest_producers_ended_total",
+                      R"(lastframe_ingest_acks_total{type="RECEIVED"})",
+                      R"(lastframe_ingest_acks_total{type="PERSISTED"})",
+                      R"(lastframe_ingest_acks_total{type="ERROR"})",
+                      R"(lastframe_ingest_ack_delay_seconds_count{type="RECEIVED"})",
+                      R"(lastframe_ingest_ack_delay_seconds_count{type="PERSISTED"})"});
+  PushOutcome o = Push(store_, "metered", bytes);
+  ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+  EXPECT_EQ(delta["lastframe_ingest_bytes_total"], static_cast<double>(bytes.size()));
+  EXPECT_EQ(delta["lastframe_ingest_fragments_total"], 3);
+  // Ended before on_done, which Push waited for.
+  EXPECT_EQ(delta["lastframe_ingest_producers_started_total"], 1);
+  EXPECT_EQ(delta["lastframe_ingest_producers_ended_total"], 1);
+  EXPECT_EQ(delta[R"(lastframe_ingest_acks_total{type="RECEIVED"})"], 3);
+  EXPECT_EQ(delta[R"(lastframe_ingest_acks_total{type="PERSISTED"})"], 3);
+  EXPECT_EQ(delta[R"(lastframe_ingest_acks_total{type="ERROR"})"], 0);
+  EXPECT_EQ(delta[R"(lastframe_ingest_ack_delay_seconds_count{type="RECEIVED"})"], 3);
+  EXPECT_EQ(delta[R"(lastframe_ingest_ack_delay_seconds_count{type="PERSISTED"})"], 3);
+}
+
+TEST_F(PushSessionTest, MetricsCountErrorsByErrorIdAndTheirAcks) {
+  std::string junk(50'000, '\0');
+  std::mt19937 rng(11);
+  for (char& c : junk) c = static_cast<char>(rng());
+  MetricDeltas delta({R"(lastframe_ingest_errors_total{error="4006"})",
+                      R"(lastframe_ingest_acks_total{type="ERROR"})",
+                      "lastframe_ingest_fragments_total"});
+  PushOutcome o = Push(store_, "junk", junk);
+  EXPECT_EQ(o.status.reason(), Reason::kInvalidMkvData);
+  EXPECT_EQ(delta[R"(lastframe_ingest_errors_total{error="4006"})"], 1);
+  EXPECT_EQ(delta[R"(lastframe_ingest_acks_total{type="ERROR"})"], 1);
+  EXPECT_EQ(delta["lastframe_ingest_fragments_total"], 0);
+}
+
+TEST_F(PushSessionTest, MediaThatIsNoProducersIsNotCountedAsIngest) {
+  std::string clip =
+      MakeClip(dir_.file("n.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "2",
+                                    "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  MetricDeltas delta({"lastframe_ingest_bytes_total", "lastframe_ingest_fragments_total",
+                      "lastframe_ingest_producers_started_total",
+                      R"(lastframe_ingest_acks_total{type="RECEIVED"})"});
+  PushOptions options;
+  options.from_producer = false;
+  PushOutcome o = Push(store_, "cache", ReadFile(clip), options);
+  ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+  EXPECT_EQ(CountEvents(o, "RECEIVED"), 2);
+  EXPECT_EQ(delta["lastframe_ingest_bytes_total"], 0);
+  EXPECT_EQ(delta["lastframe_ingest_fragments_total"], 0);
+  EXPECT_EQ(delta["lastframe_ingest_producers_started_total"], 0);
+  EXPECT_EQ(delta[R"(lastframe_ingest_acks_total{type="RECEIVED"})"], 0);
 }
 
 TEST(DemoProducer, PushesLiveH264Fragments) {

@@ -14,6 +14,7 @@
 #include <optional>
 #include <tuple>
 
+#include "core/metrics.h"
 #include "core/stream_name.h"
 #include "store/clip.h"
 
@@ -51,6 +52,20 @@ Status ArchivalError(const std::string& what) {
   return Status(Code::kUnavailable, what + ": " + std::strerror(errno), Reason::kArchivalError);
 }
 
+// fsync(2), timed: what durability costs each fragment, and a slow disk shows here first.
+int TimedFsync(int fd) {
+  static auto& seconds = metrics::Registry::Global().AddHistogram(
+      "lastframe_fragment_fsync_duration_seconds",
+      "Time spent in each fsync of the fragment archive's files and folders.",
+      metrics::LatencyBuckets());
+  const auto start = std::chrono::steady_clock::now();
+  int rc = ::fsync(fd);
+  const int fsync_errno = errno;  // for the caller's message
+  seconds.Observe(metrics::SecondsSince(start));
+  errno = fsync_errno;
+  return rc;
+}
+
 Status WriteFileDurably(const fs::path& tmp, const std::string& bytes) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ArchivalError("cannot create a fragment file");
@@ -66,7 +81,7 @@ Status WriteFileDurably(const fs::path& tmp, const std::string& bytes) {
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
+  if (TimedFsync(fd) != 0) {
     Status s = ArchivalError("cannot sync a fragment file");
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -79,7 +94,7 @@ Status WriteFileDurably(const fs::path& tmp, const std::string& bytes) {
 void SyncFolder(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
-  ::fsync(fd);
+  TimedFsync(fd);
   ::close(fd);
 }
 

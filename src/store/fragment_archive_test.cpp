@@ -15,6 +15,7 @@
 
 #include "core/mutex.h"
 #include "store/stream_store.h"
+#include "store/test_metrics.h"
 #include "support/media_check.h"
 #include "support/push.h"
 #include "support/temp_dir.h"
@@ -89,6 +90,20 @@ TEST(FragmentArchive, PersistedFragmentsComeBackFrameForFrame) {
           0, std::memcmp(b.frames[j].packet->data, a.frames[j].packet->data, a.frames[j].size()));
     }
   }
+}
+
+TEST(FragmentArchive, EachFsyncIsTimed) {
+  TempDir dir;
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, store);
+  ASSERT_GE(fragments.size(), 2u);
+  auto archive = FragmentArchive::Open(dir.path() / "archive");
+  ASSERT_TRUE(archive.ok());
+  ASSERT_TRUE((*archive)->Persist("cam", fragments[0]).ok());  // makes the folder and its name
+  test::MetricDeltas delta({"lastframe_fragment_fsync_duration_seconds_count"});
+  ASSERT_TRUE((*archive)->Persist("cam", fragments[1]).ok());
+  // The fragment's file, then its folder for the rename.
+  EXPECT_EQ(delta["lastframe_fragment_fsync_duration_seconds_count"], 2);
 }
 
 TEST(FragmentArchive, TornAndCorruptFilesAreDiscarded) {
