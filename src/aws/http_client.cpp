@@ -227,6 +227,7 @@ Result<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     if (attempt > 0) {
+      if (request.retries != nullptr) request.retries->Add();
       MutexLock lock(mu_);
       ++stats_.retries;
     }

@@ -13,6 +13,7 @@
 
 #include "aws/sigv4.h"
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "core/mutex.h"
 #include "core/status.h"
 
@@ -40,6 +41,9 @@ struct HttpRequest {
   HeaderList headers;              // sent, not signed
   std::string_view body;           // the payload of PUT and POST; its hash is signed
   bool send_payload_hash = false;  // also send it as x-amz-content-sha256 (S3 asks for it)
+  // Counts each try of Send after the first (the caller's metric, labelled by
+  // what it calls); may be null.
+  metrics::Counter* retries = nullptr;
 };
 
 // How a client times, bounds and retries its calls.

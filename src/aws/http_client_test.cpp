@@ -238,6 +238,20 @@ TEST_F(HttpClientTest, RetriesRetryableAnswersUntilOneIsNot) {
   EXPECT_EQ(server.received().size(), 3u);
 }
 
+TEST_F(HttpClientTest, ARequestsRetryCounterCountsItsRetriesOnly) {
+  ScriptedServer server({{.status = 503}, {.status = 200}, {.status = 503}, {.status = 200}});
+  auto client = Client(Fast());
+  metrics::Counter retries;
+  HttpRequest counted = Get(server);
+  counted.retries = &retries;
+  ASSERT_TRUE(client->Send(counted).ok());
+  EXPECT_EQ(retries.value(), 1u);
+  // Another request's retries are its own.
+  ASSERT_TRUE(client->Send(Get(server)).ok());
+  EXPECT_EQ(retries.value(), 1u);
+  EXPECT_EQ(client->stats().retries, 2u);
+}
+
 TEST_F(HttpClientTest, AnswersNotRetryableAreReturnedAtOnce) {
   ScriptedServer server({{.status = 404, .body = "<Code>NoSuchKey</Code>"}, {.status = 200}});
   auto client = Client(Fast());

@@ -164,6 +164,46 @@ json Api::StreamJson(const store::StreamInfo& s, bool admin) const {
   return j;
 }
 
+RouteInfo ApiRouteOf(const Request& r) {
+  // Only a valid name is logged: anything else a client sends stays out of the log.
+  auto named = [](std::string_view name) {
+    return ValidateStreamName(name).ok() ? std::string(name) : std::string();
+  };
+  const std::string& path = r.path;
+  if (path == kHealthzPath) return {RouteGroup::kHealthz};
+  if (path == kMetricsPath) return {RouteGroup::kMetrics};
+  if (path == kPutMediaPath) {
+    auto name = r.header.find("x-amzn-stream-name");
+    return {RouteGroup::kPutMedia,
+            name == r.header.end()
+                ? ""
+                : named(std::string_view(name->value().data(), name->value().size()))};
+  }
+  if (path == kSnapshotPath) {
+    auto params = Params::Parse(r.raw_query);
+    const std::string* name = params.ok() ? params->Get("stream_name") : nullptr;
+    return {RouteGroup::kSnapshot, name ? named(*name) : ""};
+  }
+  const std::string prefix = std::string(kStreamsPath) + "/";
+  if (path.rfind(prefix, 0) == 0) {
+    std::string rest = path.substr(prefix.size());
+    size_t slash = rest.find('/');
+    std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    bool renders = action == "snapshot" || action == "latest.jpg" || action == "latest.png";
+    return {renders ? RouteGroup::kSnapshot : RouteGroup::kApi, named(rest.substr(0, slash))};
+  }
+  if (path == kStreamsPath || path.rfind("/v1/", 0) == 0) return {RouteGroup::kApi};
+  return {RouteGroup::kOther};
+}
+
+RouteInfo Api::RouteOf(const Request& r) const {
+  // As Handle dispatches: an upload first, then Kinesis Video's and S3's routes, then ours.
+  if (IsUpload(r)) return ApiRouteOf(r);
+  if (kvs_ && kvs_->Owns(r)) return {RouteGroup::kKvs};
+  if (s3_ && s3_->Owns(r)) return {RouteGroup::kObjects};
+  return ApiRouteOf(r);
+}
+
 std::optional<Response> Api::Admit(const Request& r) {
   if (kvs_ && kvs_->Owns(r)) return std::nullopt;
   if (s3_ && s3_->Owns(r)) return s3_->Admit(r);

@@ -36,6 +36,11 @@ struct ApiOptions {
   Limit* fragment_limit = nullptr;
 };
 
+// The route group of a request to Api's own routes (not the S3 or Kinesis
+// Video routes it hands on: Api::RouteOf asks those first), and the stream it
+// names in its path, stream_name parameter or x-amzn-stream-name header.
+RouteInfo ApiRouteOf(const Request& request);
+
 // Who a request comes from: anyone (access control off), or a verified key.
 struct Caller {
   std::optional<auth::Principal> key;  // nullopt: --auth off
@@ -68,6 +73,7 @@ class Api final : public Application {
                                                                   UploadEvents events) override;
   std::optional<Response> Admit(const Request& request) override;
   std::optional<uint64_t> BodyLimit(const Request& request) const override;
+  RouteInfo RouteOf(const Request& request) const override;
   Response TooLarge(const Request& request, uint64_t limit) const override;
 
   // The first path segments of the routes Api serves itself ("healthz",

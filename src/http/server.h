@@ -1,5 +1,7 @@
 #pragma once
 
+#include <spdlog/common.h>
+
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -95,6 +97,27 @@ struct UploadEvents {
   std::function<void()> on_done;  // no more lines; close after sending them
 };
 
+// What a request is, for the request duration metric and the request log: a
+// bounded set of groups, so the metric's label set stays bounded.
+enum class RouteGroup : uint8_t {
+  kHealthz,
+  kMetrics,
+  kPutMedia,
+  kSnapshot,  // /snapshot and the routes that render one (/v1/streams/NAME/snapshot, latest.*)
+  kApi,       // the rest of /v1/...
+  kObjects,   // the embedded object store's S3 API
+  kKvs,       // Kinesis Video's API
+  kOther,
+};
+inline constexpr size_t kRouteGroups = 8;
+// "healthz", "metrics", "put_media", "snapshot", "api", "objects", "kvs", "other".
+std::string_view RouteGroupName(RouteGroup group);
+
+struct RouteInfo {
+  RouteGroup group = RouteGroup::kOther;
+  std::string stream;  // the stream the request names, where that is cheap to know; else ""
+};
+
 // The routes. Handlers run on I/O threads: they validate, hand heavy work to
 // a worker pool and return at once; the answer comes through Respond.
 class Application {
@@ -112,6 +135,9 @@ class Application {
   virtual std::optional<Response> Admit(const Request&) { return std::nullopt; }
   // The largest body |request| may send; nullopt: the server's max_body_bytes.
   virtual std::optional<uint64_t> BodyLimit(const Request&) const { return std::nullopt; }
+  // Which route |request| takes, known from its header alone; called once per
+  // request, before any other of these.
+  virtual RouteInfo RouteOf(const Request&) const { return {}; }
   // The answer to a body over its limit.
   virtual Response TooLarge(const Request&, uint64_t limit) const {
     return JsonError(413, "TooLarge",
@@ -137,6 +163,10 @@ struct ServerOptions {
   uint64_t max_buffered_bytes = 128ull << 20;
   // Where the server's limits are shown (/metrics); null: kept to itself.
   Limits* limits = nullptr;
+  // The level of the "request" line logged for each request (method, route,
+  // path without the query, status, duration, bytes); a request that took
+  // over a second is logged at warn at least (none at off).
+  spdlog::level::level_enum request_log_level = spdlog::level::debug;
 };
 
 // The connections a server may hold with |fd_limit| descriptors: the rest is

@@ -3,29 +3,70 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/optional.hpp>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <utility>
 #include <variant>
 
+#include "core/log.h"
+#include "core/metrics.h"
+
 namespace lastframe::http {
 
 namespace {
 
-// Presigned URLs are bearer credentials: logs keep the path only.
-std::string LoggableTarget(const std::string& target) {
-  size_t q = target.find('?');
-  if (q == std::string::npos) return target;
-  if (target.find("X-Amz-Signature", q) != std::string::npos)
-    return target.substr(0, q) + "?<presigned>";
-  return target;
+// lastframe_http_request_duration_seconds' child for |route| and |status|'s
+// class: the children are looked up once (With takes a lock), so a request
+// costs one observation.
+metrics::Histogram& RequestDuration(RouteGroup route, unsigned status) {
+  static constexpr std::array<const char*, 5> kClasses = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  using Row = std::array<metrics::Histogram*, kClasses.size()>;
+  static const std::array<Row, kRouteGroups> children = [] {
+    auto& family = metrics::Registry::Global().Histograms(
+        "lastframe_http_request_duration_seconds",
+        "HTTP requests, from their header read to their answer handed to the socket (a streamed "
+        "body's or an upload's header), by route group and status class.",
+        {"route", "code"}, metrics::LatencyBuckets());
+    std::array<Row, kRouteGroups> out{};
+    for (size_t r = 0; r < kRouteGroups; ++r)
+      for (size_t c = 0; c < kClasses.size(); ++c)
+        out[r][c] =
+            &family.With({std::string(RouteGroupName(static_cast<RouteGroup>(r))), kClasses[c]});
+    return out;
+  }();
+  const size_t c = std::clamp<unsigned>(status / 100, 1, 5) - 1;
+  return *children[static_cast<size_t>(route)][c];
 }
 
 }  // namespace
+
+std::string_view RouteGroupName(RouteGroup group) {
+  switch (group) {
+    case RouteGroup::kHealthz:
+      return "healthz";
+    case RouteGroup::kMetrics:
+      return "metrics";
+    case RouteGroup::kPutMedia:
+      return "put_media";
+    case RouteGroup::kSnapshot:
+      return "snapshot";
+    case RouteGroup::kApi:
+      return "api";
+    case RouteGroup::kObjects:
+      return "objects";
+    case RouteGroup::kKvs:
+      return "kvs";
+    case RouteGroup::kOther:
+      break;
+  }
+  return "other";
+}
 
 Session::Session(tcp::socket socket, Server& server)
     : stream_(std::move(socket)), server_(server), options_(server.options_) {
@@ -51,7 +92,8 @@ void Session::Shutdown() {
 
 void Session::ReadHeader() {
   if (shutting_down_) return Close();
-  log_method_ = log_target_ = "-";
+  log_method_ = log_path_ = "-";
+  route_ = {};
   is_head_ = false;
   header_parser_.emplace();
   header_parser_->header_limit(static_cast<uint32_t>(options_.max_header_bytes));
@@ -85,7 +127,8 @@ void Session::OnHeader(beast::error_code ec, size_t) {
     return SendError(400, "BadRequest", "malformed request target");
   keep_alive_ = header_parser_->get().keep_alive();
   log_method_ = std::string(request_.header.method_string());
-  log_target_ = LoggableTarget(target);
+  log_path_ = request_.raw_path;
+  route_ = server_.app_.RouteOf(request_);
   is_head_ = request_.header.method() == bhttp::verb::head;
   // Only chunked framing is understood: any other coding would be misread as no body.
   if (auto te = request_.header.find(bhttp::field::transfer_encoding);
@@ -192,13 +235,7 @@ void Session::Send(Response res) {
   } else {
     res.prepare_payload();
   }
-  auto elapsed =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
-          .count();
-  // A request that took over a second is worth a line even when requests are not logged.
-  spdlog::log(elapsed > 1000 ? spdlog::level::warn : spdlog::level::info,
-              "http method={} target={} status={} bytes={} ms={:.1f} remote={}", log_method_,
-              log_target_, res.result_int(), res.body().size(), elapsed, remote_);
+  CountRequest(res.result_int(), res.body().size());
   response_ = std::make_shared<Response>(std::move(res));
   stream_.expires_after(options_.request_timeout);
   bhttp::async_write(stream_, *response_,
@@ -208,6 +245,36 @@ void Session::Send(Response res) {
                        if (ec || !keep_alive) return self->Close();
                        self->ReadHeader();
                      });
+}
+
+void Session::CountRequest(unsigned status, std::optional<uint64_t> bytes) {
+  const double seconds = metrics::SecondsSince(started_);
+  RequestDuration(route_.group, status).Observe(seconds);
+  auto level = options_.request_log_level;
+  // A request that took over a second is worth a line even when requests are not logged.
+  if (seconds > 1 && level < spdlog::level::warn) level = spdlog::level::warn;
+  LogRequest(level, "request", status, seconds, bytes);
+}
+
+void Session::LogRequest(spdlog::level::level_enum level, std::string_view message, unsigned status,
+                         double seconds, std::optional<uint64_t> bytes) {
+  if (!spdlog::should_log(level)) return;
+  const log::Field method("method", log_method_), route("route", RouteGroupName(route_.group)),
+      path("path", log_path_), code("status", static_cast<int>(status)),
+      ms("duration_ms", std::round(seconds * 10'000) / 10), remote("remote", remote_);
+  const bool has_stream = !route_.stream.empty();
+  if (bytes && has_stream)
+    log::Event(level, message,
+               {method, route, path, code, ms, log::Field("bytes", *bytes),
+                log::Field("stream", route_.stream), remote});
+  else if (bytes)
+    log::Event(level, message,
+               {method, route, path, code, ms, log::Field("bytes", *bytes), remote});
+  else if (has_stream)
+    log::Event(level, message,
+               {method, route, path, code, ms, log::Field("stream", route_.stream), remote});
+  else
+    log::Event(level, message, {method, route, path, code, ms, remote});
 }
 
 // ---- streamed response bodies (GetMedia) ----
@@ -231,8 +298,8 @@ void Session::SendStreaming(Response head, StreamStart start) {
         field.name() != bhttp::field::connection && field.name() != bhttp::field::server)
       raw += std::string(field.name_string()) + ": " + std::string(field.value()) + "\r\n";
   raw += "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-  spdlog::info("http method={} target={} status={} stream=started remote={}", log_method_,
-               log_target_, head.result_int(), remote_);
+  status_ = head.result_int();
+  CountRequest(status_, std::nullopt);
   upload_self_ = shared_from_this();  // alive until the body ends
   body_writer_ = std::make_shared<SessionBodyWriter>(weak_from_this(), stream_.get_executor());
   QueueRaw(std::move(raw));
@@ -283,8 +350,8 @@ void Session::StartUpload() {
   upload_parser_.emplace(std::move(*header_parser_));
   upload_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
   upload_self_ = shared_from_this();  // alive until the sink says it is done
-  spdlog::info("http method={} target={} upload=started remote={}", log_method_, log_target_,
-               remote_);
+  status_ = 200;
+  CountRequest(status_, std::nullopt);
   // Kinesis Video answers 200 at once and streams acknowledgements after it.
   QueueRaw(
       "HTTP/1.1 200 OK\r\nServer: lastframe\r\nContent-Type: application/json\r\n"
@@ -409,11 +476,8 @@ void Session::UploadDone() {
 }
 
 void Session::FinishUpload() {
-  auto elapsed =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
-          .count();
-  spdlog::info("http method={} target={} status=200 ended ms={:.1f} remote={}", log_method_,
-               log_target_, elapsed, remote_);
+  LogRequest(options_.request_log_level, "request ended", status_, metrics::SecondsSince(started_),
+             std::nullopt);
   Close();
   upload_self_.reset();  // may destroy us once the current handler returns
 }

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/mutex.h"
@@ -90,6 +91,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReleaseBuffered();
   void SendError(unsigned status, const std::string& code, const std::string& message);
   void Send(Response res);
+  // The request's duration metric and its log line, as its answer is handed
+  // to the socket (a streamed body's or an upload's header included).
+  void CountRequest(unsigned status, std::optional<uint64_t> bytes);
+  // The "request" (or, at a streamed body's end, "request ended") line.
+  void LogRequest(spdlog::level::level_enum level, std::string_view message, unsigned status,
+                  double seconds, std::optional<uint64_t> bytes);
 
   // ---- streamed response bodies (GetMedia) ----
  public:
@@ -132,8 +139,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> body_parser_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> upload_parser_;
   Request request_;
-  std::string log_method_ = "-";  // kept for the log line: request_ moves to the handler
-  std::string log_target_ = "-";
+  // Kept for the log line and the metric: request_ moves to the handler.
+  std::string log_method_ = "-";
+  std::string log_path_ = "-";  // the path as sent; never the query (it holds signatures)
+  RouteInfo route_;
+  unsigned status_ = 0;  // of a streamed body or upload, for its end's line
   bool is_head_ = false;
   uint64_t body_limit_ = 0;
   uint64_t buffered_ = 0;  // reserved of the server's buffered-bytes limit

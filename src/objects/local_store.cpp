@@ -14,6 +14,7 @@
 
 #include "core/atomic_file.h"
 #include "core/utf8.h"
+#include "objects/store_metrics.h"
 
 namespace lastframe::objects {
 namespace {
@@ -295,6 +296,14 @@ Status LocalStore::Put(const std::string& key, std::string_view bytes,
 
 Result<ObjectInfo> LocalStore::PutObject(const std::string& key, std::string_view bytes,
                                          ObjectMeta meta) {
+  const auto start = std::chrono::steady_clock::now();
+  Result<ObjectInfo> put = WriteObject(key, bytes, std::move(meta));
+  EmbeddedStoreMetrics().CountUpload(put.status(), start);
+  return put;
+}
+
+Result<ObjectInfo> LocalStore::WriteObject(const std::string& key, std::string_view bytes,
+                                           ObjectMeta meta) {
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
   // The metadata is kept as JSON text, which holds UTF-8 only: other bytes
   // made the JSON writer throw on a worker thread, ending the server (found by fuzz/object_key).
@@ -359,14 +368,22 @@ bool LocalStore::Holds(const std::string& key) const {
 }
 
 Result<ObjectInfo> LocalStore::HeadObject(const std::string& key) const {
-  LF_RETURN_IF_ERROR(ValidateObjectKey(key));
-  auto opened = OpenObject(PathOf(key), key);
+  Status valid = ValidateObjectKey(key);
+  auto opened = valid.ok() ? OpenObject(PathOf(key), key) : Result<OpenedObject>(valid);
+  EmbeddedStoreMetrics().Count(StoreOp::kHead, opened.status());
   if (!opened.ok()) return opened.status();
   return std::move(opened->info);
 }
 
 Result<StoredObject> LocalStore::GetObject(const std::string& key,
                                            std::optional<ByteRange> range) const {
+  Result<StoredObject> got = ReadObject(key, range);
+  EmbeddedStoreMetrics().Count(StoreOp::kGet, got.status());
+  return got;
+}
+
+Result<StoredObject> LocalStore::ReadObject(const std::string& key,
+                                            std::optional<ByteRange> range) const {
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
   auto opened = OpenObject(PathOf(key), key);
   if (!opened.ok()) return opened.status();
@@ -395,6 +412,12 @@ Result<StoredObject> LocalStore::GetObject(const std::string& key,
 }
 
 Status LocalStore::DeleteObject(const std::string& key) {
+  Status deleted = RemoveObject(key);
+  EmbeddedStoreMetrics().Count(StoreOp::kDelete, deleted);
+  return deleted;
+}
+
+Status LocalStore::RemoveObject(const std::string& key) {
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
   fs::path path = PathOf(key);
   struct stat st {};
@@ -409,6 +432,12 @@ Status LocalStore::DeleteObject(const std::string& key) {
 }
 
 Result<ListResult> LocalStore::List(const ListRequest& request) const {
+  Result<ListResult> listed = ListKeys(request);
+  EmbeddedStoreMetrics().Count(StoreOp::kList, listed.status());
+  return listed;
+}
+
+Result<ListResult> LocalStore::ListKeys(const ListRequest& request) const {
   ListResult out;
   const std::string& prefix = request.prefix;
   fs::path bucket_dir = options_.root / options_.bucket;
@@ -471,6 +500,7 @@ int64_t LocalStore::max_age_s() const {
 }
 
 SweepResult LocalStore::Sweep() {
+  EmbeddedStoreMetrics().Count(StoreOp::kSweep, Status::Ok());
   std::unique_lock lock(sweep_mu_, std::try_to_lock);
   if (!lock.owns_lock()) return {};  // one is running
   SweepResult result;

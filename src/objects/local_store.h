@@ -125,6 +125,11 @@ class LocalStore final : public ObjectStore {
 
  private:
   LocalStore(LocalStoreOptions options, std::string host, const Clock& clock);
+  // The operations; their public names count them (store_metrics.h).
+  Result<ObjectInfo> WriteObject(const std::string& key, std::string_view bytes, ObjectMeta meta);
+  Result<StoredObject> ReadObject(const std::string& key, std::optional<ByteRange> range) const;
+  Status RemoveObject(const std::string& key);
+  Result<ListResult> ListKeys(const ListRequest& request) const;
   std::filesystem::path PathOf(const std::string& key) const;
   void NoteUrlExpiry(int64_t expires_s);
 

@@ -6,8 +6,11 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
+#include <map>
 
 #include "aws/credentials_file.h"
+#include "core/metrics.h"
 #include "support/temp_dir.h"
 
 namespace lastframe::objects {
@@ -15,6 +18,25 @@ namespace {
 
 using testing::TempDir;
 namespace fs = std::filesystem;
+
+// The value of |sample| ("name{labels}") in the process's metrics; 0 while it has none.
+double MetricValue(const std::string& sample) {
+  const std::string text = "\n" + metrics::Registry::Global().Prometheus();
+  size_t at = text.find("\n" + sample + " ");
+  return at == std::string::npos ? 0 : std::stod(text.substr(at + sample.size() + 2));
+}
+
+double Requests(const std::string& op) {
+  return MetricValue(R"(lastframe_object_store_requests_total{store="embedded",operation=")" + op +
+                     "\"}");
+}
+double Failures(const std::string& op) {
+  return MetricValue(R"(lastframe_object_store_failures_total{store="embedded",operation=")" + op +
+                     "\"}");
+}
+double Uploads() {
+  return MetricValue(R"(lastframe_object_upload_duration_seconds_count{store="embedded"})");
+}
 
 class LocalStoreTest : public ::testing::Test {
  protected:
@@ -284,6 +306,42 @@ TEST_F(LocalStoreTest, ExpiryBounds) {
   EXPECT_FALSE(store_->PresignGet("k.jpg", 0).ok());
   EXPECT_FALSE(store_->PresignGet("k.jpg", 604801).ok());
   EXPECT_TRUE(store_->PresignGet("k.jpg", 604800).ok());
+}
+
+// The registry is the process's: each check compares before and after.
+TEST_F(LocalStoreTest, OperationsAreCountedAndOnlyTheStoresFailuresAreFailures) {
+  const std::vector<std::string> ops = {"put", "get", "delete", "list", "head", "sweep"};
+  std::map<std::string, double> requests, failures;
+  for (const auto& op : ops) {
+    requests[op] = Requests(op);
+    failures[op] = Failures(op);
+  }
+  const double uploads = Uploads();
+
+  ASSERT_TRUE(store_->Put("a/1.jpg", "JPEG", "image/jpeg").ok());
+  ASSERT_TRUE(store_->PutObject("a/2.bin", "BIN", {}).ok());
+  ASSERT_FALSE(store_->PutObject("../x", "BIN", {}).ok());  // the caller's: no upload timed
+  ASSERT_TRUE(store_->GetObject("a/1.jpg").ok());
+  ASSERT_FALSE(store_->GetObject("a/none").ok());  // a missing key is not the store failing
+  ASSERT_TRUE(store_->HeadObject("a/1.jpg").ok());
+  ASSERT_TRUE(store_->List({.prefix = "a/"}).ok());
+  ASSERT_TRUE(store_->DeleteObject("a/2.bin").ok());
+  store_->Sweep();
+  // An object file the store cannot read back is the store failing.
+  std::ofstream(dir_.path() / "objects" / "lastframe" / "a" / "torn") << "LFO1 {not json\n";
+  auto torn = store_->GetObject("a/torn");
+  ASSERT_EQ(torn.status().code(), Code::kInternal) << torn.status().ToString();
+
+  EXPECT_EQ(Requests("put") - requests["put"], 3);
+  EXPECT_EQ(Requests("get") - requests["get"], 3);
+  EXPECT_EQ(Requests("head") - requests["head"], 1);
+  EXPECT_EQ(Requests("list") - requests["list"], 1);
+  EXPECT_EQ(Requests("delete") - requests["delete"], 1);
+  EXPECT_EQ(Requests("sweep") - requests["sweep"], 1);
+  EXPECT_EQ(Failures("get") - failures["get"], 1);
+  for (const auto& op : {"put", "delete", "list", "head", "sweep"})
+    EXPECT_EQ(Failures(op) - failures[op], 0) << op;
+  EXPECT_EQ(Uploads() - uploads, 2);
 }
 
 TEST(HostOfUrl, DropsDefaultPorts) {

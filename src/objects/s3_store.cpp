@@ -6,6 +6,7 @@
 
 #include "core/encoding.h"
 #include "objects/local_store.h"
+#include "objects/store_metrics.h"
 
 namespace lastframe::objects {
 namespace {
@@ -35,6 +36,14 @@ std::string XmlField(const std::string& xml, const std::string& tag) {
 
 bool Retryable(const aws::HttpResponse& r) {
   return r.status == 500 || r.status == 502 || r.status == 503 || r.status == 504;
+}
+
+// The operation an S3 call of |method| is, for the metrics.
+StoreOp OpOf(const std::string& method) {
+  if (method == "PUT") return StoreOp::kPut;
+  if (method == "DELETE") return StoreOp::kDelete;
+  if (method == "HEAD") return StoreOp::kHead;
+  return StoreOp::kGet;
 }
 
 aws::HttpClientOptions ClientOptions(const S3StoreOptions& o) {
@@ -138,6 +147,7 @@ Result<aws::HttpResponse> S3Store::Call(const std::string& method, const std::st
     if (!options_.cache_control.empty())
       request.headers.emplace_back("Cache-Control", options_.cache_control);
   }
+  request.retries = S3StoreMetrics().retries(OpOf(method));
   Result<aws::HttpResponse> last = client_.Send(request);
   auto fail = [&](Status s) -> Result<aws::HttpResponse> {
     MutexLock lock(mu_);
@@ -166,6 +176,14 @@ Result<aws::HttpResponse> S3Store::Call(const std::string& method, const std::st
 
 Status S3Store::Put(const std::string& key, std::string_view bytes,
                     const std::string& content_type) {
+  const auto start = std::chrono::steady_clock::now();
+  Status put = Upload(key, bytes, content_type);
+  S3StoreMetrics().CountUpload(put, start);
+  return put;
+}
+
+Status S3Store::Upload(const std::string& key, std::string_view bytes,
+                       const std::string& content_type) {
   auto r = Call("PUT", key, bytes, content_type);
   if (!r.ok()) return r.status();
   // The ETag S3 gives a single-part upload is the body's MD5: a cheap end-to-end check.
@@ -182,9 +200,12 @@ void S3Store::PutAsync(std::string key, std::shared_ptr<const std::string> bytes
   bool queued =
       uploads_.TryPost([this, key = std::move(key), bytes, content_type = std::move(content_type),
                         shared_done] { (*shared_done)(Put(key, *bytes, content_type)); });
-  if (!queued)
-    (*shared_done)(Status(Code::kOverloaded, "too many uploads to the object store in flight",
-                          Reason::kObjectStoreBusy));
+  if (!queued) {
+    Status busy(Code::kOverloaded, "too many uploads to the object store in flight",
+                Reason::kObjectStoreBusy);
+    S3StoreMetrics().Count(StoreOp::kPut, busy);
+    (*shared_done)(std::move(busy));
+  }
 }
 
 Result<std::string> S3Store::PresignGet(const std::string& key, int64_t expires_s) {
@@ -197,6 +218,7 @@ Result<std::string> S3Store::PresignGet(const std::string& key, int64_t expires_
 
 Result<S3ObjectHead> S3Store::Head(const std::string& key) {
   auto r = Call("HEAD", key, "", "");
+  S3StoreMetrics().Count(StoreOp::kHead, r.status());
   if (!r.ok()) return r.status();
   S3ObjectHead out;
   if (const std::string* v = r->Header("content-length"))
@@ -209,10 +231,15 @@ Result<S3ObjectHead> S3Store::Head(const std::string& key) {
 
 Result<std::string> S3Store::Get(const std::string& key) {
   auto r = Call("GET", key, "", "");
+  S3StoreMetrics().Count(StoreOp::kGet, r.status());
   if (!r.ok()) return r.status();
   return std::move(r->body);
 }
 
-Status S3Store::Delete(const std::string& key) { return Call("DELETE", key, "", "").status(); }
+Status S3Store::Delete(const std::string& key) {
+  Status deleted = Call("DELETE", key, "", "").status();
+  S3StoreMetrics().Count(StoreOp::kDelete, deleted);
+  return deleted;
+}
 
 }  // namespace lastframe::objects

@@ -89,6 +89,8 @@ class S3Store final : public ObjectStore {
 
   S3Store(S3StoreOptions options, const Clock& clock, std::string scheme, std::string host);
   Target TargetOf(const std::string& key) const;
+  // Put's upload and its ETag check; Put counts it.
+  Status Upload(const std::string& key, std::string_view bytes, const std::string& content_type);
   // One call: signs and sends, retrying as the class comment says.
   Result<aws::HttpResponse> Call(const std::string& method, const std::string& key,
                                  std::string_view body, const std::string& content_type);

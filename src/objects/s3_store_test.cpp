@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <future>
+
+#include "core/metrics.h"
+
 namespace lastframe::objects {
 namespace {
 
@@ -59,6 +64,57 @@ TEST(S3Store, RefusesBadSettings) {
   EXPECT_EQ(store->PresignGet("../k", 60).status().reason(), Reason::kInvalidKey);
   EXPECT_FALSE(store->PresignGet("k", 0).ok());
   EXPECT_FALSE(store->PresignGet("k", 604801).ok());
+}
+
+// The value of |sample| ("name{labels}") in the process's metrics; 0 while it has none.
+double MetricValue(const std::string& sample) {
+  const std::string text = "\n" + metrics::Registry::Global().Prometheus();
+  size_t at = text.find("\n" + sample + " ");
+  return at == std::string::npos ? 0 : std::stod(text.substr(at + sample.size() + 2));
+}
+
+// A loopback port nothing listens on.
+uint16_t ClosedPort() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+// The registry is the process's: each check compares before and after.
+TEST(S3Store, CallsTheirRetriesAndFailuresAreCountedByOperation) {
+  auto metric = [](const std::string& name, const std::string& op) {
+    return MetricValue(name + R"({store="s3",operation=")" + op + "\"}");
+  };
+  const std::string kRequests = "lastframe_object_store_requests_total";
+  const std::string kFailures = "lastframe_object_store_failures_total";
+  const std::string kRetries = "lastframe_object_store_retries_total";
+  const std::string kUploads = R"(lastframe_object_upload_duration_seconds_count{store="s3"})";
+  const double requests = metric(kRequests, "put"), failures = metric(kFailures, "put"),
+               retries = metric(kRetries, "put"), uploads = MetricValue(kUploads),
+               get_requests = metric(kRequests, "get"), get_failures = metric(kFailures, "get"),
+               get_retries = metric(kRetries, "get");
+
+  ManualClock clock(1'764'000'000'000);
+  auto store = Open({.bucket = "cams",
+                     .endpoint = "http://127.0.0.1:" + std::to_string(ClosedPort()),
+                     .budget = {.deadline = std::chrono::milliseconds(5000),
+                                .max_attempts = 3,
+                                .backoff_base = std::chrono::milliseconds(1)}},
+                    clock);
+  // Nothing listens: each try is refused, retried, and the put fails (on the upload threads).
+  std::promise<Status> put;
+  store->PutAsync("snapshots/cam/1.jpg", std::make_shared<const std::string>("JPEG"), "image/jpeg",
+                  [&put](Status s) { put.set_value(std::move(s)); });
+  EXPECT_EQ(put.get_future().get().code(), Code::kUnavailable);
+  EXPECT_EQ(metric(kRequests, "put") - requests, 1);
+  EXPECT_EQ(metric(kFailures, "put") - failures, 1);
+  EXPECT_EQ(metric(kRetries, "put") - retries, 2);
+  EXPECT_EQ(MetricValue(kUploads) - uploads, 1);  // the time a failed upload held its caller
+  // A bad key is the caller's: asked, not sent, not a failure.
+  EXPECT_EQ(store->Get("../k").status().reason(), Reason::kInvalidKey);
+  EXPECT_EQ(metric(kRequests, "get") - get_requests, 1);
+  EXPECT_EQ(metric(kRetries, "get") - get_retries, 0);
+  EXPECT_EQ(metric(kFailures, "get") - get_failures, 0);
 }
 
 TEST(S3Store, ParsesS3Uris) {

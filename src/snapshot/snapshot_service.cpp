@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/metrics.h"
 #include "snapshot/frame_decoder.h"
 
 namespace lastframe::snapshot {
@@ -28,6 +29,26 @@ ImageFormat FormatOf(media::ImageFormat f) {
 media::EncodeOptions EncodeOptionsOf(const SnapshotOptions& o) {
   return {
       .format = MediaFormat(o.format), .quality = o.quality, .width = o.width, .height = o.height};
+}
+
+// lastframe_snapshot_stage_duration_seconds' children, looked up once: a
+// stage's time is then one observation, no lock.
+struct StageTimes {
+  metrics::Histogram& decode;
+  metrics::Histogram& encode;
+  metrics::Histogram& store;  // the object store's put
+  metrics::Histogram& sign;   // presigning the URL
+};
+
+const StageTimes& Stages() {
+  static const StageTimes stages = [] {
+    auto& f = metrics::Registry::Global().Histograms(
+        "lastframe_snapshot_stage_duration_seconds",
+        "Snapshot time by stage: decode, encode, store (the object store's put), sign (the URL).",
+        {"stage"}, metrics::LatencyBuckets());
+    return StageTimes{f.With({"decode"}), f.With({"encode"}), f.With({"store"}), f.With({"sign"})};
+  }();
+  return stages;
 }
 
 Status Overloaded() {
@@ -113,6 +134,7 @@ Result<Image> SnapshotService::RenderFragment(const std::string& stream,
   } else {
     frame = DecodeNewestFrame(fragment, 1, pick.shown_pts.value_or(INT64_MAX));
   }
+  Stages().decode.Observe(metrics::SecondsSince(t0));
   if (!frame.ok()) return frame.status();
   const AVFrame& f = **frame;
   media::EncodeOptions fitted = EncodeOptionsOf(options);
@@ -120,6 +142,7 @@ Result<Image> SnapshotService::RenderFragment(const std::string& stream,
   if (Status s = BoundPixels(options, &fitted); !s.ok()) return s;
   auto t1 = std::chrono::steady_clock::now();
   Result<media::EncodedImage> encoded = media::EncodeImage(f, fitted);
+  Stages().encode.Observe(metrics::SecondsSince(t1));
   if (!encoded.ok()) return encoded.status();
   auto t2 = std::chrono::steady_clock::now();
   spdlog::debug("render stream={} frames={} decode_ms={:.2f} encode_ms={:.2f}", stream,
@@ -186,8 +209,10 @@ void SnapshotService::AcquireFragment(const std::string& stream, const SnapshotO
         out.object_key = ObjectKey(stream, *out.image, options);
         // The upload may go on the store's own threads: this worker is free at once.
         std::shared_ptr<const std::string> bytes(out.image, &out.image->bytes);
+        const auto put = std::chrono::steady_clock::now();
         objects_.PutAsync(out.object_key, std::move(bytes), ImageContentType(out.image->format),
-                          [this, key, out](Status stored) {
+                          [this, key, out, put](Status stored) {
+                            Stages().store.Observe(metrics::SecondsSince(put));
                             if (!stored.ok()) return Finish(key, stored);
                             Finish(key, out);
                           });
@@ -296,8 +321,10 @@ void SnapshotService::PublishAsync(const std::string& stream, SnapshotOptions op
     if (objects_.Holds(r->object_key)) return Answer(*r, expires_s, done);
     // The store let the object go since it was cached (expiry, size bound): put it back.
     std::shared_ptr<const std::string> bytes(r->image, &r->image->bytes);
+    const auto put = std::chrono::steady_clock::now();
     objects_.PutAsync(r->object_key, std::move(bytes), ImageContentType(r->image->format),
-                      [this, rendered = *r, expires_s, done](Status stored) {
+                      [this, rendered = *r, expires_s, done, put](Status stored) {
+                        Stages().store.Observe(metrics::SecondsSince(put));
                         if (!stored.ok()) return done(stored);
                         Answer(rendered, expires_s, done);
                       });
@@ -309,7 +336,9 @@ void SnapshotService::Answer(const Rendered& r, int64_t expires_s, const Publish
   // The clock is read first: should the signer's reading fall in the next
   // second, the expiry told is a second early, never late.
   const int64_t signed_at_ms = clock_.NowMs();
+  const auto start = std::chrono::steady_clock::now();
   Result<std::string> url = objects_.PresignGet(r.object_key, expires_s);
+  Stages().sign.Observe(metrics::SecondsSince(start));
   if (!url.ok()) return done(url.status());
   PublishedImage out;
   out.image.format = r.image->format;

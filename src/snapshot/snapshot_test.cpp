@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <map>
 
+#include "core/metrics.h"
 #include "core/worker_pool.h"
 #include "objects/local_store.h"
 #include "snapshot/frame_decoder.h"
@@ -25,6 +27,18 @@ using testing::TempDir;
 void PushFile(store::StreamStore& store, const std::string& name, const std::string& path) {
   Status pushed = testing::PushBytes(store, name, ReadFile(path));
   ASSERT_TRUE(pushed.ok()) << pushed.ToString();
+}
+
+// The value of |sample| ("name{labels}") in the process's metrics; 0 while it has none.
+double MetricValue(const std::string& sample) {
+  const std::string text = "\n" + metrics::Registry::Global().Prometheus();
+  size_t at = text.find("\n" + sample + " ");
+  return at == std::string::npos ? 0 : std::stod(text.substr(at + sample.size() + 2));
+}
+
+// Observations of one stage of lastframe_snapshot_stage_duration_seconds.
+double StageCount(const std::string& stage) {
+  return MetricValue(R"(lastframe_snapshot_stage_duration_seconds_count{stage=")" + stage + "\"}");
 }
 
 struct Case {
@@ -240,6 +254,20 @@ TEST_F(SnapshotServiceTest, AnObjectSweptWhileCachedIsStoredAgain) {
   auto object = objects_->GetObject(first->key);
   ASSERT_TRUE(object.ok()) << object.status().ToString();
   EXPECT_EQ(object->bytes.size(), first->bytes);
+}
+
+// The registry is the process's: each check compares before and after.
+TEST_F(SnapshotServiceTest, EachStageIsTimedWhenItRuns) {
+  const std::vector<std::string> stages = {"decode", "encode", "store", "sign"};
+  std::map<std::string, double> before;
+  for (const auto& stage : stages) before[stage] = StageCount(stage);
+  ASSERT_TRUE(Publish({}).ok());
+  for (const auto& stage : stages) EXPECT_EQ(StageCount(stage) - before[stage], 1) << stage;
+  // From the cache: signed again, nothing decoded, encoded or stored.
+  ASSERT_TRUE(Publish({}).ok());
+  EXPECT_EQ(StageCount("sign") - before["sign"], 2);
+  for (const auto& stage : {"decode", "encode", "store"})
+    EXPECT_EQ(StageCount(stage) - before[stage], 1) << stage;
 }
 
 TEST_F(SnapshotServiceTest, SameFrameSameOptionsIsRenderedOnce) {
