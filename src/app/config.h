@@ -54,7 +54,7 @@ struct ServeConfig {
   bool warm_all = false;
   std::string log_level = "info";
   std::string log_format = "text";
-  std::string request_log_level = "debug";
+  std::string request_log_level = "info";
   std::string config;
   int producer_timeout_s = 30;
   bool no_persist = false;

@@ -40,6 +40,7 @@ http::ServerOptions ServerOptionsFor(const ServeSettings& s, Limits& limits) {
   o.port = s.port;
   o.io_threads = s.io_threads;
   o.upload_idle_timeout = std::chrono::seconds(s.flags.producer_timeout_s);
+  o.request_log_level = spdlog::level::from_str(s.flags.request_log_level);
   return o;
 }
 

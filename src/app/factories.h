@@ -58,6 +58,7 @@ class DeferredApplication final : public http::Application {
   http::Response TooLarge(const http::Request& r, uint64_t limit) const override {
     return app_->TooLarge(r, limit);
   }
+  http::RouteInfo RouteOf(const http::Request& r) const override { return app_->RouteOf(r); }
 
  private:
   http::Application* app_ = nullptr;

@@ -136,8 +136,9 @@ class Application {
   // The largest body |request| may send; nullopt: the server's max_body_bytes.
   virtual std::optional<uint64_t> BodyLimit(const Request&) const { return std::nullopt; }
   // Which route |request| takes, known from its header alone; called once per
-  // request, before any other of these.
-  virtual RouteInfo RouteOf(const Request&) const { return {}; }
+  // request, before any other of these. No default: a wrapper that forgot to
+  // forward it would file every request under "other".
+  virtual RouteInfo RouteOf(const Request& request) const = 0;
   // The answer to a body over its limit.
   virtual Response TooLarge(const Request&, uint64_t limit) const {
     return JsonError(413, "TooLarge",

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -22,26 +23,26 @@ namespace lastframe::http {
 namespace {
 
 // lastframe_http_request_duration_seconds' child for |route| and |status|'s
-// class: the children are looked up once (With takes a lock), so a request
-// costs one observation.
+// class. Each child is looked up once, on its first request (With takes a
+// lock), then read from a table: a request costs one observation, and only
+// the pairs that occurred show on /metrics (not 40 histograms of zeros).
 metrics::Histogram& RequestDuration(RouteGroup route, unsigned status) {
   static constexpr std::array<const char*, 5> kClasses = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-  using Row = std::array<metrics::Histogram*, kClasses.size()>;
-  static const std::array<Row, kRouteGroups> children = [] {
-    auto& family = metrics::Registry::Global().Histograms(
-        "lastframe_http_request_duration_seconds",
-        "HTTP requests, from their header read to their answer handed to the socket (a streamed "
-        "body's or an upload's header), by route group and status class.",
-        {"route", "code"}, metrics::LatencyBuckets());
-    std::array<Row, kRouteGroups> out{};
-    for (size_t r = 0; r < kRouteGroups; ++r)
-      for (size_t c = 0; c < kClasses.size(); ++c)
-        out[r][c] =
-            &family.With({std::string(RouteGroupName(static_cast<RouteGroup>(r))), kClasses[c]});
-    return out;
-  }();
+  static auto& family = metrics::Registry::Global().Histograms(
+      "lastframe_http_request_duration_seconds",
+      "HTTP requests, from their header read to their answer handed to the socket (a streamed "
+      "body's or an upload's header), by route group and status class.",
+      {"route", "code"}, metrics::LatencyBuckets());
+  static std::array<std::array<std::atomic<metrics::Histogram*>, kClasses.size()>, kRouteGroups>
+      children{};
   const size_t c = std::clamp<unsigned>(status / 100, 1, 5) - 1;
-  return *children[static_cast<size_t>(route)][c];
+  std::atomic<metrics::Histogram*>& slot = children[static_cast<size_t>(route)][c];
+  metrics::Histogram* child = slot.load(std::memory_order_acquire);
+  if (child == nullptr) {  // two threads may both look it up: With gives both the same child
+    child = &family.With({std::string(RouteGroupName(route)), kClasses[c]});
+    slot.store(child, std::memory_order_release);
+  }
+  return *child;
 }
 
 }  // namespace

@@ -202,6 +202,7 @@ Status KvsSource::Ingest(store::StreamStore& store, const std::string& name,
   ingest::PushOptions o;
   o.stream = name;
   o.absolute_timecodes = true;  // chunks carry the producer's epoch milliseconds
+  o.from_producer = false;      // read from Kinesis Video, not pushed: no ingest metrics
   auto session = ingest::PushSession::Start(
       store, o,
       {.on_ack = [](std::string) {},
@@ -444,6 +445,7 @@ void KvsSource::Follow(Follower* f) const {
       ingest::PushOptions o;
       o.stream = f->stream;
       o.absolute_timecodes = true;
+      o.from_producer = false;
       auto session = ingest::PushSession::Start(
           warm_cache_, o,
           {.on_ack =
