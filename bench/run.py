@@ -28,6 +28,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "src", "app", "lastframe")
 BENCH = os.path.join(ROOT, "build", "bench", "lf_snapshot_bench")
+METRICS_BENCH = os.path.join(ROOT, "build", "bench", "lf_metrics_bench")
 
 # name, description, ffmpeg encoding arguments
 PROFILES = [
@@ -76,6 +77,16 @@ def floor(clips_dir, runs):
         if b.get("aggregate_name") == "median" or (runs == 1 and b["run_type"] == "iteration"):
             result[b["run_name"].replace("/real_time", "")] = b["real_time"]  # ms
     return result
+
+
+def metrics_cost(runs):
+    """Nanoseconds per counting operation (bench/metrics_bench.cpp), medians."""
+    out = subprocess.run([METRICS_BENCH, "--benchmark_format=json",
+                          f"--benchmark_repetitions={max(runs, 2)}",
+                          "--benchmark_report_aggregates_only=true"],
+                         check=True, capture_output=True, text=True).stdout
+    return {b["run_name"].replace("/real_time", ""): b["real_time"]
+            for b in json.loads(out)["benchmarks"] if b.get("aggregate_name") == "median"}
 
 
 BENCH_KEY, BENCH_SECRET = "LFBENCHKEY", "bench-secret-not-for-production"
@@ -454,6 +465,10 @@ What each figure measures (all times are wall-clock milliseconds, medians of the
   and each timed look must add one warm answer and no cold fetch (else the run fails).
 - **Load**: 50 streams of the recipe's clip, each looked at once, then `wrk -t2 -c50` rotating
   over their snapshot URLs (warm, same frame); server CPU from `/proc`.
+- **Counting**: `build/bench/lf_metrics_bench` (Google Benchmark): one `Counter::Add` and one
+  `Histogram::Observe` of `/metrics` (issue 19), beside a plain relaxed atomic add in the same
+  run, each alone and on 2 threads at once; set against the server CPU a warm snapshot costs
+  under the load above, which records one request-duration observation per request.
 - **Memory**: RSS per idle stream holding the 6 s 640x480 clip, and per warm decoder with its
   cached image.
 """
@@ -488,7 +503,8 @@ def target_rows(rows, live, loaded, warm_all_first):
     return out
 
 
-def report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, idle_rss0):
+def report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, idle_rss0,
+           counting):
     cpu = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", cpu)
     mem = re.search(r"MemTotal:\s*(\d+)", open("/proc/meminfo").read())
@@ -545,6 +561,15 @@ def report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, id
              f"frame): {loaded['rps']:.0f} snapshots/s, p50 {loaded['p50']:.2f} ms, p99 "
              f"{loaded['p99']:.2f} ms, server CPU {loaded['cpu'] * 100:.0f}% of one core, "
              f"non-2xx {loaded['non2xx']}, socket errors {loaded['socket_errors']}.")
+    per_request_ns = loaded["cpu"] / loaded["rps"] * 1e9
+    observe = counting.get("histogram_observe/threads:2", float("nan"))
+    L.append(f"- Counting: a counter add {counting.get('counter_add/threads:1', float('nan')):.1f} "
+             f"ns, a histogram observation "
+             f"{counting.get('histogram_observe/threads:1', float('nan')):.1f} ns "
+             f"({observe:.1f} ns with 2 threads at once), against a relaxed atomic add "
+             f"{counting.get('atomic_add/threads:1', float('nan')):.1f} ns; a warm snapshot under "
+             f"the load above took {per_request_ns / 1000:.1f} us of server CPU, so its one "
+             f"observation is {observe / per_request_ns * 100:.2f}% of it at most.")
     L.append(f"- First looks with `--warm-all` at a live 640x480 stream: {warm_all_first:.2f} ms.")
     L.append(f"- Memory: {per_stream:.0f} KiB RSS per idle stream holding a 6 s 640x480 clip; "
              f"{loaded['per_decoder']:.0f} KiB more per warm decoder and cached image (server "
@@ -576,7 +601,7 @@ def main():
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(
         SystemExit(f"bench/run.py: over its time limit of {limit} s")))
     signal.alarm(limit)
-    for tool in (BIN, BENCH):
+    for tool in (BIN, BENCH, METRICS_BENCH):
         if not os.path.exists(tool):
             raise SystemExit(f"{tool} missing: run `make build` first")
     if shutil.which("wrk") is None:
@@ -589,6 +614,7 @@ def main():
         os.makedirs(clips)
         make_clips(clips, profiles)
         floors = floor(clips, args.runs)
+        counting = metrics_cost(args.runs)
         server = Server(os.path.join(work, "data"))
         rows = []
         for name, desc, _ in profiles:
@@ -640,7 +666,8 @@ def main():
                 s.proc.wait()
         shutil.rmtree(work, ignore_errors=True)
     signal.alarm(0)
-    text = report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, idle_rss0)
+    text = report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, idle_rss0,
+                  counting)
     output = args.output or (None if args.quick else os.path.join(ROOT, "BENCHMARKS.md"))
     if output:
         with open(output, "w") as f:

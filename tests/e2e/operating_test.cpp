@@ -52,7 +52,7 @@ std::string Scrape(uint16_t port) {
 int PromtoolCheckMetrics(const TempDir& dir, const std::string& text, std::string* output) {
   const std::string file = dir.file("metrics.txt");
   std::ofstream(file) << text;
-  return RunCommand({"/bin/sh", "-c", "exec promtool check metrics < \"$0\"", file}, output);
+  return RunCommand({"/bin/bash", "-c", "exec promtool check metrics < \"$0\"", file}, output);
 }
 
 TEST(Operating, MetricsPassPromtoolAndEachFamilyMovesWithItsEvent) {
