@@ -5,7 +5,11 @@ extern "C" {
 #include <libavutil/log.h>
 }
 
+#include <spdlog/spdlog.h>
+
+#include <cstdarg>
 #include <string>
+#include <string_view>
 
 namespace lastframe::media {
 
@@ -36,9 +40,31 @@ Status AvError(int err, std::string_view what) {
   return Status(Code::kMediaError, std::string(what) + ": " + buf);
 }
 
+namespace {
+
+// FFmpeg's lines go through the process's logger, so that they take its
+// format (--log-format json: a line of FFmpeg's own would not be JSON) and
+// its writer thread. Called on whatever thread FFmpeg logs from.
+void ToProcessLog(void* context, int level, const char* format, va_list args) {
+  if (level > av_log_get_level()) return;
+  char line[1024];
+  int print_prefix = 1;
+  if (av_log_format_line2(context, level, format, args, line, sizeof line, &print_prefix) < 0)
+    return;
+  std::string_view text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+  if (text.empty()) return;
+  spdlog::log(level <= AV_LOG_ERROR ? spdlog::level::err : spdlog::level::warn, "ffmpeg: {}", text);
+}
+
+}  // namespace
+
 // Fatal only: what goes wrong reaches callers as a Status, and FFmpeg's own
 // messages (one per Kinesis Video chunk's unknown-length segment, or per
 // damaged packet of a hostile producer) would only flood the log.
-void QuietFfmpegLogs() { av_log_set_level(AV_LOG_FATAL); }
+void QuietFfmpegLogs() {
+  av_log_set_level(AV_LOG_FATAL);
+  av_log_set_callback(ToProcessLog);
+}
 
 }  // namespace lastframe::media
