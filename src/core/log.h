@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -19,24 +20,30 @@ enum class Format { kText, kJson };
 void SetFormat(Format format);
 Format format();
 
+// A field's key and value. Strings are viewed, not copied (a line per request
+// must cost little): the value must outlive the Event call, as arguments do.
 class Field {
  public:
   Field(std::string_view key, std::string_view value) : key_(key), text_(value), quoted_(true) {}
   Field(std::string_view key, const std::string& value) : Field(key, std::string_view(value)) {}
   Field(std::string_view key, const char* value) : Field(key, std::string_view(value)) {}
-  Field(std::string_view key, int64_t value) : key_(key), text_(std::to_string(value)) {}
+  Field(std::string_view key, int64_t value);
   Field(std::string_view key, int value) : Field(key, static_cast<int64_t>(value)) {}
-  Field(std::string_view key, uint64_t value) : key_(key), text_(std::to_string(value)) {}
+  Field(std::string_view key, uint64_t value);
   Field(std::string_view key, double value);
+  // A number's text lives in the field itself: a copy points at its own.
+  Field(const Field& other);
+  Field& operator=(const Field&) = delete;
 
   std::string_view key() const { return key_; }
-  const std::string& text() const { return text_; }
+  std::string_view text() const { return text_; }
   bool quoted() const { return quoted_; }
 
  private:
   std::string_view key_;
-  std::string text_;
+  std::string_view text_;
   bool quoted_ = false;
+  char number_[32];
 };
 
 // In JSON mode the payload handed to spdlog is this marker, the fields as
@@ -55,5 +62,6 @@ inline void Event(spdlog::level::level_enum level, std::string_view message,
 
 // |s| as a JSON string's contents (no quotes).
 std::string JsonEscape(std::string_view s);
+void AppendJsonEscaped(std::string& out, std::string_view s);
 
 }  // namespace lastframe::log
