@@ -67,6 +67,11 @@ TEST(Operating, MetricsPassPromtoolAndEachFamilyMovesWithItsEvent) {
   // Ingested: a clip of 3 fragments pushed as a producer does.
   const std::string clip = TestClip(dir, "clip.mkv", 320, 240, 10, 3, 10);
   ASSERT_EQ(PushWithFfmpeg(port, "cam", clip), 0);
+  // ffmpeg returns once its bytes are sent; the server parses them in its own time.
+  ASSERT_TRUE(Eventually([&] {
+    json info = JsonOf(HttpGet(port, "/v1/streams/cam"));
+    return info["producer_connected"] == false && info["fragment_count"] == 3;
+  }));
   // Snapshotted, and the image fetched from the embedded store.
   HttpResult snapshot = HttpGet(port, "/snapshot?stream_name=cam");
   ASSERT_EQ(snapshot.status, 200) << snapshot.body;
