@@ -5,6 +5,7 @@
 #include "auth/api_keys.h"
 #include "aws/aws_config.h"
 #include "aws/credentials_file.h"
+#include "core/metrics.h"
 #include "ingest/push_session.h"
 #include "ingest/sources_config.h"
 
@@ -203,10 +204,10 @@ namespace {
 // The Kinesis Video source's counters, as Prometheus text for /metrics.
 std::string KvsSourceMetrics(const kvs::KvsSource& source) {
   kvs::KvsSourceStats s = source.stats();
-  std::string body;
-  auto counter = [&body](const char* name, const char* help, uint64_t value) {
-    body += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
-            " " + std::to_string(value) + "\n";
+  metrics::TextWriter w;
+  auto counter = [&w](const char* name, const char* help, uint64_t value) {
+    w.Header(name, metrics::Type::kCounter, help);
+    w.Sample(name, {}, {}, static_cast<double>(value));
   };
   counter("lastframe_kvs_warm_answers_total", "Looks answered from a followed stream.",
           s.warm_answers);
@@ -216,7 +217,7 @@ std::string KvsSourceMetrics(const kvs::KvsSource& source) {
   counter("lastframe_kvs_follower_fragments_total",
           "Fragments received by followed GetMedia streams.", s.follower_fragments);
   counter("lastframe_kvs_follower_reconnects_total", "GetMedia sessions restarted.", s.reconnects);
-  return body;
+  return w.Take();
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "core/limits.h"
 
+#include "core/metrics.h"
+
 namespace lastframe {
 
 bool Limit::TryAcquire(uint64_t n) {
@@ -26,23 +28,32 @@ Limit& Limits::Add(std::string name, std::string unit, uint64_t max) {
 }
 
 std::string Limits::Prometheus() const {
-  MutexLock lock(mu_);
-  std::string max, in_use, refusals;
-  for (const Limit& l : limits_) {
-    std::string label = "{limit=\"" + l.name() + "\",unit=\"" + l.unit() + "\"} ";
-    max += "lastframe_limit_max" + label + std::to_string(l.max()) + "\n";
-    in_use += "lastframe_limit_in_use" + label + std::to_string(l.in_use()) + "\n";
-    refusals += "lastframe_limit_refusals_total" + label + std::to_string(l.refusals()) + "\n";
+  struct Row {
+    std::vector<std::string> labels;
+    double max, in_use, refusals;
+  };
+  std::vector<Row> rows;
+  {
+    MutexLock lock(mu_);
+    for (const Limit& l : limits_)
+      rows.push_back({{l.name(), l.unit()},
+                      static_cast<double>(l.max()),
+                      static_cast<double>(l.in_use()),
+                      static_cast<double>(l.refusals())});
   }
-  return "# HELP lastframe_limit_max The configured maximum of each bounded resource.\n"
-         "# TYPE lastframe_limit_max gauge\n" +
-         max +
-         "# HELP lastframe_limit_in_use How much of each bounded resource is in use.\n"
-         "# TYPE lastframe_limit_in_use gauge\n" +
-         in_use +
-         "# HELP lastframe_limit_refusals_total Requests refused because a limit was reached.\n"
-         "# TYPE lastframe_limit_refusals_total counter\n" +
-         refusals;
+  const std::vector<std::string> names = {"limit", "unit"};
+  metrics::TextWriter w;
+  auto family = [&](const char* name, metrics::Type type, const char* help, double Row::*value) {
+    w.Header(name, type, help);
+    for (const Row& r : rows) w.Sample(name, names, r.labels, r.*value);
+  };
+  family("lastframe_limit_max", metrics::Type::kGauge,
+         "The configured maximum of each bounded resource.", &Row::max);
+  family("lastframe_limit_in_use", metrics::Type::kGauge,
+         "How much of each bounded resource is in use.", &Row::in_use);
+  family("lastframe_limit_refusals_total", metrics::Type::kCounter,
+         "Requests refused because a limit was reached.", &Row::refusals);
+  return w.Take();
 }
 
 }  // namespace lastframe

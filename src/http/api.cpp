@@ -339,38 +339,40 @@ Response Api::Metrics() const {
     live += st.state == "live";
     producers += st.producer_connected;
   }
-  std::string body;
-  auto metric = [&body](const char* name, const char* type, const char* help, double value) {
-    body += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
-            name + " " + std::to_string(value) + "\n";
+  metrics::TextWriter w;
+  auto metric = [&w](const char* name, metrics::Type type, const char* help, double value) {
+    w.Header(name, type, help);
+    w.Sample(name, {}, {}, value);
   };
-  metric("lastframe_streams", "gauge", "Streams known.", static_cast<double>(streams.size()));
-  metric("lastframe_streams_live", "gauge", "Streams with a frame in the live window.",
-         static_cast<double>(live));
-  metric("lastframe_producers_connected", "gauge", "Producers pushing now.",
+  metric("lastframe_streams", metrics::Type::kGauge, "Streams known.",
+         static_cast<double>(streams.size()));
+  metric("lastframe_streams_live", metrics::Type::kGauge,
+         "Streams with a frame in the live window.", static_cast<double>(live));
+  metric("lastframe_producers_connected", metrics::Type::kGauge, "Producers pushing now.",
          static_cast<double>(producers));
-  metric("lastframe_snapshot_renders_total", "counter", "Decodes and encodes done.",
+  metric("lastframe_snapshot_renders_total", metrics::Type::kCounter, "Decodes and encodes done.",
          static_cast<double>(s.renders));
-  metric("lastframe_snapshot_cache_hits_total", "counter",
+  metric("lastframe_snapshot_cache_hits_total", metrics::Type::kCounter,
          "Snapshots answered from the image cache.", static_cast<double>(s.cache_hits));
-  metric("lastframe_snapshot_coalesced_total", "counter",
+  metric("lastframe_snapshot_coalesced_total", metrics::Type::kCounter,
          "Snapshots that joined a render in progress.", static_cast<double>(s.coalesced));
-  metric("lastframe_warm_decoder_hits_total", "counter",
+  metric("lastframe_warm_decoder_hits_total", metrics::Type::kCounter,
          "Renders that decoded only the frames new since the last look.",
          static_cast<double>(s.warm.warm_hits));
-  metric("lastframe_warm_decoder_resets_total", "counter",
+  metric("lastframe_warm_decoder_resets_total", metrics::Type::kCounter,
          "Renders that decoded from a fragment's keyframe.", static_cast<double>(s.warm.resets));
-  metric("lastframe_warm_decoder_fallbacks_total", "counter",
+  metric("lastframe_warm_decoder_fallbacks_total", metrics::Type::kCounter,
          "Renders of reordering (B-frame) streams, decoded cold.",
          static_cast<double>(s.warm.fallbacks));
-  metric("lastframe_warm_decoder_catch_ups_total", "counter",
+  metric("lastframe_warm_decoder_catch_ups_total", metrics::Type::kCounter,
          "Frames fed to decoders ahead of a look (--warm-all).",
          static_cast<double>(s.warm.catch_ups));
-  metric("lastframe_warm_decoder_cold_starts_total", "counter",
+  metric("lastframe_warm_decoder_cold_starts_total", metrics::Type::kCounter,
          "Long runs answered by a multi-threaded cold decode.",
          static_cast<double>(s.warm.cold_starts));
-  metric("lastframe_warm_decoders", "gauge", "Decoders kept alive.",
+  metric("lastframe_warm_decoders", metrics::Type::kGauge, "Decoders kept alive.",
          static_cast<double>(s.warm.decoders));
+  std::string body = w.Take();
   if (options_.limits) body += options_.limits->Prometheus();
   if (options_.extra_metrics) body += options_.extra_metrics();
   body += metrics::Registry::Global().Prometheus();

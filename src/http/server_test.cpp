@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/metrics.h"
+#include "core/test_metrics.h"
 #include "http/api.h"
 #include "support/http_client.h"
 
@@ -17,12 +18,7 @@ namespace {
 
 namespace bhttp = boost::beast::http;
 
-// The value of |sample| ("name{labels}") in the process's metrics; 0 while it has none.
-double MetricValue(const std::string& sample) {
-  const std::string text = "\n" + metrics::Registry::Global().Prometheus();
-  size_t at = text.find("\n" + sample + " ");
-  return at == std::string::npos ? 0 : std::stod(text.substr(at + sample.size() + 2));
-}
+using metrics::test::MetricValue;
 
 // Requests counted in lastframe_http_request_duration_seconds for |route| and |code|.
 double Requests(const std::string& route, const std::string& code) {

@@ -5,8 +5,8 @@
 #include <condition_variable>
 
 #include "core/mutex.h"
+#include "core/test_metrics.h"
 #include "ingest/sources_config.h"
-#include "store/test_metrics.h"
 #include "support/http_client.h"
 #include "support/media_check.h"
 #include "support/temp_dir.h"
@@ -14,7 +14,7 @@
 namespace lastframe::ingest {
 namespace {
 
-using store::test::MetricDeltas;
+using metrics::test::MetricDeltas;
 using testing::MakeClip;
 using testing::TempDir;
 using namespace std::chrono_literals;

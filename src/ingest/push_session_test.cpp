@@ -7,15 +7,15 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "core/test_metrics.h"
 #include "ingest/demo_producer.h"
-#include "store/test_metrics.h"
 #include "support/media_check.h"
 #include "support/temp_dir.h"
 
 namespace lastframe::ingest {
 namespace {
 
-using store::test::MetricDeltas;
+using metrics::test::MetricDeltas;
 using testing::MakeClip;
 using testing::ReadFile;
 using testing::TempDir;

@@ -11,6 +11,7 @@
 
 #include "aws/credentials_file.h"
 #include "core/metrics.h"
+#include "core/test_metrics.h"
 #include "support/temp_dir.h"
 
 namespace lastframe::objects {
@@ -19,12 +20,7 @@ namespace {
 using testing::TempDir;
 namespace fs = std::filesystem;
 
-// The value of |sample| ("name{labels}") in the process's metrics; 0 while it has none.
-double MetricValue(const std::string& sample) {
-  const std::string text = "\n" + metrics::Registry::Global().Prometheus();
-  size_t at = text.find("\n" + sample + " ");
-  return at == std::string::npos ? 0 : std::stod(text.substr(at + sample.size() + 2));
-}
+using metrics::test::MetricValue;
 
 double Requests(const std::string& op) {
   return MetricValue(R"(lastframe_object_store_requests_total{store="embedded",operation=")" + op +

@@ -6,6 +6,7 @@
 #include <future>
 
 #include "core/metrics.h"
+#include "core/test_metrics.h"
 
 namespace lastframe::objects {
 namespace {
@@ -66,12 +67,7 @@ TEST(S3Store, RefusesBadSettings) {
   EXPECT_FALSE(store->PresignGet("k", 604801).ok());
 }
 
-// The value of |sample| ("name{labels}") in the process's metrics; 0 while it has none.
-double MetricValue(const std::string& sample) {
-  const std::string text = "\n" + metrics::Registry::Global().Prometheus();
-  size_t at = text.find("\n" + sample + " ");
-  return at == std::string::npos ? 0 : std::stod(text.substr(at + sample.size() + 2));
-}
+using metrics::test::MetricValue;
 
 // A loopback port nothing listens on.
 uint16_t ClosedPort() {

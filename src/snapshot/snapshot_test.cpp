@@ -4,6 +4,7 @@
 #include <map>
 
 #include "core/metrics.h"
+#include "core/test_metrics.h"
 #include "core/worker_pool.h"
 #include "objects/local_store.h"
 #include "snapshot/frame_decoder.h"
@@ -29,12 +30,7 @@ void PushFile(store::StreamStore& store, const std::string& name, const std::str
   ASSERT_TRUE(pushed.ok()) << pushed.ToString();
 }
 
-// The value of |sample| ("name{labels}") in the process's metrics; 0 while it has none.
-double MetricValue(const std::string& sample) {
-  const std::string text = "\n" + metrics::Registry::Global().Prometheus();
-  size_t at = text.find("\n" + sample + " ");
-  return at == std::string::npos ? 0 : std::stod(text.substr(at + sample.size() + 2));
-}
+using metrics::test::MetricValue;
 
 // Observations of one stage of lastframe_snapshot_stage_duration_seconds.
 double StageCount(const std::string& stage) {

@@ -14,8 +14,8 @@
 #include <optional>
 
 #include "core/mutex.h"
+#include "core/test_metrics.h"
 #include "store/stream_store.h"
-#include "store/test_metrics.h"
 #include "support/media_check.h"
 #include "support/push.h"
 #include "support/temp_dir.h"
@@ -100,7 +100,7 @@ TEST(FragmentArchive, EachFsyncIsTimed) {
   auto archive = FragmentArchive::Open(dir.path() / "archive");
   ASSERT_TRUE(archive.ok());
   ASSERT_TRUE((*archive)->Persist("cam", fragments[0]).ok());  // makes the folder and its name
-  test::MetricDeltas delta({"lastframe_fragment_fsync_duration_seconds_count"});
+  metrics::test::MetricDeltas delta({"lastframe_fragment_fsync_duration_seconds_count"});
   ASSERT_TRUE((*archive)->Persist("cam", fragments[1]).ok());
   // The fragment's file, then its folder for the rename.
   EXPECT_EQ(delta["lastframe_fragment_fsync_duration_seconds_count"], 2);

@@ -10,13 +10,13 @@
 
 #include "core/metrics.h"
 
-namespace lastframe::store::test {
+namespace lastframe::metrics::test {
 
 // The value of |series| (a name and its labels, as /metrics writes them, e.g.
 // lastframe_x_total{type="A"} or a histogram's ..._count); 0 while nothing has
 // registered it.
 inline double MetricValue(const std::string& series) {
-  std::istringstream lines(metrics::Registry::Global().Prometheus());
+  std::istringstream lines(Registry::Global().Prometheus());
   for (std::string line; std::getline(lines, line);)
     if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
         line[series.size()] == ' ')
@@ -38,4 +38,4 @@ class MetricDeltas {
   std::map<std::string, double> before_;
 };
 
-}  // namespace lastframe::store::test
+}  // namespace lastframe::metrics::test
