@@ -64,10 +64,14 @@ std::string_view ReasonName(Reason reason) {
       return "EmptyBody";
     case Reason::kEntityTooLarge:
       return "EntityTooLarge";
+    case Reason::kEntityTooSmall:
+      return "EntityTooSmall";
     case Reason::kForbidden:
       return "Forbidden";
     case Reason::kFragmentNotFound:
       return "FragmentNotFound";
+    case Reason::kIncompleteBody:
+      return "IncompleteBody";
     case Reason::kIncompleteSignature:
       return "IncompleteSignature";
     case Reason::kInternal:
@@ -76,12 +80,18 @@ std::string_view ReasonName(Reason reason) {
       return "InvalidAccessKeyId";
     case Reason::kInvalidArgument:
       return "InvalidArgument";
+    case Reason::kInvalidChunkSizeError:
+      return "InvalidChunkSizeError";
     case Reason::kInvalidDigest:
       return "InvalidDigest";
     case Reason::kInvalidKey:
       return "InvalidKey";
     case Reason::kInvalidMkvData:
       return "InvalidMkvData";
+    case Reason::kInvalidPart:
+      return "InvalidPart";
+    case Reason::kInvalidPartOrder:
+      return "InvalidPartOrder";
     case Reason::kInvalidRange:
       return "InvalidRange";
     case Reason::kInvalidRequest:
@@ -98,6 +108,10 @@ std::string_view ReasonName(Reason reason) {
       return "KvsTimeout";
     case Reason::kKvsUnavailable:
       return "KvsUnavailable";
+    case Reason::kMalformedTrailerError:
+      return "MalformedTrailerError";
+    case Reason::kMalformedXML:
+      return "MalformedXML";
     case Reason::kMaxFragmentSizeReached:
       return "MaxFragmentSizeReached";
     case Reason::kMediaError:
@@ -124,6 +138,8 @@ std::string_view ReasonName(Reason reason) {
       return "NoSuchBucket";
     case Reason::kNoSuchKey:
       return "NoSuchKey";
+    case Reason::kNoSuchUpload:
+      return "NoSuchUpload";
     case Reason::kNotFound:
       return "NotFound";
     case Reason::kNotImplemented:
@@ -146,6 +162,8 @@ std::string_view ReasonName(Reason reason) {
       return "PullAddressDenied";
     case Reason::kRequestTimeTooSkewed:
       return "RequestTimeTooSkewed";
+    case Reason::kRequestTimeout:
+      return "RequestTimeout";
     case Reason::kSignatureDoesNotMatch:
       return "SignatureDoesNotMatch";
     case Reason::kSlowDown:
