@@ -1,0 +1,3 @@
+#include "aws/aws_chunked.h"
+
+#include <gtest/gtest.h>

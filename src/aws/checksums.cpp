@@ -1,0 +1,1 @@
+#include "aws/checksums.h"

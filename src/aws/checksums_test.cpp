@@ -1,0 +1,3 @@
+#include "aws/checksums.h"
+
+#include <gtest/gtest.h>
