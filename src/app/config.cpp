@@ -62,7 +62,13 @@ void AddListenAndStoreFlags(CLI::App& c, ServeConfig& f) {
   SizeFlag(c, "objects-max-size", f.objects_max_bytes,
            "bytes the embedded store may hold; past it the oldest objects go (e.g. 4GiB)");
   SizeFlag(c, "max-object-size", f.max_object_bytes,
-           "the largest object an S3 client may PUT to the embedded store");
+           "the largest object an S3 client may PUT to the embedded store (or assemble from a "
+           "multipart upload)");
+  Flag(c, "multipart-expiry", f.multipart_expiry_s,
+       "seconds after which the embedded store removes a multipart upload neither completed nor "
+       "aborted",
+       kShowDefault)
+      ->check(CLI::Range(int64_t{60}, int64_t{30} * 86400));
   Flag(c, "store", f.store,
        "where snapshots go: 'local' (the embedded store) or s3://BUCKET[/PREFIX]", kShowDefault);
 }

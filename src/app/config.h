@@ -38,6 +38,7 @@ struct ServeConfig {
   int64_t objects_max_age_s = 0;
   uint64_t objects_max_bytes = 4ull << 30;
   uint64_t max_object_bytes = 64ull << 20;
+  int64_t multipart_expiry_s = 24 * 3600;
   std::string store = "local";
   std::string s3_endpoint;
   std::string s3_region;

@@ -110,7 +110,8 @@ Result<ObjectStores> OpenLocalStore(const ServeSettings& s, const fs::path& data
                                            .credentials = credentials,
                                            .max_age_s = s.flags.objects_max_age_s,
                                            .max_total_bytes = s.flags.objects_max_bytes,
-                                           .max_object_bytes = s.flags.max_object_bytes},
+                                           .max_object_bytes = s.flags.max_object_bytes,
+                                           .multipart_expiry_s = s.flags.multipart_expiry_s},
                                           clock);
   if (!opened.ok()) return Named(opened.status());
   ObjectStores stores{.local = std::move(*opened)};

@@ -14,6 +14,10 @@ std::string Param(const QueryParams& q, const std::string& key) {
 TEST(Encoding, Hex) {
   EXPECT_EQ(HexEncode(""), "");
   EXPECT_EQ(HexEncode(std::string("\0\x01\xab\xff", 4)), "0001abff");
+  EXPECT_EQ(HexDecode("0001abFF"), std::string("\0\x01\xab\xff", 4));
+  EXPECT_EQ(HexDecode(""), "");
+  EXPECT_EQ(HexDecode("abc"), std::nullopt);
+  EXPECT_EQ(HexDecode("zz"), std::nullopt);
 }
 
 TEST(Encoding, UriEncodingFollowsS3) {

@@ -198,6 +198,7 @@ RouteInfo ApiRouteOf(const Request& r) {
 
 RouteInfo Api::RouteOf(const Request& r) const {
   // As Handle dispatches: an upload first, then Kinesis Video's and S3's routes, then ours.
+  if (s3_ && s3_->IsUpload(r)) return {RouteGroup::kObjects};
   if (IsUpload(r)) return ApiRouteOf(r);
   if (kvs_ && kvs_->Owns(r)) return {RouteGroup::kKvs};
   if (s3_ && s3_->Owns(r)) return {RouteGroup::kObjects};
@@ -225,7 +226,9 @@ Response Api::TooLarge(const Request& r, uint64_t limit) const {
 }
 
 bool Api::IsUpload(const Request& r) const {
-  return r.path == kPutMediaPath && r.header.method() == bhttp::verb::post;
+  // PutMedia, and the embedded store's object bodies (PutObject, UploadPart).
+  return (r.path == kPutMediaPath && r.header.method() == bhttp::verb::post) ||
+         (s3_ && s3_->IsUpload(r));
 }
 
 Result<Caller> Api::Identify(const Request& req) const {
@@ -531,6 +534,7 @@ void Api::LatestImage(const Request& req, const Caller& caller, const std::strin
 
 std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Request& req,
                                                                      UploadEvents events) {
+  if (s3_ && s3_->IsUpload(req)) return s3_->StartUpload(req, std::move(events));
   // Who may push is settled before anything else is said about the request: a producer's
   // (or admin's) bearer key, or Kinesis Video's SigV4 with the server's key pair (or, where
   // --unsigned-putmedia allows it, nothing).

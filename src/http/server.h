@@ -88,6 +88,11 @@ class UploadSink {
   virtual std::optional<std::chrono::steady_clock::time_point> LastProgress() const {
     return std::nullopt;
   }
+  // How the upload is answered. false (PutMedia): 200 at once, then lines
+  // (UploadEvents::on_line) until on_done. true (an S3 PUT): one response
+  // (UploadEvents::on_response) once the body is consumed, or earlier to
+  // refuse it; after Abort or Stalled too. "Expect: 100-continue" is honoured.
+  virtual bool AnswersOnce() const { return false; }
 };
 
 // What a sink tells its connection, from any thread.
@@ -95,6 +100,8 @@ struct UploadEvents {
   std::function<void(std::string line)> on_line;  // one line of the streamed response body
   std::function<void()> on_space;
   std::function<void()> on_done;  // no more lines; close after sending them
+  // The answer of a sink that AnswersOnce; the connection closes after it.
+  std::function<void(Response)> on_response;
 };
 
 // What a request is, for the request duration metric and the request log: a

@@ -341,6 +341,11 @@ void Session::StartUpload() {
       if (auto self = weak.lock()) self->UploadDone();
     });
   };
+  events.on_response = [weak, ex](Response res) {
+    net::post(ex, [weak, res = std::move(res)]() mutable {
+      if (auto self = weak.lock()) self->AnswerUpload(std::move(res));
+    });
+  };
   auto started = server_.app_.StartUpload(request_, std::move(events));
   if (auto* refused = std::get_if<Response>(&started)) {
     keep_alive_ = false;
@@ -351,16 +356,37 @@ void Session::StartUpload() {
   upload_parser_.emplace(std::move(*header_parser_));
   upload_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
   upload_self_ = shared_from_this();  // alive until the sink says it is done
-  status_ = 200;
-  CountRequest(status_, std::nullopt);
-  // Kinesis Video answers 200 at once and streams acknowledgements after it.
-  QueueRaw(
-      "HTTP/1.1 200 OK\r\nServer: lastframe\r\nContent-Type: application/json\r\n"
-      "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
   // Our own idle timer, not the stream's expiry: that would close the socket,
   // and a stalled producer is owed an ERROR acknowledgement first.
   stream_.expires_never();
   last_upload_read_ = std::chrono::steady_clock::now();
+  if (sink_->AnswersOnce()) {
+    auto expect = request_.header.find(bhttp::field::expect);
+    if (expect != request_.header.end() && beast::iequals(expect->value(), "100-continue")) {
+      // Nothing is read until it is sent: an answer meanwhile waits for it (AnswerUpload).
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      continue_pending_ = true;
+      return net::async_write(stream_, net::buffer(kContinue),
+                              [self = shared_from_this()](beast::error_code ec, size_t) {
+                                self->continue_pending_ = false;
+                                if (self->upload_answer_) {
+                                  Response res = std::move(*self->upload_answer_);
+                                  self->upload_answer_.reset();
+                                  return self->AnswerUpload(std::move(res));
+                                }
+                                if (ec) return self->sink_->Abort();  // it answers, in vain
+                                self->WatchUploadProgress(self->options_.upload_idle_timeout);
+                                self->ReadUpload();
+                              });
+    }
+  } else {
+    status_ = 200;
+    CountRequest(status_, std::nullopt);
+    // Kinesis Video answers 200 at once and streams acknowledgements after it.
+    QueueRaw(
+        "HTTP/1.1 200 OK\r\nServer: lastframe\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+  }
   WatchUploadProgress(options_.upload_idle_timeout);
   ReadUpload();
 }
@@ -390,12 +416,19 @@ void Session::ReadUpload() {
   auto& body = upload_parser_->get().body();
   body.data = Scratch().data();
   body.size = Scratch().size();
+  upload_reading_ = true;
   bhttp::async_read_some(stream_, buffer_, *upload_parser_,
                          beast::bind_front_handler(&Session::OnUploadRead, shared_from_this()));
 }
 
 void Session::OnUploadRead(beast::error_code ec, size_t) {
-  if (stalled_) return;  // the idle timer ended this upload
+  upload_reading_ = false;
+  if (upload_answer_) {  // answered while this read was pending (and cancelled)
+    Response res = std::move(*upload_answer_);
+    upload_answer_.reset();
+    return AnswerUpload(std::move(res));
+  }
+  if (stalled_ || upload_finished_) return;  // the idle timer or an answer ended this upload
   last_upload_read_ = std::chrono::steady_clock::now();
   if (ec == bhttp::error::need_buffer) ec = {};
   size_t got = Scratch().size() - upload_parser_->get().body().size;
@@ -409,7 +442,11 @@ void Session::OnUploadRead(beast::error_code ec, size_t) {
     // parser keep them. (ffmpeg, which never reads the acknowledgements,
     // ends its upload with a reset rather than a clean close.)
     if (ec) spdlog::info("http upload from {} ended: {}", remote_, ec.message());
-    sink_->Finish();
+    // An object is stored whole or not at all: one cut short is abandoned.
+    if (ec && sink_->AnswersOnce() && !upload_parser_->is_done())
+      sink_->Abort();
+    else
+      sink_->Finish();
     return;
   }
   if (!more) {
@@ -421,6 +458,27 @@ void Session::OnUploadRead(beast::error_code ec, size_t) {
 
 void Session::ResumeUpload() {
   if (paused_ && !upload_reading_done_) ReadUpload();
+}
+
+void Session::AnswerUpload(Response res) {
+  if (upload_finished_) return;
+  if (upload_reading_ || continue_pending_) {
+    // One read and one write at a time: the pending one ends first (a pending
+    // read is cut short; LingeringClose reads too).
+    upload_answer_ = std::move(res);
+    beast::error_code ignored;
+    if (upload_reading_) stream_.socket().cancel(ignored);
+    return;
+  }
+  upload_finished_ = true;
+  upload_reading_done_ = true;
+  upload_idle_timer_.cancel();
+  const bool whole = upload_parser_ && upload_parser_->is_done();
+  keep_alive_ = false;
+  linger_ = !whole;  // a refusal mid-body: let the client finish sending and read it
+  status_ = res.result_int();
+  Send(std::move(res));
+  upload_self_.reset();  // the write holds us now
 }
 
 void Session::QueueLine(std::string line) {

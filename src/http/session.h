@@ -116,6 +116,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadUpload();
   void OnUploadRead(beast::error_code ec, size_t);
   void ResumeUpload();
+  // The answer of a sink that AnswersOnce: sent once no read is pending.
+  void AnswerUpload(Response res);
   void QueueLine(std::string line);
   void QueueRaw(std::string bytes);
   void WriteNext();
@@ -172,6 +174,9 @@ class Session : public std::enable_shared_from_this<Session> {
   net::steady_timer upload_idle_timer_{stream_.get_executor()};
   bool upload_reading_done_ = false;
   bool upload_finished_ = false;
+  bool upload_reading_ = false;            // a read of the upload's body is pending
+  bool continue_pending_ = false;          // "100 Continue" is being written
+  std::optional<Response> upload_answer_;  // waits for that read to end
   std::deque<std::string> writes_;
   bool writing_ = false;
   bool stopping_writes_ = false;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,14 +13,17 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "aws/checksums.h"
 #include "core/atomic_file.h"
 #include "core/utf8.h"
+#include "objects/object_file.h"
 #include "objects/store_metrics.h"
 
 namespace lastframe::objects {
-namespace {
 
 namespace fs = std::filesystem;
+
+namespace {
 
 // An object file starts with this, then its metadata as one JSON line.
 constexpr std::string_view kMagic = "LFO1 ";
@@ -37,6 +41,10 @@ std::string ContentTypeOf(const std::string& key) {
   if (ends(".png")) return "image/png";
   return "application/octet-stream";
 }
+
+}  // namespace
+
+namespace object_file {
 
 Status Unavailable(const std::string& what) {
   return Status(Code::kUnavailable, what + ": " + strerror(errno));
@@ -71,20 +79,6 @@ Status ReadAt(int fd, uint64_t offset, size_t size, std::string& out) {
   return Status::Ok();
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 Status NoSuchKey() { return NotFound("The specified key does not exist.", Reason::kNoSuchKey); }
 
 Status KeyConflict(const std::string& key) {
@@ -95,22 +89,23 @@ Status KeyConflict(const std::string& key) {
                 Reason::kObjectKeyConflict);
 }
 
-std::string EncodeHeader(const ObjectMeta& meta) {
+std::string EncodeHeader(const ObjectMeta& meta, size_t pad_to) {
   nlohmann::json user = nlohmann::json::object();
   for (const auto& [k, v] : meta.user) user[k] = v;
   nlohmann::json j = {{"content_type", meta.content_type},
                       {"cache_control", meta.cache_control},
                       {"etag", meta.etag},
                       {"user", user}};
-  return std::string(kMagic) + j.dump() + "\n";
+  if (!meta.checksum_algorithm.empty()) {
+    j["checksum_algorithm"] = meta.checksum_algorithm;
+    j["checksum"] = meta.checksum;
+    j["checksum_type"] = meta.checksum_type;
+  }
+  std::string line = std::string(kMagic) + j.dump();
+  // JSON allows trailing blanks: room reserved for fields known only at the end.
+  if (line.size() + 1 < pad_to) line.append(pad_to - line.size() - 1, ' ');
+  return line + "\n";
 }
-
-// An object file, opened: its metadata read, its body at |body_offset|.
-struct OpenedObject {
-  std::unique_ptr<Fd> fd;
-  uint64_t body_offset = 0;
-  ObjectInfo info;
-};
 
 Result<OpenedObject> OpenObject(const fs::path& path, const std::string& key) {
   int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -144,6 +139,9 @@ Result<OpenedObject> OpenObject(const fs::path& path, const std::string& key) {
     out.info.meta.content_type = j.value("content_type", "application/octet-stream");
     out.info.meta.cache_control = j.value("cache_control", "");
     out.info.meta.etag = j.value("etag", "");
+    out.info.meta.checksum_algorithm = j.value("checksum_algorithm", "");
+    out.info.meta.checksum = j.value("checksum", "");
+    out.info.meta.checksum_type = j.value("checksum_type", "");
     if (auto u = j.find("user"); u != j.end() && u->is_object())
       for (auto& [k, v] : u->items())
         if (v.is_string()) out.info.meta.user.emplace_back(k, v.get<std::string>());
@@ -161,7 +159,9 @@ Result<OpenedObject> OpenObject(const fs::path& path, const std::string& key) {
   return out;
 }
 
-}  // namespace
+}  // namespace object_file
+
+using namespace object_file;
 
 std::string Md5Hex(std::string_view bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -261,6 +261,7 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(LocalStoreOptions options,
   std::error_code ec;
   fs::create_directories(options.root / options.bucket, ec);
   if (!ec) fs::create_directories(options.root / ".tmp", ec);
+  if (!ec) fs::create_directories(options.root / ".uploads", ec);
   if (ec)
     return Status(Code::kUnavailable,
                   "cannot create " + options.root.string() + ": " + ec.message());
@@ -302,9 +303,14 @@ Result<ObjectInfo> LocalStore::PutObject(const std::string& key, std::string_vie
   return put;
 }
 
-Result<ObjectInfo> LocalStore::WriteObject(const std::string& key, std::string_view bytes,
-                                           ObjectMeta meta) {
-  LF_RETURN_IF_ERROR(ValidateObjectKey(key));
+namespace {
+
+// Room kept in a streamed object's header for what only its end tells: the
+// ETag (up to 32 hex + "-10000") and a checksum (up to 44 base64 + "-10000")
+// with their names.
+constexpr size_t kHeaderSlack = 256;
+
+Status CheckMetaText(const ObjectMeta& meta) {
   // The metadata is kept as JSON text, which holds UTF-8 only: other bytes
   // made the JSON writer throw on a worker thread, ending the server (found by fuzz/object_key).
   bool utf8 = IsValidUtf8(meta.content_type) && IsValidUtf8(meta.cache_control);
@@ -312,45 +318,120 @@ Result<ObjectInfo> LocalStore::WriteObject(const std::string& key, std::string_v
   if (!utf8)
     return InvalidArgument("Content-Type, Cache-Control and x-amz-meta-* values must be UTF-8",
                            Reason::kInvalidArgument);
+  return Status::Ok();
+}
+
+}  // namespace
+
+ObjectWriter::~ObjectWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+Status ObjectWriter::Append(std::string_view bytes) {
+  LF_RETURN_IF_ERROR(WriteAll(fd_, bytes));
+  size_ += bytes.size();
+  return Status::Ok();
+}
+
+Status ObjectWriter::AppendFrom(int fd, uint64_t offset, uint64_t length) {
+  auto in_off = static_cast<off_t>(offset);
+  while (length > 0) {
+    ssize_t n = ::copy_file_range(fd, &in_off, fd_, nullptr, length, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
+      n = ::sendfile(fd_, fd, &in_off, length);  // file systems that cannot copy in place
+    if (n < 0) return Unavailable("cannot copy object bytes");
+    if (n == 0) return Status(Code::kUnavailable, "the source changed while it was copied");
+    length -= static_cast<uint64_t>(n);
+    size_ += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<ObjectWriter>> LocalStore::BeginWrite(const ObjectMeta& meta) {
+  LF_RETURN_IF_ERROR(CheckMetaText(meta));
+  static std::atomic<uint64_t> counter{0};
+  fs::path tmp = options_.root / ".tmp" /
+                 (std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return Unavailable("cannot write object");
+  ObjectMeta reserve = meta;
+  reserve.etag.clear();
+  reserve.checksum_algorithm.clear();
+  size_t header_bytes = EncodeHeader(reserve).size() + kHeaderSlack;
+  std::unique_ptr<ObjectWriter> writer(new ObjectWriter(tmp, fd, header_bytes));
+  if (::lseek(fd, static_cast<off_t>(header_bytes), SEEK_SET) < 0)
+    return Unavailable("cannot write object");
+  return writer;
+}
+
+Status LocalStore::Commit(ObjectWriter& writer, const ObjectMeta& meta, const fs::path& dest,
+                          const std::string& key) {
+  LF_RETURN_IF_ERROR(CheckMetaText(meta));
+  std::string header = EncodeHeader(meta, writer.header_bytes_);
+  if (header.size() != writer.header_bytes_)
+    return Internal("object metadata outgrew the room reserved for it");
+  ssize_t n = ::pwrite(writer.fd_, header.data(), header.size(), 0);
+  if (n != static_cast<ssize_t>(header.size())) return Unavailable("cannot write object");
+  ::close(writer.fd_);
+  writer.fd_ = -1;
+  // A sweep may remove an emptied folder between making it and the rename: try again.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::error_code ec;
+    fs::create_directories(dest.parent_path(), ec);
+    if (ec && (ec == std::errc::not_a_directory || ec == std::errc::file_exists))
+      return KeyConflict(key);
+    if (ec)
+      return Status(Code::kUnavailable, "cannot create a folder for the object: " + ec.message());
+    if (std::rename(writer.tmp_.c_str(), dest.c_str()) == 0) {
+      writer.committed_ = true;
+      return Status::Ok();
+    }
+    if (errno == EISDIR || errno == ENOTDIR || errno == ENOTEMPTY || errno == EEXIST)
+      return KeyConflict(key);
+    if (errno != ENOENT || attempt == 2) return Unavailable("cannot store object");
+  }
+  return Unavailable("cannot store object");
+}
+
+Result<ObjectInfo> LocalStore::CommitObject(std::unique_ptr<ObjectWriter> writer,
+                                            const std::string& key, ObjectMeta meta) {
+  const auto start = std::chrono::steady_clock::now();
+  Status committed = ValidateObjectKey(key);
+  if (committed.ok() && writer->size() > options_.max_object_bytes)
+    committed = Status(Code::kTooLarge,
+                       "Your proposed upload exceeds the maximum allowed size of " +
+                           std::to_string(options_.max_object_bytes) + " bytes",
+                       Reason::kEntityTooLarge);
+  if (committed.ok()) committed = Commit(*writer, meta, PathOf(key), key);
+  EmbeddedStoreMetrics().CountUpload(committed, start);
+  if (!committed.ok()) return committed;
+  uint64_t size = writer->size();
+  uint64_t since = bytes_since_sweep_.fetch_add(size) + size;
+  if (last_total_bytes_.load() + since > options_.max_total_bytes) Sweep();
+  ObjectInfo info;
+  info.key = key;
+  info.size = size;
+  info.last_modified_ms = clock_.NowMs();
+  info.meta = std::move(meta);
+  return info;
+}
+
+Result<ObjectInfo> LocalStore::WriteObject(const std::string& key, std::string_view bytes,
+                                           ObjectMeta meta) {
+  LF_RETURN_IF_ERROR(ValidateObjectKey(key));
   if (bytes.size() > options_.max_object_bytes)
     return Status(Code::kTooLarge,
                   "Your proposed upload exceeds the maximum allowed size of " +
                       std::to_string(options_.max_object_bytes) + " bytes",
                   Reason::kEntityTooLarge);
   meta.etag = Md5Hex(bytes);
+  auto writer = BeginWrite(meta);
+  if (!writer.ok()) return writer.status();
+  LF_RETURN_IF_ERROR((*writer)->Append(bytes));
   fs::path path = PathOf(key);
-  // Written aside, then renamed: readers see the old object or the new one, never a torn one.
-  static std::atomic<uint64_t> counter{0};
-  fs::path tmp = options_.root / ".tmp" /
-                 (std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return Unavailable("cannot write object");
-  Status written = WriteAll(fd, EncodeHeader(meta));
-  if (written.ok()) written = WriteAll(fd, bytes);
-  ::close(fd);
-  // A sweep may remove an emptied folder between making it and the rename: try again.
-  for (int attempt = 0; written.ok() && attempt < 3; ++attempt) {
-    std::error_code ec;
-    fs::create_directories(path.parent_path(), ec);
-    if (ec && (ec == std::errc::not_a_directory || ec == std::errc::file_exists)) {
-      written = KeyConflict(key);
-      break;
-    }
-    if (ec) {
-      written =
-          Status(Code::kUnavailable, "cannot create a folder for the object: " + ec.message());
-      break;
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) == 0) break;
-    if (errno == EISDIR || errno == ENOTDIR || errno == ENOTEMPTY || errno == EEXIST)
-      written = KeyConflict(key);
-    else if (errno != ENOENT || attempt == 2)
-      written = Unavailable("cannot store object");
-  }
-  if (!written.ok()) {
-    ::unlink(tmp.c_str());
-    return written;
-  }
+  LF_RETURN_IF_ERROR(Commit(**writer, meta, path, key));
   uint64_t since = bytes_since_sweep_.fetch_add(bytes.size()) + bytes.size();
   if (last_total_bytes_.load() + since > options_.max_total_bytes) Sweep();
   ObjectInfo info;
@@ -359,6 +440,62 @@ Result<ObjectInfo> LocalStore::WriteObject(const std::string& key, std::string_v
   info.last_modified_ms = clock_.NowMs();
   info.meta = std::move(meta);
   return info;
+}
+
+Result<ObjectInfo> LocalStore::CopyObject(const std::string& source, const std::string& key,
+                                          std::optional<ObjectMeta> meta,
+                                          const std::string& checksum_algorithm) {
+  const auto start = std::chrono::steady_clock::now();
+  auto copy = [&]() -> Result<ObjectInfo> {
+    LF_RETURN_IF_ERROR(ValidateObjectKey(source));
+    LF_RETURN_IF_ERROR(ValidateObjectKey(key));
+    auto opened = OpenObject(PathOf(source), source);
+    if (!opened.ok()) return opened.status();
+    ObjectMeta out = meta ? std::move(*meta) : opened->info.meta;
+    std::string algorithm_name = checksum_algorithm;
+    if (algorithm_name.empty()) algorithm_name = opened->info.meta.checksum_algorithm;
+    auto algorithm = aws::ParseChecksumAlgorithm(algorithm_name);
+    if (!algorithm) algorithm = aws::ChecksumAlgorithm::kCrc64Nvme;
+    auto writer = BeginWrite(out);
+    if (!writer.ok()) return writer.status();
+    // Read through here rather than copied in the kernel: the copy's MD5 and
+    // checksum are of its whole bytes (a copy of a multipart object is one part).
+    EVP_MD_CTX* md5 = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md5, EVP_md5(), nullptr);
+    aws::Checksum checksum(*algorithm);
+    std::string block;
+    Status status;
+    for (uint64_t at = 0; status.ok() && at < opened->info.size;) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(1 << 20, opened->info.size - at));
+      status = ReadAt(opened->fd->get(), opened->body_offset + at, want, block);
+      if (status.ok() && block.size() != want)
+        status = Status(Code::kUnavailable, "the source changed while it was copied");
+      if (!status.ok()) break;
+      EVP_DigestUpdate(md5, block.data(), block.size());
+      checksum.Update(block);
+      status = (*writer)->Append(block);
+      at += want;
+    }
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(md5, digest, &len);
+    EVP_MD_CTX_free(md5);
+    LF_RETURN_IF_ERROR(status);
+    out.etag = HexEncode(std::string_view(reinterpret_cast<char*>(digest), len));
+    out.checksum_algorithm = std::string(aws::ChecksumName(*algorithm));
+    out.checksum = Base64Encode(checksum.Finish());
+    out.checksum_type = "FULL_OBJECT";
+    LF_RETURN_IF_ERROR(Commit(**writer, out, PathOf(key), key));
+    ObjectInfo info;
+    info.key = key;
+    info.size = opened->info.size;
+    info.last_modified_ms = clock_.NowMs();
+    info.meta = std::move(out);
+    return info;
+  };
+  Result<ObjectInfo> copied = copy();
+  EmbeddedStoreMetrics().CountUpload(copied.status(), start);
+  return copied;
 }
 
 bool LocalStore::Holds(const std::string& key) const {
@@ -554,6 +691,7 @@ SweepResult LocalStore::Sweep() {
     if (::lstat(it->path().c_str(), &st) == 0 && st.st_mtim.tv_sec * 1000 < now - 3600 * 1000)
       ::unlink(it->path().c_str());
   }
+  SweepUploads(now);
   last_total_bytes_ = result.bytes;
   bytes_since_sweep_ = 0;
   return result;

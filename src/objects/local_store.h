@@ -26,6 +26,8 @@ struct LocalStoreOptions {
   int64_t max_age_s = 0;
   uint64_t max_total_bytes = 4ull << 30;  // beyond it, Sweep deletes oldest first
   uint64_t max_object_bytes = 64ull << 20;
+  // Multipart uploads neither completed nor aborted are removed this long after they began.
+  int64_t multipart_expiry_s = 24 * 3600;
 };
 
 // What S3 keeps beside an object's bytes.
@@ -34,6 +36,12 @@ struct ObjectMeta {
   std::string cache_control;
   std::string etag;  // hex MD5 of the body (S3's ETag for single-part uploads), unquoted
   std::vector<std::pair<std::string, std::string>> user;  // x-amz-meta-<name>: value
+  // The object's checksum as S3 keeps one: its algorithm ("CRC32", ... "" for
+  // none), the base64 value ("-N" after a multipart upload's composite one)
+  // and its type ("FULL_OBJECT" or "COMPOSITE").
+  std::string checksum_algorithm;
+  std::string checksum;
+  std::string checksum_type;
 };
 
 struct ObjectInfo {
@@ -79,6 +87,59 @@ struct SweepResult {
   size_t deleted_for_space = 0;
 };
 
+class LocalStore;
+
+// An object's bytes on their way in: written to a file aside as they arrive,
+// then committed under a key (or as a multipart upload's part) by an atomic
+// rename, so a reader never sees a torn object. Dropped uncommitted, the file
+// goes. Not thread-safe: one writer per upload.
+class ObjectWriter {
+ public:
+  ~ObjectWriter();
+  ObjectWriter(const ObjectWriter&) = delete;
+  ObjectWriter& operator=(const ObjectWriter&) = delete;
+  Status Append(std::string_view bytes);
+  // Appends |length| bytes of the open file |fd| from |offset| (copied by the kernel).
+  Status AppendFrom(int fd, uint64_t offset, uint64_t length);
+  uint64_t size() const { return size_; }
+
+ private:
+  friend class LocalStore;
+  ObjectWriter(std::filesystem::path tmp, int fd, size_t header_bytes)
+      : tmp_(std::move(tmp)), fd_(fd), header_bytes_(header_bytes) {}
+  std::filesystem::path tmp_;
+  int fd_ = -1;
+  size_t header_bytes_ = 0;  // reserved for the metadata line, written at commit
+  uint64_t size_ = 0;
+  bool committed_ = false;
+};
+
+// A multipart upload's part, as kept until the upload completes.
+struct PartInfo {
+  int number = 0;
+  uint64_t size = 0;
+  int64_t last_modified_ms = 0;
+  std::string etag;  // hex MD5, unquoted
+  // Base64 checksums of the part by algorithm name: always "CRC64NVME" (for the
+  // object's default full-object checksum), and the upload's own algorithm.
+  std::vector<std::pair<std::string, std::string>> checksums;
+};
+
+// What CreateMultipartUpload fixes for the object to be.
+struct MultipartUpload {
+  std::string upload_id;
+  std::string key;
+  int64_t initiated_ms = 0;
+  ObjectMeta meta;  // content type, cache control, user metadata; checksum algorithm and type
+};
+
+// A part as CompleteMultipartUpload lists it.
+struct CompletedPart {
+  int number = 0;
+  std::string etag;                                            // unquoted
+  std::vector<std::pair<std::string, std::string>> checksums;  // algorithm name -> base64
+};
+
 // The embedded object store: one bucket of files under the data directory,
 // answering the S3 object subset (see http/s3_api.h) and handing out S3-style
 // presigned URLs. Each object is one file, written by atomic rename; its
@@ -112,9 +173,43 @@ class LocalStore final : public ObjectStore {
   Result<StoredObject> GetObject(const std::string& key,
                                  std::optional<ByteRange> range = std::nullopt) const;
   Status DeleteObject(const std::string& key);  // a missing key is not an error (as S3)
+
+  // Streamed writes: BeginWrite reserves room for |meta| (content type, user
+  // metadata; the final meta may add its ETag and checksum); CommitObject
+  // stores the bytes under |key| with |meta| (its etag as given).
+  Result<std::unique_ptr<ObjectWriter>> BeginWrite(const ObjectMeta& meta);
+  Result<ObjectInfo> CommitObject(std::unique_ptr<ObjectWriter> writer, const std::string& key,
+                                  ObjectMeta meta);
+  // CopyObject: |source|'s bytes under |key|, with |meta| (nullopt: the
+  // source's own), their MD5 and the checksum named by |checksum_algorithm|
+  // ("" : the source's algorithm, else CRC64NVME), computed as they are copied.
+  Result<ObjectInfo> CopyObject(const std::string& source, const std::string& key,
+                                std::optional<ObjectMeta> meta,
+                                const std::string& checksum_algorithm);
+
+  // Multipart uploads, kept under the data directory (.uploads/ID/) until
+  // completed, aborted, or older than multipart_expiry_s. NoSuchUpload (404)
+  // for an ID that is not (or no longer) there.
+  Result<MultipartUpload> CreateMultipartUpload(const std::string& key, ObjectMeta meta);
+  Result<MultipartUpload> FindMultipartUpload(const std::string& upload_id,
+                                              const std::string& key) const;
+  Result<PartInfo> CommitPart(std::unique_ptr<ObjectWriter> writer, const MultipartUpload& upload,
+                              PartInfo part);
+  Result<std::vector<PartInfo>> ListParts(const MultipartUpload& upload) const;
+  std::vector<MultipartUpload> ListMultipartUploads() const;
+  Status AbortMultipartUpload(const MultipartUpload& upload);
+  // Assembles the listed parts, checked as S3 checks them (InvalidPartOrder,
+  // InvalidPart, EntityTooSmall, EntityTooLarge), into the object, with S3's
+  // multipart ETag and the upload's checksum (composite or full-object); then
+  // the upload is gone. |full_object_checksum|: a base64 value the client sent
+  // for the whole object, checked (BadDigest) when given.
+  Result<ObjectInfo> CompleteMultipartUpload(const MultipartUpload& upload,
+                                             const std::vector<CompletedPart>& parts,
+                                             const std::string& full_object_checksum);
   Result<ListResult> List(const ListRequest& request) const;
 
-  // Deletes objects past their age, then the oldest until the total fits.
+  // Deletes objects past their age, then the oldest until the total fits;
+  // and multipart uploads past multipart_expiry_s.
   SweepResult Sweep();
   int64_t max_age_s() const;
 
@@ -127,6 +222,13 @@ class LocalStore final : public ObjectStore {
   LocalStore(LocalStoreOptions options, std::string host, const Clock& clock);
   // The operations; their public names count them (store_metrics.h).
   Result<ObjectInfo> WriteObject(const std::string& key, std::string_view bytes, ObjectMeta meta);
+  // Writes the metadata line into the room BeginWrite reserved, then renames
+  // the file to |dest| (making its folders; KeyConflict when a folder or
+  // object is in the way).
+  Status Commit(ObjectWriter& writer, const ObjectMeta& meta, const std::filesystem::path& dest,
+                const std::string& key);
+  std::filesystem::path UploadDir(const std::string& upload_id) const;
+  void SweepUploads(int64_t now_ms);
   Result<StoredObject> ReadObject(const std::string& key, std::optional<ByteRange> range) const;
   Status RemoveObject(const std::string& key);
   Result<ListResult> ListKeys(const ListRequest& request) const;

@@ -1,0 +1,319 @@
+// The embedded store's streamed PUTs: PutObject and UploadPart bodies go to
+// disk as they arrive, never whole in memory. The I/O strand only queues the
+// bytes (S3UploadSink::Feed); a worker decodes aws-chunked framing, checks
+// chunk signatures, hashes (MD5 for the ETag, SHA-256 for a signed payload,
+// the client's checksum and CRC64NVME) and writes; the answer comes once the
+// body is consumed, or earlier when it is refused.
+
+#include <openssl/evp.h>
+
+#include "aws/aws_chunked.h"
+#include "aws/checksums.h"
+#include "core/encoding.h"
+#include "core/mutex.h"
+#include "http/s3_api.h"
+
+namespace lastframe::http {
+
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+// Bytes queued between the connection and the worker: past it, reading pauses.
+constexpr size_t kMaxPending = 1 << 20;
+
+Status InvalidRequest(std::string message) {
+  return Status(Code::kInvalidArgument, std::move(message), Reason::kInvalidRequest);
+}
+
+class Digest {
+ public:
+  explicit Digest(const EVP_MD* md) : ctx_(EVP_MD_CTX_new()) {
+    EVP_DigestInit_ex(ctx_, md, nullptr);
+  }
+  ~Digest() { EVP_MD_CTX_free(ctx_); }
+  Digest(const Digest&) = delete;
+  Digest& operator=(const Digest&) = delete;
+  void Update(std::string_view bytes) { EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()); }
+  std::string Finish() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, out, &len);
+    return std::string(reinterpret_cast<char*>(out), len);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+// The body's consumer, shared by the sink (on the connection's strand) and the
+// worker task that drains it; it lives until both are done with it.
+class UploadState : public std::enable_shared_from_this<UploadState> {
+ public:
+  UploadState(objects::LocalStore& store, WorkerPool& workers, S3UploadPlan plan,
+              UploadEvents events)
+      : store_(store), workers_(workers), plan_(std::move(plan)), events_(std::move(events)) {}
+
+  bool Feed(const uint8_t* data, size_t size) {
+    MutexLock lock(mu_);
+    if (answered_) return true;  // the connection stops reading once it has the answer
+    pending_.append(reinterpret_cast<const char*>(data), size);
+    Schedule();
+    if (pending_.size() < kMaxPending) return true;
+    want_space_ = true;
+    return false;
+  }
+
+  void Finish() {
+    MutexLock lock(mu_);
+    ended_ = true;
+    Schedule();
+  }
+
+  void Abort(const Status& why) {
+    MutexLock lock(mu_);
+    if (answered_) return;
+    answered_ = true;
+    lock.Unlock();
+    events_.on_response(S3Error(why, plan_.resource));
+  }
+
+ private:
+  // Runs the worker task unless it runs already.
+  void Schedule() LF_REQUIRES(mu_) {
+    if (scheduled_ || answered_) return;
+    scheduled_ = true;
+    if (workers_.TryPost([self = shared_from_this()] { self->Run(); })) return;
+    scheduled_ = false;
+    answered_ = true;
+    // Called under the lock: on_response only posts to the connection's strand.
+    events_.on_response(
+        S3Error(Status(Code::kUnavailable, "Please reduce your request rate.", Reason::kSlowDown),
+                plan_.resource));
+  }
+
+  void Run() {
+    for (;;) {
+      std::string batch;
+      bool ended = false, space = false;
+      {
+        MutexLock lock(mu_);
+        if (answered_) {
+          scheduled_ = false;
+          writer_.reset();  // the temp file goes
+          return;
+        }
+        batch.swap(pending_);
+        ended = ended_;
+        if (batch.empty() && !ended) {
+          scheduled_ = false;
+          return;
+        }
+        if (want_space_) {
+          want_space_ = false;
+          space = true;
+        }
+      }
+      if (space) events_.on_space();
+      Status status = batch.empty() ? Status::Ok() : Consume(batch);
+      if (status.ok() && ended) {
+        MutexLock lock(mu_);
+        if (!pending_.empty()) continue;  // bytes that came with the end
+      }
+      if (!status.ok()) return AnswerOnce(S3Error(status, plan_.resource));
+      if (ended) return AnswerOnce(Complete());
+    }
+  }
+
+  void AnswerOnce(Response res) {
+    {
+      MutexLock lock(mu_);
+      scheduled_ = false;
+      if (answered_) return;
+      answered_ = true;
+    }
+    writer_.reset();
+    events_.on_response(std::move(res));
+  }
+
+  Status Begin() {
+    objects::ObjectMeta reserve = plan_.meta;
+    auto writer = store_.BeginWrite(reserve);
+    if (!writer.ok()) return writer.status();
+    writer_ = std::move(*writer);
+    if (plan_.chunked) decoder_.emplace(*plan_.chunked, plan_.signing, plan_.declared_trailer);
+    if (plan_.payload_sha256) sha256_.emplace(EVP_sha256());
+    for (aws::ChecksumAlgorithm a : plan_.algorithms) checksums_.emplace_back(a);
+    return Status::Ok();
+  }
+
+  Status Consume(std::string_view bytes) {
+    if (!writer_) LF_RETURN_IF_ERROR(Begin());
+    if (!decoder_) return Take(bytes);
+    decoded_.clear();
+    LF_RETURN_IF_ERROR(decoder_->Feed(bytes, decoded_));
+    return Take(decoded_);
+  }
+
+  Status Take(std::string_view payload) {
+    if (payload.empty()) return Status::Ok();
+    size_ += payload.size();
+    if (size_ > plan_.max_bytes)
+      return Status(Code::kTooLarge,
+                    "Your proposed upload exceeds the maximum allowed size of " +
+                        std::to_string(plan_.max_bytes) + " bytes",
+                    Reason::kEntityTooLarge);
+    if (plan_.decoded_length && size_ > *plan_.decoded_length)
+      return Status(Code::kInvalidArgument,
+                    "The body holds more than x-amz-decoded-content-length says",
+                    Reason::kIncompleteBody);
+    md5_.Update(payload);
+    if (sha256_) sha256_->Update(payload);
+    for (aws::Checksum& c : checksums_) c.Update(payload);
+    return writer_->Append(payload);
+  }
+
+  // The body is whole: checks what the headers and trailer promised, then stores it.
+  Response Complete() {
+    auto checked = Check();
+    if (!checked.ok()) return S3Error(checked.status(), plan_.resource);
+    Response res{bhttp::status::ok, 11};
+    res.set(bhttp::field::etag, "\"" + checked->etag + "\"");
+    if (plan_.client_algorithm) {
+      const std::string* value = nullptr;
+      for (const auto& [name, v] : checked->checksums)
+        if (name == aws::ChecksumName(*plan_.client_algorithm)) value = &v;
+      if (value) res.set(std::string(aws::ChecksumHeaderName(*plan_.client_algorithm)), *value);
+    }
+    return res;
+  }
+
+  struct Stored {
+    std::string etag;
+    std::vector<std::pair<std::string, std::string>> checksums;  // name -> base64
+  };
+
+  Result<Stored> Check() {
+    if (!writer_) LF_RETURN_IF_ERROR(Begin());  // an empty body
+    if (decoder_) LF_RETURN_IF_ERROR(decoder_->Finish());
+    if (plan_.decoded_length && size_ != *plan_.decoded_length)
+      return Status(Code::kInvalidArgument,
+                    "The body holds " + std::to_string(size_) +
+                        " bytes; x-amz-decoded-content-length says " +
+                        std::to_string(*plan_.decoded_length),
+                    Reason::kIncompleteBody);
+    if (sha256_ && HexEncode(sha256_->Finish()) != *plan_.payload_sha256)
+      return Status(Code::kInvalidArgument,
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                    Reason::kXAmzContentSHA256Mismatch);
+    Stored stored;
+    std::string md5 = md5_.Finish();
+    stored.etag = HexEncode(md5);
+    if (plan_.content_md5 && *plan_.content_md5 != md5)
+      return Status(Code::kInvalidArgument,
+                    "The Content-MD5 you specified did not match what we received.",
+                    Reason::kBadDigest);
+    for (aws::Checksum& c : checksums_)
+      stored.checksums.emplace_back(std::string(aws::ChecksumName(c.algorithm())),
+                                    Base64Encode(c.Finish()));
+    if (plan_.client_algorithm) {
+      // The value the client sent: in its header, or in the trailer.
+      std::string expected = plan_.expected_checksum;
+      if (expected.empty() && decoder_) {
+        std::string header(aws::ChecksumHeaderName(*plan_.client_algorithm));
+        for (const auto& [name, value] : decoder_->trailers())
+          if (name == header) expected = value;
+        if (expected.empty())
+          return Status(Code::kInvalidArgument,
+                        "The trailer did not carry the " + header + " that x-amz-trailer declared",
+                        Reason::kMalformedTrailerError);
+        if (!aws::DecodeChecksumValue(*plan_.client_algorithm, expected))
+          return InvalidRequest("Value for " + header + " trailing header is invalid.");
+      }
+      std::string name(aws::ChecksumName(*plan_.client_algorithm));
+      for (const auto& [n, value] : stored.checksums)
+        if (n == name && value != expected)
+          return Status(Code::kInvalidArgument,
+                        "The " + name + " you specified did not match the calculated checksum.",
+                        Reason::kBadDigest);
+    }
+    if (plan_.upload) {
+      objects::PartInfo part;
+      part.number = plan_.part_number;
+      part.etag = stored.etag;
+      part.checksums = stored.checksums;
+      auto committed = store_.CommitPart(std::move(writer_), *plan_.upload, std::move(part));
+      if (!committed.ok()) return committed.status();
+      return stored;
+    }
+    objects::ObjectMeta meta = plan_.meta;
+    meta.etag = stored.etag;
+    // The client's checksum, or S3's default for objects sent without one.
+    std::string name(plan_.client_algorithm
+                         ? aws::ChecksumName(*plan_.client_algorithm)
+                         : aws::ChecksumName(aws::ChecksumAlgorithm::kCrc64Nvme));
+    for (const auto& [n, value] : stored.checksums)
+      if (n == name) {
+        meta.checksum_algorithm = name;
+        meta.checksum = value;
+        meta.checksum_type = "FULL_OBJECT";
+      }
+    auto committed = store_.CommitObject(std::move(writer_), plan_.key, std::move(meta));
+    if (!committed.ok()) return committed.status();
+    return stored;
+  }
+
+  objects::LocalStore& store_;
+  WorkerPool& workers_;
+  const S3UploadPlan plan_;
+  const UploadEvents events_;
+
+  Mutex mu_;
+  std::string pending_ LF_GUARDED_BY(mu_);
+  bool scheduled_ LF_GUARDED_BY(mu_) = false;
+  bool ended_ LF_GUARDED_BY(mu_) = false;
+  bool answered_ LF_GUARDED_BY(mu_) = false;
+  bool want_space_ LF_GUARDED_BY(mu_) = false;
+
+  // The worker's: one task at a time runs (scheduled_).
+  std::unique_ptr<objects::ObjectWriter> writer_;
+  std::optional<aws::AwsChunkedDecoder> decoder_;
+  std::string decoded_;
+  Digest md5_{EVP_md5()};
+  std::optional<Digest> sha256_;
+  std::vector<aws::Checksum> checksums_;
+  uint64_t size_ = 0;
+};
+
+class S3UploadSink final : public UploadSink {
+ public:
+  explicit S3UploadSink(std::shared_ptr<UploadState> state) : state_(std::move(state)) {}
+  bool Feed(const uint8_t* data, size_t size) override { return state_->Feed(data, size); }
+  void Finish() override { state_->Finish(); }
+  void Abort() override {
+    state_->Abort(Status(Code::kInvalidArgument,
+                         "You did not provide the number of bytes specified by the Content-Length "
+                         "HTTP header.",
+                         Reason::kIncompleteBody));
+  }
+  void Stalled() override {
+    state_->Abort(Status(Code::kInvalidArgument,
+                         "Your socket connection to the server was not read from or written to "
+                         "within the timeout period.",
+                         Reason::kRequestTimeout));
+  }
+  bool AnswersOnce() const override { return true; }
+
+ private:
+  std::shared_ptr<UploadState> state_;
+};
+
+}  // namespace
+
+std::unique_ptr<UploadSink> MakeS3UploadSink(objects::LocalStore& store, WorkerPool& workers,
+                                             S3UploadPlan plan, UploadEvents events) {
+  return std::make_unique<S3UploadSink>(
+      std::make_shared<UploadState>(store, workers, std::move(plan), std::move(events)));
+}
+
+}  // namespace lastframe::http
