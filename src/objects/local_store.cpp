@@ -350,16 +350,20 @@ Status ObjectWriter::AppendFrom(int fd, uint64_t offset, uint64_t length) {
 }
 
 Result<std::unique_ptr<ObjectWriter>> LocalStore::BeginWrite(const ObjectMeta& meta) {
+  ObjectMeta reserve = meta;
+  reserve.etag.clear();
+  reserve.checksum_algorithm.clear();
+  return StartWrite(EncodeHeader(reserve).size() + kHeaderSlack, meta);
+}
+
+Result<std::unique_ptr<ObjectWriter>> LocalStore::StartWrite(size_t header_bytes,
+                                                             const ObjectMeta& meta) {
   LF_RETURN_IF_ERROR(CheckMetaText(meta));
   static std::atomic<uint64_t> counter{0};
   fs::path tmp = options_.root / ".tmp" /
                  (std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return Unavailable("cannot write object");
-  ObjectMeta reserve = meta;
-  reserve.etag.clear();
-  reserve.checksum_algorithm.clear();
-  size_t header_bytes = EncodeHeader(reserve).size() + kHeaderSlack;
   std::unique_ptr<ObjectWriter> writer(new ObjectWriter(tmp, fd, header_bytes));
   if (::lseek(fd, static_cast<off_t>(header_bytes), SEEK_SET) < 0)
     return Unavailable("cannot write object");
@@ -427,7 +431,7 @@ Result<ObjectInfo> LocalStore::WriteObject(const std::string& key, std::string_v
                       std::to_string(options_.max_object_bytes) + " bytes",
                   Reason::kEntityTooLarge);
   meta.etag = Md5Hex(bytes);
-  auto writer = BeginWrite(meta);
+  auto writer = StartWrite(EncodeHeader(meta).size(), meta);  // all known: no room to spare
   if (!writer.ok()) return writer.status();
   LF_RETURN_IF_ERROR((*writer)->Append(bytes));
   fs::path path = PathOf(key);

@@ -222,6 +222,8 @@ class LocalStore final : public ObjectStore {
   LocalStore(LocalStoreOptions options, std::string host, const Clock& clock);
   // The operations; their public names count them (store_metrics.h).
   Result<ObjectInfo> WriteObject(const std::string& key, std::string_view bytes, ObjectMeta meta);
+  // A writer whose file starts with |header_bytes| kept for the metadata line.
+  Result<std::unique_ptr<ObjectWriter>> StartWrite(size_t header_bytes, const ObjectMeta& meta);
   // Writes the metadata line into the room BeginWrite reserved, then renames
   // the file to |dest| (making its folders; KeyConflict when a folder or
   // object is in the way).

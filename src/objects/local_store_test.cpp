@@ -128,7 +128,8 @@ TEST_F(LocalStoreTest, TheLongestUrlExpiryIsNeverLeftTorn) {
   for (const auto& e : fs::directory_iterator(dir_.path() / "objects"))
     names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{".longest-url-expiry", ".tmp", "lastframe"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{".longest-url-expiry", ".tmp", ".uploads", "lastframe"}));
   // Tried again by the next URL longer than what the file says.
   ASSERT_TRUE(store_->PresignGet("k.jpg", 3600).ok());
   EXPECT_EQ(testing::ReadFile(file.string()), "7200\n");  // not longer than 7200: no write
