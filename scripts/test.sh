@@ -15,11 +15,19 @@ jobs="${JOBS:-2}"
 /usr/bin/python3 scripts/check-layering.py
 # deploy/: Prometheus rules and their tests, the example config, the Grafana dashboard's metric names.
 ./scripts/check-deploy.sh
-# The independent S3 server the tests run our S3 client against, pinned by its lock file.
-if ! cmp -s tests/s3rver/package-lock.json tests/s3rver/node_modules/.installed-from-lock; then
-  (cd tests/s3rver && npm ci --no-audit --no-fund --loglevel=error &&
-    cp package-lock.json node_modules/.installed-from-lock)
-fi
+# Node packages of the tests, pinned by their lock files: npm ci when a lock file changed.
+npm_ci() {
+  if ! cmp -s "$1/package-lock.json" "$1/node_modules/.installed-from-lock"; then
+    (cd "$1" && npm ci --no-audit --no-fund --loglevel=error &&
+      cp package-lock.json node_modules/.installed-from-lock)
+  fi
+}
+# The independent S3 server the tests run our S3 client against.
+npm_ci tests/s3rver
+# The AWS SDK for JavaScript v3 (tests/sdk_js): every package of its lock file
+# must run on Debian 12's Node 18, the Node `make test` gets on a fresh machine.
+node tests/sdk_js/check_engines.mjs
+npm_ci tests/sdk_js
 
 run_suite() {  # run_suite BUILD_DIR CTEST_ARGS -- CMAKE_ARGS...
   local dir="$1"; shift

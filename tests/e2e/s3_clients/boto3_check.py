@@ -4,6 +4,9 @@
       put/get/head/list/delete, ranges, metadata, presigned GET and PUT, and a
       wrong secret refused. Prints one "ok ..." line per check; any failure
       raises (exit status 1, with the traceback).
+  boto3_check.py multipart ENDPOINT BUCKET ACCESS_KEY SECRET_KEY WORKDIR
+      upload_file of a 12 MiB file in 5 MiB parts (TransferConfig), its ETag
+      S3's multipart one, download_file compared byte for byte.
   boto3_check.py presign ENDPOINT BUCKET KEY ACCESS_KEY SECRET_KEY AMZDATE EXPIRES
       prints the presigned GET URL botocore makes with its clock pinned to
       AMZDATE ("20261125T000000Z"), for comparison with lastframe's signer.
@@ -13,12 +16,14 @@ Run it with /usr/bin/python3: another python3 may come first on PATH.
 
 import datetime
 import hashlib
+import os
 import sys
 import urllib.error
 import urllib.request
 from unittest import mock
 
 import boto3
+import boto3.s3.transfer
 import botocore.auth
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -118,6 +123,27 @@ def exercise(endpoint, bucket, access_key, secret_key):
     print("boto3 checks passed")
 
 
+def multipart(endpoint, bucket, access_key, secret_key, workdir):
+    s3 = client(endpoint, access_key, secret_key)
+    mib = 1024 * 1024
+    body = os.urandom(12 * mib)
+    up, down = os.path.join(workdir, "up-12MiB.bin"), os.path.join(workdir, "down-12MiB.bin")
+    with open(up, "wb") as f:
+        f.write(body)
+    config = boto3.s3.transfer.TransferConfig(multipart_threshold=5 * mib,
+                                              multipart_chunksize=5 * mib)
+    key = "boto/multipart 12MiB.bin"
+    s3.upload_file(up, bucket, key, Config=config)
+    parts = [hashlib.md5(body[at:at + 5 * mib]).digest() for at in range(0, len(body), 5 * mib)]
+    etag = f'"{hashlib.md5(b"".join(parts)).hexdigest()}-3"'
+    check("multipart etag", s3.head_object(Bucket=bucket, Key=key)["ETag"], etag)
+    s3.download_file(bucket, key, down, Config=config)
+    with open(down, "rb") as f:
+        check("downloaded equals uploaded", f.read() == body, True)
+    s3.delete_object(Bucket=bucket, Key=key)
+    print("boto3 multipart checks passed")
+
+
 def presign(endpoint, bucket, key, access_key, secret_key, amz_date, expires):
     fixed = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ")
 
@@ -134,4 +160,4 @@ def presign(endpoint, bucket, key, access_key, secret_key, amz_date, expires):
 
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
-    {"exercise": exercise, "presign": presign}[command](*args)
+    {"exercise": exercise, "multipart": multipart, "presign": presign}[command](*args)
