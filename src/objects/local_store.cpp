@@ -350,6 +350,7 @@ Status ObjectWriter::AppendFrom(int fd, uint64_t offset, uint64_t length) {
 }
 
 Result<std::unique_ptr<ObjectWriter>> LocalStore::BeginWrite(const ObjectMeta& meta) {
+  LF_RETURN_IF_ERROR(CheckMetaText(meta));  // before any JSON is written of it
   ObjectMeta reserve = meta;
   reserve.etag.clear();
   reserve.checksum_algorithm.clear();
@@ -431,6 +432,7 @@ Result<ObjectInfo> LocalStore::WriteObject(const std::string& key, std::string_v
                       std::to_string(options_.max_object_bytes) + " bytes",
                   Reason::kEntityTooLarge);
   meta.etag = Md5Hex(bytes);
+  LF_RETURN_IF_ERROR(CheckMetaText(meta));  // before any JSON is written of it
   auto writer = StartWrite(EncodeHeader(meta).size(), meta);  // all known: no room to spare
   if (!writer.ok()) return writer.status();
   LF_RETURN_IF_ERROR((*writer)->Append(bytes));
