@@ -31,8 +31,10 @@ packages=(
   prometheus
 )
 
-# Node.js runs the independent S3 server of the tests (tests/s3rver); Debian's
-# Node 18 is enough (tests/s3rver/server.js fills in what it lacks). A machine
+# Node.js runs the independent S3 server of the tests (tests/s3rver) and the AWS
+# SDK for JavaScript checks (tests/sdk_js); Debian's Node 18 is enough
+# (tests/s3rver/server.js fills in what it lacks; tests/sdk_js pins releases that
+# admit it, tests/sdk_js/check_engines.mjs checks that). A machine
 # that has node and npm already (e.g. NodeSource's, whose nodejs conflicts with
 # Debian's npm package) keeps its own.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
