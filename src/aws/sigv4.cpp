@@ -51,6 +51,60 @@ Status QueryError(std::string message) {
                 Reason::kAuthorizationQueryParametersError);
 }
 
+Status Malformed(const std::string& why) {
+  return Status(Code::kInvalidArgument, "The authorization header is malformed; " + why,
+                Reason::kAuthorizationHeaderMalformed);
+}
+
+// The parts of an Authorization header ("AWS4-HMAC-SHA256 Credential=...,
+// SignedHeaders=..., Signature=...": one such header, each part once, in any order).
+struct AuthorizationParts {
+  std::string credential;
+  std::string signed_headers;
+  std::string signature;
+};
+
+Result<AuthorizationParts> ParseAuthorization(const HeaderList& headers) {
+  size_t authorizations = 0;
+  for (const auto& [k, v] : headers) authorizations += k == "authorization";
+  if (authorizations > 1) return Malformed("it must be given once");
+  std::optional<std::string> authorization = CanonicalHeaderValue(headers, "authorization");
+  if (!authorization)
+    return Status(Code::kPermissionDenied, "Access Denied: the request is not signed",
+                  Reason::kAccessDenied);
+  std::string_view auth = *authorization;
+  if (auth.substr(0, kAlgorithm.size()) != kAlgorithm || auth.size() == kAlgorithm.size() ||
+      auth[kAlgorithm.size()] != ' ')
+    return Status(Code::kInvalidArgument,
+                  "The authorization mechanism you have provided is not supported. Please use "
+                  "AWS4-HMAC-SHA256.",
+                  Reason::kInvalidRequest);
+  AuthorizationParts parts;
+  std::string_view rest = auth.substr(kAlgorithm.size() + 1);
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string_view part = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    size_t eq = part.find('=');
+    if (eq == std::string_view::npos) return Malformed("expected Name=Value parts");
+    std::string_view name = part.substr(0, eq), value = part.substr(eq + 1);
+    std::string* slot = name == "Credential"      ? &parts.credential
+                        : name == "SignedHeaders" ? &parts.signed_headers
+                        : name == "Signature"     ? &parts.signature
+                                                  : nullptr;
+    if (slot == nullptr) return Malformed("unknown part '" + std::string(name) + "'");
+    // Given twice, either one could be what was meant: neither is taken.
+    if (!slot->empty()) return Malformed("the " + std::string(name) + " part is given twice");
+    if (value.empty()) return Malformed("the " + std::string(name) + " part is empty");
+    *slot = std::string(value);
+  }
+  if (parts.credential.empty() || parts.signed_headers.empty() || parts.signature.empty())
+    return Malformed("Credential, SignedHeaders and Signature are required");
+  return parts;
+}
+
 }  // namespace
 
 std::string Sha256Hex(std::string_view data) {
@@ -230,74 +284,14 @@ std::string SigV4::Authorization(const CanonicalRequest& request, int64_t now_ms
 Result<std::string> SigV4::VerifyHeaderAuth(
     const std::string& method, const std::string& path, const QueryParams& query,
     const HeaderList& headers, const std::optional<std::string>& unsigned_payload_hash) const {
-  auto malformed = [](const std::string& why) {
-    return Status(Code::kInvalidArgument, "The authorization header is malformed; " + why,
-                  Reason::kAuthorizationHeaderMalformed);
-  };
-  size_t authorizations = 0;
-  for (const auto& [k, v] : headers) authorizations += k == "authorization";
-  if (authorizations > 1) return malformed("it must be given once");
-  std::optional<std::string> authorization = CanonicalHeaderValue(headers, "authorization");
-  if (!authorization)
-    return Status(Code::kPermissionDenied, "Access Denied: the request is not signed",
-                  Reason::kAccessDenied);
-  std::string_view auth = *authorization;
-  if (auth.substr(0, kAlgorithm.size()) != kAlgorithm || auth.size() == kAlgorithm.size() ||
-      auth[kAlgorithm.size()] != ' ')
-    return Status(Code::kInvalidArgument,
-                  "The authorization mechanism you have provided is not supported. Please use "
-                  "AWS4-HMAC-SHA256.",
-                  Reason::kInvalidRequest);
-  // "Credential=AK/scope, SignedHeaders=a;b, Signature=hex": parts in any order.
-  std::string credential, signed_headers, signature;
-  std::string_view rest = auth.substr(kAlgorithm.size() + 1);
-  while (!rest.empty()) {
-    size_t comma = rest.find(',');
-    std::string_view part = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
-    size_t eq = part.find('=');
-    if (eq == std::string_view::npos) return malformed("expected Name=Value parts");
-    std::string_view name = part.substr(0, eq), value = part.substr(eq + 1);
-    std::string* slot = name == "Credential"      ? &credential
-                        : name == "SignedHeaders" ? &signed_headers
-                        : name == "Signature"     ? &signature
-                                                  : nullptr;
-    if (slot == nullptr) return malformed("unknown part '" + std::string(name) + "'");
-    // Given twice, either one could be what was meant: neither is taken.
-    if (!slot->empty()) return malformed("the " + std::string(name) + " part is given twice");
-    if (value.empty()) return malformed("the " + std::string(name) + " part is empty");
-    *slot = std::string(value);
-  }
-  if (credential.empty() || signed_headers.empty() || signature.empty())
-    return malformed("Credential, SignedHeaders and Signature are required");
+  auto parts = ParseAuthorization(headers);
+  if (!parts.ok()) return parts.status();
+  const auto& [credential, signed_headers, signature] = *parts;
 
-  std::optional<std::string> date = CanonicalHeaderValue(headers, "x-amz-date");
-  std::optional<int64_t> signed_at = date ? ParseAmzDate(*date) : std::nullopt;
-  if (!signed_at)
-    return Status(Code::kPermissionDenied,
-                  "AWS authentication requires a valid Date or x-amz-date header",
-                  Reason::kAccessDenied);
-  size_t slash = credential.find('/');
-  if (slash == std::string::npos) return malformed("the Credential must be KEY/SCOPE");
-  if (credential.substr(0, slash) != credentials_.access_key_id) return UnknownKey();
-  std::string scope = credential.substr(slash + 1);
-  if (scope != Scope(*signed_at)) {
-    // Well formed, but scoped to another day, region or service (S3 says
-    // AuthorizationHeaderMalformed, Kinesis Video InvalidSignatureException).
-    auto wrong_scope = [](const std::string& why) {
-      return Status(Code::kInvalidArgument, "The authorization header is malformed; " + why,
-                    Reason::kCredentialScopeMismatch);
-    };
-    std::string region = scope.substr(std::min(scope.size(), size_t{9}));
-    region = region.substr(0, region.find('/'));
-    if (scope.size() > 9 && region != region_)
-      return wrong_scope("the region '" + region + "' is wrong; expecting '" + region_ + "'");
-    return wrong_scope("the credential scope must be '" + Scope(*signed_at) + "'");
-  }
+  Result<int64_t> signed_at = CheckDateAndScope(credential, headers);
+  if (!signed_at.ok()) return signed_at.status();
   auto signed_values = SignedHeaderValues(signed_headers, headers);
-  if (!signed_values.ok()) return malformed(signed_values.status().message());
+  if (!signed_values.ok()) return Malformed(signed_values.status().message());
   std::optional<std::string> payload_hash = CanonicalHeaderValue(headers, "x-amz-content-sha256");
   if (!payload_hash) payload_hash = unsigned_payload_hash;
   if (!payload_hash)
@@ -321,6 +315,47 @@ Result<std::string> SigV4::VerifyHeaderAuth(
                   "The difference between the request time and the current time is too large.",
                   Reason::kRequestTimeTooSkewed);
   return *payload_hash;
+}
+
+Result<int64_t> SigV4::CheckDateAndScope(const std::string& credential,
+                                         const HeaderList& headers) const {
+  std::optional<std::string> date = CanonicalHeaderValue(headers, "x-amz-date");
+  std::optional<int64_t> signed_at = date ? ParseAmzDate(*date) : std::nullopt;
+  if (!signed_at)
+    return Status(Code::kPermissionDenied,
+                  "AWS authentication requires a valid Date or x-amz-date header",
+                  Reason::kAccessDenied);
+  size_t slash = credential.find('/');
+  if (slash == std::string::npos) return Malformed("the Credential must be KEY/SCOPE");
+  if (credential.substr(0, slash) != credentials_.access_key_id) return UnknownKey();
+  std::string scope = credential.substr(slash + 1);
+  if (scope != Scope(*signed_at)) {
+    // Well formed, but scoped to another day, region or service (S3 says
+    // AuthorizationHeaderMalformed, Kinesis Video InvalidSignatureException).
+    auto wrong_scope = [](const std::string& why) {
+      return Status(Code::kInvalidArgument, "The authorization header is malformed; " + why,
+                    Reason::kCredentialScopeMismatch);
+    };
+    std::string region = scope.substr(std::min(scope.size(), size_t{9}));
+    region = region.substr(0, region.find('/'));
+    if (scope.size() > 9 && region != region_)
+      return wrong_scope("the region '" + region + "' is wrong; expecting '" + region_ + "'");
+    return wrong_scope("the credential scope must be '" + Scope(*signed_at) + "'");
+  }
+  return *signed_at;
+}
+
+Result<ChunkSigning> SigV4::ChunkSigningFor(const HeaderList& headers) const {
+  auto parts = ParseAuthorization(headers);
+  if (!parts.ok()) return parts.status();
+  Result<int64_t> signed_at = CheckDateAndScope(parts->credential, headers);
+  if (!signed_at.ok()) return signed_at.status();
+  ChunkSigning out;
+  out.amz_date = FormatAmzDate(*signed_at);
+  out.scope = Scope(*signed_at);
+  out.signing_key = SigningKey(out.amz_date.substr(0, 8));
+  out.seed_signature = std::move(parts->signature);
+  return out;
 }
 
 Status SigV4::CheckToken(std::optional<std::string> token) const {

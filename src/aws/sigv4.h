@@ -48,6 +48,18 @@ struct CanonicalRequest {
   std::string SignedHeaders() const;
 };
 
+// What checking the chunk signatures of an aws-chunked body needs (S3's
+// STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]): each chunk's string to sign
+// is "AWS4-HMAC-SHA256-PAYLOAD\n" + amz_date + "\n" + scope + "\n" + the
+// previous signature (seed_signature for the first) + "\n" + hex SHA-256 of ""
+// + "\n" + hex SHA-256 of the chunk's data, signed with signing_key.
+struct ChunkSigning {
+  std::string amz_date;        // "20130524T000000Z" (x-amz-date)
+  std::string scope;           // "20130524/us-east-1/s3/aws4_request"
+  std::string signing_key;     // raw HMAC key of that date, region and service: a secret
+  std::string seed_signature;  // hex, the Authorization header's Signature
+};
+
 // Signs and verifies AWS Signature Version 4 for one service and region, with
 // the clock injected so that tests pin time.
 class SigV4 {
@@ -100,8 +112,19 @@ class SigV4 {
       const HeaderList& headers,
       const std::optional<std::string>& unsigned_payload_hash = std::nullopt) const;
 
+  // What checking an aws-chunked body's chunk signatures needs, from the
+  // headers (lower-case names) of a request whose Authorization header passed
+  // VerifyHeaderAuth: its x-amz-date, credential scope, Signature (the seed)
+  // and this signer's key for that date. Parses the Authorization header again
+  // and checks its key id and scope (not its signature), with
+  // VerifyHeaderAuth's errors.
+  Result<ChunkSigning> ChunkSigningFor(const HeaderList& headers) const;
+
  private:
   std::string SigningKey(const std::string& date) const;
+  // The time of x-amz-date, once |credential| ("KEY/SCOPE" of an
+  // Authorization header) names this signer's key and that day's scope.
+  Result<int64_t> CheckDateAndScope(const std::string& credential, const HeaderList& headers) const;
   // A session token sent must be this signer's; none sent is fine when it has none.
   Status CheckToken(std::optional<std::string> token) const;
   Status CheckToken(const std::string* token) const;
