@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "src", "app", "lastframe")
 BENCH = os.path.join(ROOT, "build", "bench", "lf_snapshot_bench")
 METRICS_BENCH = os.path.join(ROOT, "build", "bench", "lf_metrics_bench")
+CHECKSUM_BENCH = os.path.join(ROOT, "build", "bench", "lf_checksum_bench")
 
 # name, description, ffmpeg encoding arguments
 PROFILES = [
@@ -86,6 +87,16 @@ def metrics_cost(runs):
                           "--benchmark_report_aggregates_only=true"],
                          check=True, capture_output=True, text=True).stdout
     return {b["run_name"].replace("/real_time", ""): b["real_time"]
+            for b in json.loads(out)["benchmarks"] if b.get("aggregate_name") == "median"}
+
+
+def checksum_speed(runs):
+    """Bytes per second of each S3 checksum over 1 MiB (bench/checksum_bench.cpp), medians."""
+    out = subprocess.run([CHECKSUM_BENCH, "--benchmark_format=json",
+                          f"--benchmark_repetitions={max(runs, 2)}",
+                          "--benchmark_report_aggregates_only=true"],
+                         check=True, capture_output=True, text=True).stdout
+    return {b["run_name"].replace("BM_Checksum/", ""): b["bytes_per_second"]
             for b in json.loads(out)["benchmarks"] if b.get("aggregate_name") == "median"}
 
 
@@ -396,6 +407,70 @@ end
 """
 
 
+def signed_put(server, key, body, headers):
+    """PUT /lastframe/KEY signed by botocore's SigV4 signer; (seconds, response)."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    url = f"http://127.0.0.1:{server.port}/lastframe/{key}"
+    req = botocore.awsrequest.AWSRequest("PUT", url, data=b"", headers=dict(headers))
+    # SigV4Auth signs the x-amz-content-sha256 given (S3SigV4Auth would hash the empty body).
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(BENCH_KEY, BENCH_SECRET), "s3",
+                            "us-east-1").add_auth(req)
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    sent = dict(req.headers.items())
+    sent["Content-Length"] = str(len(body))
+    t0 = time.perf_counter()
+    c.request("PUT", f"/lastframe/{key}", body=body, headers=sent)
+    r = c.getresponse()
+    answer = (r.status, dict(r.getheaders()), r.read())
+    elapsed = time.perf_counter() - t0
+    c.close()
+    if answer[0] != 200:
+        raise SystemExit(f"PUT {key}: {answer[0]} {answer[2][:300]}")
+    return elapsed, answer
+
+
+def uploads(server, runs, work):
+    """A 32 MiB object PUT to the embedded store, plain and as current SDKs send it
+    (aws-chunked, CRC32 trailer), against writing the same bytes to a file."""
+    import base64
+    import hashlib
+    import zlib
+    data = os.urandom(32 << 20)
+    md5 = hashlib.md5(data).hexdigest()
+    crc32 = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    chunk = 64 << 10
+    framed = b"".join(b"%x\r\n" % len(data[i:i + chunk]) + data[i:i + chunk] + b"\r\n"
+                      for i in range(0, len(data), chunk))
+    framed += b"0\r\nx-amz-checksum-crc32:" + crc32.encode() + b"\r\n\r\n"
+    out = {"file": [], "plain": [], "plain_cpu": [], "chunked": [], "chunked_cpu": []}
+    for i in range(runs):
+        path = os.path.join(work, f"upload-floor-{i}")
+        t0 = time.perf_counter()
+        with open(path, "wb") as f:
+            f.write(data)
+        out["file"].append(time.perf_counter() - t0)
+        os.unlink(path)
+        cpu0 = server.cpu_seconds()
+        took, answer = signed_put(server, f"bench/plain-{i}", data,
+                                  {"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+        out["plain_cpu"].append(server.cpu_seconds() - cpu0)
+        out["plain"].append(took)
+        if answer[1].get("ETag") != f'"{md5}"':
+            raise SystemExit(f"plain PUT: ETag {answer[1].get('ETag')}, not the MD5 {md5}")
+        cpu0 = server.cpu_seconds()
+        took, answer = signed_put(server, f"bench/chunked-{i}", framed, {
+            "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+            "Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data)),
+            "x-amz-trailer": "x-amz-checksum-crc32", "x-amz-sdk-checksum-algorithm": "CRC32"})
+        out["chunked_cpu"].append(server.cpu_seconds() - cpu0)
+        out["chunked"].append(took)
+        if answer[1].get("x-amz-checksum-crc32") != crc32 or answer[1].get("ETag") != f'"{md5}"':
+            raise SystemExit(f"aws-chunked PUT: {answer[1]}, not CRC32 {crc32} and MD5 {md5}")
+    return {k: median(v) for k, v in out.items()}
+
+
 def load(server, data, streams, seconds, clients):
     for i in range(streams):
         server.push(f"load-{i}", data)
@@ -469,6 +544,13 @@ What each figure measures (all times are wall-clock milliseconds, medians of the
   `Histogram::Observe` of `/metrics` (issue 19), beside a plain relaxed atomic add in the same
   run, each alone and on 2 threads at once; set against the server CPU a warm snapshot costs
   under the load above, which records one request-duration observation per request.
+- **Uploads**: a 32 MiB object of random bytes PUT to the embedded store over HTTP (SigV4 by
+  botocore's signer, `UNSIGNED-PAYLOAD`): streamed to disk, MD5 (the ETag) and CRC64NVME (S3's
+  default checksum) computed on the way; then the same bytes as current SDKs send them
+  (aws-chunked, 64 KiB chunks, a CRC32 trailer, `STREAMING-UNSIGNED-PAYLOAD-TRAILER`), the
+  answer's ETag and CRC32 checked. Against Python writing the same bytes to a file in the same
+  folder (page cache, no sync: the store does not sync uploads either). Server CPU from `/proc`.
+  Checksum speeds: `build/bench/lf_checksum_bench` (Google Benchmark, 1 MiB buffers).
 - **Memory**: RSS per idle stream holding the 6 s 640x480 clip, and per warm decoder with its
   cached image.
 """
@@ -503,7 +585,7 @@ def target_rows(rows, live, loaded, warm_all_first):
     return out
 
 
-def report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, idle_rss0,
+def report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, idle_rss0, up, sums,
            counting):
     cpu = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", cpu)
@@ -570,6 +652,17 @@ def report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, id
              f"{counting.get('atomic_add/threads:1', float('nan')):.1f} ns; a warm snapshot under "
              f"the load above took {per_request_ns / 1000:.1f} us of server CPU, so its one "
              f"observation is {observe / per_request_ns * 100:.2f}% of it at most.")
+    mib_s = lambda seconds: 32 / seconds
+    L.append(f"- Uploads of 32 MiB: plain {up['plain'] * 1000:.0f} ms ({mib_s(up['plain']):.0f} "
+             f"MiB/s, server CPU {up['plain_cpu'] * 1000:.0f} ms), aws-chunked with a CRC32 "
+             f"trailer {up['chunked'] * 1000:.0f} ms ({mib_s(up['chunked']):.0f} MiB/s, server CPU "
+             f"{up['chunked_cpu'] * 1000:.0f} ms); writing the same bytes to a file "
+             f"{up['file'] * 1000:.0f} ms ({mib_s(up['file']):.0f} MiB/s), so a PUT takes "
+             f"{up['plain'] / up['file']:.1f}x (aws-chunked {up['chunked'] / up['file']:.1f}x) the "
+             f"file write. Checksums over 1 MiB: "
+             + ", ".join(f"{name} {sums[name] / 1e9:.2f} GB/s" for name in
+                         ("crc32", "crc32c", "crc64nvme", "sha1", "sha256") if name in sums)
+             + ".")
     L.append(f"- First looks with `--warm-all` at a live 640x480 stream: {warm_all_first:.2f} ms.")
     L.append(f"- Memory: {per_stream:.0f} KiB RSS per idle stream holding a 6 s 640x480 clip; "
              f"{loaded['per_decoder']:.0f} KiB more per warm decoder and cached image (server "
@@ -601,7 +694,7 @@ def main():
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(
         SystemExit(f"bench/run.py: over its time limit of {limit} s")))
     signal.alarm(limit)
-    for tool in (BIN, BENCH, METRICS_BENCH):
+    for tool in (BIN, BENCH, METRICS_BENCH, CHECKSUM_BENCH):
         if not os.path.exists(tool):
             raise SystemExit(f"{tool} missing: run `make build` first")
     if shutil.which("wrk") is None:
@@ -615,6 +708,7 @@ def main():
         make_clips(clips, profiles)
         floors = floor(clips, args.runs)
         counting = metrics_cost(args.runs)
+        sums = checksum_speed(args.runs)
         server = Server(os.path.join(work, "data"))
         rows = []
         for name, desc, _ in profiles:
@@ -649,6 +743,7 @@ def main():
                            "--kvs-access-key", BENCH_KEY, "--kvs-secret-key", BENCH_SECRET])
         kvs = kvs_source_cold_warm(server, kvs_node, p480, args.runs)
         kvs_node.stop()
+        up = uploads(server, args.runs, work)
         server.stop()
         server = Server(os.path.join(work, "data-warm-all"), ["--warm-all"])
         warm_all_first = first_look_warm_all(server, args.runs)
@@ -667,7 +762,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     signal.alarm(0)
     text = report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, idle_rss0,
-                  counting)
+                  up, sums, counting)
     output = args.output or (None if args.quick else os.path.join(ROOT, "BENCHMARKS.md"))
     if output:
         with open(output, "w") as f:

@@ -57,9 +57,12 @@ bool IsHex64(const std::string& s) {
 
 // Query parameters that do not change what an object request means. (Current
 // SDKs add x-id, naming the operation, and presign x-amz-checksum-mode.)
+// A presigned PUT of the JavaScript SDK (3.729+) carries x-amz-checksum-crc32
+// (of an empty body, made before the body is known) and
+// x-amz-sdk-checksum-algorithm: S3 ignores checksums in a query, and so do we.
 bool PlainObjectParam(const std::string& k) {
   return k.rfind("X-Amz-", 0) == 0 || k.rfind("response-", 0) == 0 || k == "x-id" ||
-         k == "x-amz-checksum-mode";
+         k.rfind("x-amz-checksum-", 0) == 0 || k == "x-amz-sdk-checksum-algorithm";
 }
 
 // Whether the caller asked for the object's checksum (header or presigned parameter).

@@ -21,6 +21,8 @@ namespace {
 
 // Bytes queued between the connection and the worker: past it, reading pauses.
 constexpr size_t kMaxPending = 1 << 20;
+// What wakes the worker (or the body's end).
+constexpr size_t kBatch = 256 << 10;
 
 Status InvalidRequest(std::string message) {
   return Status(Code::kInvalidArgument, std::move(message), Reason::kInvalidRequest);
@@ -58,7 +60,8 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
     MutexLock lock(mu_);
     if (answered_) return true;  // the connection stops reading once it has the answer
     pending_.append(reinterpret_cast<const char*>(data), size);
-    Schedule();
+    // The worker wakes for a batch, not for every read: fewer hand-offs, longer hashing runs.
+    if (pending_.size() >= kBatch) Schedule();
     if (pending_.size() < kMaxPending) return true;
     want_space_ = true;
     return false;
@@ -74,7 +77,14 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
     MutexLock lock(mu_);
     if (answered_) return;
     answered_ = true;
+    // The client hears of it only once the bytes written aside are gone: here
+    // when no worker task holds the writer, else as that task ends (Run).
+    if (scheduled_) {
+      abort_answer_ = S3Error(why, plan_.resource);
+      return;
+    }
     lock.Unlock();
+    writer_.reset();  // no task runs, and none starts once answered_
     events_.on_response(S3Error(why, plan_.resource));
   }
 
@@ -94,18 +104,20 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
 
   void Run() {
     for (;;) {
-      std::string batch;
       bool ended = false, space = false;
       {
         MutexLock lock(mu_);
         if (answered_) {
           scheduled_ = false;
           writer_.reset();  // the temp file goes
+          if (abort_answer_) events_.on_response(*std::exchange(abort_answer_, std::nullopt));
           return;
         }
-        batch.swap(pending_);
+        // The buffers trade places: each keeps its capacity, so neither grows again.
+        batch_.clear();
+        batch_.swap(pending_);
         ended = ended_;
-        if (batch.empty() && !ended) {
+        if (batch_.empty() && !ended) {
           scheduled_ = false;
           return;
         }
@@ -115,7 +127,7 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
         }
       }
       if (space) events_.on_space();
-      Status status = batch.empty() ? Status::Ok() : Consume(batch);
+      Status status = batch_.empty() ? Status::Ok() : Consume(batch_);
       if (status.ok() && ended) {
         MutexLock lock(mu_);
         if (!pending_.empty()) continue;  // bytes that came with the end
@@ -126,14 +138,16 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
   }
 
   void AnswerOnce(Response res) {
+    std::optional<Response> answer;
     {
       MutexLock lock(mu_);
       scheduled_ = false;
-      if (answered_) return;
+      // Answered already: by Abort, whose answer waits for the writer to go.
+      answer = answered_ ? std::exchange(abort_answer_, std::nullopt) : std::move(res);
       answered_ = true;
     }
     writer_.reset();
-    events_.on_response(std::move(res));
+    if (answer) events_.on_response(std::move(*answer));
   }
 
   Status Begin() {
@@ -274,8 +288,11 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
   bool ended_ LF_GUARDED_BY(mu_) = false;
   bool answered_ LF_GUARDED_BY(mu_) = false;
   bool want_space_ LF_GUARDED_BY(mu_) = false;
+  // Abort's answer while a worker task held the writer: that task sends it.
+  std::optional<Response> abort_answer_ LF_GUARDED_BY(mu_);
 
   // The worker's: one task at a time runs (scheduled_).
+  std::string batch_;
   std::unique_ptr<objects::ObjectWriter> writer_;
   std::optional<aws::AwsChunkedDecoder> decoder_;
   std::string decoded_;

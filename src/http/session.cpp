@@ -361,6 +361,9 @@ void Session::StartUpload() {
   stream_.expires_never();
   last_upload_read_ = std::chrono::steady_clock::now();
   if (sink_->AnswersOnce()) {
+    // Beast reads as much as the buffer has room for (at least 512 bytes): room
+    // for 64 KiB reads, or a large object arrives in thousands of tiny ones.
+    buffer_.reserve(64 * 1024);
     auto expect = request_.header.find(bhttp::field::expect);
     if (expect != request_.header.end() && beast::iequals(expect->value(), "100-continue")) {
       // Nothing is read until it is sent: an answer meanwhile waits for it (AnswerUpload).
