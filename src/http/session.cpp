@@ -420,6 +420,13 @@ void Session::ReadUpload() {
   body.data = Scratch().data();
   body.size = Scratch().size();
   upload_reading_ = true;
+  if (upload_parser_->is_done()) {
+    // An empty body (or one read whole with the header): a read would wait for bytes that never
+    // come. Finish as a read would, from the strand, never from inside the caller.
+    return net::post(stream_.get_executor(),
+                     beast::bind_front_handler(&Session::OnUploadRead, shared_from_this(),
+                                               beast::error_code{}, 0));
+  }
   bhttp::async_read_some(stream_, buffer_, *upload_parser_,
                          beast::bind_front_handler(&Session::OnUploadRead, shared_from_this()));
 }
