@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/encoding.h"
+#include "support/aws_chunked_encoder.h"
 
 namespace lastframe::aws {
 namespace {
@@ -43,10 +44,8 @@ constexpr char kTrailerSignature[] =
     "d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435";
 
 std::string ExampleKey() {
-  std::string k = HmacSha256("AWS4wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524");
-  k = HmacSha256(k, "us-east-1");
-  k = HmacSha256(k, "s3");
-  return HmacSha256(k, "aws4_request");
+  return lastframe::testing::SigV4SigningKey("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524",
+                                             "us-east-1", "s3");
 }
 
 ChunkSigning ExampleSigning(const std::string& seed) {
@@ -96,51 +95,9 @@ std::string AwsTrailerBody() {
          "\r\n\r\n";
 }
 
-// A test-side encoder, written from the specification (not the decoder's code).
-class Encoder {
- public:
-  Encoder(ChunkedMode mode, ChunkSigning signing)
-      : mode_(mode), signing_(std::move(signing)), previous_(signing_.seed_signature) {}
-
-  std::string Chunk(std::string_view data) {
-    char size[32];
-    std::snprintf(size, sizeof size, "%zx", data.size());
-    if (mode_ == ChunkedMode::kUnsignedWithTrailer)
-      return std::string(size) + "\r\n" + std::string(data) + (data.empty() ? "" : "\r\n");
-    previous_ = Sign("AWS4-HMAC-SHA256-PAYLOAD\n" + signing_.amz_date + "\n" + signing_.scope +
-                     "\n" + previous_ + "\n" + Sha256Hex("") + "\n" + Sha256Hex(data));
-    return std::string(size) + ";chunk-signature=" + previous_ + "\r\n" + std::string(data) +
-           (data.empty() ? "" : "\r\n");
-  }
-  // The final chunk and the trailer section (its closing empty line included).
-  std::string End(const HeaderList& trailers = {}) {
-    std::string out = Chunk("");
-    std::string canonical;
-    auto sorted = trailers;
-    std::sort(sorted.begin(), sorted.end());
-    for (const auto& [k, v] : trailers) out += k + ":" + v + "\r\n";
-    for (const auto& [k, v] : sorted) canonical += k + ":" + v + "\n";
-    if (mode_ == ChunkedMode::kSignedWithTrailer)
-      out += "x-amz-trailer-signature:" +
-             Sign("AWS4-HMAC-SHA256-TRAILER\n" + signing_.amz_date + "\n" + signing_.scope + "\n" +
-                  previous_ + "\n" + Sha256Hex(canonical)) +
-             "\r\n";
-    return out + "\r\n";
-  }
-  std::string Encode(std::string_view payload, size_t chunk, const HeaderList& trailers = {}) {
-    std::string out;
-    for (size_t i = 0; i < payload.size(); i += chunk) out += Chunk(payload.substr(i, chunk));
-    return out + End(trailers);
-  }
-
- private:
-  std::string Sign(const std::string& string_to_sign) const {
-    return HexEncode(HmacSha256(signing_.signing_key, string_to_sign));
-  }
-  ChunkedMode mode_;
-  ChunkSigning signing_;
-  std::string previous_;
-};
+// The test-side encoder (tests/support, shared with the end-to-end tests),
+// written from the specification, not from the decoder's code.
+using Encoder = lastframe::testing::AwsChunkedEncoder;
 
 struct Decoded {
   Status status;  // the first error, from Feed or Finish
