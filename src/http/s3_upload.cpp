@@ -7,6 +7,8 @@
 
 #include <openssl/evp.h>
 
+#include <atomic>
+
 #include "aws/aws_chunked.h"
 #include "aws/checksums.h"
 #include "core/encoding.h"
@@ -23,6 +25,10 @@ namespace {
 constexpr size_t kMaxPending = 1 << 20;
 // What wakes the worker (or the body's end).
 constexpr size_t kBatch = 256 << 10;
+// Bytes queued by all uploads together: past it, each upload pauses once it
+// has a batch for its worker, so memory stays bounded however many upload.
+constexpr uint64_t kMaxQueuedAllUploads = 64ull << 20;
+std::atomic<uint64_t> queued_all_uploads{0};
 
 Status InvalidRequest(std::string message) {
   return Status(Code::kInvalidArgument, std::move(message), Reason::kInvalidRequest);
@@ -55,14 +61,22 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
   UploadState(objects::LocalStore& store, WorkerPool& workers, S3UploadPlan plan,
               UploadEvents events)
       : store_(store), workers_(workers), plan_(std::move(plan)), events_(std::move(events)) {}
+  ~UploadState() {
+    MutexLock lock(mu_);
+    queued_all_uploads.fetch_sub(pending_.size());  // what an abandoned upload left queued
+  }
 
   bool Feed(const uint8_t* data, size_t size) {
     MutexLock lock(mu_);
     if (answered_) return true;  // the connection stops reading once it has the answer
     pending_.append(reinterpret_cast<const char*>(data), size);
+    const uint64_t all = queued_all_uploads.fetch_add(size) + size;
     // The worker wakes for a batch, not for every read: fewer hand-offs, longer hashing runs.
     if (pending_.size() >= kBatch) Schedule();
-    if (pending_.size() < kMaxPending) return true;
+    if (pending_.size() < kMaxPending && (all <= kMaxQueuedAllUploads || pending_.size() < kBatch))
+      return true;
+    // Paused: the worker, which resumes reading (on_space), must be on its way.
+    Schedule();
     want_space_ = true;
     return false;
   }
@@ -116,6 +130,7 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
         // The buffers trade places: each keeps its capacity, so neither grows again.
         batch_.clear();
         batch_.swap(pending_);
+        queued_all_uploads.fetch_sub(batch_.size());
         ended = ended_;
         if (batch_.empty() && !ended) {
           scheduled_ = false;
