@@ -324,6 +324,17 @@ TEST_F(EmbeddedS3Test, BodiesAreCheckedAgainstTheirDigests) {
   EXPECT_EQ(got.header("content-type"), "binary/octet-stream");
 }
 
+TEST_F(EmbeddedS3Test, AnEmptyBodyIsAnEmptyObject) {
+  // Once a regression: with nothing to read after the header, the upload waited for bytes.
+  HttpResult put = Signed("PUT", "/lastframe/empty", "");
+  EXPECT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(put.header("etag"), "\"" + objects::Md5Hex("") + "\"");
+  HttpResult got = Signed("GET", "/lastframe/empty");
+  EXPECT_EQ(got.status, 200);
+  EXPECT_EQ(got.body, "");
+  EXPECT_EQ(got.header("content-length"), "0");
+}
+
 TEST_F(EmbeddedS3Test, BadAuthenticationGetsS3Codes) {
   const std::string target = "/lastframe/auth.txt";
   ASSERT_EQ(Signed("PUT", target, "x").status, 200);
