@@ -80,24 +80,26 @@ def floor(clips_dir, runs):
     return result
 
 
-def metrics_cost(runs):
-    """Nanoseconds per counting operation (bench/metrics_bench.cpp), medians."""
-    out = subprocess.run([METRICS_BENCH, "--benchmark_format=json",
+def benchmark_medians(binary, runs):
+    """The median aggregates of a Google Benchmark binary's runs, by run name."""
+    out = subprocess.run([binary, "--benchmark_format=json",
                           f"--benchmark_repetitions={max(runs, 2)}",
                           "--benchmark_report_aggregates_only=true"],
                          check=True, capture_output=True, text=True).stdout
-    return {b["run_name"].replace("/real_time", ""): b["real_time"]
-            for b in json.loads(out)["benchmarks"] if b.get("aggregate_name") == "median"}
+    return {b["run_name"]: b for b in json.loads(out)["benchmarks"]
+            if b.get("aggregate_name") == "median"}
+
+
+def metrics_cost(runs):
+    """Nanoseconds per counting operation (bench/metrics_bench.cpp), medians."""
+    return {name.replace("/real_time", ""): b["real_time"]
+            for name, b in benchmark_medians(METRICS_BENCH, runs).items()}
 
 
 def checksum_speed(runs):
     """Bytes per second of each S3 checksum over 1 MiB (bench/checksum_bench.cpp), medians."""
-    out = subprocess.run([CHECKSUM_BENCH, "--benchmark_format=json",
-                          f"--benchmark_repetitions={max(runs, 2)}",
-                          "--benchmark_report_aggregates_only=true"],
-                         check=True, capture_output=True, text=True).stdout
-    return {b["run_name"].replace("BM_Checksum/", ""): b["bytes_per_second"]
-            for b in json.loads(out)["benchmarks"] if b.get("aggregate_name") == "median"}
+    return {name.replace("BM_Checksum/", ""): b["bytes_per_second"]
+            for name, b in benchmark_medians(CHECKSUM_BENCH, runs).items()}
 
 
 BENCH_KEY, BENCH_SECRET = "LFBENCHKEY", "bench-secret-not-for-production"
