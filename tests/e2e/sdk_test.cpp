@@ -9,6 +9,7 @@
 #include <random>
 
 #include "core/clock.h"
+#include "core/encoding.h"
 #include "e2e/e2e_util.h"
 #include "objects/local_store.h"
 
@@ -31,21 +32,13 @@ std::string RandomBytes(size_t n, uint64_t seed) {
   return out;
 }
 
-// The bytes a hex string (Md5Hex's) stands for.
-std::string FromHex(const std::string& hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2)
-    out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-  return out;
-}
-
 // S3's ETag of an object uploaded in parts of |part| bytes: the MD5 of the
 // parts' MD5s, "-" and the count of parts.
 std::string MultipartEtag(const std::string& body, uint64_t part) {
   std::string digests;
   size_t parts = 0;
   for (size_t at = 0; at < body.size(); at += part, ++parts)
-    digests += FromHex(objects::Md5Hex(body.substr(at, part)));
+    digests += *HexDecode(objects::Md5Hex(body.substr(at, part)));
   return "\"" + objects::Md5Hex(digests) + "-" + std::to_string(parts) + "\"";
 }
 
