@@ -97,6 +97,7 @@ S3ErrorKind S3ErrorKindOf(const Status& error) {
       {Reason::kMissingContentLength, {411, "MissingContentLength"}},
       {Reason::kPreconditionFailed, {412, "PreconditionFailed"}},
       {Reason::kSlowDown, {503, "SlowDown"}},
+      {Reason::kStopping, {503, "ServiceUnavailable"}},
       {Reason::kCredentialScopeMismatch, {400, "AuthorizationHeaderMalformed"}},
   };
   for (const auto& [reason, kind] : kByReason)

@@ -597,7 +597,11 @@ Result<S3UploadPlan> S3Api::PlanUpload(const Request& r, const Parsed& p,
   if (plan.client_algorithm) plan.algorithms.push_back(*plan.client_algorithm);
   if (plan.client_algorithm != aws::ChecksumAlgorithm::kCrc64Nvme)
     plan.algorithms.push_back(aws::ChecksumAlgorithm::kCrc64Nvme);
-  plan.meta = MetaFromHeaders(p.headers);
+  // A part keeps no metadata of its own (the upload's was fixed at its creation).
+  if (!plan.upload) {
+    plan.meta = MetaFromHeaders(p.headers);
+    LF_RETURN_IF_ERROR(objects::ValidateObjectMeta(plan.meta));
+  }
   return plan;
 }
 
@@ -809,6 +813,7 @@ Response S3Api::ListParts(const Parsed& p, const std::string& resource) {
     return S3Error(S3Status(Code::kInvalidArgument, Reason::kInvalidArgument,
                             "max-parts and part-number-marker must be whole numbers"),
                    resource);
+  if (max_parts == 0) max_parts = 1000;  // a page of none would never end a paginator
   max_parts = std::min<uint64_t>(max_parts, 1000);
   auto parts = store_.ListParts(*up);
   if (!parts.ok()) return S3Error(parts.status(), resource);
@@ -848,6 +853,7 @@ Response S3Api::ListMultipartUploads(const Parsed& p, const std::string& resourc
     return S3Error(S3Status(Code::kInvalidArgument, Reason::kInvalidArgument,
                             "max-uploads must be a whole number"),
                    resource);
+  if (max_uploads == 0) max_uploads = 1000;
   max_uploads = std::min<uint64_t>(max_uploads, 1000);
   std::string prefix, key_marker, id_marker;
   if (const std::string* v = Find(p.query, "prefix")) prefix = *v;

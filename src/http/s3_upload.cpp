@@ -73,8 +73,8 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
     const uint64_t all = queued_all_uploads.fetch_add(size) + size;
     // The worker wakes for a batch, not for every read: fewer hand-offs, longer hashing runs.
     if (pending_.size() >= kBatch) Schedule();
-    if (pending_.size() < kMaxPending && (all <= kMaxQueuedAllUploads || pending_.size() < kBatch))
-      return true;
+    // Past the bound for all uploads, each pauses after every read until its worker drained it.
+    if (pending_.size() < kMaxPending && all <= kMaxQueuedAllUploads) return true;
     // Paused: the worker, which resumes reading (on_space), must be on its way.
     Schedule();
     want_space_ = true;
@@ -116,6 +116,8 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
                 plan_.resource));
   }
 
+  // One batch per task, then the task is posted again: an upload as fast as
+  // the network does not keep a worker from snapshot renders and other uploads.
   void Run() {
     for (;;) {
       bool ended = false, space = false;
@@ -143,12 +145,30 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
       }
       if (space) events_.on_space();
       Status status = batch_.empty() ? Status::Ok() : Consume(batch_);
-      if (status.ok() && ended) {
-        MutexLock lock(mu_);
-        if (!pending_.empty()) continue;  // bytes that came with the end
-      }
+      // A buffer grown by a burst is given back rather than kept for the whole upload.
+      if (batch_.capacity() > 2 * kBatch) std::string().swap(batch_);
       if (!status.ok()) return AnswerOnce(S3Error(status, plan_.resource));
-      if (ended) return AnswerOnce(Complete());
+      {
+        MutexLock lock(mu_);
+        // Aborted meanwhile (the connection failed or the server stops): nothing is committed.
+        if (answered_) {
+          scheduled_ = false;
+          writer_.reset();
+          if (abort_answer_) events_.on_response(*std::exchange(abort_answer_, std::nullopt));
+          return;
+        }
+        if (pending_.empty() && ended) {
+          lock.Unlock();
+          return AnswerOnce(Complete());
+        }
+        if (pending_.empty() && !ended_) {
+          scheduled_ = false;
+          return;
+        }
+      }
+      // More to do (bytes that came meanwhile, or the end): again, behind the queue
+      // (or at once, here, when the queue is full).
+      if (workers_.TryPost([self = shared_from_this()] { self->Run(); })) return;
     }
   }
 
@@ -181,7 +201,9 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
     if (!decoder_) return Take(bytes);
     decoded_.clear();
     LF_RETURN_IF_ERROR(decoder_->Feed(bytes, decoded_));
-    return Take(decoded_);
+    Status taken = Take(decoded_);
+    if (decoded_.capacity() > 2 * kBatch) std::string().swap(decoded_);
+    return taken;
   }
 
   Status Take(std::string_view payload) {
@@ -327,6 +349,11 @@ class S3UploadSink final : public UploadSink {
                          "You did not provide the number of bytes specified by the Content-Length "
                          "HTTP header.",
                          Reason::kIncompleteBody));
+  }
+  void Stopping() override {
+    state_->Abort(Status(Code::kUnavailable,
+                         "The server is stopping; the upload was not stored. Please try again.",
+                         Reason::kStopping));
   }
   void Stalled() override {
     state_->Abort(Status(Code::kInvalidArgument,

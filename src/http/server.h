@@ -79,9 +79,10 @@ class UploadSink {
   // Takes body bytes; false asks the connection to stop reading until
   // UploadEvents::on_space.
   virtual bool Feed(const uint8_t* data, size_t size) = 0;
-  virtual void Finish() = 0;           // the body ended
-  virtual void Abort() = 0;            // the connection failed or the server stops
-  virtual void Stalled() { Abort(); }  // no progress for upload_idle_timeout
+  virtual void Finish() = 0;            // the body ended
+  virtual void Abort() = 0;             // the connection failed or the server stops
+  virtual void Stalled() { Abort(); }   // no progress for upload_idle_timeout
+  virtual void Stopping() { Abort(); }  // the server stops before the body ended
   // When the upload last made progress (for PutMedia: a complete frame), or
   // nullopt to count any byte as progress. A producer that trickles bytes but
   // no frame is as stalled as a silent one.

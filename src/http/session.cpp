@@ -438,7 +438,8 @@ void Session::OnUploadRead(beast::error_code ec, size_t) {
     upload_answer_.reset();
     return AnswerUpload(std::move(res));
   }
-  if (stalled_ || upload_finished_) return;  // the idle timer or an answer ended this upload
+  if (stalled_) return;                                  // the idle timer ended this upload
+  if (upload_finished_ && sink_->AnswersOnce()) return;  // answered: nothing more is read
   last_upload_read_ = std::chrono::steady_clock::now();
   if (ec == bhttp::error::need_buffer) ec = {};
   size_t got = Scratch().size() - upload_parser_->get().body().size;
@@ -559,8 +560,10 @@ void Session::OnShutdown() {
     return;
   }
   if (sink_ && !upload_finished_) {
+    // A body that arrived whole is being stored: its answer is on its way, and must say so.
+    if (sink_->AnswersOnce() && upload_reading_done_) return;
     upload_reading_done_ = true;
-    sink_->Abort();  // the sink ends promptly and calls on_done
+    sink_->Stopping();  // the sink ends promptly and answers (on_done or on_response)
     return;
   }
   if (idle_) {

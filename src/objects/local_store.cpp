@@ -310,7 +310,9 @@ namespace {
 // with their names.
 constexpr size_t kHeaderSlack = 256;
 
-Status CheckMetaText(const ObjectMeta& meta) {
+}  // namespace
+
+Status ValidateObjectMeta(const ObjectMeta& meta) {
   // The metadata is kept as JSON text, which holds UTF-8 only: other bytes
   // made the JSON writer throw on a worker thread, ending the server (found by fuzz/object_key).
   bool utf8 = IsValidUtf8(meta.content_type) && IsValidUtf8(meta.cache_control);
@@ -320,8 +322,6 @@ Status CheckMetaText(const ObjectMeta& meta) {
                            Reason::kInvalidArgument);
   return Status::Ok();
 }
-
-}  // namespace
 
 ObjectWriter::~ObjectWriter() {
   if (fd_ >= 0) ::close(fd_);
@@ -350,7 +350,7 @@ Status ObjectWriter::AppendFrom(int fd, uint64_t offset, uint64_t length) {
 }
 
 Result<std::unique_ptr<ObjectWriter>> LocalStore::BeginWrite(const ObjectMeta& meta) {
-  LF_RETURN_IF_ERROR(CheckMetaText(meta));  // before any JSON is written of it
+  LF_RETURN_IF_ERROR(ValidateObjectMeta(meta));  // before any JSON is written of it
   ObjectMeta reserve = meta;
   reserve.etag.clear();
   reserve.checksum_algorithm.clear();
@@ -359,7 +359,7 @@ Result<std::unique_ptr<ObjectWriter>> LocalStore::BeginWrite(const ObjectMeta& m
 
 Result<std::unique_ptr<ObjectWriter>> LocalStore::StartWrite(size_t header_bytes,
                                                              const ObjectMeta& meta) {
-  LF_RETURN_IF_ERROR(CheckMetaText(meta));
+  LF_RETURN_IF_ERROR(ValidateObjectMeta(meta));
   static std::atomic<uint64_t> counter{0};
   fs::path tmp = options_.root / ".tmp" /
                  (std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
@@ -372,8 +372,8 @@ Result<std::unique_ptr<ObjectWriter>> LocalStore::StartWrite(size_t header_bytes
 }
 
 Status LocalStore::Commit(ObjectWriter& writer, const ObjectMeta& meta, const fs::path& dest,
-                          const std::string& key) {
-  LF_RETURN_IF_ERROR(CheckMetaText(meta));
+                          const std::string& key, bool make_folders) {
+  LF_RETURN_IF_ERROR(ValidateObjectMeta(meta));
   std::string header = EncodeHeader(meta, writer.header_bytes_);
   if (header.size() != writer.header_bytes_)
     return Internal("object metadata outgrew the room reserved for it");
@@ -381,6 +381,13 @@ Status LocalStore::Commit(ObjectWriter& writer, const ObjectMeta& meta, const fs
   if (n != static_cast<ssize_t>(header.size())) return Unavailable("cannot write object");
   ::close(writer.fd_);
   writer.fd_ = -1;
+  if (!make_folders) {
+    if (std::rename(writer.tmp_.c_str(), dest.c_str()) != 0)
+      return errno == ENOENT ? NotFound("the folder to commit into is gone")
+                             : Unavailable("cannot store object");
+    writer.committed_ = true;
+    return Status::Ok();
+  }
   // A sweep may remove an emptied folder between making it and the rename: try again.
   for (int attempt = 0; attempt < 3; ++attempt) {
     std::error_code ec;
@@ -432,7 +439,7 @@ Result<ObjectInfo> LocalStore::WriteObject(const std::string& key, std::string_v
                       std::to_string(options_.max_object_bytes) + " bytes",
                   Reason::kEntityTooLarge);
   meta.etag = Md5Hex(bytes);
-  LF_RETURN_IF_ERROR(CheckMetaText(meta));  // before any JSON is written of it
+  LF_RETURN_IF_ERROR(ValidateObjectMeta(meta));               // before any JSON is written of it
   auto writer = StartWrite(EncodeHeader(meta).size(), meta);  // all known: no room to spare
   if (!writer.ok()) return writer.status();
   LF_RETURN_IF_ERROR((*writer)->Append(bytes));
@@ -492,6 +499,8 @@ Result<ObjectInfo> LocalStore::CopyObject(const std::string& source, const std::
     out.checksum = Base64Encode(checksum.Finish());
     out.checksum_type = "FULL_OBJECT";
     LF_RETURN_IF_ERROR(Commit(**writer, out, PathOf(key), key));
+    uint64_t since = bytes_since_sweep_.fetch_add(opened->info.size) + opened->info.size;
+    if (last_total_bytes_.load() + since > options_.max_total_bytes) Sweep();
     ObjectInfo info;
     info.key = key;
     info.size = opened->info.size;

@@ -227,8 +227,9 @@ class LocalStore final : public ObjectStore {
   // Writes the metadata line into the room BeginWrite reserved, then renames
   // the file to |dest| (making its folders; KeyConflict when a folder or
   // object is in the way).
+  // |make_folders| false (a part): the folder must exist, else NotFound.
   Status Commit(ObjectWriter& writer, const ObjectMeta& meta, const std::filesystem::path& dest,
-                const std::string& key);
+                const std::string& key, bool make_folders = true);
   std::filesystem::path UploadDir(const std::string& upload_id) const;
   void SweepUploads(int64_t now_ms);
   Result<StoredObject> ReadObject(const std::string& key, std::optional<ByteRange> range) const;
@@ -257,6 +258,8 @@ class LocalStore final : public ObjectStore {
 std::optional<std::string> HostOfUrl(const std::string& url);
 // Checks an S3 bucket name: 3-63 of a-z 0-9 . -, starting and ending alphanumeric.
 bool ValidBucketName(const std::string& bucket);
+// Checks what an object's metadata line will hold: UTF-8 text only (InvalidArgument).
+Status ValidateObjectMeta(const ObjectMeta& meta);
 // Hex MD5 of |bytes|.
 std::string Md5Hex(std::string_view bytes);
 

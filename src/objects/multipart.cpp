@@ -79,19 +79,36 @@ Result<MultipartUpload> ReadUpload(const fs::path& dir, const std::string& id) {
   if (!in) return NoSuchUpload();
   std::stringstream text;
   text << in.rdbuf();
+  auto corrupt = [&] { return Internal("multipart upload " + id + " has a corrupt record"); };
   auto j = nlohmann::json::parse(text.str(), nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("meta"))
-    return Internal("multipart upload " + id + " has a corrupt record");
+  if (j.is_discarded() || !j.is_object()) return corrupt();
+  // Read by hand, never by j.value(): a wrong type would throw on a worker thread.
+  auto text_of = [](const nlohmann::json& o, const char* name) -> std::optional<std::string> {
+    auto it = o.find(name);
+    if (it == o.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  auto meta = j.find("meta");
+  auto initiated = j.find("initiated_ms");
+  if (meta == j.end() || !meta->is_object() || initiated == j.end() ||
+      !initiated->is_number_integer())
+    return corrupt();
   MultipartUpload up;
   up.upload_id = id;
-  up.key = j.value("key", "");
-  up.initiated_ms = j.value("initiated_ms", int64_t{0});
-  const auto& m = j["meta"];
-  up.meta.content_type = m.value("content_type", "binary/octet-stream");
-  up.meta.cache_control = m.value("cache_control", "");
-  up.meta.checksum_algorithm = m.value("checksum_algorithm", "");
-  up.meta.checksum_type = m.value("checksum_type", "");
-  if (auto u = m.find("user"); u != m.end() && u->is_array())
+  up.initiated_ms = initiated->get<int64_t>();
+  auto key = text_of(j, "key");
+  auto content_type = text_of(*meta, "content_type");
+  auto cache_control = text_of(*meta, "cache_control");
+  auto algorithm = text_of(*meta, "checksum_algorithm");
+  auto type = text_of(*meta, "checksum_type");
+  if (!key || !content_type || !cache_control || !algorithm || !type) return corrupt();
+  if (!algorithm->empty() && !aws::ParseChecksumAlgorithm(*algorithm)) return corrupt();
+  up.key = *key;
+  up.meta.content_type = *content_type;
+  up.meta.cache_control = *cache_control;
+  up.meta.checksum_algorithm = *algorithm;
+  up.meta.checksum_type = *type;
+  if (auto u = meta->find("user"); u != meta->end() && u->is_array())
     for (const auto& pair : *u)
       if (pair.is_array() && pair.size() == 2 && pair[0].is_string() && pair[1].is_string())
         up.meta.user.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
@@ -160,19 +177,30 @@ Result<PartInfo> LocalStore::CommitPart(std::unique_ptr<ObjectWriter> writer,
                   "Your proposed upload exceeds the maximum allowed size of " +
                       std::to_string(options_.max_object_bytes) + " bytes",
                   Reason::kEntityTooLarge);
+  // The parts of one upload can never hold more than the object they make may: a
+  // complete would refuse it, so the disk is not filled first.
+  auto others = ListParts(upload);
+  if (!others.ok()) return others.status();
+  uint64_t total = writer->size();
+  for (const PartInfo& p : *others)
+    if (p.number != part.number) total += p.size;
+  if (total > options_.max_object_bytes)
+    return Status(Code::kTooLarge,
+                  "Your proposed upload exceeds the maximum allowed size of " +
+                      std::to_string(options_.max_object_bytes) + " bytes, its parts together",
+                  Reason::kEntityTooLarge);
   ObjectMeta meta;
   meta.content_type = "application/octet-stream";
   meta.etag = part.etag;
   meta.user = part.checksums;
   fs::path dir = UploadDir(upload.upload_id);
-  // The folder goes when the upload completes or is aborted: a part after that is refused.
-  struct stat st {};
-  if (::stat((dir / kUploadFile).c_str(), &st) != 0) return NoSuchUpload();
-  Status committed = Commit(*writer, meta, dir / PartFileName(part.number), upload.key);
-  if (!committed.ok()) {
-    if (::stat((dir / kUploadFile).c_str(), &st) != 0) return NoSuchUpload();
-    return committed;
-  }
+  // The folder goes (renamed away) when the upload completes, is aborted or
+  // expires; a part is renamed into it without making it again, so a part
+  // arriving after that finds no folder.
+  Status committed = Commit(*writer, meta, dir / PartFileName(part.number), upload.key,
+                            /*make_folders=*/false);
+  if (committed.code() == Code::kNotFound) return NoSuchUpload();
+  if (!committed.ok()) return committed;
   part.size = writer->size();
   part.last_modified_ms = clock_.NowMs();
   return part;
@@ -239,6 +267,7 @@ Result<ObjectInfo> LocalStore::CompleteMultipartUpload(const MultipartUpload& up
   const std::string& algorithm_name = upload.meta.checksum_algorithm;
   auto algorithm =
       aws::ParseChecksumAlgorithm(algorithm_name.empty() ? "CRC64NVME" : algorithm_name);
+  if (!algorithm) return Internal("multipart upload " + upload.upload_id + " has a corrupt record");
   const bool full_object = algorithm_name.empty() || upload.meta.checksum_type == "FULL_OBJECT";
   fs::path dir = UploadDir(upload.upload_id);
   struct Opened {
@@ -283,13 +312,14 @@ Result<ObjectInfo> LocalStore::CompleteMultipartUpload(const MultipartUpload& up
       return invalid_part(want.number,
                           "has no " + std::string(aws::ChecksumName(*algorithm)) + " checksum");
     total += part.size;
+    // Checked as parts are opened, so a long list holds few descriptors before it is refused.
+    if (total > options_.max_object_bytes)
+      return Status(Code::kTooLarge,
+                    "Your proposed upload exceeds the maximum allowed size of " +
+                        std::to_string(options_.max_object_bytes) + " bytes",
+                    Reason::kEntityTooLarge);
     parts.push_back({std::move(*opened), std::move(part)});
   }
-  if (total > options_.max_object_bytes)
-    return Status(Code::kTooLarge,
-                  "Your proposed upload exceeds the maximum allowed size of " +
-                      std::to_string(options_.max_object_bytes) + " bytes",
-                  Reason::kEntityTooLarge);
   // The object's ETag and checksum come from the parts' own.
   std::string md5s, checksums, combined;
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -336,10 +366,12 @@ Result<ObjectInfo> LocalStore::CompleteMultipartUpload(const MultipartUpload& up
   };
   Result<ObjectInfo> done = assemble();
   std::error_code ec;
-  if (done.ok() || done.status().reason() == Reason::kObjectKeyConflict) {
+  if (done.ok()) {
     fs::remove_all(claimed, ec);
   } else {
-    std::rename(claimed.c_str(), dir.c_str());  // a failure of ours: the client may try again
+    // Not completed (our failure, or a key in the way): the client may try again. No part can
+    // have made the folder again meanwhile (CommitPart makes no folders), so this restores it.
+    std::rename(claimed.c_str(), dir.c_str());
   }
   EmbeddedStoreMetrics().CountUpload(done.status(), start);
   if (done.ok()) {

@@ -1178,26 +1178,37 @@ TEST_F(EmbeddedS3MultipartTest, PartsMustCarryTheUploadsChecksum) {
   EXPECT_EQ(XmlValues(ListParts(key, id).body, "PartNumber"), std::vector<std::string>{"1"});
 }
 
-TEST_F(EmbeddedS3MultipartTest, PartsPastTheObjectLimitAreRefusedAtComplete) {
+TEST_F(EmbeddedS3MultipartTest, PartsPastTheObjectLimitAreRefused) {
   const std::string key = "mp/large.bin";
   const std::string five = TestBytes(5 * kMiB, 71), two = TestBytes(2 * kMiB, 73);
   const std::string id = Create(key);
   ASSERT_FALSE(id.empty());
   std::vector<ListedPart> listed;
-  for (int n = 1; n <= 4; ++n) {  // 3 x 5 MiB + 2 MiB: 17 MiB, each part within 16 MiB
-    HttpResult r = UploadPart(key, id, n, n < 4 ? five : two);
+  for (int n = 1; n <= 3; ++n) {  // 15 MiB: within the 16 MiB an object may have
+    HttpResult r = UploadPart(key, id, n, five);
     ASSERT_EQ(r.status, 200) << r.body;
     listed.push_back({n, r.header("etag"), ""});
   }
-  ExpectS3Error(Complete(key, id, CompleteXml(listed)), 400, "EntityTooLarge");
-  EXPECT_EQ(Signed("HEAD", "/lastframe/" + key).status, 404);
-  // The upload stays: fewer parts fit (15 MiB).
-  listed.pop_back();
+  // A part that would take the upload past it is refused as it arrives (the disk is not filled
+  // with parts a complete would refuse), and the upload stays as it was.
+  ExpectS3Error(UploadPart(key, id, 4, two), 400, "EntityTooLarge");
+  std::vector<ListedPart> with_missing = listed;
+  with_missing.push_back({4, "\"" + objects::Md5Hex(two) + "\"", ""});
+  ExpectS3Error(Complete(key, id, CompleteXml(with_missing)), 400, "InvalidPart");
+  // A smaller part 3 replaces the first: then part 4 fits.
+  HttpResult smaller = UploadPart(key, id, 3, two);
+  ASSERT_EQ(smaller.status, 200) << smaller.body;
+  listed[2].etag = smaller.header("etag");
+  HttpResult fourth = UploadPart(key, id, 4, two);
+  ASSERT_EQ(fourth.status, 200) << fourth.body;
+  listed.push_back({4, fourth.header("etag"), ""});
+  ExpectS3Error(Complete(key, id, CompleteXml(listed)), 400, "EntityTooSmall");  // part 3: 2 MiB
+  listed.erase(listed.begin() + 2);  // parts 1, 2 and 4: 12 MiB
   HttpResult done = Complete(key, id, CompleteXml(listed));
   EXPECT_EQ(done.status, 200) << done.body;
   HttpResult head = Signed("HEAD", "/lastframe/" + key);
-  EXPECT_EQ(head.header("content-length"), std::to_string(15 * kMiB));
-  EXPECT_EQ(head.header("etag"), MultipartEtag({five, five, five}));
+  EXPECT_EQ(head.header("content-length"), std::to_string(12 * kMiB));
+  EXPECT_EQ(head.header("etag"), MultipartEtag({five, five, two}));
 }
 
 // Here rather than beside the other aws-chunked and streaming tests: the
