@@ -1178,6 +1178,51 @@ TEST_F(EmbeddedS3MultipartTest, PartsMustCarryTheUploadsChecksum) {
   EXPECT_EQ(XmlValues(ListParts(key, id).body, "PartNumber"), std::vector<std::string>{"1"});
 }
 
+// Who may call the routes this store gained: a caller with the store's key
+// pair. Anyone else (no signature, another secret) is refused and changes nothing.
+TEST_F(EmbeddedS3MultipartTest, OnlyTheStoresKeyPairMayUploadInPartsOrCopy) {
+  const std::string key = "mp/guarded.bin";
+  const std::string id = Create(key);
+  ASSERT_FALSE(id.empty());
+  HttpResult part = UploadPart(key, id, 1, "part one");
+  ASSERT_EQ(part.status, 200) << part.body;
+  ASSERT_EQ(Signed("PUT", "/lastframe/source.txt", "source").status, 200);
+  const std::string upload = "/lastframe/" + key + "?uploadId=" + id;
+  const std::string xml = CompleteXml({{1, part.header("etag"), ""}});
+  struct Call {
+    std::string method, target, body;
+    std::map<std::string, std::string> headers;
+  };
+  const std::vector<Call> calls = {
+      {"POST", "/lastframe/" + key + "?uploads", "", {}},
+      {"PUT", "/lastframe/" + key + "?partNumber=2&uploadId=" + id, "part two", {}},
+      {"GET", upload, "", {}},
+      {"GET", "/lastframe?uploads", "", {}},
+      {"POST", upload, xml, {}},
+      {"DELETE", upload, "", {}},
+      {"PUT", "/lastframe/copy.txt", "", {{"x-amz-copy-source", "/lastframe/source.txt"}}},
+      {"PUT", "/lastframe/chunked.txt", "", {}},
+  };
+  for (const Call& c : calls) {
+    SCOPED_TRACE(c.method + " " + c.target);
+    std::map<std::string, std::string> unsigned_headers = c.headers;
+    ExpectS3Error(HttpRequest(port(), c.method, c.target, c.body, unsigned_headers), 403,
+                  "AccessDenied");
+    ExpectS3Error(Signed(c.method, c.target, c.body, c.headers, {.secret = "not-the-secret"}), 403,
+                  "SignatureDoesNotMatch");
+  }
+  // Nothing changed: the upload holds its one part, no copy, no second part, no object.
+  HttpResult parts = ListParts(key, id);
+  EXPECT_EQ(parts.status, 200);
+  EXPECT_EQ(XmlValue(parts.body, "PartNumber"), "1");
+  EXPECT_EQ(parts.body.find("<PartNumber>2</PartNumber>"), std::string::npos) << parts.body;
+  EXPECT_EQ(Signed("HEAD", "/lastframe/copy.txt").status, 404);
+  EXPECT_EQ(Signed("HEAD", "/lastframe/chunked.txt").status, 404);
+  EXPECT_EQ(Signed("HEAD", "/lastframe/" + key).status, 404);
+  // The key pair may: the upload completes.
+  EXPECT_EQ(Complete(key, id, CompleteXml({{1, part.header("etag"), ""}})).status, 200);
+}
+
 TEST_F(EmbeddedS3MultipartTest, PartsPastTheObjectLimitAreRefused) {
   const std::string key = "mp/large.bin";
   const std::string five = TestBytes(5 * kMiB, 71), two = TestBytes(2 * kMiB, 73);
