@@ -65,12 +65,6 @@ bool IsValueChar(char c) {
   auto u = static_cast<unsigned char>(c);
   return u == '\t' || (u >= 0x20 && u != 0x7f);
 }
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
 std::string_view TrimBlanks(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -150,7 +144,7 @@ Status AwsChunkedDecoder::Init(std::optional<ChunkSigning> signing,
     if (name.empty()) continue;
     if (!IsToken(name))
       return Framing("x-amz-trailer " + Quote(declared_trailer) + " is not a list of header names");
-    std::string lower = Lower(name);
+    std::string lower = AsciiLower(name);
     if (lower == kTrailerSignatureName)
       return Framing("x-amz-trailer may not name x-amz-trailer-signature");
     if (std::find(declared_.begin(), declared_.end(), lower) == declared_.end())
@@ -406,7 +400,7 @@ Status AwsChunkedDecoder::OnTrailerLine(std::string_view line) {
   size_t colon = line.find(':');
   if (colon == std::string_view::npos || !IsToken(line.substr(0, colon)))
     return BadTrailer(where + " is not 'name:value'");
-  std::string name = Lower(line.substr(0, colon));
+  std::string name = AsciiLower(line.substr(0, colon));
   std::string_view value = TrimBlanks(line.substr(colon + 1));
   if (!std::all_of(value.begin(), value.end(), IsValueChar))
     return BadTrailer(where + ": the value holds a control character");

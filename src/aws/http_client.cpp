@@ -6,17 +6,11 @@
 #include <random>
 #include <thread>
 
+#include "core/encoding.h"
 #include "core/time_format.h"
 
 namespace lastframe::aws {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
 
 // What the write and header callbacks fill in during one transfer.
 struct Transfer {
@@ -60,7 +54,7 @@ size_t OnHeader(char* data, size_t size, size_t n, void* opaque) {
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
     value.remove_suffix(1);
-  headers->emplace_back(Lower(line.substr(0, colon)), std::string(value));
+  headers->emplace_back(AsciiLower(line.substr(0, colon)), std::string(value));
   return size * n;
 }
 

@@ -16,6 +16,8 @@ using QueryParams = std::vector<std::pair<std::string, std::string>>;
 
 // Lower-case hex of |bytes|.
 std::string HexEncode(std::string_view bytes);
+// |s| with A-Z made a-z (header names, algorithm names); other bytes kept.
+std::string AsciiLower(std::string_view s);
 // The bytes of |hex| (either case); nullopt unless it is whole hex digit pairs.
 std::optional<std::string> HexDecode(std::string_view hex);
 // Standard base64 with padding (Content-MD5, JSON blobs and tokens).

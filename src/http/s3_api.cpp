@@ -41,13 +41,6 @@ const std::string* Header(const aws::HeaderList& h, std::string_view name) {
   return nullptr;
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
 bool IsHex64(const std::string& s) {
   if (s.size() != 64) return false;
   for (char c : s)
@@ -108,20 +101,6 @@ std::string Element(const char* name, const std::string& text) {
   return std::string("<") + name + ">" + XmlEscape(text) + "</" + name + ">";
 }
 
-std::string HexEncodeToken(const std::string& s) { return HexEncode(s); }
-
-std::optional<std::string> HexDecodeToken(const std::string& s) {
-  if (s.size() % 2 != 0) return std::nullopt;
-  std::string out;
-  for (size_t i = 0; i < s.size(); i += 2) {
-    unsigned v = 0;
-    auto [end, ec] = std::from_chars(s.data() + i, s.data() + i + 2, v, 16);
-    if (ec != std::errc() || end != s.data() + i + 2) return std::nullopt;
-    out.push_back(static_cast<char>(v));
-  }
-  return out;
-}
-
 Response Xml(unsigned status, std::string body) {
   Response res{static_cast<bhttp::status>(status), 11};
   res.set(bhttp::field::content_type, "application/xml");
@@ -156,7 +135,8 @@ Result<S3Api::Parsed> S3Api::Parse(const Request& r) const {
   if (!query) return InvalidArgument("malformed query string", Reason::kInvalidArgument);
   p.query = std::move(*query);
   for (const auto& field : r.header)
-    p.headers.emplace_back(Lower(std::string(field.name_string())), std::string(field.value()));
+    p.headers.emplace_back(AsciiLower(std::string(field.name_string())),
+                           std::string(field.value()));
   return p;
 }
 
@@ -399,7 +379,7 @@ Response S3Api::ListObjects(const Parsed& p) {
   }
   const std::string* token = v2 ? Find(p.query, "continuation-token") : nullptr;
   if (token) {
-    auto decoded = HexDecodeToken(*token);
+    auto decoded = HexDecode(*token);
     if (!decoded || decoded->empty())
       return S3Error(
           InvalidArgument("The continuation token provided is incorrect", Reason::kInvalidArgument),
@@ -423,7 +403,7 @@ Response S3Api::ListObjects(const Parsed& p) {
     if (token) body += Element("ContinuationToken", *token);
     if (const std::string* s = Find(p.query, "start-after"))
       body += Element("StartAfter", text(*s));
-    if (listed->truncated) body += Element("NextContinuationToken", HexEncodeToken(listed->last));
+    if (listed->truncated) body += Element("NextContinuationToken", HexEncode(listed->last));
   } else {
     body += Element("Marker", text(req.start_after));
     if (listed->truncated && !req.delimiter.empty())
@@ -560,7 +540,7 @@ Result<S3UploadPlan> S3Api::PlanUpload(const Request& r, const Parsed& p,
     }
   }
   if (const std::string* trailer = Header(p.headers, "x-amz-trailer")) {
-    plan.declared_trailer = Lower(*trailer);
+    plan.declared_trailer = AsciiLower(*trailer);
     for (aws::ChecksumAlgorithm a : aws::kChecksumAlgorithms)
       if (plan.declared_trailer == aws::ChecksumHeaderName(a)) in_trailer = a;
     if (!in_trailer)
@@ -592,7 +572,7 @@ Result<S3UploadPlan> S3Api::PlanUpload(const Request& r, const Parsed& p,
                                             : std::string("null");
     if (want != got)
       return InvalidRequest("Checksum Type mismatch occurred, expected checksum Type: " +
-                            Lower(want) + ", actual checksum Type: " + Lower(got));
+                            AsciiLower(want) + ", actual checksum Type: " + AsciiLower(got));
   }
   if (plan.client_algorithm) plan.algorithms.push_back(*plan.client_algorithm);
   if (plan.client_algorithm != aws::ChecksumAlgorithm::kCrc64Nvme)

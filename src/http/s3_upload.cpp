@@ -5,8 +5,6 @@
 // the client's checksum and CRC64NVME) and writes; the answer comes once the
 // body is consumed, or earlier when it is refused.
 
-#include <openssl/evp.h>
-
 #include <atomic>
 
 #include "aws/aws_chunked.h"
@@ -25,34 +23,14 @@ namespace {
 constexpr size_t kMaxPending = 1 << 20;
 // What wakes the worker (or the body's end).
 constexpr size_t kBatch = 256 << 10;
-// Bytes queued by all uploads together: past it, each upload pauses once it
-// has a batch for its worker, so memory stays bounded however many upload.
+// Bytes queued by all uploads together: past it, each upload pauses after
+// every read until its worker has taken what it queued.
 constexpr uint64_t kMaxQueuedAllUploads = 64ull << 20;
 std::atomic<uint64_t> queued_all_uploads{0};
 
 Status InvalidRequest(std::string message) {
   return Status(Code::kInvalidArgument, std::move(message), Reason::kInvalidRequest);
 }
-
-class Digest {
- public:
-  explicit Digest(const EVP_MD* md) : ctx_(EVP_MD_CTX_new()) {
-    EVP_DigestInit_ex(ctx_, md, nullptr);
-  }
-  ~Digest() { EVP_MD_CTX_free(ctx_); }
-  Digest(const Digest&) = delete;
-  Digest& operator=(const Digest&) = delete;
-  void Update(std::string_view bytes) { EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()); }
-  std::string Finish() {
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, out, &len);
-    return std::string(reinterpret_cast<char*>(out), len);
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 // The body's consumer, shared by the sink (on the connection's strand) and the
 // worker task that drains it; it lives until both are done with it.
@@ -191,7 +169,7 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
     if (!writer.ok()) return writer.status();
     writer_ = std::move(*writer);
     if (plan_.chunked) decoder_.emplace(*plan_.chunked, plan_.signing, plan_.declared_trailer);
-    if (plan_.payload_sha256) sha256_.emplace(EVP_sha256());
+    if (plan_.payload_sha256) sha256_.emplace(aws::ChecksumAlgorithm::kSha256);
     for (aws::ChecksumAlgorithm a : plan_.algorithms) checksums_.emplace_back(a);
     return Status::Ok();
   }
@@ -258,9 +236,8 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
                     "The provided 'x-amz-content-sha256' header does not match what was computed.",
                     Reason::kXAmzContentSHA256Mismatch);
     Stored stored;
-    std::string md5 = md5_.Finish();
-    stored.etag = HexEncode(md5);
-    if (plan_.content_md5 && *plan_.content_md5 != md5)
+    stored.etag = md5_.FinishHex();
+    if (plan_.content_md5 && HexEncode(*plan_.content_md5) != stored.etag)
       return Status(Code::kInvalidArgument,
                     "The Content-MD5 you specified did not match what we received.",
                     Reason::kBadDigest);
@@ -333,8 +310,8 @@ class UploadState : public std::enable_shared_from_this<UploadState> {
   std::unique_ptr<objects::ObjectWriter> writer_;
   std::optional<aws::AwsChunkedDecoder> decoder_;
   std::string decoded_;
-  Digest md5_{EVP_md5()};
-  std::optional<Digest> sha256_;
+  objects::Md5 md5_;
+  std::optional<aws::Checksum> sha256_;
   std::vector<aws::Checksum> checksums_;
   uint64_t size_ = 0;
 };

@@ -170,6 +170,16 @@ std::string Md5Hex(std::string_view bytes) {
   return HexEncode(std::string_view(reinterpret_cast<char*>(digest), len));
 }
 
+Md5::Md5() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_md5(), nullptr); }
+Md5::~Md5() { EVP_MD_CTX_free(ctx_); }
+void Md5::Update(std::string_view bytes) { EVP_DigestUpdate(ctx_, bytes.data(), bytes.size()); }
+std::string Md5::FinishHex() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx_, digest, &len);
+  return HexEncode(std::string_view(reinterpret_cast<char*>(digest), len));
+}
+
 bool ValidBucketName(const std::string& b) {
   if (b.size() < 3 || b.size() > 63) return false;
   for (char c : b)
@@ -473,8 +483,7 @@ Result<ObjectInfo> LocalStore::CopyObject(const std::string& source, const std::
     if (!writer.ok()) return writer.status();
     // Read through here rather than copied in the kernel: the copy's MD5 and
     // checksum are of its whole bytes (a copy of a multipart object is one part).
-    EVP_MD_CTX* md5 = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md5, EVP_md5(), nullptr);
+    Md5 md5;
     aws::Checksum checksum(*algorithm);
     std::string block;
     Status status;
@@ -484,17 +493,13 @@ Result<ObjectInfo> LocalStore::CopyObject(const std::string& source, const std::
       if (status.ok() && block.size() != want)
         status = Status(Code::kUnavailable, "the source changed while it was copied");
       if (!status.ok()) break;
-      EVP_DigestUpdate(md5, block.data(), block.size());
+      md5.Update(block);
       checksum.Update(block);
       status = (*writer)->Append(block);
       at += want;
     }
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(md5, digest, &len);
-    EVP_MD_CTX_free(md5);
     LF_RETURN_IF_ERROR(status);
-    out.etag = HexEncode(std::string_view(reinterpret_cast<char*>(digest), len));
+    out.etag = md5.FinishHex();
     out.checksum_algorithm = std::string(aws::ChecksumName(*algorithm));
     out.checksum = Base64Encode(checksum.Finish());
     out.checksum_type = "FULL_OBJECT";

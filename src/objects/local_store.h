@@ -13,6 +13,9 @@
 #include "core/encoding.h"
 #include "objects/object_store.h"
 
+// OpenSSL's digest context, declared so that OpenSSL stays private to lf_objects.
+struct evp_md_ctx_st;
+
 namespace lastframe::objects {
 
 struct LocalStoreOptions {
@@ -262,5 +265,18 @@ bool ValidBucketName(const std::string& bucket);
 Status ValidateObjectMeta(const ObjectMeta& meta);
 // Hex MD5 of |bytes|.
 std::string Md5Hex(std::string_view bytes);
+// MD5 taken piece by piece (S3's ETag of a streamed body). Not copyable.
+class Md5 {
+ public:
+  Md5();
+  ~Md5();
+  Md5(const Md5&) = delete;
+  Md5& operator=(const Md5&) = delete;
+  void Update(std::string_view bytes);
+  std::string FinishHex();  // once
+
+ private:
+  ::evp_md_ctx_st* ctx_;
+};
 
 }  // namespace lastframe::objects

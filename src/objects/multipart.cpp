@@ -5,7 +5,6 @@
 // a second Complete, or a part arriving meanwhile, finds NoSuchUpload.
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 
@@ -48,13 +47,6 @@ std::string PartFileName(int number) {
   char name[16];
   std::snprintf(name, sizeof name, "part-%05d", number);
   return name;
-}
-
-std::string Md5Raw(std::string_view bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_md5(), nullptr);
-  return std::string(reinterpret_cast<char*>(digest), len);
 }
 
 const std::string* Lookup(const std::vector<std::pair<std::string, std::string>>& pairs,
@@ -325,7 +317,8 @@ Result<ObjectInfo> LocalStore::CompleteMultipartUpload(const MultipartUpload& up
   for (size_t i = 0; i < parts.size(); ++i) {
     const PartInfo& part = parts[i].part;
     auto md5 = HexDecode(part.etag);
-    md5s += md5 ? *md5 : Md5Raw("");
+    if (!md5) return Internal("part " + std::to_string(part.number) + " has a corrupt ETag");
+    md5s += *md5;
     auto raw = aws::DecodeChecksumValue(*algorithm,
                                         *Lookup(part.checksums, aws::ChecksumName(*algorithm)));
     if (!raw) return Internal("part " + std::to_string(part.number) + " has a corrupt checksum");
@@ -335,7 +328,7 @@ Result<ObjectInfo> LocalStore::CompleteMultipartUpload(const MultipartUpload& up
       combined = i == 0 ? *raw : aws::CombineCrc(*algorithm, combined, *raw, part.size);
   }
   ObjectMeta meta = upload.meta;
-  meta.etag = HexEncode(Md5Raw(md5s)) + "-" + std::to_string(parts.size());
+  meta.etag = Md5Hex(md5s) + "-" + std::to_string(parts.size());
   meta.checksum_algorithm = std::string(aws::ChecksumName(*algorithm));
   meta.checksum_type = full_object ? "FULL_OBJECT" : "COMPOSITE";
   meta.checksum = full_object ? Base64Encode(combined)
