@@ -312,7 +312,18 @@ Result<Principal> KeyRing::Authenticate(std::string_view authorization) {
   bool match = expected.size() == hash.size() &&
                CRYPTO_memcmp(expected.data(), hash.data(), hash.size()) == 0 && it != keys_.end();
   if (!match) return Unauthenticated("unknown or wrong key");
-  const ApiKey& key = it->second;
+  return UseLocked(it->second, now);
+}
+
+Result<Principal> KeyRing::AuthenticateId(std::string_view key_id) {
+  const int64_t now = clock_.NowMs();
+  MutexLock lock(mu_);
+  auto it = keys_.find(key_id);
+  if (it == keys_.end()) return Unauthenticated("the key of this session is gone");
+  return UseLocked(it->second, now);
+}
+
+Result<Principal> KeyRing::UseLocked(const ApiKey& key, int64_t now) {
   if (key.revoked_ms) return Unauthenticated("this key was revoked");
   if (key.expires_ms && *key.expires_ms <= now) return Unauthenticated("this key has expired");
   // Kept to the second: a write a second at most, however busy the key.

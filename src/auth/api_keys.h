@@ -90,11 +90,18 @@ class KeyRing {
   // kUnauthenticated with a message saying which: missing, malformed, unknown,
   // revoked, expired. Secrets are compared in constant time.
   Result<Principal> Authenticate(std::string_view authorization);
+  // The key |key_id| as it stands now, for a credential that stands for a key
+  // verified before (a dashboard session): kUnauthenticated when the key is
+  // gone from the file, revoked or expired. Counts as a use of the key.
+  Result<Principal> AuthenticateId(std::string_view key_id);
   // Writes the last-used times to |used_file| if any changed.
   Status SaveLastUsed();
   size_t size() const;
 
  private:
+  // |key|, verified, as a Principal, unless revoked or expired at |now|; notes the use.
+  Result<Principal> UseLocked(const ApiKey& key, int64_t now) LF_REQUIRES(mu_);
+
   const std::filesystem::path keys_file_;
   const std::filesystem::path used_file_;
   const Clock& clock_;
