@@ -182,7 +182,7 @@ TEST(ApiRoutes, ReservedPathSegmentsAreTheRoutesFirstSegments) {
   std::vector<std::string> segments = http::Api::ReservedPathSegments();
   std::sort(segments.begin(), segments.end());
   EXPECT_EQ(segments,
-            (std::vector<std::string>{"healthz", "metrics", "putMedia", "snapshot", "v1"}));
+            (std::vector<std::string>{"healthz", "metrics", "putMedia", "snapshot", "ui", "v1"}));
 }
 
 }  // namespace

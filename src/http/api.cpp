@@ -27,8 +27,9 @@ constexpr std::string_view kMetricsPath = "/metrics";
 constexpr std::string_view kPutMediaPath = "/putMedia";
 constexpr std::string_view kSnapshotPath = "/snapshot";
 constexpr std::string_view kStreamsPath = "/v1/streams";
+constexpr std::string_view kUiPath = "/ui";  // the dashboard's assets and sign-in (Dashboard)
 constexpr std::array kRoutePaths = {kHealthzPath, kMetricsPath, kPutMediaPath, kSnapshotPath,
-                                    kStreamsPath};
+                                    kStreamsPath, kUiPath};
 
 Response MethodNotAllowed(const std::string& allow) {
   Response res = JsonError(405, "MethodNotAllowed", "allowed methods: " + allow);
@@ -116,7 +117,8 @@ Api::Api(store::StreamStore& streams, const store::StreamSource& source,
       sources_(sources),
       options_(options),
       kvs_(kvs),
-      keys_(keys) {
+      keys_(keys),
+      dashboard_(keys, clock) {
   if (local_objects != nullptr) s3_.emplace(*local_objects, workers);
 }
 
@@ -237,6 +239,10 @@ Result<Caller> Api::Identify(const Request& req) const {
   std::string_view value;
   if (field != req.header.end())
     value = std::string_view(field->value().data(), field->value().size());
+  else if (auto session = dashboard_.SessionOf(req)) {  // the dashboard's cookie: GET/HEAD only
+    if (!session->ok()) return session->status();
+    return Caller{**session};
+  }
   auto who = keys_->Authenticate(value);
   if (!who.ok()) return who.status();
   return Caller{*who};
@@ -246,6 +252,8 @@ void Api::Handle(Request req, Respond respond) {
   // Kinesis Video's and S3's APIs check SigV4 with the server's key pair themselves.
   if (kvs_ && kvs_->Owns(req)) return kvs_->Handle(std::move(req), std::move(respond));
   if (s3_ && s3_->Owns(req)) return s3_->Handle(std::move(req), std::move(respond));
+  // The dashboard (GET / without S3's credentials, /ui/...): open; it says who may call what.
+  if (Dashboard::Owns(req)) return respond(dashboard_.Handle(req));
   const std::string& path = req.path;
   if (path == kHealthzPath) {  // open to all: load balancers and probes
     if (!IsGet(req)) return respond(MethodNotAllowed("GET, HEAD"));

@@ -8,6 +8,7 @@
 
 #include "auth/api_keys.h"
 #include "core/clock.h"
+#include "http/dashboard.h"
 #include "http/kvs_api.h"
 #include "http/s3_api.h"
 #include "http/server.h"
@@ -84,7 +85,9 @@ class Api final : public Application {
 
  private:
   // The caller of a route behind keys: Unauthenticated ("Unauthorized") when
-  // keys are on and the request's bearer key is missing or not valid.
+  // keys are on and the request's bearer key is missing or not valid. Without
+  // an Authorization header, a GET or HEAD may name its key by the dashboard's
+  // session cookie instead (Dashboard::SessionOf).
   Result<Caller> Identify(const Request& req) const;
   void Snapshot(const Request& req, const Caller& caller, const std::string& stream,
                 Respond respond);
@@ -110,6 +113,7 @@ class Api final : public Application {
   const ApiOptions options_;
   KvsApi* kvs_;          // Kinesis Video's API, when served
   auth::KeyRing* keys_;  // API keys; null when access control is off
+  Dashboard dashboard_;  // GET /, /ui/: the page, its assets, its sign-in sessions
 };
 
 }  // namespace lastframe::http
