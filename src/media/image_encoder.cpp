@@ -1,129 +1,31 @@
 #include "media/image_encoder.h"
 
 extern "C" {
-#include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 }
 
+#include <avif/avif.h>
 #include <turbojpeg.h>
+#include <webp/encode.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <memory>
-#include <vector>
+
+#include "media/image_render.h"
 
 namespace lastframe::media {
 namespace {
+
+using internal::PixelSpec;
+using internal::Planes;
+using internal::Rendered;
 
 struct TjDeleter {
   void operator()(void* h) const { tjDestroy(h); }
 };
 using TjHandle = std::unique_ptr<void, TjDeleter>;
-
-struct SwsDeleter {
-  void operator()(SwsContext* c) const { sws_freeContext(c); }
-};
-using SwsPtr = std::unique_ptr<SwsContext, SwsDeleter>;
-
-// JFIF's YCbCr is BT.601; frames in these matrices (or unspecified, which
-// FFmpeg also treats as BT.601) can go to JPEG as YCbCr with a range fix only.
-bool IsBt601(AVColorSpace cs) {
-  return cs == AVCOL_SPC_UNSPECIFIED || cs == AVCOL_SPC_BT470BG || cs == AVCOL_SPC_SMPTE170M ||
-         cs == AVCOL_SPC_FCC;
-}
-
-bool IsFullRange(const AVFrame& f) {
-  auto fmt = static_cast<AVPixelFormat>(f.format);
-  return f.color_range == AVCOL_RANGE_JPEG || fmt == AV_PIX_FMT_YUVJ420P ||
-         fmt == AV_PIX_FMT_YUVJ422P || fmt == AV_PIX_FMT_YUVJ444P || fmt == AV_PIX_FMT_YUVJ440P;
-}
-
-int SwsColorspace(AVColorSpace cs) {
-  switch (cs) {
-    case AVCOL_SPC_BT709:
-      return SWS_CS_ITU709;
-    case AVCOL_SPC_BT2020_NCL:
-    case AVCOL_SPC_BT2020_CL:
-      return SWS_CS_BT2020;
-    case AVCOL_SPC_SMPTE240M:
-      return SWS_CS_SMPTE240M;
-    default:
-      return SWS_CS_ITU601;
-  }
-}
-
-// A tightly owned image in one pixel format, with aligned strides.
-struct Planes {
-  uint8_t* data[4] = {nullptr, nullptr, nullptr, nullptr};
-  int linesize[4] = {0, 0, 0, 0};
-  ~Planes() { av_freep(&data[0]); }
-};
-
-// Scales/converts |src| into |dst_fmt| at (w, h), with the source's matrix and
-// range and the destination's full range (JFIF / sRGB).
-Status Convert(const AVFrame& src, AVPixelFormat dst_fmt, int w, int h, Planes* out) {
-  auto src_fmt = static_cast<AVPixelFormat>(src.format);
-  // The J formats are deprecated aliases in swscale: name the plain format and
-  // pass the range explicitly.
-  AVPixelFormat plain_src = src_fmt;
-  switch (src_fmt) {
-    case AV_PIX_FMT_YUVJ420P:
-      plain_src = AV_PIX_FMT_YUV420P;
-      break;
-    case AV_PIX_FMT_YUVJ422P:
-      plain_src = AV_PIX_FMT_YUV422P;
-      break;
-    case AV_PIX_FMT_YUVJ444P:
-      plain_src = AV_PIX_FMT_YUV444P;
-      break;
-    case AV_PIX_FMT_YUVJ440P:
-      plain_src = AV_PIX_FMT_YUV440P;
-      break;
-    default:
-      break;
-  }
-  AVPixelFormat plain_dst = dst_fmt;
-  // RGB output is full range; YUV output keeps the source's range (see ExpandToFullRange).
-  int dst_full = dst_fmt == AV_PIX_FMT_RGB24 ? 1 : (IsFullRange(src) ? 1 : 0);
-  int flags = (w == src.width && h == src.height) ? SWS_POINT : SWS_BILINEAR;
-  flags |= SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT;
-  SwsPtr sws(sws_getContext(src.width, src.height, plain_src, w, h, plain_dst, flags, nullptr,
-                            nullptr, nullptr));
-  if (!sws) return Status(Code::kMediaError, "cannot convert pixel format");
-  const int* src_coeffs = sws_getCoefficients(SwsColorspace(src.colorspace));
-  const int* dst_coeffs = sws_getCoefficients(SWS_CS_ITU601);
-  sws_setColorspaceDetails(sws.get(), src_coeffs, IsFullRange(src) ? 1 : 0, dst_coeffs, dst_full, 0,
-                           1 << 16, 1 << 16);
-  if (av_image_alloc(out->data, out->linesize, w, h, plain_dst, 32) < 0)
-    return Internal("out of memory");
-  int rows = sws_scale(sws.get(), src.data, src.linesize, 0, src.height, out->data, out->linesize);
-  if (rows != h) return Status(Code::kMediaError, "pixel conversion failed");
-  return Status::Ok();
-}
-
-// Limited range (Y 16..235, C 16..240) to JFIF's full range, in place, by table.
-void ExpandToFullRange(Planes* yuv, int w, int h) {
-  static const auto tables = [] {
-    std::array<std::array<uint8_t, 256>, 2> t{};
-    for (int v = 0; v < 256; ++v) {
-      t[0][v] = static_cast<uint8_t>(std::clamp((v - 16) * 255.0 / 219.0 + 0.5, 0.0, 255.0));
-      t[1][v] = static_cast<uint8_t>(std::clamp((v - 128) * 255.0 / 224.0 + 128.5, 0.0, 255.0));
-    }
-    return t;
-  }();
-  const int cw = (w + 1) / 2, ch = (h + 1) / 2;
-  for (int y = 0; y < h; ++y) {
-    uint8_t* row = yuv->data[0] + static_cast<ptrdiff_t>(y) * yuv->linesize[0];
-    for (int x = 0; x < w; ++x) row[x] = tables[0][row[x]];
-  }
-  for (int p = 1; p < 3; ++p)
-    for (int y = 0; y < ch; ++y) {
-      uint8_t* row = yuv->data[p] + static_cast<ptrdiff_t>(y) * yuv->linesize[p];
-      for (int x = 0; x < cw; ++x) row[x] = tables[1][row[x]];
-    }
-}
 
 // Runs one TurboJPEG compression (|compress| fills the buffer TurboJPEG
 // allocates) and owns the result.
@@ -158,31 +60,185 @@ Result<EncodedImage> CompressRgb(const uint8_t* rgb, int stride, int w, int h, i
   });
 }
 
-Result<EncodedImage> EncodePngRgb(const Planes& rgb, int w, int h) {
+Result<EncodedImage> EncodeJpeg(const AVFrame& frame, const EncodeOptions& options) {
+  const int quality = std::clamp(options.quality, 1, 100);
+  auto fmt = static_cast<AVPixelFormat>(frame.format);
+  if (internal::IsBt601Yuv420(frame)) {
+    if (internal::IsIdentity(frame, options) && internal::IsFullRange(frame) &&
+        (fmt == AV_PIX_FMT_YUVJ420P || fmt == AV_PIX_FMT_YUV420P)) {
+      // Already JFIF's colour space: compress the decoder's planes as they are.
+      const uint8_t* planes[3] = {frame.data[0], frame.data[1], frame.data[2]};
+      const int strides[3] = {frame.linesize[0], frame.linesize[1], frame.linesize[2]};
+      return CompressYuv420(planes, strides, frame.width, frame.height, quality);
+    }
+    Rendered r;
+    LF_RETURN_IF_ERROR(internal::Render(frame, options, {AV_PIX_FMT_YUV420P, true, false}, &r));
+    const uint8_t* planes[3] = {r.planes.data[0], r.planes.data[1], r.planes.data[2]};
+    return CompressYuv420(planes, r.planes.linesize, r.width, r.height, quality);
+  }
+  // Other matrices (BT.709, BT.2020) and chroma layouts go through RGB so that
+  // colours stay true, and keep the source's chroma resolution.
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(fmt);
+  int subsampling = TJSAMP_420;
+  if (desc != nullptr && desc->log2_chroma_w == 0 && desc->log2_chroma_h == 0)
+    subsampling = TJSAMP_444;
+  else if (desc != nullptr && desc->log2_chroma_w == 1 && desc->log2_chroma_h == 0)
+    subsampling = TJSAMP_422;
+  // A quarter turn turns 4:2:2's horizontal halving into a vertical one.
+  if (subsampling == TJSAMP_422 && (options.rotate_degrees == 90 || options.rotate_degrees == 270))
+    subsampling = TJSAMP_440;
+  Rendered r;
+  LF_RETURN_IF_ERROR(internal::Render(frame, options, {AV_PIX_FMT_RGB24}, &r));
+  return CompressRgb(r.planes.data[0], r.planes.linesize[0], r.width, r.height, quality,
+                     subsampling);
+}
+
+Result<EncodedImage> EncodePng(const AVFrame& frame, const EncodeOptions& options) {
+  Rendered r;
+  LF_RETURN_IF_ERROR(internal::Render(frame, options, {AV_PIX_FMT_RGB24}, &r));
   const AVCodec* codec = avcodec_find_encoder(AV_CODEC_ID_PNG);
   if (codec == nullptr) return Internal("PNG encoder not built in");
   CodecContextPtr ctx(avcodec_alloc_context3(codec));
   if (!ctx) return Internal("out of memory");
-  ctx->width = w;
-  ctx->height = h;
+  ctx->width = r.width;
+  ctx->height = r.height;
   ctx->pix_fmt = AV_PIX_FMT_RGB24;
   ctx->time_base = {1, 1};
   ctx->compression_level = 3;  // fast: these are previews, not archives
   int err = avcodec_open2(ctx.get(), codec, nullptr);
   if (err < 0) return AvError(err, "opening the PNG encoder");
-  FramePtr frame = MakeFrame();
-  frame->format = AV_PIX_FMT_RGB24;
-  frame->width = w;
-  frame->height = h;
+  FramePtr pic = MakeFrame();
+  pic->format = AV_PIX_FMT_RGB24;
+  pic->width = r.width;
+  pic->height = r.height;
   for (int i = 0; i < 4; ++i) {
-    frame->data[i] = rgb.data[i];
-    frame->linesize[i] = rgb.linesize[i];
+    pic->data[i] = r.planes.data[i];
+    pic->linesize[i] = r.planes.linesize[i];
   }
-  if ((err = avcodec_send_frame(ctx.get(), frame.get())) < 0) return AvError(err, "PNG encode");
+  if ((err = avcodec_send_frame(ctx.get(), pic.get())) < 0) return AvError(err, "PNG encode");
   PacketPtr pkt = MakePacket();
   if ((err = avcodec_receive_packet(ctx.get(), pkt.get())) < 0) return AvError(err, "PNG encode");
   return EncodedImage{std::string(reinterpret_cast<char*>(pkt->data), pkt->size), ImageFormat::kPng,
-                      w, h};
+                      r.width, r.height};
+}
+
+// One lossy WebP (VP8) from 4:2:0 planes in VP8's limited-range BT.601, or
+// from RGB, which libwebp converts.
+Result<std::string> WebpFromRendered(const Rendered& r, bool yuv, int quality) {
+  WebPConfig config;
+  if (!WebPConfigPreset(&config, WEBP_PRESET_DEFAULT, static_cast<float>(quality)))
+    return Internal("libwebp version mismatch");
+  config.method = 2;  // 0 fastest .. 6 smallest; a still is on a request's path
+  WebPPicture pic;
+  if (!WebPPictureInit(&pic)) return Internal("libwebp version mismatch");
+  pic.width = r.width;
+  pic.height = r.height;
+  WebPMemoryWriter writer;
+  WebPMemoryWriterInit(&writer);
+  pic.writer = WebPMemoryWrite;
+  pic.custom_ptr = &writer;
+  if (yuv) {
+    pic.use_argb = 0;
+    pic.colorspace = WEBP_YUV420;
+    pic.y = r.planes.data[0];
+    pic.u = r.planes.data[1];
+    pic.v = r.planes.data[2];
+    pic.y_stride = r.planes.linesize[0];
+    pic.uv_stride = r.planes.linesize[1];  // av_image_alloc gives U and V one stride
+  } else if (!WebPPictureImportRGB(&pic, r.planes.data[0], r.planes.linesize[0])) {
+    WebPPictureFree(&pic);
+    return Internal("out of memory");
+  }
+  int ok = WebPEncode(&config, &pic);
+  WebPEncodingError why = pic.error_code;
+  WebPPictureFree(&pic);  // frees only what libwebp allocated, not our planes
+  std::string bytes(reinterpret_cast<const char*>(writer.mem), writer.size);
+  WebPMemoryWriterClear(&writer);
+  if (!ok) return Internal("WebP encoding failed (libwebp error " + std::to_string(why) + ")");
+  return bytes;
+}
+
+Result<EncodedImage> EncodeWebp(const AVFrame& frame, const EncodeOptions& options) {
+  const int quality = std::clamp(options.quality, 1, 100);
+  // VP8 is limited-range BT.601: a BT.601 frame needs a range fix at most;
+  // other matrices go through RGB, which libwebp converts with its own.
+  const bool yuv = internal::IsYuv(frame) && internal::SwsMatrix(frame) == SWS_CS_ITU601;
+  Rendered r;
+  LF_RETURN_IF_ERROR(internal::Render(
+      frame, options, {yuv ? AV_PIX_FMT_YUV420P : AV_PIX_FMT_RGB24, false, false}, &r));
+  Result<std::string> bytes = WebpFromRendered(r, yuv, quality);
+  if (!bytes.ok()) return bytes.status();
+  return EncodedImage{std::move(*bytes), ImageFormat::kWebp, r.width, r.height};
+}
+
+avifMatrixCoefficients AvifMatrix(int sws_matrix) {
+  switch (sws_matrix) {
+    case SWS_CS_ITU709:
+      return AVIF_MATRIX_COEFFICIENTS_BT709;
+    case SWS_CS_BT2020:
+      return AVIF_MATRIX_COEFFICIENTS_BT2020_NCL;
+    case SWS_CS_SMPTE240M:
+      return AVIF_MATRIX_COEFFICIENTS_SMPTE240;
+    default:
+      return AVIF_MATRIX_COEFFICIENTS_BT601;
+  }
+}
+
+struct AvifImageDeleter {
+  void operator()(avifImage* i) const { avifImageDestroy(i); }
+};
+struct AvifEncoderDeleter {
+  void operator()(avifEncoder* e) const { avifEncoderDestroy(e); }
+};
+
+Result<EncodedImage> EncodeAvif(const AVFrame& frame, const EncodeOptions& options) {
+  const int quality = std::clamp(options.quality, 1, 100);
+  // 8-bit 4:2:0 in the frame's own matrix and range, which the header names,
+  // so no colour conversion beyond the bit depth and chroma layout.
+  Rendered r;
+  LF_RETURN_IF_ERROR(
+      internal::Render(frame, options, {AV_PIX_FMT_YUV420P, true, /*keep_source_range=*/true}, &r));
+  std::unique_ptr<avifImage, AvifImageDeleter> image(
+      avifImageCreate(static_cast<uint32_t>(r.width), static_cast<uint32_t>(r.height), 8,
+                      AVIF_PIXEL_FORMAT_YUV420));
+  if (!image) return Internal("out of memory");
+  image->yuvRange = r.full_range ? AVIF_RANGE_FULL : AVIF_RANGE_LIMITED;
+  image->matrixCoefficients = AvifMatrix(r.sws_matrix);
+  // FFmpeg's primaries and transfer enums are H.273's code points, as AVIF's are.
+  if (frame.color_primaries != AVCOL_PRI_UNSPECIFIED && frame.color_primaries < AVCOL_PRI_NB)
+    image->colorPrimaries = static_cast<avifColorPrimaries>(frame.color_primaries);
+  if (frame.color_trc != AVCOL_TRC_UNSPECIFIED && frame.color_trc < AVCOL_TRC_NB)
+    image->transferCharacteristics = static_cast<avifTransferCharacteristics>(frame.color_trc);
+  // The planes stay ours: libavif reads them, never frees them.
+  image->imageOwnsYUVPlanes = AVIF_FALSE;
+  for (int p = 0; p < 3; ++p) {
+    image->yuvPlanes[p] = r.planes.data[p];
+    image->yuvRowBytes[p] = static_cast<uint32_t>(r.planes.linesize[p]);
+  }
+  std::unique_ptr<avifEncoder, AvifEncoderDeleter> encoder(avifEncoderCreate());
+  if (!encoder) return Internal("out of memory");
+  encoder->speed = AVIF_SPEED_FASTEST;  // a still is on a request's path
+  encoder->maxThreads = 1;              // requests run in parallel on the worker pool
+  // Quality 100 is the best quantizer (0), 1 nearly the worst (63), as libavif
+  // 1.0's own quality setting maps it.
+  const int quantizer = ((100 - quality) * AVIF_QUANTIZER_WORST_QUALITY + 50) / 100;
+  encoder->minQuantizer = encoder->maxQuantizer = quantizer;
+  avifRWData out = AVIF_DATA_EMPTY;
+  avifResult res = avifEncoderWrite(encoder.get(), image.get(), &out);
+  for (int p = 0; p < 3; ++p) image->yuvPlanes[p] = nullptr;
+  if (res != AVIF_RESULT_OK) {
+    avifRWDataFree(&out);
+    return Internal(std::string("AVIF encoding failed: ") + avifResultToString(res));
+  }
+  EncodedImage img{std::string(reinterpret_cast<const char*>(out.data), out.size),
+                   ImageFormat::kAvif, r.width, r.height};
+  avifRWDataFree(&out);
+  return img;
+}
+
+int MaxSide(ImageFormat format) {
+  // WebP stores a side in 14 bits; JPEG and AVIF (as libavif writes it) in 16.
+  return format == ImageFormat::kWebp ? 16383 : 65535;
 }
 
 }  // namespace
@@ -205,50 +261,37 @@ void FitSize(int src_w, int src_h, int req_w, int req_h, int* out_w, int* out_h)
   *out_h = std::max(*out_h, 1);
 }
 
+Status ValidateEncodeOptions(const EncodeOptions& o) {
+  const int r = o.rotate_degrees;
+  if (r != 0 && r != 90 && r != 180 && r != 270)
+    return InvalidArgument("rotation must be 0, 90, 180 or 270 degrees, not " + std::to_string(r));
+  if (o.width < 0 || o.height < 0) return InvalidArgument("width and height must not be negative");
+  if (o.width > 65535 || o.height > 65535)
+    return InvalidArgument("width and height must be at most 65535");
+  if (o.fit != Fit::kFill && (o.width == 0 || o.height == 0))
+    return InvalidArgument(
+        std::string("fit=") + (o.fit == Fit::kContain ? "contain" : "cover") +
+        " needs both a width and a height (with one, the frame's shape is kept anyway)");
+  return Status::Ok();
+}
+
 Result<EncodedImage> EncodeImage(const AVFrame& frame, const EncodeOptions& options) {
+  LF_RETURN_IF_ERROR(ValidateEncodeOptions(options));
   if (frame.width <= 0 || frame.height <= 0 || frame.format < 0)
     return Status(Code::kMediaError, "frame has no picture");
-  int w = options.width > 0 ? options.width : frame.width;
-  int h = options.height > 0 ? options.height : frame.height;
-  auto fmt = static_cast<AVPixelFormat>(frame.format);
-
-  if (options.format == ImageFormat::kPng) {
-    Planes rgb;
-    LF_RETURN_IF_ERROR(Convert(frame, AV_PIX_FMT_RGB24, w, h, &rgb));
-    return EncodePngRgb(rgb, w, h);
+  int w = 0, h = 0;
+  LF_RETURN_IF_ERROR(internal::OutputSize(frame, options, MaxSide(options.format), &w, &h));
+  switch (options.format) {
+    case ImageFormat::kPng:
+      return EncodePng(frame, options);
+    case ImageFormat::kWebp:
+      return EncodeWebp(frame, options);
+    case ImageFormat::kAvif:
+      return EncodeAvif(frame, options);
+    case ImageFormat::kJpeg:
+      break;
   }
-  int quality = std::clamp(options.quality, 1, 100);
-  bool same_size = w == frame.width && h == frame.height;
-  bool planar420 = fmt == AV_PIX_FMT_YUVJ420P || fmt == AV_PIX_FMT_YUV420P;
-  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(fmt);
-  if (desc == nullptr) return Status(Code::kMediaError, "unknown pixel format");
-  bool chroma420 = desc->log2_chroma_w == 1 && desc->log2_chroma_h == 1 &&
-                   (desc->flags & AV_PIX_FMT_FLAG_RGB) == 0 && desc->nb_components >= 3;
-  if (IsBt601(frame.colorspace) && chroma420) {
-    if (same_size && planar420 && IsFullRange(frame)) {
-      // Already JFIF's colour space: compress the decoder's planes as they are.
-      const uint8_t* planes[3] = {frame.data[0], frame.data[1], frame.data[2]};
-      const int strides[3] = {frame.linesize[0], frame.linesize[1], frame.linesize[2]};
-      return CompressYuv420(planes, strides, w, h, quality);
-    }
-    // swscale does the size and bit depth; the range expansion is ours,
-    // because swscale skips it on some YUV-to-YUV paths (10-bit input).
-    Planes yuv;
-    LF_RETURN_IF_ERROR(Convert(frame, AV_PIX_FMT_YUV420P, w, h, &yuv));
-    if (!IsFullRange(frame)) ExpandToFullRange(&yuv, w, h);
-    const uint8_t* planes[3] = {yuv.data[0], yuv.data[1], yuv.data[2]};
-    return CompressYuv420(planes, yuv.linesize, w, h, quality);
-  }
-  // Other matrices (BT.709, BT.2020) and chroma layouts go through RGB so that
-  // colours stay true, and keep the source's chroma resolution.
-  int subsampling = TJSAMP_420;
-  if (desc->log2_chroma_w == 0 && desc->log2_chroma_h == 0)
-    subsampling = TJSAMP_444;
-  else if (desc->log2_chroma_w == 1 && desc->log2_chroma_h == 0)
-    subsampling = TJSAMP_422;
-  Planes rgb;
-  LF_RETURN_IF_ERROR(Convert(frame, AV_PIX_FMT_RGB24, w, h, &rgb));
-  return CompressRgb(rgb.data[0], rgb.linesize[0], w, h, quality, subsampling);
+  return EncodeJpeg(frame, options);
 }
 
 void ShrinkToPixels(uint64_t max_pixels, int* w, int* h) {
