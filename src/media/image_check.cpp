@@ -74,6 +74,19 @@ SourceClip MakeSourceClip(int w, int h, int count) {
   return out;
 }
 
+double LumaPsnr(const RgbImage& a, const RgbImage& b) {
+  auto luma = [](const RgbImage& img) {
+    RgbImage y{img.width, img.height, {}};
+    y.pixels.resize(static_cast<size_t>(img.width) * img.height);
+    for (size_t i = 0; i < y.pixels.size(); ++i) {
+      const uint8_t* p = &img.pixels[i * 3];
+      y.pixels[i] = static_cast<uint8_t>((p[0] * 299 + p[1] * 587 + p[2] * 114 + 500) / 1000);
+    }
+    return y;
+  };
+  return lastframe::testing::Psnr(luma(a), luma(b));
+}
+
 FramePtr FrameFromRgb(const RgbImage& rgb, AVPixelFormat fmt, AVColorSpace space,
                       AVColorRange range) {
   FramePtr f = MakeFrame();

@@ -26,6 +26,11 @@ struct SourceClip {
 };
 SourceClip MakeSourceClip(int w, int h, int count);
 
+// PSNR in dB of the BT.601 luma of two same-sized RGB pictures: blind to
+// how a decoder upsamples chroma (libwebp's fancy upsampling, for one, which
+// costs ~15 dB of RGB PSNR at testsrc2's sharp colour edges), not to the picture.
+double LumaPsnr(const RgbImage& a, const RgbImage& b);
+
 // A frame of |fmt| (a YUV or RGB format) made from |rgb| by swscale, flagged
 // with |space| and |range| and converted by them.
 FramePtr FrameFromRgb(const RgbImage& rgb, AVPixelFormat fmt, AVColorSpace space,
