@@ -2,9 +2,10 @@
 // a page per stream. Plain JavaScript, no framework, nothing from elsewhere.
 //
 // Bandwidth: a tile loads one small still (a keyframe WebP of the tile's
-// width) when it appears, and another only when /v1/events says its stream's
-// newest frame changed (at most once per event interval, 1 s by default), or
-// when the tile size changes. Nothing is polled: no frame event, no request.
+// width, ~6 KB at 320 px) when it appears, and another only when /v1/events
+// says its stream's newest frame changed into a fragment the tile does not
+// show yet (at most once per event interval, 1 s by default, and once per
+// GOP), or when the tile size changes. Nothing is polled: no event, no request.
 'use strict';
 
 (() => {
@@ -219,6 +220,8 @@
     li.querySelector('.tile-age').textContent = s.version ? ageText(age) : '';
     const w = s.info.width, h = s.info.height;
     li.querySelector('.tile-res').textContent = w && h ? `${w}×${h}` : '';
+    // The tile takes the stream's shape (CSSOM, which the CSP allows; no style attribute).
+    if (w && h) li.querySelector('.tile-frame').style.aspectRatio = `${w} / ${h}`;
     const img = li.querySelector('.tile-img');
     img.alt = `${name}, ${stateText(s)}, ${s.version ? ageText(age) : 'no still yet'}`;
     li.hidden = state.filter !== '' && !name.toLowerCase().includes(state.filter);
@@ -241,6 +244,7 @@
         const img = s.tile.querySelector('.tile-img');
         swapImage(img, image);
         s.tile.dataset.version = String(s.version);
+        s.fragment = image.fragment || null;
         s.tile.dataset.fragment = image.fragment || '';
         s.tile.dataset.bytes = String(image.bytes);
         s.tile.classList.remove('no-frame');
@@ -328,7 +332,8 @@
     });
     es.addEventListener('hello', (e) => {
       const hello = JSON.parse(e.data);
-      if (hello.node) $('node').textContent = hello.node;
+      // /ui/session named this node already (with the port the browser reached).
+      if (hello.node && !(state.session && state.session.node)) $('node').textContent = hello.node;
     });
     es.addEventListener('state', (e) => {
       const ev = JSON.parse(e.data);
@@ -345,8 +350,9 @@
     es.addEventListener('frame', (e) => {
       const ev = JSON.parse(e.data);
       const s = state.streams.get(ev.stream);
-      if (s) {
-        if (ev.frame_age_ms !== undefined) { s.ageMs = ev.frame_age_ms; s.fetchedAt = performance.now(); }
+      // A tile shows its stream's newest keyframe: a frame of the fragment it shows already
+      // changes nothing there, so a tile loads one still per new fragment (GOP) at most.
+      if (s && !(ev.fragment_number && ev.fragment_number === s.fragment)) {
         if (state.view === 'grid') loadTile(ev.stream);
         else s.stale = true;  // loaded when the grid shows again
       }
