@@ -25,6 +25,8 @@ packages=(
   # a real RTSP camera for the pull tests: GStreamer's RTSP server, driven from Python
   python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+  # the dashboard's browser test (tests/ui/ui_check.py): headless Chromium driven by selenium
+  chromium chromium-driver python3-selenium
   # benchmarks (bench/run.py, also run in a quick mode by .ci/run): HTTP load
   wrk
   # promtool: checks /metrics output and deploy/prometheus rules
