@@ -23,8 +23,7 @@ SessionStore::SessionStore(const Clock& clock, Options options)
 
 Result<std::string> SessionStore::Create(std::string key_id) {
   unsigned char random[32];  // 256 bits
-  if (RAND_bytes(random, sizeof random) != 1)
-    return Internal("the system's random source failed");
+  if (RAND_bytes(random, sizeof random) != 1) return Internal("the system's random source failed");
   std::string token =
       HexEncode(std::string_view(reinterpret_cast<const char*>(random), sizeof random));
   std::string hash = Digest(token);

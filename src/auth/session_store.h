@@ -54,7 +54,7 @@ class SessionStore {
   const Options options_;
   mutable Mutex mu_;
   std::unordered_map<std::string, Entry> sessions_ LF_GUARDED_BY(mu_);  // by token's SHA-256
-  std::list<std::string> order_ LF_GUARDED_BY(mu_);  // hashes, oldest first
+  std::list<std::string> order_ LF_GUARDED_BY(mu_);                     // hashes, oldest first
 };
 
 }  // namespace lastframe::auth

@@ -163,7 +163,8 @@ Response Dashboard::Handle(const Request& r) {
         return NotAllowed("GET, HEAD, POST, DELETE");
     }
   }
-  std::string_view name = std::string_view(r.path).substr(std::min(r.path.size(), kUiPrefix.size()));
+  std::string_view name =
+      std::string_view(r.path).substr(std::min(r.path.size(), kUiPrefix.size()));
   // index.html is the page at "/" only; everything else under /ui/ is an asset.
   const EmbeddedFile* file = name == "index.html" ? nullptr : FindAsset(name);
   if (file == nullptr) return Secured(JsonError(404, "NotFound", "no route for " + r.path));
@@ -209,8 +210,8 @@ Response Dashboard::SessionState(const Request& r) {
 
 Response Dashboard::SignIn(const Request& r) {
   if (keys_ == nullptr)
-    return Secured(JsonError(InvalidArgument(
-        "access control is off (--auth off): there is nothing to sign in to")));
+    return Secured(JsonError(
+        InvalidArgument("access control is off (--auth off): there is nothing to sign in to")));
   // Only a script of this origin sends JSON: a cross-site form cannot sign a
   // browser in with a key of the attacker's (login CSRF) without a preflight.
   auto type = r.header.find(bhttp::field::content_type);
@@ -219,8 +220,7 @@ Response Dashboard::SignIn(const Request& r) {
     return Secured(JsonError(415, "UnsupportedMediaType",
                              "send the key as JSON: Content-Type: application/json"));
   json body = ParseJsonBody(r.body);
-  if (body.is_discarded() || !body.is_object() || !body.contains("key") ||
-      !body["key"].is_string())
+  if (body.is_discarded() || !body.is_object() || !body.contains("key") || !body["key"].is_string())
     return Secured(JsonError(
         InvalidArgument(R"(the body must be {"key": "lf_..."})", Reason::kMissingParameter)));
   auto who = keys_->Authenticate("Bearer " + body["key"].get<std::string>());
@@ -228,8 +228,7 @@ Response Dashboard::SignIn(const Request& r) {
   auto token = sessions_.Create(who->key_id);
   if (!token.ok()) return Secured(JsonError(token.status()));
   Response res{bhttp::status::no_content, 11};
-  res.set(bhttp::field::set_cookie,
-          SessionCookie(r, *token, sessions_.options().ttl_ms / 1000));
+  res.set(bhttp::field::set_cookie, SessionCookie(r, *token, sessions_.options().ttl_ms / 1000));
   res.set(bhttp::field::cache_control, "no-store");
   return Secured(std::move(res));
 }

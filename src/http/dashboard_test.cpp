@@ -163,18 +163,18 @@ TEST_F(DashboardTest, SignInSetsAStrictHttpOnlyCookieThatStandsForTheKey) {
   EXPECT_EQ((*who)->role, auth::Role::kViewer);
   EXPECT_EQ((*who)->streams, "cam*");
 
-  json state = json::parse(
-      dashboard_.Handle(WithCookie(bhttp::verb::get, "/ui/session", token)).body());
+  json state =
+      json::parse(dashboard_.Handle(WithCookie(bhttp::verb::get, "/ui/session", token)).body());
   EXPECT_EQ(state["auth"], true);
   EXPECT_EQ(state["signed_in"], true);
   EXPECT_EQ(state["role"], "viewer");
   EXPECT_EQ(state["streams"], "cam*");
   EXPECT_FALSE(state["node"].get<std::string>().empty());
   // Behind a TLS proxy the cookie is Secure.
-  Response tls = dashboard_.Handle(MakeRequest(
-      bhttp::verb::post, "/ui/session",
-      {{"Content-Type", "application/json"}, {"X-Forwarded-Proto", "https"}},
-      json{{"key", admin_}}.dump()));
+  Response tls = dashboard_.Handle(
+      MakeRequest(bhttp::verb::post, "/ui/session",
+                  {{"Content-Type", "application/json"}, {"X-Forwarded-Proto", "https"}},
+                  json{{"key", admin_}}.dump()));
   EXPECT_NE(Header(tls, bhttp::field::set_cookie).find("; Secure"), std::string::npos);
 }
 
@@ -184,8 +184,8 @@ TEST_F(DashboardTest, BadKeysAndBadBodiesGetNoCookie) {
   SignIn("", 401);
   for (const std::string& body : {std::string("{}"), std::string("[]"), std::string("not json"),
                                   std::string(R"({"key": 5})")}) {
-    Response res = dashboard_.Handle(MakeRequest(
-        bhttp::verb::post, "/ui/session", {{"Content-Type", "application/json"}}, body));
+    Response res = dashboard_.Handle(MakeRequest(bhttp::verb::post, "/ui/session",
+                                                 {{"Content-Type", "application/json"}}, body));
     EXPECT_EQ(res.result_int(), 400) << body;
     EXPECT_EQ(Header(res, bhttp::field::set_cookie), "");
   }
@@ -226,12 +226,14 @@ TEST_F(DashboardTest, SessionsExpireAfterTwelveHoursAndSignOutEndsThem) {
   ASSERT_TRUE(dashboard_.SessionOf(WithCookie(bhttp::verb::get, "/", a))->ok());
   Response out = dashboard_.Handle(WithCookie(bhttp::verb::delete_, "/ui/session", a));
   EXPECT_EQ(out.result_int(), 204);
-  EXPECT_NE(Header(out, bhttp::field::set_cookie).find("lf_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+  EXPECT_NE(Header(out, bhttp::field::set_cookie)
+                .find("lf_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
             std::string::npos);
   EXPECT_FALSE(dashboard_.SessionOf(WithCookie(bhttp::verb::get, "/", a))->ok());
-  EXPECT_EQ(json::parse(dashboard_.Handle(WithCookie(bhttp::verb::get, "/ui/session", a)).body())
-                ["signed_in"],
-            false);
+  EXPECT_EQ(
+      json::parse(
+          dashboard_.Handle(WithCookie(bhttp::verb::get, "/ui/session", a)).body())["signed_in"],
+      false);
   ASSERT_TRUE(dashboard_.SessionOf(WithCookie(bhttp::verb::get, "/", b))->ok());
   clock_.Advance(12 * 3600 * 1000);
   EXPECT_FALSE(dashboard_.SessionOf(WithCookie(bhttp::verb::get, "/", b))->ok());
@@ -244,9 +246,9 @@ TEST(DashboardAuthOff, ThereIsNoSignIn) {
   EXPECT_EQ(state["auth"], false);
   EXPECT_EQ(state["signed_in"], false);
   EXPECT_TRUE(state["role"].is_null());
-  Response res = dashboard.Handle(MakeRequest(bhttp::verb::post, "/ui/session",
-                                              {{"Content-Type", "application/json"}},
-                                              R"({"key":"lf_a_b"})"));
+  Response res =
+      dashboard.Handle(MakeRequest(bhttp::verb::post, "/ui/session",
+                                   {{"Content-Type", "application/json"}}, R"({"key":"lf_a_b"})"));
   EXPECT_EQ(res.result_int(), 400);
   EXPECT_FALSE(dashboard.SessionOf(
       MakeRequest(bhttp::verb::get, "/v1/streams", {{"Cookie", "lf_session=abc"}})));

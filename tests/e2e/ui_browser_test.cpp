@@ -27,13 +27,42 @@ std::string MakeKey(const std::string& data_dir, const std::vector<std::string>&
 
 // A camera: ffmpeg pushing testsrc2 in real time (10 fps, a keyframe a
 // second) for up to |seconds|, with a producer's key.
-std::vector<std::string> Camera(uint16_t port, const std::string& stream,
-                                const std::string& token, int seconds) {
-  return {"ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-          "testsrc2=size=640x360:rate=10", "-t", std::to_string(seconds), "-c:v", "libx264",
-          "-g", "10", "-bf", "0", "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-f", "matroska",
-          "-live", "1", "-cluster_time_limit", "200", "-flush_packets", "1", "-method", "POST",
-          "-chunked_post", "1", "-headers",
+std::vector<std::string> Camera(uint16_t port, const std::string& stream, const std::string& token,
+                                int seconds) {
+  return {"ffmpeg",
+          "-hide_banner",
+          "-loglevel",
+          "error",
+          "-re",
+          "-f",
+          "lavfi",
+          "-i",
+          "testsrc2=size=640x360:rate=10",
+          "-t",
+          std::to_string(seconds),
+          "-c:v",
+          "libx264",
+          "-g",
+          "10",
+          "-bf",
+          "0",
+          "-tune",
+          "zerolatency",
+          "-pix_fmt",
+          "yuv420p",
+          "-f",
+          "matroska",
+          "-live",
+          "1",
+          "-cluster_time_limit",
+          "200",
+          "-flush_packets",
+          "1",
+          "-method",
+          "POST",
+          "-chunked_post",
+          "1",
+          "-headers",
           "x-amzn-stream-name: " + stream + "\r\nAuthorization: Bearer " + token + "\r\n",
           "http://127.0.0.1:" + std::to_string(port) + "/putMedia"};
 }
@@ -51,13 +80,14 @@ TEST(DashboardInChromium, SignInTilesRefreshStaleSliderAndScreenshots) {
   for (const std::string& s : streams)
     cameras.push_back(std::make_unique<Process>(Camera(port, s, admin, 110)));
   // A stream the viewer's key does not cover: never a tile.
-  HttpResult pushed = HttpRequest(port, "POST", "/putMedia",
-                                  ReadFile(TestClip(dir, "other.mkv", 160, 120, 10, 2, 10)),
-                                  {{"x-amzn-stream-name", "other"}, {"Authorization", "Bearer " + admin}});
+  HttpResult pushed = HttpRequest(
+      port, "POST", "/putMedia", ReadFile(TestClip(dir, "other.mkv", 160, 120, 10, 2, 10)),
+      {{"x-amzn-stream-name", "other"}, {"Authorization", "Bearer " + admin}});
   ASSERT_EQ(pushed.status, 200) << pushed.body;
   // Every camera live before the browser looks.
   ASSERT_TRUE(Eventually([&] {
-    HttpResult r = HttpRequest(port, "GET", "/v1/streams", "", {{"Authorization", "Bearer " + viewer}});
+    HttpResult r =
+        HttpRequest(port, "GET", "/v1/streams", "", {{"Authorization", "Bearer " + viewer}});
     auto list = nlohmann::json::parse(r.body, nullptr, false);
     if (list.is_discarded() || list["streams"].size() != streams.size()) return false;
     for (const auto& s : list["streams"])
@@ -81,8 +111,9 @@ TEST(DashboardInChromium, SignInTilesRefreshStaleSliderAndScreenshots) {
   const std::string out = checker.Output();
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("\nui checks passed"), std::string::npos) << out;
-  for (const char* check : {"ok: signed in through the form", "ok: 3 tiles", "refreshed on its frame events",
-                            "turned stale", "shows an older frame", "fits a phone's width"})
+  for (const char* check :
+       {"ok: signed in through the form", "ok: 3 tiles", "refreshed on its frame events",
+        "turned stale", "shows an older frame", "fits a phone's width"})
     EXPECT_NE(out.find(check), std::string::npos) << check << "\n" << out;
   for (const char* shot : {"grid-desktop.png", "grid-phone.png", "stream.png"})
     EXPECT_GT(std::filesystem::file_size(artefacts + "/" + shot), 10'000u) << shot;

@@ -32,8 +32,8 @@ class UiTest : public ::testing::Test {
     admin_ = MakeKey(data_, {"--role", "admin"});
     viewer_ = MakeKey(data_, {"--role", "viewer", "--streams", "cam*"});
     server_ = std::make_unique<LastframeServer>(
-        data_, std::vector<std::string>{"--auth", "on", "--access-key", kAccessKey,
-                                        "--secret-key", kSecretKey, "--retention", "600"});
+        data_, std::vector<std::string>{"--auth", "on", "--access-key", kAccessKey, "--secret-key",
+                                        kSecretKey, "--retention", "600"});
     std::string clip = ReadFile(TestClip(dir_, "clip.mkv", 160, 120, 10, 2, 10));
     for (const std::string stream : {"cam1", "other"})
       ASSERT_EQ(HttpRequest(port(), "POST", "/putMedia", clip,
@@ -156,8 +156,8 @@ TEST_F(UiTest, SignInGivesAStrictHttpOnlyCookieThatReadsWithTheKeysRoleAndGlob) 
 
 TEST_F(UiTest, RefusedCallersGet401AndNoCookieOpensAWrite) {
   // A bad key signs nobody in.
-  for (const std::string& bad :
-       {viewer_.substr(0, viewer_.size() - 4) + "0000", std::string("lf_nokey_x"), std::string("")}) {
+  for (const std::string& bad : {viewer_.substr(0, viewer_.size() - 4) + "0000",
+                                 std::string("lf_nokey_x"), std::string("")}) {
     HttpResult refused = SignIn(bad);
     EXPECT_EQ(refused.status, 401) << bad;
     EXPECT_EQ(JsonOf(refused)["code"], "Unauthorized");
