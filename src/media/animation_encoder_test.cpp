@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "media/image_check.h"
+#include "media/test_image.h"
 
 namespace lastframe::media {
 namespace {

@@ -10,7 +10,7 @@ extern "C" {
 #include <cstring>
 #include <vector>
 
-#include "media/image_check.h"
+#include "media/test_image.h"
 
 namespace lastframe::media {
 namespace {
@@ -572,6 +572,36 @@ TEST(ImageEncoder, BadOptionsAreInvalidArguments) {
   o.fit = Fit::kCover;
   o.width = o.height = 16;
   EXPECT_TRUE(EncodeImage(*frame, o).ok());
+}
+
+TEST(ImageEncoder, OddSizesWithEveryOptionInEveryFormat) {
+  // Odd sides in and out, 10-bit 4:2:0, BT.709 and 4:2:2 sources: every
+  // combination encodes at the asked size and keeps the picture's colours.
+  FramePtr ten = TwoToneFrame(321, 241, AV_PIX_FMT_YUV420P10LE, AVCOL_RANGE_MPEG);
+  FramePtr bt709 = TwoToneFrame(99, 67, AV_PIX_FMT_YUV420P, AVCOL_RANGE_MPEG);
+  bt709->colorspace = AVCOL_SPC_BT709;
+  FramePtr yuv422 = FrameFromRgb(Solid(75, 51, 40, 90, 200), AV_PIX_FMT_YUV422P, AVCOL_SPC_BT470BG,
+                                 AVCOL_RANGE_JPEG);
+  for (const AVFrame* frame : {ten.get(), bt709.get(), yuv422.get()})
+    for (ImageFormat f : kAllFormats)
+      for (int degrees : {0, 90, 180, 270})
+        for (Fit fit : {Fit::kFill, Fit::kContain, Fit::kCover}) {
+          EncodeOptions o = Options(f, 80);
+          o.width = 73;
+          o.height = 55;
+          o.fit = fit;
+          o.rotate_degrees = degrees;
+          o.overlay_text = "odd";
+          auto img = EncodeImage(*frame, o);
+          ASSERT_TRUE(img.ok()) << Name(f) << " " << degrees << ": " << img.status().ToString();
+          RgbImage out = DecodeStill(img->bytes, f);
+          ASSERT_EQ(out.width, 73) << Name(f);
+          ASSERT_EQ(out.height, 55) << Name(f);
+          if (frame == yuv422.get()) {  // the middle is the solid colour whatever the fit
+            EXPECT_TRUE(Near(Pixel(out, 36, 20), {40, 90, 200}, 10))
+                << Name(f) << " " << degrees << " fit " << static_cast<int>(fit);
+          }
+        }
 }
 
 }  // namespace

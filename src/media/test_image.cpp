@@ -1,4 +1,4 @@
-#include "media/image_check.h"
+#include "media/test_image.h"
 
 extern "C" {
 #include <libavutil/imgutils.h>
