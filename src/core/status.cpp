@@ -174,6 +174,8 @@ std::string_view ReasonName(Reason reason) {
       return "SourceTimeout";
     case Reason::kSourceUnavailable:
       return "SourceUnavailable";
+    case Reason::kStaleFrame:
+      return "StaleFrame";
     case Reason::kStopping:
       return "Stopping";
     case Reason::kStreamBusy:

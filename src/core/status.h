@@ -105,6 +105,7 @@ enum class Reason : uint16_t {
   kSourceNotFound,
   kSourceTimeout,
   kSourceUnavailable,
+  kStaleFrame,
   kStopping,
   kStreamBusy,
   kStreamDeleted,

@@ -439,7 +439,8 @@ void KvsService::GetImages(const GetImagesRequest& r, ImagesCallback done) {
                                           image.status().reason() == Reason::kStreamNotFound) {
                                  if (!g->failed) g->failed = SourceError(image.status(), stream);
                                } else {
-                                 out.error = image.status().reason() == Reason::kNoMedia
+                                 out.error = (image.status().reason() == Reason::kNoMedia ||
+                                              image.status().reason() == Reason::kNoFrame)
                                                  ? SampledImage::Error::kNoMedia
                                                  : SampledImage::Error::kMediaError;
                                }

@@ -388,6 +388,10 @@ class FakeEngine final : public snapshot::SnapshotEngine {
     if (auto it = errors.find(at.at_ms); it != errors.end()) return done(it->second);
     done(snapshot::Image{.bytes = "image@" + std::to_string(at.at_ms)});
   }
+  void RenderPreviewAsync(const std::string&, snapshot::PreviewOptions,
+                          ImageCallback done) override {
+    done(Internal("unused"));
+  }
   snapshot::SnapshotStats stats() const override { return {}; }
 };
 

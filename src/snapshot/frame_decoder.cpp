@@ -81,4 +81,51 @@ Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, i
   return newest;
 }
 
+Status DecodeEachFrame(const store::FragmentView& fragment,
+                       const std::function<bool(const AVFrame& picture, int64_t pts)>& picture) {
+  if (!fragment.codec || fragment.frames.empty())
+    return NotFound("the fragment holds no frame", Reason::kNoFrame);
+  auto opened = media::OpenDecoder(*fragment.codec, WorthFrameThreads(fragment) ? 0 : 1);
+  if (!opened.ok()) return opened.status();
+  media::CodecContextPtr ctx = std::move(*opened);
+  media::FramePtr frame = media::MakeFrame();
+  size_t decoded = 0;
+  bool more = true;
+  Status last_error;
+  auto drain = [&]() {
+    while (more) {
+      int rc = avcodec_receive_frame(ctx.get(), frame.get());
+      if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return;
+      if (rc < 0) {
+        last_error = media::AvError(rc, "decoding");
+        return;
+      }
+      ++decoded;
+      const AVFrame* f = frame.get();
+      int64_t pts = f->best_effort_timestamp != AV_NOPTS_VALUE ? f->best_effort_timestamp : f->pts;
+      more = picture(*f, pts);
+      av_frame_unref(frame.get());
+    }
+  };
+  for (const store::Frame& f : fragment.frames) {
+    if (!more) break;
+    int rc = avcodec_send_packet(ctx.get(), f.packet.get());
+    if (rc == AVERROR(EAGAIN)) {
+      drain();
+      rc = avcodec_send_packet(ctx.get(), f.packet.get());
+    }
+    if (rc < 0 && rc != AVERROR(EAGAIN)) last_error = media::AvError(rc, "decoding");
+    drain();
+  }
+  if (more) {
+    avcodec_send_packet(ctx.get(), nullptr);
+    drain();
+  }
+  if (decoded == 0)
+    return Status(Code::kMediaError,
+                  "no frame of the fragment could be decoded" +
+                      (last_error.ok() ? std::string() : " (" + last_error.message() + ")"));
+  return Status::Ok();
+}
+
 }  // namespace lastframe::snapshot

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "core/status.h"
 #include "media/ffmpeg.h"
@@ -18,6 +19,12 @@ namespace lastframe::snapshot {
 // decoded first).
 Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, int threads = 0,
                                           int64_t max_pts = INT64_MAX);
+
+// Decodes every frame of |fragment| and hands each picture to |picture| in
+// presentation order, with its pts (the frames', milliseconds); |picture|
+// returning false stops early. MediaError when none decodes.
+Status DecodeEachFrame(const store::FragmentView& fragment,
+                       const std::function<bool(const AVFrame& picture, int64_t pts)>& picture);
 
 // Keeps the decoded |*frame| as |*newest| when it is presented at or after
 // |*newest_pts| (decoders give frames in presentation order, but a frame can

@@ -77,6 +77,11 @@ class SnapshotService final : public SnapshotEngine {
                     PublishCallback done) override;
   void RenderAtAsync(const std::string& stream, FrameTime at, SnapshotOptions options,
                      ImageCallback done) override;
+  // Decodes the retained fragments of the span (cold, on the heavy pool when
+  // there is one) and encodes the frame shown at each of its moments; cached
+  // and coalesced as stills are, by the frames it was made from.
+  void RenderPreviewAsync(const std::string& stream, PreviewOptions options,
+                          ImageCallback done) override;
 
   // A frame arrived on |stream| (the store's observer): with warm_all, feeds
   // its decoder on a worker if the queue has room to spare.
@@ -105,6 +110,15 @@ class SnapshotService final : public SnapshotEngine {
   // Finds or makes the render of |stream|'s newest frame with |options|.
   void Acquire(const std::string& stream, const SnapshotOptions& options, bool publish,
                Waiter done);
+  // Finds or makes the render of the frame of |stream| shown at |at|.
+  void AcquireAt(const std::string& stream, FrameTime at, const SnapshotOptions& options,
+                 bool publish, Waiter done);
+  // Answers from the cache or joins a render in progress (true), or takes
+  // |key|'s render upon itself (false: the caller renders, then Finish).
+  bool JoinOrClaim(const std::string& key, Waiter& done);
+  // Makes a preview of |fragments| (those touching [start_ms, end_ms]).
+  Result<Image> RenderPreview(const std::string& stream, const PreviewOptions& options,
+                              const std::vector<store::FragmentView>& fragments, int64_t end_ms);
   void AcquireFragment(const std::string& stream, const SnapshotOptions& options, bool publish,
                        FramePick pick, Waiter done, Result<store::FragmentView> fragment);
   // Signs a URL to a stored render and answers.
