@@ -50,6 +50,9 @@ void AddListenAndStoreFlags(CLI::App& c, ServeConfig& f) {
   Flag(c, "public-url", f.public_url, "base of the URLs handed out (default: from --listen)");
   Flag(c, "retention", f.retention_s, "seconds of video kept per stream", kShowDefault)
       ->check(CLI::Range(1, 31'536'000));
+  Flag(c, "live-window", f.live_window_s,
+       "seconds without a frame after which a stream is no longer live but stale", kShowDefault)
+      ->check(CLI::Range(1, 86'400));
   Flag(c, "demo", f.demo, "run a synthetic camera named 'demo'");
   Flag(c, "access-key", f.access_key,
        "embedded store access key (default: generated, kept in the data dir)");

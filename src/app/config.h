@@ -31,6 +31,7 @@ struct ServeConfig {
   std::string data_dir = "./lastframe-data";
   std::string public_url;
   int64_t retention_s = 60;
+  int64_t live_window_s = 10;
   bool demo = false;
   std::string access_key;
   std::string secret_key;

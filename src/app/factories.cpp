@@ -1,6 +1,7 @@
 #include "app/factories.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include "auth/api_keys.h"
 #include "aws/aws_config.h"
@@ -233,6 +234,8 @@ http::ApiOptions ApiOptionsFor(const ServeSettings& s, Limits& limits,
   o.fragment_limit =
       &limits.Add("fragment_bytes", "bytes", ingest::PushOptions{}.max_fragment_bytes);
   if (kvs_source) o.extra_metrics = [kvs_source] { return KvsSourceMetrics(*kvs_source); };
+  char host[256] = {};
+  o.node = gethostname(host, sizeof host - 1) == 0 && host[0] != '\0' ? host : "lastframe";
   return o;
 }
 

@@ -108,6 +108,7 @@ Result<std::unique_ptr<Service>> Service::Create(const ServeConfig& config, int*
   p->streams = std::make_unique<store::StreamStore>(
       p->clock, store::StoreOptions{
                     .retention_ms = s.retention_ms,
+                    .live_window_ms = s.flags.live_window_s * 1000,
                     .stream_limit = &p->limits.Add("streams", "streams", s.flags.max_streams)});
   auto archive = OpenArchive(s, p->data_dir, *p->streams, p->clock);
   if (!archive.ok()) return archive.status();
@@ -238,6 +239,9 @@ void Service::Shutdown() {
   // work. What still runs are threads of the modules' own, each stopped before
   // what it feeds goes.
   auto step = [](const char* what) { spdlog::debug("stopping {}", what); };
+  // /v1/events: a thread writing to connections the drain has closed.
+  step("event subscribers");
+  p.api->Shutdown();
   // GetMedia followers: a thread each, waiting on its stream for the next
   // fragment to write to a connection the drain has closed. Nothing else would
   // wake them before a fragment came (never, once producers stop): end and

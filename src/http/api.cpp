@@ -1,5 +1,6 @@
 #include "http/api.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -27,9 +28,10 @@ constexpr std::string_view kMetricsPath = "/metrics";
 constexpr std::string_view kPutMediaPath = "/putMedia";
 constexpr std::string_view kSnapshotPath = "/snapshot";
 constexpr std::string_view kStreamsPath = "/v1/streams";
+constexpr std::string_view kEventsPath = "/v1/events";
 constexpr std::string_view kUiPath = "/ui";  // the dashboard's assets and sign-in (Dashboard)
 constexpr std::array kRoutePaths = {kHealthzPath, kMetricsPath, kPutMediaPath, kSnapshotPath,
-                                    kStreamsPath, kUiPath};
+                                    kStreamsPath, kEventsPath,  kUiPath};
 
 Response MethodNotAllowed(const std::string& allow) {
   Response res = JsonError(405, "MethodNotAllowed", "allowed methods: " + allow);
@@ -52,8 +54,26 @@ SnapshotLimits LimitsFor(const ApiOptions& o, const Caller& caller) {
                                                               aws::kMaxPresignExpiresSeconds)};
 }
 
-json PublishedJson(const snapshot::PublishedImage& p, int64_t expires_s) {
+// How old a frame that arrived at |arrival_ms| (server clock) is at |now_ms|.
+int64_t FrameAge(int64_t now_ms, int64_t arrival_ms) {
+  return std::max<int64_t>(0, now_ms - arrival_ms);
+}
+
+// 409 StaleFrame: the frame is older than the caller's max_age.
+Response StaleFrame(const snapshot::Image& image, int64_t age_ms, int64_t max_age_ms) {
+  return JsonResponse(409, json{{"code", "StaleFrame"},
+                                {"message", "the newest frame is " + std::to_string(age_ms) +
+                                                " ms old, older than max_age (" +
+                                                std::to_string(max_age_ms / 1000) + " s)"},
+                                {"frame_timestamp", FormatIso8601Ms(image.frame_timestamp_ms)},
+                                {"frame_timestamp_ms", image.frame_timestamp_ms},
+                                {"frame_age_ms", age_ms}}
+                               .dump());
+}
+
+json PublishedJson(const snapshot::PublishedImage& p, int64_t expires_s, int64_t now_ms) {
   return {{"url", p.url},
+          {"frame_age_ms", FrameAge(now_ms, p.image.frame_arrival_ms)},
           {"expires_at", FormatIso8601Ms(p.expires_at_ms)},
           {"expires_in", expires_s},
           {"frame_timestamp", FormatIso8601Ms(p.image.frame_timestamp_ms)},
@@ -120,6 +140,92 @@ Api::Api(store::StreamStore& streams, const store::StreamSource& source,
       keys_(keys),
       dashboard_(keys, clock) {
   if (local_objects != nullptr) s3_.emplace(*local_objects, workers);
+  EventHubOptions events = options_.events;
+  events.node = options_.node;
+  events_ = std::make_unique<EventHub>([this] { return EventStates(); }, clock_, events);
+}
+
+void Api::Shutdown() { events_->Stop(); }
+
+std::vector<StreamEventState> Api::EventStates() const {
+  std::vector<StreamEventState> out;
+  for (store::StreamInfo& s : streams_.List()) {
+    StreamEventState e;
+    e.name = std::move(s.name);
+    e.state = std::move(s.state);
+    e.reason = e.public_reason = std::move(s.last_error);
+    e.width = s.width;
+    e.height = s.height;
+    e.last_frame_ms = s.last_frame_ms;
+    e.last_frame_producer_ms = s.last_frame_producer_ms;
+    e.fragment_number = s.last_fragment_number;
+    // A pulled stream not reading says why, as GET /v1/streams does (StreamJson).
+    if (sources_ != nullptr) {
+      if (auto src = sources_->Find(e.name)) {
+        if (src->state != "live" && e.state != "live") e.state = src->state;
+        if (!src->last_error.empty()) {
+          e.reason = src->last_error;
+          e.public_reason = "the source failed (" +
+                            (src->last_error_code.empty() ? std::string("SourceUnavailable")
+                                                          : src->last_error_code) +
+                            ")";
+        }
+      }
+    }
+    if (e.state == "live") e.reason.clear(), e.public_reason.clear();
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+void Api::Events(Request& req, const Caller& caller, Respond respond) {
+  auto params = Params::Parse(req.raw_query);
+  if (!params.ok()) return respond(JsonError(params.status()));
+  for (const auto& [key, value] : params->all())
+    if (key != "interval" && key != "streams")
+      return respond(JsonError(
+          InvalidArgument("unknown parameter '" + key + "' (interval and streams are known)")));
+  auto interval = params->Int("interval", 1, 3600, 1);
+  if (!interval.ok()) return respond(JsonError(interval.status()));
+  EventSubscription sub;
+  sub.interval_ms = *interval * 1000;
+  sub.admin = caller.admin();
+  sub.may_view = [caller](std::string_view stream) { return caller.MayView(stream); };
+  if (const std::string* list = params->Get("streams")) {
+    sub.only.emplace();
+    std::string_view rest = *list;
+    while (true) {
+      size_t comma = rest.find(',');
+      std::string name(rest.substr(0, comma));
+      if (Status st = ValidateStreamName(name); !st.ok())
+        return respond(JsonError(InvalidArgument(
+            "parameter 'streams' must be stream names separated by commas: " + st.message())));
+      sub.only->insert(std::move(name));
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    constexpr size_t kMaxNamed = 1000;
+    if (sub.only->size() > kMaxNamed)
+      return respond(JsonError(
+          InvalidArgument("parameter 'streams' names at most " + std::to_string(kMaxNamed))));
+  }
+  if (!events_->Reserve()) {
+    Response res =
+        JsonError(Status(Code::kOverloaded,
+                         "the server has " + std::to_string(options_.events.max_subscribers) +
+                             " event subscribers, its most; retry later",
+                         Reason::kOverloaded));
+    res.set(bhttp::field::retry_after, "5");
+    return respond(std::move(res));
+  }
+  Response head{bhttp::status::ok, 11};
+  head.set(bhttp::field::content_type, "text/event-stream; charset=utf-8");
+  head.set(bhttp::field::cache_control, "no-store");
+  head.set("X-Accel-Buffering", "no");  // a proxy in front must not hold events back
+  req.respond_streaming(std::move(head), [hub = events_.get(), sub = std::move(sub)](
+                                             std::shared_ptr<BodyWriter> writer) mutable {
+    hub->Attach(std::move(writer), std::move(sub));
+  });
 }
 
 json Api::StreamJson(const store::StreamInfo& s, bool admin) const {
@@ -191,7 +297,8 @@ RouteInfo ApiRouteOf(const Request& r) {
     std::string rest = path.substr(prefix.size());
     size_t slash = rest.find('/');
     std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
-    bool renders = action == "snapshot" || action == "latest.jpg" || action == "latest.png";
+    bool renders =
+        action == "snapshot" || action.rfind("latest.", 0) == 0 || action.rfind("preview.", 0) == 0;
     return {renders ? RouteGroup::kSnapshot : RouteGroup::kApi, named(rest.substr(0, slash))};
   }
   if (path == kStreamsPath || path.rfind("/v1/", 0) == 0) return {RouteGroup::kApi};
@@ -287,6 +394,10 @@ void Api::Handle(Request req, Respond respond) {
     if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
     return RecipeSnapshot(req, *caller, std::move(respond));
   }
+  if (path == kEventsPath) {  // any key: the streams it may see
+    if (req.header.method() != bhttp::verb::get) return respond(MethodNotAllowed("GET"));
+    return Events(req, *caller, std::move(respond));
+  }
   if (path == kStreamsPath || path == std::string(kStreamsPath) + "/") {
     if (req.header.method() == bhttp::verb::post) {  // admins
       if (!caller->admin()) return respond(JsonError(Forbidden(*caller, "create streams")));
@@ -302,8 +413,18 @@ void Api::Handle(Request req, Respond respond) {
     std::string name = rest.substr(0, slash);
     std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
     if (Status s = ValidateStreamName(name); !s.ok()) return respond(JsonError(s));
-    if (action != "" && action != "snapshot" && action != "latest.jpg" && action != "latest.png" &&
-        action != "fragments" && action != "clip")
+    static const std::array<std::pair<std::string_view, snapshot::ImageFormat>, 4> kLatest = {
+        {{"latest.jpg", snapshot::ImageFormat::kJpeg},
+         {"latest.png", snapshot::ImageFormat::kPng},
+         {"latest.webp", snapshot::ImageFormat::kWebp},
+         {"latest.avif", snapshot::ImageFormat::kAvif}}};
+    std::optional<snapshot::ImageFormat> latest, preview;
+    for (const auto& [route, format] : kLatest)
+      if (action == route) latest = format;
+    if (action == "preview.webp") preview = snapshot::ImageFormat::kWebp;
+    if (action == "preview.gif") preview = snapshot::ImageFormat::kGif;
+    if (action != "" && action != "snapshot" && !latest && !preview && action != "fragments" &&
+        action != "clip")
       return respond(JsonError(404, "NotFound", "no route for " + path));
     if (action.empty() && req.header.method() == bhttp::verb::delete_) {  // admins
       if (!caller->admin())
@@ -317,10 +438,8 @@ void Api::Handle(Request req, Respond respond) {
     if (action == "snapshot") return Snapshot(req, *caller, name, std::move(respond));
     if (action == "fragments") return ListFragments(req, name, std::move(respond));
     if (action == "clip") return Clip(req, name, std::move(respond));
-    if (action == "latest.jpg")
-      return LatestImage(req, *caller, name, snapshot::ImageFormat::kJpeg, std::move(respond));
-    if (action == "latest.png")
-      return LatestImage(req, *caller, name, snapshot::ImageFormat::kPng, std::move(respond));
+    if (latest) return LatestImage(req, *caller, name, *latest, std::move(respond));
+    if (preview) return Preview(req, name, *preview, std::move(respond));
     auto stream = streams_.Find(name);
     if (!stream)
       return respond(
@@ -337,7 +456,9 @@ std::vector<std::string> Api::ReservedPathSegments() {
   std::vector<std::string> segments;
   for (std::string_view path : kRoutePaths) {
     std::string_view rest = path.substr(1);
-    segments.emplace_back(rest.substr(0, rest.find('/')));
+    std::string segment(rest.substr(0, rest.find('/')));
+    if (std::find(segments.begin(), segments.end(), segment) == segments.end())
+      segments.push_back(std::move(segment));
   }
   return segments;
 }
@@ -479,9 +600,15 @@ void Api::Snapshot(const Request& req, const Caller& caller, const std::string& 
   SnapshotRequest r = *parsed;
   auto shared = std::make_shared<Respond>(std::move(respond));
   snapshots_.PublishAsync(
-      stream, r.options, r.expires_s, [shared, r](Result<snapshot::PublishedImage> p) {
+      stream, r.options, r.expires_s, [this, shared, r](Result<snapshot::PublishedImage> p) {
         if (!p.ok()) return (*shared)(JsonError(p.status()));
-        Response res = JsonResponse(r.redirect ? 302 : 200, PublishedJson(*p, r.expires_s).dump());
+        const int64_t now = clock_.NowMs();
+        const int64_t age = FrameAge(now, p->image.frame_arrival_ms);
+        if (r.max_age_ms && age > *r.max_age_ms)
+          return (*shared)(StaleFrame(p->image, age, *r.max_age_ms));
+        Response res =
+            JsonResponse(r.redirect ? 302 : 200, PublishedJson(*p, r.expires_s, now).dump());
+        res.set("X-Frame-Age", std::to_string(age));
         if (r.redirect) res.set(bhttp::field::location, p->url);
         (*shared)(std::move(res));
       });
@@ -512,12 +639,25 @@ void Api::RecipeSnapshot(const Request& req, const Caller& caller, Respond respo
   SnapshotRequest r = *parsed;
   auto shared = std::make_shared<Respond>(std::move(respond));
   snapshots_.PublishAsync(*name, r.options, r.expires_s,
-                          [shared, r, recipe_error](Result<snapshot::PublishedImage> p) {
+                          [this, shared, r, recipe_error](Result<snapshot::PublishedImage> p) {
                             if (!p.ok()) return (*shared)(recipe_error(p.status()));
-                            json j = PublishedJson(*p, r.expires_s);
+                            const int64_t now = clock_.NowMs();
+                            const int64_t age = FrameAge(now, p->image.frame_arrival_ms);
+                            if (r.max_age_ms && age > *r.max_age_ms) {
+                              Response stale = StaleFrame(p->image, age, *r.max_age_ms);
+                              json j = json::parse(stale.body());
+                              j["statusCode"] = 409;
+                              j["body"] = j["message"];
+                              stale.body() = j.dump();
+                              stale.prepare_payload();
+                              return (*shared)(std::move(stale));
+                            }
+                            json j = PublishedJson(*p, r.expires_s, now);
                             j["statusCode"] = 200;
                             j["body"] = p->url;
-                            (*shared)(JsonResponse(200, j.dump()));
+                            Response res = JsonResponse(200, j.dump());
+                            res.set("X-Frame-Age", std::to_string(age));
+                            (*shared)(std::move(res));
                           });
 }
 
@@ -528,16 +668,42 @@ void Api::LatestImage(const Request& req, const Caller& caller, const std::strin
   auto parsed = ParseSnapshotRequest(*params, LimitsFor(options_, caller), format);
   if (!parsed.ok()) return respond(JsonError(parsed.status()));
   auto shared = std::make_shared<Respond>(std::move(respond));
-  snapshots_.RenderAsync(stream, parsed->options, [shared](Result<snapshot::Image> img) {
-    if (!img.ok()) return (*shared)(JsonError(img.status()));
-    Response res{bhttp::status::ok, 11};
-    res.set(bhttp::field::content_type, snapshot::ImageContentType(img->format));
-    res.set(bhttp::field::cache_control, "no-store");
-    res.set("X-Frame-Timestamp", FormatIso8601Ms(img->frame_timestamp_ms));
-    res.set("X-Fragment-Number", std::to_string(img->fragment_number));
-    res.body() = std::move(img->bytes);
-    (*shared)(std::move(res));
-  });
+  snapshots_.RenderAsync(stream, parsed->options,
+                         [this, shared, max_age = parsed->max_age_ms](Result<snapshot::Image> img) {
+                           if (!img.ok()) return (*shared)(JsonError(img.status()));
+                           (*shared)(ImageResponse(std::move(*img), max_age));
+                         });
+}
+
+Response Api::ImageResponse(snapshot::Image img, std::optional<int64_t> max_age_ms) const {
+  const int64_t age = FrameAge(clock_.NowMs(), img.frame_arrival_ms);
+  if (max_age_ms && age > *max_age_ms) return StaleFrame(img, age, *max_age_ms);
+  Response res{bhttp::status::ok, 11};
+  res.set(bhttp::field::content_type, snapshot::ImageContentType(img.format));
+  res.set(bhttp::field::cache_control, "no-store");
+  res.set("X-Frame-Timestamp", FormatIso8601Ms(img.frame_timestamp_ms));
+  res.set("X-Frame-Age", std::to_string(age));
+  res.set("X-Fragment-Number", std::to_string(img.fragment_number));
+  res.set("X-Image-Width", std::to_string(img.width));
+  res.set("X-Image-Height", std::to_string(img.height));
+  if (img.frames > 1) res.set("X-Preview-Frames", std::to_string(img.frames));
+  res.body() = std::move(img.bytes);
+  return res;
+}
+
+void Api::Preview(const Request& req, const std::string& stream, snapshot::ImageFormat format,
+                  Respond respond) {
+  auto params = Params::Parse(req.raw_query);
+  if (!params.ok()) return respond(JsonError(params.status()));
+  auto parsed = ParsePreviewRequest(*params, format);
+  if (!parsed.ok()) return respond(JsonError(parsed.status()));
+  auto shared = std::make_shared<Respond>(std::move(respond));
+  snapshots_.RenderPreviewAsync(
+      stream, parsed->options,
+      [this, shared, max_age = parsed->max_age_ms](Result<snapshot::Image> img) {
+        if (!img.ok()) return (*shared)(JsonError(img.status()));
+        (*shared)(ImageResponse(std::move(*img), max_age));
+      });
 }
 
 std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Request& req,

@@ -9,6 +9,7 @@
 #include "auth/api_keys.h"
 #include "core/clock.h"
 #include "http/dashboard.h"
+#include "http/events.h"
 #include "http/kvs_api.h"
 #include "http/s3_api.h"
 #include "http/server.h"
@@ -35,6 +36,10 @@ struct ApiOptions {
   Limit* producer_limit = nullptr;
   // Counts fragments refused for their size (may be null).
   Limit* fragment_limit = nullptr;
+  // The node that answers, as the dashboard and /v1/events name it (default: the host name).
+  std::string node;
+  // GET /v1/events: its subscribers at most, and how often it looks at the streams.
+  EventHubOptions events;
 };
 
 // The route group of a request to Api's own routes (not the S3 or Kinesis
@@ -77,6 +82,9 @@ class Api final : public Application {
   RouteInfo RouteOf(const Request& request) const override;
   Response TooLarge(const Request& request, uint64_t limit) const override;
 
+  // Ends the /v1/events subscribers and their thread, once the server has drained.
+  void Shutdown();
+
   // The first path segments of the routes Api serves itself ("healthz",
   // "metrics", "putMedia", "snapshot", "v1"), taken from the paths its router
   // matches. The embedded store's S3 routes are /BUCKET/...: a bucket named as
@@ -95,6 +103,16 @@ class Api final : public Application {
   void LatestImage(const Request& req, const Caller& caller, const std::string& stream,
                    snapshot::ImageFormat format, Respond respond);
   void ListStreams(const Caller& caller, Respond respond);
+  // GET /v1/streams/NAME/preview.webp|gif: an animation of the recent past.
+  void Preview(const Request& req, const std::string& stream, snapshot::ImageFormat format,
+               Respond respond);
+  // An image with its frame's time, age and fragment, or 409 StaleFrame when
+  // it is older than |max_age_ms|.
+  Response ImageResponse(snapshot::Image image, std::optional<int64_t> max_age_ms) const;
+  // GET /v1/events: Server-Sent Events of the streams |caller| may view.
+  void Events(Request& req, const Caller& caller, Respond respond);
+  // Every stream's state as /v1/events tells it (EventHub's lister).
+  std::vector<StreamEventState> EventStates() const;
   void AddSource(const Request& req, Respond respond);
   void DeleteStream(const std::string& name, Respond respond);
   void ListFragments(const Request& req, const std::string& name, Respond respond);
@@ -114,6 +132,7 @@ class Api final : public Application {
   KvsApi* kvs_;          // Kinesis Video's API, when served
   auth::KeyRing* keys_;  // API keys; null when access control is off
   Dashboard dashboard_;  // GET /, /ui/: the page, its assets, its sign-in sessions
+  std::unique_ptr<EventHub> events_;
 };
 
 }  // namespace lastframe::http

@@ -71,15 +71,97 @@ Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const SnapshotLimi
       encode.format = snapshot::ImageFormat::kJpeg;
     else if (*f == "png")
       encode.format = snapshot::ImageFormat::kPng;
+    else if (*f == "webp")
+      encode.format = snapshot::ImageFormat::kWebp;
+    else if (*f == "avif")
+      encode.format = snapshot::ImageFormat::kAvif;
     else
-      return InvalidArgument("parameter 'format' must be jpeg or png");
+      return InvalidArgument("parameter 'format' must be jpeg, png, webp or avif");
   }
+  if (const std::string* f = p.Get("fit")) {
+    if (*f == "fill")
+      encode.fit = snapshot::Fit::kFill;
+    else if (*f == "contain")
+      encode.fit = snapshot::Fit::kContain;
+    else if (*f == "cover")
+      encode.fit = snapshot::Fit::kCover;
+    else
+      return InvalidArgument("parameter 'fit' must be fill, contain or cover");
+    if (encode.fit != snapshot::Fit::kFill && (encode.width == 0 || encode.height == 0))
+      return InvalidArgument("parameter 'fit' (" + *f +
+                             ") needs both 'width' and 'height': the box to fit the frame in");
+  }
+  if (const std::string* r = p.Get("rotate")) {
+    if (*r == "0" || *r == "90" || *r == "180" || *r == "270")
+      encode.rotate_degrees = std::stoi(*r);
+    else
+      return InvalidArgument("parameter 'rotate' must be 0, 90, 180 or 270 (degrees clockwise)");
+  }
+  if (const std::string* o = p.Get("overlay")) {
+    if (*o != "time") return InvalidArgument("parameter 'overlay' must be time");
+    encode.overlay_time = true;
+  }
+  auto at = ParseFrameTime(p);
+  if (!at.ok()) return at.status();
+  encode.at = *at;
+  auto max_age = p.Int("max_age", 0, 31'536'000, -1);
+  if (!max_age.ok()) return max_age.status();
+  if (*max_age >= 0) r.max_age_ms = *max_age * 1000;
   if (const std::string* m = p.Get("mode")) {
     if (*m == "keyframe")
       r.options.keyframe_only = true;
     else if (*m != "newest")
       return InvalidArgument("parameter 'mode' must be newest or keyframe");
   }
+  return r;
+}
+
+Result<std::optional<snapshot::FrameTime>> ParseFrameTime(const Params& p) {
+  const std::string* at = p.Get("at");
+  const std::string* timeline = p.Get("timestamp");
+  if (timeline && *timeline != "server" && *timeline != "producer")
+    return InvalidArgument("parameter 'timestamp' must be producer or server");
+  if (at == nullptr) {
+    if (timeline) return InvalidArgument("parameter 'timestamp' goes with 'at'");
+    return std::optional<snapshot::FrameTime>();
+  }
+  auto t = ParseTimestampMs(*at);
+  if (!t)
+    return InvalidArgument(
+        "parameter 'at' must be epoch milliseconds or ISO 8601 UTC "
+        "(2026-11-25T12:00:00.000Z), from 1970 to 9999");
+  return std::optional<snapshot::FrameTime>(
+      snapshot::FrameTime{.at_ms = *t, .server_timeline = timeline && *timeline == "server"});
+}
+
+Result<PreviewRequest> ParsePreviewRequest(const Params& p, snapshot::ImageFormat format) {
+  PreviewRequest r;
+  snapshot::PreviewOptions& o = r.options;
+  o.format = format;
+  auto seconds = p.Int("seconds", 1, snapshot::kMaxPreviewSeconds, 5);
+  if (!seconds.ok()) return seconds.status();
+  auto fps = p.Int("fps", 1, snapshot::kMaxPreviewFps, 2);
+  if (!fps.ok()) return fps.status();
+  auto width = p.Int("width", 1, snapshot::kMaxPreviewWidth, 0);
+  if (!width.ok()) return width.status();
+  auto quality = p.Int("quality", 1, 100, 60);
+  if (!quality.ok()) return quality.status();
+  auto at = ParseFrameTime(p);
+  if (!at.ok()) return at.status();
+  auto max_age = p.Int("max_age", 0, 31'536'000, -1);
+  if (!max_age.ok()) return max_age.status();
+  for (const auto& [key, value] : p.all())
+    if (key != "seconds" && key != "fps" && key != "width" && key != "quality" && key != "at" &&
+        key != "timestamp" && key != "max_age" && key != "v")
+      return InvalidArgument("unknown parameter '" + key +
+                             "' (seconds, fps, width, quality, at, timestamp and max_age are "
+                             "known)");
+  o.seconds = static_cast<int>(*seconds);
+  o.fps = static_cast<int>(*fps);
+  o.width = static_cast<int>(*width);
+  o.quality = static_cast<int>(*quality);
+  o.at = *at;
+  if (*max_age >= 0) r.max_age_ms = *max_age * 1000;
   return r;
 }
 

@@ -48,14 +48,32 @@ struct SnapshotRequest {
   snapshot::SnapshotOptions options;
   int64_t expires_s = 600;
   bool redirect = false;
+  // max_age: a frame older than this (on the server's clock) is refused ("StaleFrame").
+  std::optional<int64_t> max_age_ms;
 };
 
 // The snapshot routes' parameters: quality (1-100), width and height
-// (1-max_dimension; absent: the frame's), expires (1-max_expires_s), redirect,
-// format (jpeg, jpg or png; |fixed_format| instead when given) and mode
-// (newest or keyframe). InvalidArgument naming the parameter otherwise.
+// (1-max_dimension; absent: the frame's), fit (fill, contain or cover; the
+// last two with both width and height), rotate (0, 90, 180, 270), overlay
+// (time), expires (1-max_expires_s), redirect, format (jpeg, jpg, png, webp or
+// avif; |fixed_format| instead when given), mode (newest or keyframe), at
+// (epoch ms or ISO 8601 UTC, with timestamp=producer|server) and max_age
+// (seconds, 0-31536000). InvalidArgument naming the parameter otherwise.
 Result<SnapshotRequest> ParseSnapshotRequest(const Params& p, const SnapshotLimits& limits,
                                              std::optional<snapshot::ImageFormat> fixed_format);
+
+// The moment of at= (epoch ms or ISO 8601 UTC) on the timeline of timestamp=
+// (producer, the default, or server); nullopt when at is absent.
+Result<std::optional<snapshot::FrameTime>> ParseFrameTime(const Params& p);
+
+// The preview route's parameters: seconds (1-30, default 5), fps (1-10,
+// default 2), width (1-1280; absent: the frame's, at most 1280), quality
+// (1-100, default 60), at and timestamp as for stills; |format| from the route.
+struct PreviewRequest {
+  snapshot::PreviewOptions options;
+  std::optional<int64_t> max_age_ms;
+};
+Result<PreviewRequest> ParsePreviewRequest(const Params& p, snapshot::ImageFormat format);
 
 // The range of /fragments and /clip: start and end (epoch milliseconds or
 // ISO 8601 UTC, from 1970 to 9999; an absent end is open) on the producer's

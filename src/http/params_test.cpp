@@ -44,6 +44,77 @@ TEST(Params, SnapshotParametersAndTheirBounds) {
     EXPECT_FALSE(ParseSnapshotRequest(P(bad), limits, std::nullopt).ok()) << bad;
 }
 
+TEST(Params, StillsFormatsFitRotateOverlayAtAndMaxAge) {
+  SnapshotLimits limits;
+  auto r =
+      ParseSnapshotRequest(P("format=webp&width=320&height=180&fit=cover&rotate=270&overlay=time"
+                             "&at=2025-11-24T16:00:00.250Z&timestamp=server&max_age=5"),
+                           limits, std::nullopt);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->options.format, snapshot::ImageFormat::kWebp);
+  EXPECT_EQ(r->options.fit, snapshot::Fit::kCover);
+  EXPECT_EQ(r->options.rotate_degrees, 270);
+  EXPECT_TRUE(r->options.overlay_time);
+  ASSERT_TRUE(r->options.at.has_value());
+  EXPECT_EQ(r->options.at->at_ms, 1'764'000'000'250);
+  EXPECT_TRUE(r->options.at->server_timeline);
+  EXPECT_EQ(r->max_age_ms, 5000);
+  auto plain = ParseSnapshotRequest(P("format=avif&at=1764000000000"), limits, std::nullopt);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->options.format, snapshot::ImageFormat::kAvif);
+  EXPECT_EQ(plain->options.fit, snapshot::Fit::kFill);
+  EXPECT_FALSE(plain->options.at->server_timeline);
+  EXPECT_FALSE(plain->max_age_ms.has_value());
+  EXPECT_FALSE(ParseSnapshotRequest(P(""), limits, std::nullopt)->options.at.has_value());
+  // Each bad value named in its error.
+  const std::pair<const char*, const char*> bad[] = {
+      {"format=gif", "'format'"},
+      {"fit=stretch&width=1&height=1", "'fit'"},
+      {"fit=contain&width=10", "needs both 'width' and 'height'"},
+      {"fit=cover", "needs both"},
+      {"rotate=45", "'rotate'"},
+      {"rotate=-90", "'rotate'"},
+      {"overlay=date", "'overlay'"},
+      {"at=yesterday", "'at'"},
+      {"at=10000-01-01T00:00:00Z", "'at'"},
+      {"at=1&timestamp=client", "'timestamp'"},
+      {"timestamp=server", "goes with 'at'"},
+      {"max_age=-1", "'max_age'"},
+      {"max_age=1.5", "'max_age'"},
+      {"max_age=31536001", "'max_age'"},
+  };
+  for (const auto& [query, error] : bad) {
+    auto parsed = ParseSnapshotRequest(P(query), limits, std::nullopt);
+    ASSERT_FALSE(parsed.ok()) << query;
+    EXPECT_EQ(parsed.status().code(), Code::kInvalidArgument) << query;
+    EXPECT_NE(parsed.status().message().find(error), std::string::npos)
+        << query << ": " << parsed.status().message();
+  }
+}
+
+TEST(Params, PreviewParametersAndTheirBounds) {
+  auto d = ParsePreviewRequest(P(""), snapshot::ImageFormat::kGif);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->options.format, snapshot::ImageFormat::kGif);
+  EXPECT_EQ(d->options.seconds, 5);
+  EXPECT_EQ(d->options.fps, 2);
+  EXPECT_EQ(d->options.width, 0);
+  auto r = ParsePreviewRequest(P("seconds=30&fps=10&width=1280&quality=40&at=1764000000000&v=3"),
+                               snapshot::ImageFormat::kWebp);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->options.seconds, 30);
+  EXPECT_EQ(r->options.fps, 10);
+  EXPECT_EQ(r->options.width, 1280);
+  EXPECT_EQ(r->options.quality, 40);
+  EXPECT_EQ(r->options.at->at_ms, 1'764'000'000'000);
+  for (const char* bad : {"seconds=0", "seconds=31", "fps=0", "fps=11", "width=1281", "width=0",
+                          "quality=0", "at=x", "format=png", "height=100"}) {
+    auto parsed = ParsePreviewRequest(P(bad), snapshot::ImageFormat::kWebp);
+    EXPECT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), Code::kInvalidArgument) << bad;
+  }
+}
+
 TEST(Params, TimeRanges) {
   auto open = ParseTimeRange(P(""));
   ASSERT_TRUE(open.ok());

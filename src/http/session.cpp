@@ -614,6 +614,22 @@ bool SessionBodyWriter::Write(std::string chunk) {
   return true;
 }
 
+bool SessionBodyWriter::TryWrite(std::string chunk, size_t max_queued) {
+  if (chunk.empty()) return open();
+  char size[20];
+  std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+  std::string framed = size + chunk + "\r\n";
+  {
+    MutexLock lock(mu_);
+    if (!open_ || queued_ + framed.size() > std::min(max_queued, kMaxQueuedBytes)) return false;
+    queued_ += framed.size();
+  }
+  net::post(executor_, [weak = session_, framed = std::move(framed)]() mutable {
+    if (auto self = weak.lock()) self->QueueBodyChunk(std::move(framed));
+  });
+  return true;
+}
+
 void SessionBodyWriter::End() {
   net::post(executor_, [weak = session_] {
     if (auto self = weak.lock()) self->EndBody();

@@ -42,6 +42,7 @@ class SessionBodyWriter final : public BodyWriter {
   SessionBodyWriter(std::weak_ptr<Session> session, net::any_io_executor executor)
       : session_(std::move(session)), executor_(std::move(executor)) {}
   bool Write(std::string chunk) override;
+  bool TryWrite(std::string chunk, size_t max_queued) override;
   void End() override;
   bool open() const override {
     MutexLock lock(mu_);

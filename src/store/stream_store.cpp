@@ -232,6 +232,12 @@ StreamInfo Stream::Info(int64_t now_ms, int64_t live_window_ms) const {
   }
   info.last_fragment_ms = v.server_ts_ms;
   info.last_frame_ms = newest.last_arrival_ms;
+  info.last_fragment_number = v.number;
+  if (!v.frames.empty()) {
+    int64_t newest_pts = v.frames.front().pts_ms;
+    for (const Frame& fr : v.frames) newest_pts = std::max(newest_pts, fr.pts_ms);
+    info.last_frame_producer_ms = v.producer_ts_ms + (newest_pts - v.frames.front().pts_ms);
+  }
   // Rates over the retained fragments: frames and bytes per producer second.
   size_t frames = 0, bytes = 0;
   int64_t span_ms = 0;

@@ -40,8 +40,10 @@ struct StreamInfo {
   int height = 0;
   double fps = 0;
   int64_t bitrate_bps = 0;
-  std::optional<int64_t> last_fragment_ms;  // server arrival of the newest fragment
-  std::optional<int64_t> last_frame_ms;     // server arrival of the newest frame
+  std::optional<int64_t> last_fragment_ms;        // server arrival of the newest fragment
+  std::optional<int64_t> last_frame_ms;           // server arrival of the newest frame
+  std::optional<int64_t> last_frame_producer_ms;  // the newest frame's producer timestamp
+  uint64_t last_fragment_number = 0;              // the newest fragment's (0: none)
   size_t fragment_count = 0;
   size_t bytes = 0;
   std::string last_error;
