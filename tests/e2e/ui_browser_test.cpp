@@ -72,7 +72,8 @@ TEST(DashboardInChromium, SignInTilesRefreshStaleSliderAndScreenshots) {
   const std::string data = dir.file("data");
   const std::string admin = MakeKey(data, {"--role", "admin"});
   const std::string viewer = MakeKey(data, {"--role", "viewer", "--streams", "cam*"});
-  LastframeServer server(data, {"--auth", "on", "--retention", "600"});
+  // A short live window: a stopped camera's tile turns stale 3 s after its last frame.
+  LastframeServer server(data, {"--auth", "on", "--retention", "600", "--live-window", "3"});
   const uint16_t port = server.port();
 
   const std::vector<std::string> streams = {"cam1", "cam2", "cam3"};
