@@ -1,5 +1,7 @@
 // Snapshot parameters (quality, width, height, expires, redirect, format,
-// mode) as the snapshot routes read them (http::ParseSnapshotRequest), the
+// mode, fit, rotate, overlay, at, timestamp, max_age) as the snapshot routes
+// read them (http::ParseSnapshotRequest), the preview route's
+// (http::ParsePreviewRequest), the
 // output size they make of a frame (media::FitSize), and the render itself
 // (SnapshotService::Render on a real H.264 fragment, fuzz/media/camera.mkv).
 //
@@ -101,7 +103,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto fixed = http::ParseSnapshotRequest(*params, *limits, snapshot::ImageFormat::kPng);
     FUZZ_CHECK(fixed.ok() || !params->Get("format"), "a fixed format refused another reason");
     if (fixed.ok()) FUZZ_CHECK(fixed->options.format == snapshot::ImageFormat::kPng, "fixed");
+    FUZZ_CHECK(e.rotate_degrees % 90 == 0 && e.rotate_degrees >= 0 && e.rotate_degrees < 360,
+               "rotate");
+    FUZZ_CHECK(e.fit == snapshot::Fit::kFill || (e.width > 0 && e.height > 0),
+               "contain or cover without a box");
+    FUZZ_CHECK(!r->max_age_ms || (*r->max_age_ms >= 0 && *r->max_age_ms % 1000 == 0), "max_age");
     parsed = *r;
+  }
+  for (auto format : {snapshot::ImageFormat::kWebp, snapshot::ImageFormat::kGif}) {
+    auto preview = http::ParsePreviewRequest(*params, format);
+    if (!preview.ok()) {
+      FUZZ_CHECK(preview.status().code() == Code::kInvalidArgument, preview.status().ToString());
+      continue;
+    }
+    const snapshot::PreviewOptions& o = preview->options;
+    FUZZ_CHECK(o.format == format, "preview format");
+    FUZZ_CHECK(o.seconds >= 1 && o.seconds <= snapshot::kMaxPreviewSeconds, "seconds");
+    FUZZ_CHECK(o.fps >= 1 && o.fps <= snapshot::kMaxPreviewFps, "fps");
+    FUZZ_CHECK(o.width >= 0 && o.width <= snapshot::kMaxPreviewWidth, "preview width");
   }
 
   // FitSize for a source frame of the size the input names (what decoders make).
@@ -117,7 +136,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   if (!parsed) return 0;
   int want_w = 0, want_h = 0;
-  media::FitSize(64, 48, parsed->options.width, parsed->options.height, &want_w, &want_h);
+  const bool turned = parsed->options.rotate_degrees % 180 != 0;  // the camera is 64x48
+  media::FitSize(turned ? 48 : 64, turned ? 64 : 48, parsed->options.width, parsed->options.height,
+                 &want_w, &want_h);
   // Large renders are refused without a decode; keep the fuzzer's renders small.
   if (static_cast<uint64_t>(want_w) * static_cast<uint64_t>(want_h) > 4 * kMaxRenderPixels)
     return 0;

@@ -123,7 +123,7 @@ class SnapshotEngine {
   // |expires_s| seconds (1..604800).
   virtual void PublishAsync(const std::string& stream, SnapshotOptions options, int64_t expires_s,
                             PublishCallback done) = 0;
-  // The frame shown at |at|: NotFound ("NoMedia") when no retained fragment
+  // The frame shown at |at|: NotFound ("NoFrame") when no retained fragment
   // covers that moment.
   virtual void RenderAtAsync(const std::string& stream, FrameTime at, SnapshotOptions options,
                              ImageCallback done) = 0;

@@ -223,9 +223,9 @@ TEST_F(SnapshotServiceTest, AFrameAtATimeIsTheOneShownThenAndSharesTheCache) {
 
   // Before the stream, after it, or of no stream: said so, nothing rendered.
   auto before_stream = RenderAt("cam", {.at_ms = f.producer_ts_ms - 10'000});
-  EXPECT_EQ(before_stream.status().reason(), Reason::kNoMedia);
+  EXPECT_EQ(before_stream.status().reason(), Reason::kNoFrame);
   auto after_stream = RenderAt("cam", {.at_ms = f.producer_ts_ms + f.duration_ms + 1});
-  EXPECT_EQ(after_stream.status().reason(), Reason::kNoMedia);
+  EXPECT_EQ(after_stream.status().reason(), Reason::kNoFrame);
   EXPECT_EQ(RenderAt("nobody", {.at_ms = f.producer_ts_ms}).status().reason(),
             Reason::kStreamNotFound);
   // An explicit size over the pixel bound is refused, unless it may be scaled down.
