@@ -138,7 +138,7 @@ Api::Api(store::StreamStore& streams, const store::StreamSource& source,
       options_(options),
       kvs_(kvs),
       keys_(keys),
-      dashboard_(keys, clock) {
+      dashboard_(keys, clock, options_.node) {
   if (local_objects != nullptr) s3_.emplace(*local_objects, workers);
   EventHubOptions events = options_.events;
   events.node = options_.node;

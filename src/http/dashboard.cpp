@@ -77,12 +77,14 @@ std::string SessionCookie(const Request& r, const std::string& value, int64_t ma
   return cookie;
 }
 
-// This node, as the page shows it (in a cluster, events are per node): the
-// machine's name and the port the browser reached.
-std::string NodeName(const Request& r) {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0) name[0] = '\0';
-  std::string node = name[0] ? name : "lastframe";
+// This node, as the page shows it (in a cluster, events are per node): |name|
+// (the machine's name when empty) and the port the browser reached.
+std::string NodeName(const std::string& name, const Request& r) {
+  std::string node = name;
+  if (node.empty()) {
+    char host[256] = {};
+    node = ::gethostname(host, sizeof host - 1) == 0 && host[0] ? host : "lastframe";
+  }
   auto host = r.header.find(bhttp::field::host);
   if (host != r.header.end()) {
     std::string_view h(host->value().data(), host->value().size());
@@ -123,8 +125,9 @@ std::optional<std::string> CookieValue(const Request& request, std::string_view 
   return std::nullopt;
 }
 
-Dashboard::Dashboard(auth::KeyRing* keys, const Clock& clock, auth::SessionStore::Options sessions)
-    : keys_(keys), sessions_(clock, sessions) {}
+Dashboard::Dashboard(auth::KeyRing* keys, const Clock& clock, std::string node,
+                     auth::SessionStore::Options sessions)
+    : keys_(keys), node_(std::move(node)), sessions_(clock, sessions) {}
 
 bool Dashboard::Owns(const Request& r) {
   return r.path == "/" || r.path == "/ui" || r.path.starts_with(kUiPrefix);
@@ -197,7 +200,7 @@ Response Dashboard::SessionState(const Request& r) {
                 {"signed_in", false},
                 {"role", nullptr},
                 {"streams", nullptr},
-                {"node", NodeName(r)}};
+                {"node", NodeName(node_, r)}};
   if (auto who = SessionOf(r); who && who->ok()) {
     state["signed_in"] = true;
     state["role"] = auth::RoleName((*who)->role);

@@ -18,8 +18,10 @@ namespace lastframe::http {
 // SessionOf). Every answer carries a strict Content-Security-Policy.
 class Dashboard {
  public:
-  // |keys| null: access control is off, and there is no sign-in.
-  Dashboard(auth::KeyRing* keys, const Clock& clock,
+  // |keys| null: access control is off, and there is no sign-in. |node|: this
+  // node's name as the page shows it (as /v1/events names it; "" for the host
+  // name), with the port the browser reached.
+  Dashboard(auth::KeyRing* keys, const Clock& clock, std::string node = "",
             auth::SessionStore::Options sessions = auth::SessionStore::Options{});
 
   // Whether |request| is the dashboard's: "/", "/ui" and "/ui/...". (GET /
@@ -43,6 +45,7 @@ class Dashboard {
   Response SignOut(const Request& request);
 
   auth::KeyRing* const keys_;
+  const std::string node_;
   mutable auth::SessionStore sessions_;  // Find forgets what expired
 };
 

@@ -65,7 +65,7 @@ class DashboardTest : public ::testing::Test {
   std::filesystem::path file_ = dir_.path() / "keys.json";
   ManualClock clock_{kT0};
   auth::KeyRing ring_{file_, dir_.path() / "used.json", clock_};
-  Dashboard dashboard_{&ring_, clock_, {.ttl_ms = 12 * 3600 * 1000, .max_sessions = 100}};
+  Dashboard dashboard_{&ring_, clock_, "node-a", {.ttl_ms = 12 * 3600 * 1000, .max_sessions = 100}};
   std::string viewer_, viewer_id_, admin_;
 };
 
@@ -169,7 +169,12 @@ TEST_F(DashboardTest, SignInSetsAStrictHttpOnlyCookieThatStandsForTheKey) {
   EXPECT_EQ(state["signed_in"], true);
   EXPECT_EQ(state["role"], "viewer");
   EXPECT_EQ(state["streams"], "cam*");
-  EXPECT_FALSE(state["node"].get<std::string>().empty());
+  EXPECT_EQ(state["node"], "node-a");  // no Host header: no port
+  state = json::parse(
+      dashboard_
+          .Handle(MakeRequest(bhttp::verb::get, "/ui/session", {{"Host", "cams.example:8080"}}))
+          .body());
+  EXPECT_EQ(state["node"], "node-a:8080");
   // Behind a TLS proxy the cookie is Secure.
   Response tls = dashboard_.Handle(
       MakeRequest(bhttp::verb::post, "/ui/session",
