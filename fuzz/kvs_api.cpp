@@ -82,6 +82,7 @@ class Sink final : public http::BodyWriter {
     open_ = false;  // one pass over the fragments is enough
     return true;
   }
+  bool TryWrite(std::string chunk, size_t) override { return Write(std::move(chunk)); }
   void End() override {
     std::lock_guard lock(mu_);
     open_ = false;

@@ -190,6 +190,7 @@ void Api::Events(Request& req, const Caller& caller, Respond respond) {
   EventSubscription sub;
   sub.interval_ms = *interval * 1000;
   sub.admin = caller.admin();
+  sub.node = NodeName(options_.node, req);
   sub.may_view = [caller](std::string_view stream) { return caller.MayView(stream); };
   if (const std::string* list = params->Get("streams")) {
     sub.only.emplace();

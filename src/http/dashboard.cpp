@@ -77,6 +77,14 @@ std::string SessionCookie(const Request& r, const std::string& value, int64_t ma
   return cookie;
 }
 
+Response Unauthorized(const std::string& message) {
+  Response res = JsonError(401, "Unauthorized", message);
+  res.set(bhttp::field::www_authenticate, "Bearer realm=\"lastframe\"");
+  return Secured(std::move(res));
+}
+
+}  // namespace
+
 // This node, as the page shows it (in a cluster, events are per node): |name|
 // (the machine's name when empty) and the port the browser reached.
 std::string NodeName(const std::string& name, const Request& r) {
@@ -98,14 +106,6 @@ std::string NodeName(const std::string& name, const Request& r) {
   }
   return node;
 }
-
-Response Unauthorized(const std::string& message) {
-  Response res = JsonError(401, "Unauthorized", message);
-  res.set(bhttp::field::www_authenticate, "Bearer realm=\"lastframe\"");
-  return Secured(std::move(res));
-}
-
-}  // namespace
 
 std::optional<std::string> CookieValue(const Request& request, std::string_view name) {
   auto [first, last] = request.header.equal_range(bhttp::field::cookie);

@@ -16,6 +16,10 @@ namespace lastframe::http {
 // the page shows comes from the API's own routes, which a session cookie opens
 // for GET and HEAD with the role of the key that signed in (Api::Identify asks
 // SessionOf). Every answer carries a strict Content-Security-Policy.
+// This node, as the page and /v1/events name it (in a cluster, events are per
+// node): |name| (the machine's name when empty) and the port the browser reached.
+std::string NodeName(const std::string& name, const Request& request);
+
 class Dashboard {
  public:
   // |keys| null: access control is off, and there is no sign-in. |node|: this

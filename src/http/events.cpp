@@ -74,8 +74,9 @@ std::string EventHub::Changes(Subscriber& s, const std::vector<StreamEventState>
     s.greeted = true;
     // EventSource reconnects after |retry| ms when the connection drops.
     out += "retry: 2000\n";
-    out += Event("hello",
-                 json{{"node", options_.node}, {"interval_s", s.sub.interval_ms / 1000}}.dump());
+    out += Event("hello", json{{"node", s.sub.node.empty() ? options_.node : s.sub.node},
+                               {"interval_s", s.sub.interval_ms / 1000}}
+                              .dump());
   }
   std::unordered_set<std::string_view> seen;
   for (const StreamEventState& st : streams) {

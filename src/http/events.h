@@ -46,6 +46,7 @@ struct EventSubscription {
   bool admin = false;                              // sees sources' error text
   std::optional<std::set<std::string>> only;       // streams=: these alone
   int64_t interval_ms = 1000;                      // at most one frame event per stream per this
+  std::string node;  // named in the hello event (EventHubOptions::node when empty)
 };
 
 // Server-Sent Events for every subscriber of GET /v1/events, from one thread:

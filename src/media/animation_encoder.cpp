@@ -237,7 +237,9 @@ class GifBackend : public AnimationEncoder::Backend {
   std::vector<PacketPtr> packets_;
 };
 
-int MaxSide(AnimationFormat format) { return format == AnimationFormat::kWebp ? 16383 : 65535; }
+int MaxSide(AnimationFormat format) {
+  return MaxImageSide(format == AnimationFormat::kWebp ? ImageFormat::kWebp : ImageFormat::kPng);
+}
 
 }  // namespace
 

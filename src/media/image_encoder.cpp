@@ -236,12 +236,9 @@ Result<EncodedImage> EncodeAvif(const AVFrame& frame, const EncodeOptions& optio
   return img;
 }
 
-int MaxSide(ImageFormat format) {
-  // WebP stores a side in 14 bits; JPEG and AVIF (as libavif writes it) in 16.
-  return format == ImageFormat::kWebp ? 16383 : 65535;
-}
-
 }  // namespace
+
+int MaxImageSide(ImageFormat format) { return format == ImageFormat::kWebp ? 16383 : 65535; }
 
 void FitSize(int src_w, int src_h, int req_w, int req_h, int* out_w, int* out_h) {
   if (req_w <= 0 && req_h <= 0) {
@@ -280,7 +277,7 @@ Result<EncodedImage> EncodeImage(const AVFrame& frame, const EncodeOptions& opti
   if (frame.width <= 0 || frame.height <= 0 || frame.format < 0)
     return Status(Code::kMediaError, "frame has no picture");
   int w = 0, h = 0;
-  LF_RETURN_IF_ERROR(internal::OutputSize(frame, options, MaxSide(options.format), &w, &h));
+  LF_RETURN_IF_ERROR(internal::OutputSize(frame, options, MaxImageSide(options.format), &w, &h));
   switch (options.format) {
     case ImageFormat::kPng:
       return EncodePng(frame, options);

@@ -49,12 +49,13 @@ void FitSize(int src_w, int src_h, int req_w, int req_h, int* out_w, int* out_h)
 // holds at most |max_pixels|; a size within it is left as it is.
 void ShrinkToPixels(uint64_t max_pixels, int* w, int* h);
 
-// The largest width or height EncodeImage makes (WebP's limit, 16383).
-inline constexpr int kMaxImageSide = 16383;
+// The largest width or height of an image of |format|: WebP stores a side in
+// 14 bits (16383); PNG, JPEG and AVIF (as libavif writes it) in 16 (65535).
+int MaxImageSide(ImageFormat format);
 
 // InvalidArgument, saying which, when |options| cannot be met for any frame:
-// a rotation other than 0/90/180/270, a negative or too large (> kMaxImageSide)
-// width or height, or contain/cover without both width and height. OK otherwise.
+// a rotation other than 0/90/180/270, a negative or too large (> 65535) width
+// or height, or contain/cover without both width and height. OK otherwise.
 Status ValidateEncodeOptions(const EncodeOptions& options);
 
 // Encodes a decoded video frame of any pixel format, range and bit depth as

@@ -282,7 +282,11 @@ TEST(EventsTest, ARealClientSeesStatesFramesAndRemovals) {
     EXPECT_EQ(HttpGet(server.port(), "/v1/events?" + bad).status, 400) << bad;
 
   Process curl({"curl", "-sN", "-H", "Authorization: Bearer " + server.admin_token(), url});
-  EXPECT_NE(curl.WaitForLine("event: hello", std::chrono::seconds(20)), "");
+  std::string hello = curl.WaitForLine(R"("interval_s":1)", std::chrono::seconds(20));
+  ASSERT_NE(hello, "") << curl.Output();
+  // The node as the dashboard names it: the same for the page and its events.
+  EXPECT_EQ(json::parse(hello.substr(hello.find('{')))["node"],
+            JsonOf(HttpGet(server.port(), "/ui/session"))["node"]);
   std::string clip = TestClip(dir, "clip.mkv", 160, 120, 10, 1, 10);
   ASSERT_EQ(PushOneShot(server.port(), "cam", ReadFile(clip)).status, 200);
   std::string live = curl.WaitForLine(R"("state":"live","stream":"cam")", std::chrono::seconds(20));
