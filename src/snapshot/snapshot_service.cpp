@@ -260,15 +260,17 @@ void SnapshotService::AcquireFragment(const std::string& stream, const SnapshotO
                             Finish(key, out);
                           });
       });
-  if (!queued) {
-    std::vector<Waiter> waiters;
-    {
-      MutexLock lock(mu_);
-      waiters = std::move(in_flight_[key]);
-      in_flight_.erase(key);
-    }
-    for (auto& w : waiters) w(Overloaded());
+  if (!queued) Abandon(key, Overloaded());
+}
+
+void SnapshotService::Abandon(const std::string& key, const Status& why) {
+  std::vector<Waiter> waiters;
+  {
+    MutexLock lock(mu_);
+    waiters = std::move(in_flight_[key]);
+    in_flight_.erase(key);
   }
+  for (auto& w : waiters) w(why);
 }
 
 bool SnapshotService::JoinOrClaim(const std::string& key, Waiter& done) {
@@ -421,15 +423,7 @@ void SnapshotService::RenderPreviewAsync(const std::string& stream, PreviewOptio
                 out.image = std::make_shared<const Image>(std::move(*image));
                 Finish(key, std::move(out));
               });
-          if (!queued) {
-            std::vector<Waiter> waiters;
-            {
-              MutexLock lock(mu_);
-              waiters = std::move(in_flight_[key]);
-              in_flight_.erase(key);
-            }
-            for (auto& w : waiters) w(Overloaded());
-          }
+          if (!queued) Abandon(key, Overloaded());
         });
   };
   if (options.at)

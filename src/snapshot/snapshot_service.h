@@ -123,6 +123,8 @@ class SnapshotService final : public SnapshotEngine {
                        FramePick pick, Waiter done, Result<store::FragmentView> fragment);
   // Signs a URL to a stored render and answers.
   void Answer(const Rendered& rendered, int64_t expires_s, const PublishCallback& done);
+  // Answers everyone waiting for |key|'s render with |why|, caching nothing (it never ran).
+  void Abandon(const std::string& key, const Status& why);
   // Caches a finished render and answers everyone waiting for it.
   void Finish(const std::string& key, Result<Rendered> result);
   Result<Image> RenderFragment(const std::string& stream, const store::FragmentView& fragment,

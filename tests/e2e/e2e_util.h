@@ -139,10 +139,24 @@ inline HttpResult PushOneShot(uint16_t port, const std::string& stream, const st
   return HttpRequest(port, "POST", "/putMedia", bytes, {{"x-amzn-stream-name", stream}});
 }
 
+// Creates an API key in |data_dir| (`lastframe keys create` with |args|) and
+// returns its token.
+inline std::string MakeKey(const std::string& data_dir, const std::vector<std::string>& args) {
+  std::vector<std::string> lastframe_args = {"keys", "create", "--data-dir", data_dir};
+  lastframe_args.insert(lastframe_args.end(), args.begin(), args.end());
+  std::string out;
+  EXPECT_EQ(RunLastframe(lastframe_args, &out), 0) << out;
+  std::string token = TokenIn(out);
+  EXPECT_EQ(token.rfind("lf_", 0), 0u) << out;
+  return token;
+}
+
 // The argv of a live camera-style producer: ffmpeg pushing testsrc2 of |size|
-// in real time (10 fps, a keyframe a second, low delay) for up to 30 s.
+// in real time (10 fps, a keyframe a second, low delay) for up to |seconds|,
+// with a producer's bearer |token| when one is given.
 inline std::vector<std::string> LiveProducer(uint16_t port, const std::string& stream,
-                                             const std::string& size) {
+                                             const std::string& size, const std::string& token = "",
+                                             int seconds = 30) {
   return {"ffmpeg",
           "-hide_banner",
           "-loglevel",
@@ -153,7 +167,7 @@ inline std::vector<std::string> LiveProducer(uint16_t port, const std::string& s
           "-i",
           "testsrc2=size=" + size + ":rate=10",
           "-t",
-          "30",
+          std::to_string(seconds),
           "-c:v",
           "libx264",
           "-g",
@@ -162,6 +176,8 @@ inline std::vector<std::string> LiveProducer(uint16_t port, const std::string& s
           "0",
           "-tune",
           "zerolatency",
+          "-pix_fmt",
+          "yuv420p",
           "-f",
           "matroska",
           "-live",
@@ -175,7 +191,8 @@ inline std::vector<std::string> LiveProducer(uint16_t port, const std::string& s
           "-chunked_post",
           "1",
           "-headers",
-          "x-amzn-stream-name: " + stream + "\r\n",
+          "x-amzn-stream-name: " + stream + "\r\n" +
+              (token.empty() ? "" : "Authorization: Bearer " + token + "\r\n"),
           "http://127.0.0.1:" + std::to_string(port) + "/putMedia"};
 }
 

@@ -17,56 +17,6 @@ namespace {
 
 std::string SourceDir() { return LASTFRAME_SOURCE_DIR; }
 
-std::string MakeKey(const std::string& data_dir, const std::vector<std::string>& args) {
-  std::vector<std::string> lastframe_args = {"keys", "create", "--data-dir", data_dir};
-  lastframe_args.insert(lastframe_args.end(), args.begin(), args.end());
-  std::string out;
-  EXPECT_EQ(RunLastframe(lastframe_args, &out), 0) << out;
-  return TokenIn(out);
-}
-
-// A camera: ffmpeg pushing testsrc2 in real time (10 fps, a keyframe a
-// second) for up to |seconds|, with a producer's key.
-std::vector<std::string> Camera(uint16_t port, const std::string& stream, const std::string& token,
-                                int seconds) {
-  return {"ffmpeg",
-          "-hide_banner",
-          "-loglevel",
-          "error",
-          "-re",
-          "-f",
-          "lavfi",
-          "-i",
-          "testsrc2=size=640x360:rate=10",
-          "-t",
-          std::to_string(seconds),
-          "-c:v",
-          "libx264",
-          "-g",
-          "10",
-          "-bf",
-          "0",
-          "-tune",
-          "zerolatency",
-          "-pix_fmt",
-          "yuv420p",
-          "-f",
-          "matroska",
-          "-live",
-          "1",
-          "-cluster_time_limit",
-          "200",
-          "-flush_packets",
-          "1",
-          "-method",
-          "POST",
-          "-chunked_post",
-          "1",
-          "-headers",
-          "x-amzn-stream-name: " + stream + "\r\nAuthorization: Bearer " + token + "\r\n",
-          "http://127.0.0.1:" + std::to_string(port) + "/putMedia"};
-}
-
 TEST(DashboardInChromium, SignInTilesRefreshStaleSliderAndScreenshots) {
   TempDir dir;
   const std::string data = dir.file("data");
@@ -79,7 +29,7 @@ TEST(DashboardInChromium, SignInTilesRefreshStaleSliderAndScreenshots) {
   const std::vector<std::string> streams = {"cam1", "cam2", "cam3"};
   std::vector<std::unique_ptr<Process>> cameras;
   for (const std::string& s : streams)
-    cameras.push_back(std::make_unique<Process>(Camera(port, s, admin, 110)));
+    cameras.push_back(std::make_unique<Process>(LiveProducer(port, s, "640x360", admin, 110)));
   // A stream the viewer's key does not cover: never a tile.
   HttpResult pushed = HttpRequest(
       port, "POST", "/putMedia", ReadFile(TestClip(dir, "other.mkv", 160, 120, 10, 2, 10)),

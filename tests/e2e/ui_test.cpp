@@ -15,14 +15,6 @@ namespace {
 using nlohmann::json;
 using Headers = std::map<std::string, std::string>;
 
-std::string MakeKey(const std::string& data_dir, const std::vector<std::string>& args) {
-  std::vector<std::string> lastframe_args = {"keys", "create", "--data-dir", data_dir};
-  lastframe_args.insert(lastframe_args.end(), args.begin(), args.end());
-  std::string out;
-  EXPECT_EQ(RunLastframe(lastframe_args, &out), 0) << out;
-  return TokenIn(out);
-}
-
 std::string IdOf(const std::string& token) { return token.substr(3, token.find('_', 3) - 3); }
 
 class UiTest : public ::testing::Test {
