@@ -29,18 +29,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--streams", type=int, default=100)
-    ap.add_argument("--binary", default=os.path.join(ROOT, "build", "src", "app", "lastframe"))
-    args = ap.parse_args()
+ROUNDS = (("tile: webp 320 px, mode=keyframe", "width=320&mode=keyframe"),
+          ("webp 320 px, newest frame", "width=320"),
+          ("webp 640 px, newest frame", "width=640"))
+
+
+def measure(binary, streams):
+    """[{label, cached, cpu_ms, kib}] for each kind of still, asked of |streams| streams at once,
+    then again (the image cache answers)."""
+    out = []
     with tempfile.TemporaryDirectory(prefix="lf-tiles-") as tmp:
         clip = os.path.join(tmp, "clip.mkv")
         subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
                         "testsrc2=size=640x480:rate=10", "-t", "10", "-c:v", "libx264", "-g", "10",
                         "-bf", "0", "-pix_fmt", "yuv420p", "-f", "matroska", clip], check=True)
         port = free_port()
-        server = subprocess.Popen([args.binary, "serve", "--auth", "off", "--listen",
+        server = subprocess.Popen([binary, "serve", "--auth", "off", "--listen",
                                    f"127.0.0.1:{port}", "--data-dir", os.path.join(tmp, "data"),
                                    "--retention", "600", "--no-persist"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -53,7 +57,7 @@ def main():
                 except OSError:
                     time.sleep(0.05)  # the server is starting
             body = open(clip, "rb").read()
-            names = [f"cam{i:03d}" for i in range(args.streams)]
+            names = [f"cam{i:03d}" for i in range(streams)]
             for name in names:
                 urllib.request.urlopen(urllib.request.Request(
                     base + "/putMedia", data=body, method="POST",
@@ -67,21 +71,30 @@ def main():
                 with urllib.request.urlopen(url) as r:
                     return len(r.read())
 
-            print(f"{args.streams} streams, 640x480 H.264, {os.cpu_count()} cores")
-            for label, query in (("tile: webp 320 px, mode=keyframe", "width=320&mode=keyframe"),
-                                 ("webp 320 px, newest frame", "width=320"),
-                                 ("webp 640 px, newest frame", "width=640")):
+            for label, query in ROUNDS:
                 urls = [f"{base}/v1/streams/{n}/latest.webp?{query}" for n in names]
-                for round_name in ("", " (again: cached)"):
+                for cached in (False, True):
                     before = cpu_s()
                     with concurrent.futures.ThreadPoolExecutor(4) as pool:
                         sizes = list(pool.map(fetch, urls))
-                    per = 1000 * (cpu_s() - before) / len(urls)
-                    print(f"{label}{round_name}: {per:.2f} ms CPU per still, "
-                          f"{sum(sizes) / len(sizes) / 1024:.1f} KiB each")
+                    out.append({"label": label, "cached": cached,
+                                "cpu_ms": 1000 * (cpu_s() - before) / len(urls),
+                                "kib": sum(sizes) / len(sizes) / 1024})
         finally:
             server.terminate()
             server.wait()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--streams", type=int, default=100)
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build", "src", "app", "lastframe"))
+    args = ap.parse_args()
+    print(f"{args.streams} streams, 640x480 H.264, {os.cpu_count()} cores")
+    for r in measure(args.binary, args.streams):
+        print(f"{r['label']}{' (again: cached)' if r['cached'] else ''}: "
+              f"{r['cpu_ms']:.2f} ms CPU per still, {r['kib']:.1f} KiB each")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+import dashboard_tiles  # bench/dashboard_tiles.py: what dashboard tiles cost the server
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "src", "app", "lastframe")
 BENCH = os.path.join(ROOT, "build", "bench", "lf_snapshot_bench")
@@ -72,12 +74,38 @@ def floor(clips_dir, runs):
                           f"--benchmark_repetitions={runs}",
                           "--benchmark_report_aggregates_only=true"],
                          env=env, check=True, capture_output=True, text=True).stdout
-    result = {}
+    result, counters = {}, {}
     for b in json.loads(out)["benchmarks"]:
         # One repetition reports no aggregates: its one run is the figure.
         if b.get("aggregate_name") == "median" or (runs == 1 and b["run_type"] == "iteration"):
-            result[b["run_name"].replace("/real_time", "")] = b["real_time"]  # ms
-    return result
+            name = b["run_name"].replace("/real_time", "")
+            result[name] = b["real_time"]  # ms
+            if "bytes" in b:
+                counters[name] = b["bytes"]
+    return result, counters
+
+
+# The stills of issue 16 (bench/snapshot_bench.cpp's still/p480/..., preview/p480/...): label,
+# size, benchmark, the baseline it is set against.
+STILLS = [
+    ("JPEG q80 (baseline)", "640x480", "still/p480/jpeg", "still/p480/jpeg", 1),
+    ("PNG", "640x480", "still/p480/png", "still/p480/jpeg", 1),
+    ("WebP q80", "640x480", "still/p480/webp", "still/p480/jpeg", 1),
+    ("AVIF q80", "640x480", "still/p480/avif", "still/p480/jpeg", 1),
+    ("JPEG q80, `width=320` (baseline)", "320x240", "still/p480/jpeg/w320",
+     "still/p480/jpeg/w320", 1),
+    ("PNG, `width=320`", "320x240", "still/p480/png/w320", "still/p480/jpeg/w320", 1),
+    ("WebP q80, `width=320`", "320x240", "still/p480/webp/w320", "still/p480/jpeg/w320", 1),
+    ("AVIF q80, `width=320`", "320x240", "still/p480/avif/w320", "still/p480/jpeg/w320", 1),
+    ("JPEG q80, `fit=cover` 320x320", "320x320", "still/p480/jpeg/cover320x320",
+     "still/p480/jpeg/w320", 1),
+    ("JPEG q80, `rotate=90`", "480x640", "still/p480/jpeg/rotate90", "still/p480/jpeg", 1),
+    ("JPEG q80, a 29-character label (`overlay=time`)", "640x480", "still/p480/jpeg/overlay",
+     "still/p480/jpeg", 1),
+    ("animated WebP q60 (previews' default), 10 frames", "320x240", "preview/p480/webp/10x320",
+     "still/p480/jpeg/w320", 10),
+    ("GIF, 10 frames", "320x240", "preview/p480/gif/10x320", "still/p480/jpeg/w320", 10),
+]
 
 
 def benchmark_medians(binary, runs):
@@ -678,6 +706,44 @@ def report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, id
     return "\n".join(L)
 
 
+def stills_report(args, floors, floor_bytes, tiles):
+    nan = float("nan")
+    L = ["### Stills, previews and dashboard tiles (issue 16)\n"]
+    L.append("In process (`build/bench/lf_snapshot_bench`, `still/p480/...`, `preview/p480/...`): "
+             "`media::EncodeImage` of the newest decoded frame of the 640x480 clip, one image "
+             "per iteration; previews are `media::AnimationEncoder` over 10 frames of its last "
+             "5 s at 2 fps, 320 px wide, as `preview.webp`/`.gif` make them (decoding not "
+             "included). Ratios are against JPEG q80 of the same run at the same width; a "
+             "preview against ten 320 px JPEGs.\n")
+    L.append("| image | size | ms per image | bytes | time / JPEG | bytes / JPEG |")
+    L.append("|---|---|---|---|---|---|")
+    for label, size, name, base, n in STILLS:
+        t, b = floors.get(name, nan), floor_bytes.get(name, nan)
+        bt, bb = floors.get(base, nan) * n, floor_bytes.get(base, nan) * n
+        L.append(f"| {label} | {size} | {t:.2f} | {b:.0f} | {t / bt:.2f}x | {b / bb:.2f}x |")
+    L.append("")
+    streams = 10 if args.quick else 100
+    L.append(f"Dashboard tiles (`bench/dashboard_tiles.py --streams {streams}`, run by this "
+             f"harness): {streams} streams of 640x480 H.264 (a keyframe a second), each asked "
+             "for its still at once by 4 clients, then again; the server's CPU time (utime + "
+             "stime) per still, and its size.\n")
+    L.append("| still | CPU per still, ms | again (cached), ms | KiB |")
+    L.append("|---|---|---|---|")
+    by = {(t["label"], t["cached"]): t for t in tiles}
+    for label, _ in dashboard_tiles.ROUNDS:
+        first, again = by[(label, False)], by[(label, True)]
+        L.append(f"| {label} | {first['cpu_ms']:.2f} | {again['cpu_ms']:.2f} | "
+                 f"{first['kib']:.1f} |")
+    tile = by[(dashboard_tiles.ROUNDS[0][0], False)]
+    L.append("")
+    L.append(f"A page of 100 live tiles loads one tile still per stream per GOP (the page asks "
+             f"only when a frame event names a new fragment): with a keyframe a second, "
+             f"100 x {tile['cpu_ms']:.2f} ms = {tile['cpu_ms'] / 10:.2f} of a core, "
+             f"{100 * tile['kib']:.0f} KiB/s to the browser; half that with a keyframe every "
+             f"2 s; a second page of the same streams adds the cached cost.\n")
+    return "\n".join(L)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -708,7 +774,7 @@ def main():
         clips = os.path.join(work, "clips")
         os.makedirs(clips)
         make_clips(clips, profiles)
-        floors = floor(clips, args.runs)
+        floors, floor_bytes = floor(clips, args.runs)
         counting = metrics_cost(args.runs)
         sums = checksum_speed(args.runs)
         server = Server(os.path.join(work, "data"))
@@ -747,6 +813,7 @@ def main():
         kvs_node.stop()
         up = uploads(server, args.runs, work)
         server.stop()
+        tiles = dashboard_tiles.measure(BIN, 10 if args.quick else 100)
         server = Server(os.path.join(work, "data-warm-all"), ["--warm-all"])
         warm_all_first = first_look_warm_all(server, args.runs)
         server.stop()
@@ -765,6 +832,7 @@ def main():
     signal.alarm(0)
     text = report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, idle_rss0,
                   up, sums, counting)
+    text += stills_report(args, floors, floor_bytes, tiles)
     output = args.output or (None if args.quick else os.path.join(ROOT, "BENCHMARKS.md"))
     if output:
         with open(output, "w") as f:
