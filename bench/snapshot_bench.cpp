@@ -90,11 +90,12 @@ std::vector<media::FramePtr> PreviewFrames(const std::string& clip) {
   std::vector<int64_t> pts;
   auto fragments = Store().Fragments(clip, {});  // kept: a range-for would not extend it
   for (const auto& fragment : *fragments)
-    (void)snapshot::DecodeEachFrame(fragment, [&](const AVFrame& picture, int64_t t) {
-      all.emplace_back(av_frame_clone(&picture));
-      pts.push_back(t);
-      return true;
-    });
+    (void)snapshot::DecodeEachFrame(fragment, /*threads=*/1,
+                                    [&](const AVFrame& picture, int64_t t) {
+                                      all.emplace_back(av_frame_clone(&picture));
+                                      pts.push_back(t);
+                                      return true;
+                                    });
   std::vector<media::FramePtr> picked;
   for (int i = 9; i >= 0 && !pts.empty(); --i) {
     int64_t moment = pts.back() - i * 500;

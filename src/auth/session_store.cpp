@@ -29,9 +29,15 @@ Result<std::string> SessionStore::Create(std::string key_id) {
   std::string hash = Digest(token);
   const int64_t now = clock_.NowMs();
   MutexLock lock(mu_);
+  // This key's own oldest first (sessions are made oldest first, so the list's order is theirs).
+  for (auto it = order_.begin(); it != order_.end() && per_key_[key_id] >= options_.max_per_key;) {
+    auto entry = sessions_.find(*it++);
+    if (entry->second.key_id == key_id) EraseLocked(entry);
+  }
   while (!order_.empty() && sessions_.size() >= options_.max_sessions)
     EraseLocked(sessions_.find(order_.front()));
   order_.push_back(hash);
+  ++per_key_[key_id];
   sessions_[hash] = Entry{std::move(key_id), now + options_.ttl_ms, std::prev(order_.end())};
   return token;
 }
@@ -63,6 +69,8 @@ size_t SessionStore::size() const {
 }
 
 void SessionStore::EraseLocked(std::unordered_map<std::string, Entry>::iterator it) {
+  auto count = per_key_.find(it->second.key_id);
+  if (count != per_key_.end() && --count->second == 0) per_key_.erase(count);
   order_.erase(it->second.order);
   sessions_.erase(it);
 }

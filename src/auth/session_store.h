@@ -20,12 +20,15 @@ namespace lastframe::auth {
 // a key revoked or expired in the keys file ends its sessions at once.
 // Tokens are kept by their SHA-256 (a lookup by hash tells nothing through
 // timing about a token's bytes), in memory only: a restart signs everyone out.
-// Bounded: past |max_sessions| the oldest session goes. Thread-safe.
+// Bounded: past |max_per_key| sessions of one key its own oldest goes (a key
+// signing in over and over cannot push other keys' sessions out), past
+// |max_sessions| in all the oldest of any key. Thread-safe.
 class SessionStore {
  public:
   struct Options {
     int64_t ttl_ms = 12 * 3600 * 1000;  // a session's lifetime from sign-in
     size_t max_sessions = 10'000;
+    size_t max_per_key = 32;
   };
   SessionStore(const Clock& clock, Options options);
   explicit SessionStore(const Clock& clock) : SessionStore(clock, Options{}) {}
@@ -55,6 +58,7 @@ class SessionStore {
   mutable Mutex mu_;
   std::unordered_map<std::string, Entry> sessions_ LF_GUARDED_BY(mu_);  // by token's SHA-256
   std::list<std::string> order_ LF_GUARDED_BY(mu_);                     // hashes, oldest first
+  std::unordered_map<std::string, size_t> per_key_ LF_GUARDED_BY(mu_);  // sessions by key id
 };
 
 }  // namespace lastframe::auth

@@ -71,6 +71,29 @@ TEST(SessionStore, PastItsBoundTheOldestSessionsGo) {
   EXPECT_EQ(store.size(), 3u);
 }
 
+TEST(SessionStore, OneKeySigningInOverAndOverPushesOutOnlyItsOwnSessions) {
+  ManualClock clock(kT0);
+  SessionStore store(clock, {.ttl_ms = 3'600'000, .max_sessions = 10, .max_per_key = 2});
+  auto other = store.Create("other");
+  ASSERT_TRUE(other.ok());
+  std::vector<std::string> mine;
+  for (int i = 0; i < 50; ++i) {
+    auto t = store.Create("busy");
+    ASSERT_TRUE(t.ok());
+    mine.push_back(*t);
+  }
+  EXPECT_EQ(store.Find(*other), "other");
+  EXPECT_EQ(store.size(), 3u);
+  EXPECT_EQ(store.Find(mine[47]), std::nullopt);
+  EXPECT_EQ(store.Find(mine[48]), "busy");
+  EXPECT_EQ(store.Find(mine[49]), "busy");
+  // Its sessions signed out or expired give their places back.
+  store.Remove(mine[48]);
+  store.Remove(mine[49]);
+  ASSERT_TRUE(store.Create("busy").ok());
+  EXPECT_EQ(store.size(), 2u);
+}
+
 // A session stands for its key as the keys file has it now: revoked or
 // expired there, the session is refused (the store keeps only the key's id).
 TEST(SessionStore, ASessionIsCheckedAgainstTheKeyRingOnEveryUse) {

@@ -33,6 +33,12 @@ constexpr std::string_view kUiPath = "/ui";  // the dashboard's assets and sign-
 constexpr std::array kRoutePaths = {kHealthzPath, kMetricsPath, kPutMediaPath, kSnapshotPath,
                                     kStreamsPath, kEventsPath,  kUiPath};
 
+// Whether a GET of |path| puts an object in the store (the snapshot routes).
+bool Publishes(const std::string& path) {
+  return path == kSnapshotPath ||
+         (path.starts_with(std::string(kStreamsPath) + "/") && path.ends_with("/snapshot"));
+}
+
 Response MethodNotAllowed(const std::string& allow) {
   Response res = JsonError(405, "MethodNotAllowed", "allowed methods: " + allow);
   res.set(bhttp::field::allow, allow);
@@ -210,14 +216,22 @@ void Api::Events(Request& req, const Caller& caller, Respond respond) {
       return respond(JsonError(
           InvalidArgument("parameter 'streams' names at most " + std::to_string(kMaxNamed))));
   }
-  if (!events_->Reserve()) {
-    Response res =
-        JsonError(Status(Code::kOverloaded,
-                         "the server has " + std::to_string(options_.events.max_subscribers) +
-                             " event subscribers, its most; retry later",
-                         Reason::kOverloaded));
+  // One caller's subscriptions are bounded apart from everyone's: its key's, or with
+  // access control off its address's.
+  sub.owner = caller.key ? "key:" + caller.key->key_id
+                         : "ip:" + req.remote.substr(0, req.remote.rfind(':'));
+  if (Status admitted = events_->Reserve(sub.owner); !admitted.ok()) {
+    Response res = JsonError(admitted);
     res.set(bhttp::field::retry_after, "5");
     return respond(std::move(res));
+  }
+  // The credentials are checked again as events flow: a key revoked or expired, or a
+  // dashboard session signed out, ends the subscription.
+  if (keys_ != nullptr) {
+    auto credentials = std::make_shared<Request>();
+    credentials->header = req.header;
+    credentials->path = req.path;
+    sub.still_allowed = [this, credentials] { return Identify(*credentials).ok(); };
   }
   Response head{bhttp::status::ok, 11};
   head.set(bhttp::field::content_type, "text/event-stream; charset=utf-8");
@@ -347,7 +361,9 @@ Result<Caller> Api::Identify(const Request& req) const {
   std::string_view value;
   if (field != req.header.end())
     value = std::string_view(field->value().data(), field->value().size());
-  else if (auto session = dashboard_.SessionOf(req)) {  // the dashboard's cookie: GET/HEAD only
+  // The dashboard's cookie: GET/HEAD only, and never on the snapshot routes, whose GETs
+  // store an object (a cookie never authorises a change).
+  else if (auto session = Publishes(req.path) ? std::nullopt : dashboard_.SessionOf(req)) {
     if (!session->ok()) return session->status();
     return Caller{**session};
   }

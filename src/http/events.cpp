@@ -12,11 +12,32 @@ EventHub::EventHub(Lister lister, const Clock& clock, EventHubOptions options)
 
 EventHub::~EventHub() { Stop(); }
 
-bool EventHub::Reserve() {
+Status EventHub::Reserve(const std::string& owner) {
   MutexLock lock(mu_);
-  if (stopping_ || places_ >= options_.max_subscribers) return false;
+  if (stopping_) return Status(Code::kUnavailable, "the server is stopping", Reason::kStopping);
+  if (places_ >= options_.max_subscribers)
+    return Status(Code::kUnavailable,
+                  "the server has " + std::to_string(options_.max_subscribers) +
+                      " event subscribers, its most; retry later",
+                  Reason::kOverloaded);
+  size_t& owned = owned_[owner];
+  if (owned >= options_.max_per_owner)
+    return Status(Code::kOverloaded,
+                  "this caller has " + std::to_string(options_.max_per_owner) +
+                      " event subscriptions open, its most; close one",
+                  Reason::kOverloaded);
+  ++owned;
   ++places_;
-  return true;
+  return Status::Ok();
+}
+
+void EventHub::Release(const std::vector<std::unique_ptr<Subscriber>>& gone) {
+  MutexLock lock(mu_);
+  for (const auto& s : gone) {
+    --places_;
+    auto it = owned_.find(s->sub.owner);
+    if (it != owned_.end() && --it->second == 0) owned_.erase(it);
+  }
 }
 
 void EventHub::Attach(std::shared_ptr<BodyWriter> writer, EventSubscription subscription) {
@@ -25,9 +46,11 @@ void EventHub::Attach(std::shared_ptr<BodyWriter> writer, EventSubscription subs
   s->sub = std::move(subscription);
   MutexLock lock(mu_);
   if (stopping_) {
-    --places_;
     lock.Unlock();
-    s->writer->End();
+    std::vector<std::unique_ptr<Subscriber>> gone;
+    gone.push_back(std::move(s));
+    Release(gone);
+    gone.front()->writer->End();
     return;
   }
   joining_.push_back(std::move(s));
@@ -49,9 +72,9 @@ void EventHub::Stop() {
   std::vector<std::unique_ptr<Subscriber>> joining;
   {
     MutexLock lock(mu_);
-    places_ -= joining_.size();
     joining.swap(joining_);
   }
+  Release(joining);
   for (auto& s : joining) s->writer->End();
 }
 
@@ -147,6 +170,11 @@ void EventHub::Run() {
         kept = s.writer->TryWrite(std::move(out), options_.max_queued_bytes);
         s.last_write_ms = now;
       }
+      // Credentials that no longer hold end the subscription, as they end a session.
+      if (kept && s.sub.still_allowed && now - s.last_check_ms >= options_.recheck.count()) {
+        s.last_check_ms = now;
+        kept = s.sub.still_allowed();
+      }
       if (kept && s.writer->open()) {
         ++it;
         continue;
@@ -156,17 +184,11 @@ void EventHub::Run() {
       it = subscribers_.erase(it);
     }
     if (!gone.empty()) {
-      {
-        MutexLock lock(mu_);
-        places_ -= gone.size();
-      }
+      Release(gone);
       for (auto& s : gone) s->writer->End();
     }
   }
-  {
-    MutexLock lock(mu_);
-    places_ -= subscribers_.size();
-  }
+  Release(subscribers_);
   for (auto& s : subscribers_) s->writer->End();
   subscribers_.clear();
 }

@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/mutex.h"
+#include "core/status.h"
 #include "http/server.h"
 
 namespace lastframe::http {
@@ -33,19 +34,25 @@ struct StreamEventState {
 };
 
 struct EventHubOptions {
-  std::chrono::milliseconds tick{250};   // how often streams are looked at
-  size_t max_subscribers = 1000;         // past it, 503
-  size_t max_queued_bytes = 256 * 1024;  // a reader further behind is dropped (it reconnects)
+  std::chrono::milliseconds tick{250};       // how often streams are looked at
+  size_t max_subscribers = 1000;             // past it, 503
+  size_t max_per_owner = 16;                 // of one key (or one address with --auth off): 429
+  std::chrono::milliseconds recheck{5'000};  // how often a subscriber's credentials are checked
+  size_t max_queued_bytes = 256 * 1024;      // a reader further behind is dropped (it reconnects)
   std::chrono::milliseconds keepalive{15'000};  // a comment line when nothing else was sent
   std::string node;                             // named in the hello event
 };
 
 // What one subscriber is shown.
 struct EventSubscription {
+  std::string owner;                               // the key's id (or the client's address)
   std::function<bool(std::string_view)> may_view;  // the caller's streams
-  bool admin = false;                              // sees sources' error text
-  std::optional<std::set<std::string>> only;       // streams=: these alone
-  int64_t interval_ms = 1000;                      // at most one frame event per stream per this
+  // Whether the caller's credentials still hold (a key revoked or expired, a
+  // session signed out end the subscription); empty: always.
+  std::function<bool()> still_allowed;
+  bool admin = false;                         // sees sources' error text
+  std::optional<std::set<std::string>> only;  // streams=: these alone
+  int64_t interval_ms = 1000;                 // at most one frame event per stream per this
   std::string node;  // named in the hello event (EventHubOptions::node when empty)
 };
 
@@ -63,9 +70,10 @@ class EventHub {
   EventHub(const EventHub&) = delete;
   EventHub& operator=(const EventHub&) = delete;
 
-  // Takes a subscriber's place before its response starts: false when all are taken.
-  bool Reserve();
-  // Starts sending to |writer|, in the place Reserve took (given back when it ends).
+  // Takes a place for a subscriber of |owner| before its response starts:
+  // Unavailable when all places are taken, Overloaded when all of |owner|'s are.
+  Status Reserve(const std::string& owner);
+  // Starts sending to |writer|, in the place Reserve took for its owner (given back when it ends).
   void Attach(std::shared_ptr<BodyWriter> writer, EventSubscription subscription);
   // Ends every subscriber's body and the thread. Idempotent.
   void Stop();
@@ -86,10 +94,13 @@ class EventHub {
     EventSubscription sub;
     bool greeted = false;
     int64_t last_write_ms = 0;
+    int64_t last_check_ms = 0;
     std::unordered_map<std::string, Known> known;
   };
 
   void Run();
+  // Gives back the places of |gone| subscribers.
+  void Release(const std::vector<std::unique_ptr<Subscriber>>& gone);
   // The events |s| is owed now; empty when nothing changed.
   std::string Changes(Subscriber& s, const std::vector<StreamEventState>& streams, int64_t now_ms);
 
@@ -99,7 +110,8 @@ class EventHub {
 
   mutable Mutex mu_;
   std::condition_variable wake_;
-  size_t places_ LF_GUARDED_BY(mu_) = 0;  // reserved or attached
+  size_t places_ LF_GUARDED_BY(mu_) = 0;                              // reserved or attached
+  std::unordered_map<std::string, size_t> owned_ LF_GUARDED_BY(mu_);  // places by owner
   std::vector<std::unique_ptr<Subscriber>> joining_ LF_GUARDED_BY(mu_);
   bool stopping_ LF_GUARDED_BY(mu_) = false;
   std::thread thread_ LF_GUARDED_BY(mu_);

@@ -15,9 +15,9 @@ using nlohmann::json;
 class RecordingWriter final : public BodyWriter {
  public:
   bool Write(std::string chunk) override { return TryWrite(std::move(chunk), SIZE_MAX); }
-  bool TryWrite(std::string chunk, size_t max_queued) override {
+  bool TryWrite(std::string chunk, size_t) override {
     MutexLock lock(mu_);
-    if (!open_ || chunk.size() > max_queued || full_) return false;
+    if (!open_ || full_) return false;  // full: a reader far behind
     text_ += chunk;
     cv_.notify_all();
     return true;
@@ -85,7 +85,9 @@ class EventHubTest : public ::testing::Test {
     EventHubOptions o;
     o.tick = std::chrono::milliseconds(5);
     o.node = "node-a";
-    o.max_subscribers = 2;
+    o.max_subscribers = 3;
+    o.max_per_owner = 2;
+    o.recheck = std::chrono::milliseconds(0);
     hub_ = std::make_unique<EventHub>(
         [this] {
           MutexLock lock(mu_);
@@ -111,7 +113,7 @@ class EventHubTest : public ::testing::Test {
   std::shared_ptr<RecordingWriter> Subscribe(EventSubscription sub = {}) {
     if (!sub.may_view) sub.may_view = [](std::string_view) { return true; };
     auto w = std::make_shared<RecordingWriter>();
-    EXPECT_TRUE(hub_->Reserve());
+    EXPECT_TRUE(hub_->Reserve(sub.owner).ok());
     hub_->Attach(w, std::move(sub));
     return w;
   }
@@ -206,7 +208,7 @@ TEST_F(EventHubTest, AnAdminSeesTheSourcesErrorTextOthersItsCode) {
 
 TEST_F(EventHubTest, ASlowReaderIsDroppedAndItsPlaceGivenBack) {
   Set({Live("cam1", 1'000'000)});
-  auto slow = Subscribe();
+  auto slow = Subscribe({.owner = "a"});
   ASSERT_EQ(slow->Take(3).size(), 3u);
   EXPECT_EQ(hub_->subscribers(), 1u);
   slow->SetFull();
@@ -214,10 +216,26 @@ TEST_F(EventHubTest, ASlowReaderIsDroppedAndItsPlaceGivenBack) {
   clock_.Advance(1000);
   slow->Take(100);  // returns once the hub ends it
   EXPECT_TRUE(slow->ended());
-  // Bounded: two places; the dropped reader's is free again.
-  auto a = Subscribe();
-  auto b = Subscribe();
-  EXPECT_FALSE(hub_->Reserve());
+  // Its owner's place is free again: two of one owner, then that owner is refused.
+  auto a = Subscribe({.owner = "a"});
+  auto b = Subscribe({.owner = "a"});
+  Status third = hub_->Reserve("a");
+  EXPECT_EQ(third.code(), Code::kOverloaded) << third.ToString();
+  // Another owner has a place until all are taken.
+  auto c = Subscribe({.owner = "b"});
+  Status full = hub_->Reserve("c");
+  EXPECT_EQ(full.code(), Code::kUnavailable) << full.ToString();
+}
+
+TEST_F(EventHubTest, CredentialsThatNoLongerHoldEndTheSubscription) {
+  Set({Live("cam1", 1'000'000)});
+  std::atomic<bool> allowed{true};
+  auto w = Subscribe({.owner = "k", .still_allowed = [&] { return allowed.load(); }});
+  ASSERT_EQ(w->Take(3).size(), 3u);
+  allowed = false;  // the key revoked, or the session signed out
+  w->Take(100);     // returns once the hub ends it
+  EXPECT_TRUE(w->ended());
+  EXPECT_TRUE(hub_->Reserve("k").ok());
 }
 
 TEST_F(EventHubTest, StopEndsEverySubscriber) {
@@ -226,7 +244,7 @@ TEST_F(EventHubTest, StopEndsEverySubscriber) {
   hub_->Stop();
   EXPECT_TRUE(w->ended());
   EXPECT_EQ(hub_->subscribers(), 0u);
-  EXPECT_FALSE(hub_->Reserve());
+  EXPECT_FALSE(hub_->Reserve("x").ok());
 }
 
 }  // namespace

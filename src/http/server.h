@@ -37,8 +37,9 @@ class BodyWriter {
   // Queues |chunk| to send; blocks while too much is queued unsent (a slow
   // reader slows the writer). False once the connection is gone: stop.
   virtual bool Write(std::string chunk) = 0;
-  // As Write, but never blocks: false, queueing nothing, when |chunk| would put
-  // more than |max_queued| bytes unsent, or the connection is gone. For one
+  // As Write, but never blocks: false, queueing nothing, when bytes are still
+  // unsent and |chunk| would put more than |max_queued| unsent, or the
+  // connection is gone. For one
   // thread that writes to many readers (/v1/events): a slow one must not hold
   // up the rest.
   virtual bool TryWrite(std::string chunk, size_t max_queued) = 0;

@@ -621,7 +621,10 @@ bool SessionBodyWriter::TryWrite(std::string chunk, size_t max_queued) {
   std::string framed = size + chunk + "\r\n";
   {
     MutexLock lock(mu_);
-    if (!open_ || queued_ + framed.size() > std::min(max_queued, kMaxQueuedBytes)) return false;
+    // The bound is on what is behind: a first chunk of any size goes (a new
+    // subscriber's first events name every stream at once).
+    if (!open_ || (queued_ > 0 && queued_ + framed.size() > std::min(max_queued, kMaxQueuedBytes)))
+      return false;
     queued_ += framed.size();
   }
   net::post(executor_, [weak = session_, framed = std::move(framed)]() mutable {

@@ -81,11 +81,15 @@ Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, i
   return newest;
 }
 
-Status DecodeEachFrame(const store::FragmentView& fragment,
+Status DecodeEachFrame(const store::FragmentView& fragment, int threads,
                        const std::function<bool(const AVFrame& picture, int64_t pts)>& picture) {
   if (!fragment.codec || fragment.frames.empty())
     return NotFound("the fragment holds no frame", Reason::kNoFrame);
-  auto opened = media::OpenDecoder(*fragment.codec, WorthFrameThreads(fragment) ? 0 : 1);
+  if (threads == 0)
+    threads = WorthFrameThreads(fragment)
+                  ? static_cast<int>(std::max(2u, std::thread::hardware_concurrency()))
+                  : 1;
+  auto opened = media::OpenDecoder(*fragment.codec, threads);
   if (!opened.ok()) return opened.status();
   media::CodecContextPtr ctx = std::move(*opened);
   media::FramePtr frame = media::MakeFrame();

@@ -22,8 +22,9 @@ Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, i
 
 // Decodes every frame of |fragment| and hands each picture to |picture| in
 // presentation order, with its pts (the frames', milliseconds); |picture|
-// returning false stops early. MediaError when none decodes.
-Status DecodeEachFrame(const store::FragmentView& fragment,
+// returning false stops early. |threads| as OpenDecoder's (0: by the amount of
+// work, as DecodeNewestFrame). MediaError when none decodes.
+Status DecodeEachFrame(const store::FragmentView& fragment, int threads,
                        const std::function<bool(const AVFrame& picture, int64_t pts)>& picture);
 
 // Keeps the decoded |*frame| as |*newest| when it is presented at or after

@@ -59,6 +59,11 @@ const char* FitName(Fit f) {
   return f == Fit::kContain ? "contain" : f == Fit::kCover ? "cover" : "fill";
 }
 
+// What one preview may cost: the pixels it decodes (30 s of 1080p at 30 fps)
+// and the bytes it comes to.
+constexpr uint64_t kMaxPreviewDecodePixels = 30ull * 30 * 1920 * 1080;
+constexpr size_t kMaxPreviewBytes = 32u << 20;
+
 // "2026-12-01 10:53:39Z": the frame's UTC time to the second, for overlay=time.
 std::string OverlayTime(int64_t ms) {
   std::string iso = FormatIso8601Ms(ms);  // 2026-12-01T10:53:39.070Z
@@ -413,6 +418,19 @@ void SnapshotService::RenderPreviewAsync(const std::string& stream, PreviewOptio
                             (options.at && options.at->server_timeline ? ":s" : "");
           for (const auto& f : *found)
             key += ':' + std::to_string(f.number) + '/' + std::to_string(f.frames.size());
+          // Bounded work: every frame of the span's fragments is decoded.
+          uint64_t pixels = 0;
+          for (const auto& f : *found)
+            pixels += static_cast<uint64_t>(f.frames.size()) *
+                      static_cast<uint64_t>(std::max(f.codec->width, 0)) *
+                      static_cast<uint64_t>(std::max(f.codec->height, 0));
+          if (pixels > kMaxPreviewDecodePixels)
+            return answer(InvalidArgument("a preview of this span decodes " +
+                                              std::to_string(pixels / 1'000'000) +
+                                              " million pixels, over the " +
+                                              std::to_string(kMaxPreviewDecodePixels / 1'000'000) +
+                                              " million a preview may: ask fewer seconds",
+                                          Reason::kTooManyPixels));
           if (JoinOrClaim(key, answer)) return;
           WorkerPool& pool = heavy_workers_ ? *heavy_workers_ : workers_;
           bool queued = pool.TryPost(
@@ -453,7 +471,17 @@ Result<Image> SnapshotService::RenderPreview(const std::string& stream,
   auto moment = [&](int i) { return end_ms - int64_t{samples - 1 - i} * step_ms; };
   media::EncodeOptions size;
   const auto& codec = *fragments.back().codec;
+  // Within a kMaxPreviewWidth square, keeping the frame's shape: a tall frame is
+  // bounded by its height, not only its width.
   size.width = options.width > 0 ? options.width : std::min(codec.width, kMaxPreviewWidth);
+  size.height = std::max(1, static_cast<int>(std::lround(static_cast<double>(codec.height) *
+                                                         size.width / std::max(1, codec.width))));
+  if (size.height > kMaxPreviewWidth) {
+    size.width =
+        std::max(1, static_cast<int>(std::lround(static_cast<double>(codec.width) *
+                                                 kMaxPreviewWidth / std::max(1, codec.height))));
+    size.height = kMaxPreviewWidth;
+  }
   size.quality = options.quality;
   auto encoder = media::AnimationEncoder::Create(options.format == ImageFormat::kGif
                                                      ? media::AnimationFormat::kGif
@@ -494,7 +522,8 @@ Result<Image> SnapshotService::RenderPreview(const std::string& stream,
     if (next >= samples) break;
     const int64_t begin = server ? f.server_ts_ms : f.producer_ts_ms;
     const int64_t first_pts = f.frames.front().pts_ms;
-    Status decoded = DecodeEachFrame(f, [&](const AVFrame& picture, int64_t pts) {
+    // One decoding thread: a preview's decoder holds its own pictures only.
+    Status decoded = DecodeEachFrame(f, /*threads=*/1, [&](const AVFrame& picture, int64_t pts) {
       const int64_t at = begin + (pts - first_pts);
       // Every moment before this picture's shows the one before it.
       while (next < samples && moment(next) < at) {
@@ -530,6 +559,12 @@ Result<Image> SnapshotService::RenderPreview(const std::string& stream,
   ++frames;
   auto bytes = (*encoder)->Finish();
   if (!bytes.ok()) return bytes.status();
+  if (bytes->size() > kMaxPreviewBytes)
+    return Status(Code::kTooLarge,
+                  "the preview came to " + std::to_string(bytes->size() >> 20) + " MiB, over the " +
+                      std::to_string(kMaxPreviewBytes >> 20) +
+                      " MiB a preview may be: ask fewer seconds, fewer fps or a smaller width",
+                  Reason::kTooLarge);
   spdlog::debug("preview stream={} fragments={} frames={} ms={:.1f}", stream, fragments.size(),
                 frames, metrics::SecondsSince(t0) * 1000);
   Image image;

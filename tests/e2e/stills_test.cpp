@@ -264,6 +264,19 @@ TEST_F(StillsTest, EveryNewStillParameterRefusesItsBadValues) {
   EXPECT_EQ(JsonOf(recipe)["statusCode"], 400);
 }
 
+// A preview fits a 1280 px square whatever the frame's shape: a tall frame is
+// bounded by its height.
+TEST(PreviewBounds, ATallFrameIsBoundedByItsHeight) {
+  TempDir dir;
+  LastframeServer server(dir.file("data"), TestServerArgs());
+  std::string clip = TestClip(dir, "tall.mkv", 64, 1600, 10, 1, 10);
+  ASSERT_EQ(PushOneShot(server.port(), "tall", ReadFile(clip)).status, 200);
+  HttpResult r = HttpGet(server.port(), "/v1/streams/tall/preview.gif?seconds=1&fps=2&width=1280");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-image-height"), "1280");
+  EXPECT_EQ(r.header("x-image-width"), "51");
+}
+
 // GET /v1/events read by curl, a real client: the hello, the stream's state
 // and newest frame, its turn to stale, its removal; callers without a key refused.
 TEST(EventsTest, ARealClientSeesStatesFramesAndRemovals) {

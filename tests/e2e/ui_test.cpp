@@ -168,6 +168,9 @@ TEST_F(UiTest, RefusedCallersGet401AndNoCookieOpensAWrite) {
   EXPECT_EQ(create.status, 401) << create.body;
   EXPECT_EQ(JsonOf(create)["code"], "Unauthorized");
   EXPECT_EQ(WithCookie("DELETE", "/v1/streams/other", admin).status, 401);
+  // Nor a GET that stores an object: the snapshot routes publish to the store.
+  EXPECT_EQ(WithCookie("GET", "/v1/streams/cam1/snapshot", admin).status, 401);
+  EXPECT_EQ(WithCookie("GET", "/snapshot?stream_name=cam1", admin).status, 401);
   EXPECT_EQ(WithCookie("GET", "/v1/streams/other", admin).status, 200);
   EXPECT_EQ(WithCookie("GET", "/v1/streams/made", admin).status, 404);
   // Forged and unknown sessions.
