@@ -31,51 +31,20 @@ bool WorthFrameThreads(const store::FragmentView& fragment, size_t first) {
 
 Result<media::FramePtr> DecodeNewestFrame(const store::FragmentView& fragment, int threads,
                                           int64_t max_pts) {
-  if (!fragment.codec || fragment.frames.empty())
-    return NotFound("the fragment holds no frame", Reason::kNoFrame);
-  if (threads == 0)
-    threads = WorthFrameThreads(fragment)
-                  ? static_cast<int>(std::max(2u, std::thread::hardware_concurrency()))
-                  : 1;
-  auto opened = media::OpenDecoder(*fragment.codec, threads);
-  if (!opened.ok()) return opened.status();
-  media::CodecContextPtr ctx = std::move(*opened);
-
-  media::FramePtr frame = media::MakeFrame();
   media::FramePtr newest;
   int64_t newest_pts = INT64_MIN;
-  int decode_errors = 0;
-  Status last_error;
-  auto drain = [&]() {
-    for (;;) {
-      int rc = avcodec_receive_frame(ctx.get(), frame.get());
-      if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return;
-      if (rc < 0) {
-        ++decode_errors;
-        last_error = media::AvError(rc, "decoding");
-        return;
-      }
-      KeepIfNewer(&frame, &newest, &newest_pts, max_pts);
+  Status decoded = DecodeEachFrame(fragment, threads, [&](const AVFrame& picture, int64_t pts) {
+    // The newest presented at or before |max_pts| (a repeated timestamp: the later one).
+    if (pts <= max_pts && (!newest || pts >= newest_pts)) {
+      if (!newest) newest = media::MakeFrame();
+      av_frame_unref(newest.get());
+      if (av_frame_ref(newest.get(), &picture) < 0) return false;
+      newest_pts = pts;
     }
-  };
-  for (const store::Frame& f : fragment.frames) {
-    int rc = avcodec_send_packet(ctx.get(), f.packet.get());
-    if (rc == AVERROR(EAGAIN)) {
-      drain();
-      rc = avcodec_send_packet(ctx.get(), f.packet.get());
-    }
-    if (rc < 0 && rc != AVERROR(EAGAIN)) {
-      ++decode_errors;
-      last_error = media::AvError(rc, "decoding");
-    }
-    drain();
-  }
-  avcodec_send_packet(ctx.get(), nullptr);  // flush the frames the decoder holds back
-  drain();
-  if (!newest)
-    return Status(Code::kMediaError,
-                  "no frame of the fragment could be decoded" +
-                      (last_error.ok() ? std::string() : " (" + last_error.message() + ")"));
+    return true;
+  });
+  if (!decoded.ok()) return decoded;
+  if (!newest) return Status(Code::kMediaError, "no frame of the fragment could be decoded");
   // The picture's timestamp, for the caller.
   newest->pts = newest_pts;
   return newest;
