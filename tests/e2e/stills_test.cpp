@@ -264,6 +264,41 @@ TEST_F(StillsTest, EveryNewStillParameterRefusesItsBadValues) {
   EXPECT_EQ(JsonOf(recipe)["statusCode"], 400);
 }
 
+// Who may call the new routes: a viewer of the stream; others are refused
+// (no key, an unknown key, a viewer of other streams, a cookie on a POST).
+TEST(StillsAccess, TheNewRoutesAreAViewersOfTheStreamOnly) {
+  TempDir dir;
+  const std::string data = dir.file("data");
+  const std::string viewer = MakeKey(data, {"--role", "viewer", "--streams", "cam*"});
+  const std::string outsider = MakeKey(data, {"--role", "viewer", "--streams", "door*"});
+  LastframeServer server(data, TestServerArgs());
+  std::string clip = TestClip(dir, "clip.mkv", 160, 120, 10, 1, 10);
+  ASSERT_EQ(PushOneShot(server.port(), "cam", ReadFile(clip)).status, 200);
+  for (const std::string route :
+       {"latest.webp", "latest.avif", "preview.webp", "preview.gif", "latest.jpg?at=0"}) {
+    const std::string target = "/v1/streams/cam/" + route;
+    auto as = [&](const std::string& token) {
+      return HttpRequest(server.port(), "GET", target, "", {{"Authorization", "Bearer " + token}})
+          .status;
+    };
+    EXPECT_EQ(as("lf_nosuchkey_000"), 401) << route;
+    EXPECT_EQ(as(outsider), 403) << route;
+    const int allowed = as(viewer);
+    EXPECT_TRUE(allowed == 200 || allowed == 404) << route << ": " << allowed;  // at=0: NoFrame
+  }
+  // /v1/events: any key, showing only its streams; none without one.
+  EXPECT_EQ(HttpRequest(server.port(), "GET", "/v1/events", "",
+                        {{"Authorization", "Bearer lf_nosuchkey_000"}})
+                .status,
+            401);
+  Process curl(
+      {"curl", "-sN", "-H", "Authorization: Bearer " + outsider, server.base_url() + "/v1/events"});
+  ASSERT_NE(curl.WaitForLine(R"("interval_s")", std::chrono::seconds(20)), "") << curl.Output();
+  ASSERT_EQ(PushOneShot(server.port(), "door1", ReadFile(clip)).status, 200);
+  ASSERT_NE(curl.WaitForLine(R"("stream":"door1")", std::chrono::seconds(20)), "") << curl.Output();
+  EXPECT_EQ(curl.Output().find(R"("stream":"cam")"), std::string::npos) << curl.Output();
+}
+
 // A preview fits a 1280 px square whatever the frame's shape: a tall frame is
 // bounded by its height.
 TEST(PreviewBounds, ATallFrameIsBoundedByItsHeight) {
