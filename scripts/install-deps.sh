@@ -16,7 +16,7 @@ packages=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libturbojpeg0-dev libboost-dev libssl-dev nlohmann-json3-dev
   libcli11-dev libspdlog-dev libfmt-dev libcurl4-openssl-dev libtoml11-dev zlib1g-dev
-  libpugixml-dev libwebp-dev libavif-dev
+  libpugixml-dev libwebp-dev libavif-dev libwebm-dev
   # tests: real S3 and Kinesis Video clients (awscli v2, boto3), a real producer
   # (ffmpeg, ffprobe), OpenCV (the boto3 Kinesis Video check decodes GetClip's MP4
   # with it, and the benchmarks run the recipe's method with it), prlimit

@@ -190,6 +190,8 @@ void Stream::Restore(std::vector<FragmentView> fragments) {
   }
 }
 
+void Stream::MarkPersisted(uint64_t /*number*/) {}
+
 size_t Stream::OpenFragmentBytes() const {
   MutexLock lock(mu_);
   if (fragments_.empty() || fragments_.back().view.complete) return 0;
@@ -323,6 +325,16 @@ std::shared_ptr<Stream> StreamStore::Find(std::string_view name) const {
 
 Status StreamStore::Persist(const std::string& stream, const FragmentView& fragment) {
   return archive_ ? archive_->Persist(stream, fragment) : Status::Ok();
+}
+
+void StreamStore::PersistAsync(const std::string& stream, FragmentView fragment,
+                               std::function<void(Status)> done) {
+  // For now synchronous on the caller's thread; the archive's writer pool replaces it.
+  Status status = Persist(stream, fragment);
+  if (status.ok() && archive_ != nullptr) {
+    if (auto s = Find(stream)) s->MarkPersisted(fragment.number);
+  }
+  if (done) done(std::move(status));
 }
 
 Result<std::shared_ptr<Stream>> StreamStore::Create(const std::string& name,

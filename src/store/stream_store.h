@@ -93,6 +93,8 @@ class Stream {
   void Restore(std::vector<FragmentView> fragments);
   // Size in bytes of the open fragment (0 if none).
   size_t OpenFragmentBytes() const;
+  // Fragment |number| is durable in the archive (StreamStore::PersistAsync).
+  void MarkPersisted(uint64_t number);
 
   std::optional<FragmentView> Latest() const;
   // Every retained fragment, oldest first.
@@ -165,6 +167,13 @@ class StreamStore final : public StreamSource {
   void SetArchive(FragmentArchive* archive) { archive_ = archive; }
   // Makes |fragment| of |stream| durable (a no-op without an archive).
   Status Persist(const std::string& stream, const FragmentView& fragment);
+  // The same without blocking its caller: |done| runs once the fragment is
+  // durable (or refused), on a thread of the archive's (at once, on the
+  // caller's thread, without an archive). For one stream, |done|s run in the
+  // order the calls were made. On success the stream is told first
+  // (Stream::MarkPersisted), so it may let the fragment's frames go from memory.
+  void PersistAsync(const std::string& stream, FragmentView fragment,
+                    std::function<void(Status)> done);
   // Rebuilds the streams the archive holds; call before any producer starts.
   void Restore(std::vector<RecoveredStream> streams);
   // Forgets a stream and its fragments. NotFound ("StreamNotFound"), or
