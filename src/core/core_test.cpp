@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include "core/secret.h"
 #include "core/status.h"
 #include "core/stream_name.h"
+#include "core/thread.h"
 #include "core/time_format.h"
 #include "core/utf8.h"
 #include "core/worker_pool.h"
@@ -366,6 +368,39 @@ TEST(Status, EveryReasonHasItsOwnNameAndAStatusWithoutOneHasItsCodes) {
   EXPECT_EQ(typed.reason(), Reason::kStreamNotFound);
   EXPECT_EQ(typed.ToString(), "StreamNotFound: gone");
   EXPECT_EQ(Status().reason(), Reason::kNone);
+}
+
+TEST(Thread, RunsOnAStackOfTheSizeAsked) {
+  size_t seen = 0;
+  auto thread = Thread::Start(512 * 1024, [&seen] {
+    pthread_attr_t attr;
+    ASSERT_EQ(pthread_getattr_np(pthread_self(), &attr), 0);
+    ASSERT_EQ(pthread_attr_getstacksize(&attr, &seen), 0);
+    pthread_attr_destroy(&attr);
+  });
+  ASSERT_TRUE(thread.ok()) << thread.status().message();
+  EXPECT_TRUE(thread->joinable());
+  thread->join();
+  EXPECT_FALSE(thread->joinable());
+  EXPECT_EQ(seen, 512u * 1024u);  // not the 8 MiB default
+  EXPECT_EQ(thread->stack_bytes(), 512u * 1024u);
+}
+
+TEST(Thread, MovedThreadIsJoinedOnceByItsLastOwner) {
+  std::atomic<int> runs{0};
+  Thread a;
+  {
+    auto started = Thread::Start(Thread::kMediaStackBytes, [&runs] { runs.fetch_add(1); });
+    ASSERT_TRUE(started.ok());
+    a = std::move(*started);
+    EXPECT_FALSE(started->joinable());
+  }
+  EXPECT_TRUE(a.joinable());
+  a.join();
+  EXPECT_EQ(runs.load(), 1);
+  auto tiny = Thread::Start(1, [] {});  // raised to the system minimum
+  ASSERT_TRUE(tiny.ok());
+  EXPECT_GE(tiny->stack_bytes(), static_cast<size_t>(PTHREAD_STACK_MIN));
 }
 
 }  // namespace lastframe

@@ -151,7 +151,12 @@ Result<std::unique_ptr<PullSource>> PullSource::Start(store::StreamStore& store,
   if (options.rtsp_transport != "tcp" && options.rtsp_transport != "udp")
     return InvalidArgument("rtsp_transport must be tcp or udp", Reason::kInvalidArgument);
   std::unique_ptr<PullSource> source(new PullSource(store, std::move(options)));
-  source->thread_ = std::thread([s = source.get()] { s->Run(); });
+  auto thread = Thread::Start(Thread::kMediaStackBytes, [s = source.get()] { s->Run(); });
+  if (!thread.ok())
+    return Status(Code::kOverloaded,
+                  "cannot start the source's thread: " + thread.status().message(),
+                  Reason::kTooManyPulls);
+  source->thread_ = std::move(*thread);
   return source;
 }
 

@@ -14,6 +14,7 @@
 #include "core/limits.h"
 #include "core/mutex.h"
 #include "core/status.h"
+#include "core/thread.h"
 #include "ingest/pull_policy.h"
 #include "store/stream_store.h"
 
@@ -83,7 +84,7 @@ class PullSource {
   mutable Mutex mu_;
   std::condition_variable cv_;
   SourceInfo info_ LF_GUARDED_BY(mu_);
-  std::thread thread_;
+  Thread thread_;  // libavformat blocks: one thread per source, on a small stack
 };
 
 // Checks a source URL: one of the schemes above, a host for network schemes,
