@@ -26,6 +26,7 @@ import tempfile
 import time
 
 import dashboard_tiles  # bench/dashboard_tiles.py: what dashboard tiles cost the server
+import ingest_load  # bench/ingest_load.py: ingest at scale (issue 14), run on its own
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "src", "app", "lastframe")
@@ -823,6 +824,12 @@ def main():
         loaded = load(server, p480, 50, args.load_seconds, 50)
         per_stream = (loaded["rss_pushed"] - idle_rss0) / 50
         server.stop()
+        if args.quick:
+            # Ingest at scale is run on its own (minutes at full size); its smoke run (~20 s)
+            # keeps the harness from rotting.
+            subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "bench", "ingest_load.py"),
+                            "--quick", "--json", os.path.join(work, "ingest_load.json")],
+                           check=True)
     finally:
         for s in Server.started:
             if s.proc.poll() is None:
@@ -833,6 +840,7 @@ def main():
     text = report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, idle_rss0,
                   up, sums, counting)
     text += stills_report(args, floors, floor_bytes, tiles)
+    text += ingest_load.SECTION
     output = args.output or (None if args.quick else os.path.join(ROOT, "BENCHMARKS.md"))
     if output:
         with open(output, "w") as f:
