@@ -118,6 +118,11 @@ void AddThreadAndIngestFlags(CLI::App& c, ServeConfig& f) {
   Flag(c, "no-persist", f.no_persist,
        "keep fragments in memory only (default: each fragment is written to DATA_DIR/fragments "
        "and synced before PERSISTED is acknowledged)");
+  Flag(c, "memory-retention", f.memory_retention_s,
+       "with --no-persist, seconds of video each stream keeps (in memory: fragments have nowhere "
+       "else to live); with durable fragments memory holds only each stream's newest",
+       kShowDefault)
+      ->check(CLI::Range(1, 31'536'000));
 }
 
 void AddKvsFlags(CLI::App& c, ServeConfig& f) {
@@ -283,6 +288,9 @@ Result<ServeSettings> ValidateServeConfig(const ServeConfig& config) {
     return InvalidArgument("--listen must be HOST:PORT, got '" + config.listen + "'");
   if (config.retention_s < 1) return InvalidArgument("--retention must be at least 1 second");
   s.retention_ms = config.retention_s * 1000;
+  if (config.memory_retention_s < 1)
+    return InvalidArgument("--memory-retention must be at least 1 second");
+  s.memory_retention_ms = config.memory_retention_s * 1000;
   if (!config.access_key.empty() || !config.secret_key.empty()) {
     if (config.access_key.empty() || config.secret_key.empty())
       return InvalidArgument("--access-key and --secret-key go together");

@@ -60,6 +60,7 @@ struct ServeConfig {
   std::string config;
   int producer_timeout_s = 30;
   bool no_persist = false;
+  int64_t memory_retention_s = 10;
   bool unsigned_putmedia = false;
   std::string source = "local";
   std::string kvs_endpoint;
@@ -115,6 +116,7 @@ struct ServeSettings {
   std::string host;  // --listen, brackets of an IPv6 address removed
   uint16_t port = 0;
   int64_t retention_ms = 0;
+  int64_t memory_retention_ms = 0;  // --memory-retention: the store's bound without an archive
   // --access-key and --secret-key; nullopt: the data directory's own pair.
   std::optional<aws::Credentials> store_credentials;
   uint64_t max_render_pixels = 0;  // --max-render-pixels, WIDTH times HEIGHT

@@ -26,6 +26,7 @@ TEST(ValidateServeConfig, TheDefaultsAreServedAsTheFlagsSay) {
   EXPECT_EQ(s->host, "127.0.0.1");
   EXPECT_EQ(s->port, 8080);
   EXPECT_EQ(s->retention_ms, 60'000);
+  EXPECT_EQ(s->memory_retention_ms, 10'000);
   EXPECT_EQ(s->max_render_pixels, 3840u * 2160u);
   EXPECT_FALSE(s->store_credentials);
   EXPECT_TRUE(s->local_store);
@@ -85,6 +86,9 @@ TEST(ValidateServeConfig, RetentionIsAtLeastASecond) {
   ServeConfig c;
   c.retention_s = 0;
   EXPECT_EQ(Refusal(c), "--retention must be at least 1 second");
+  c = {};
+  c.memory_retention_s = 0;
+  EXPECT_EQ(Refusal(c), "--memory-retention must be at least 1 second");
 }
 
 TEST(ValidateServeConfig, TheEmbeddedStoreBucketMayNotHideARoute) {
@@ -141,7 +145,7 @@ TEST(ServeFlags, EachFlagHasItsEnvironmentName) {
     EXPECT_EQ(o->get_envname(), env) << o->get_name();
     ++flags;
   }
-  EXPECT_EQ(flags, 55u);  // every flag of `lastframe serve`
+  EXPECT_EQ(flags, 56u);  // every flag of `lastframe serve`
 }
 
 TEST(ServeFlags, ParseIntoTheConfigFromArgumentsAndEnvironment) {
@@ -158,6 +162,10 @@ TEST(ServeFlags, ParseIntoTheConfigFromArgumentsAndEnvironment) {
   EXPECT_EQ(c.s3_endpoint, "http://127.0.0.1:9000");
   EXPECT_EQ(c.data_dir, "./lastframe-data");  // untouched: the default
   EXPECT_THROW(cli.parse("--retention 0", false), CLI::ValidationError);
+  EXPECT_THROW(cli.parse("--memory-retention 0", false), CLI::ValidationError);
+  cli.parse("--no-persist --memory-retention 30", false);
+  EXPECT_TRUE(c.no_persist);
+  EXPECT_EQ(c.memory_retention_s, 30);
   EXPECT_THROW(cli.parse("--log-format xml", false), CLI::ValidationError);
   EXPECT_THROW(cli.parse("--request-log-level loud", false), CLI::ValidationError);
   cli.parse("--log-format json --request-log-level info", false);

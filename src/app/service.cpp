@@ -109,6 +109,7 @@ Result<std::unique_ptr<Service>> Service::Create(const ServeConfig& config, int*
       p->clock, store::StoreOptions{
                     .retention_ms = s.retention_ms,
                     .live_window_ms = s.flags.live_window_s * 1000,
+                    .memory_retention_ms = s.memory_retention_ms,
                     .stream_limit = &p->limits.Add("streams", "streams", s.flags.max_streams)});
   auto archive = OpenArchive(s, p->data_dir, *p->streams, p->clock);
   if (!archive.ok()) return archive.status();

@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "core/stream_name.h"
 #include "store/clip.h"
+#include "store/fragment_file.h"
 
 namespace lastframe::store {
 namespace {
@@ -98,13 +99,10 @@ void SyncFolder(const fs::path& dir) {
   ::close(fd);
 }
 
-struct FileName {
-  int64_t server_ms = 0;
-  uint64_t number = 0;
-  int64_t producer_ms = 0;
-  int64_t frames = 0;  // what a whole file holds: a file that reads short is torn
-  int64_t timecode_ms = 0;
-};
+}  // namespace
+
+// Named and read as fragment_file.h says; fragment_archive_read.cpp reads with them too.
+namespace fragment_file {
 
 std::string Format(const FileName& n) {
   char buf[128];
@@ -198,6 +196,15 @@ Result<FragmentView> ReadFragment(const fs::path& path, const FileName& name) {
   }
   return f;
 }
+
+}  // namespace fragment_file
+
+namespace {
+
+using fragment_file::FileName;
+using fragment_file::Format;
+using fragment_file::Parse;
+using fragment_file::ReadFragment;
 
 std::optional<int64_t> ReadRetention(const fs::path& folder) {
   std::ifstream in(folder / "retention_ms");

@@ -54,6 +54,15 @@ class FragmentArchive {
   // folders of forgotten streams a crash left behind, and files that do not
   // demux are removed. Call at start, before any Persist.
   RecoveryReport Recover();
+  // Reads fragment |index.number| of |stream| back from its file, which is
+  // named after |index|'s fields as Persist named it (its frame count is
+  // |index.frames.size()|: the frames need not be there, only as many
+  // entries). Its frames on the fragment's own timeline, decode times rebuilt
+  // (Matroska keeps presentation times only); the rest is read from the file
+  // too. NotFound ("FragmentNotFound") when the file is not there (trimmed,
+  // its stream forgotten); MediaError when it does not read back whole.
+  // Safe from any thread, with Persist and Trim under way; takes no lock.
+  Result<FragmentView> Read(const std::string& stream, const FragmentView& index) const;
   // Deletes fragments older than their stream's retention (its own, else
   // |default_retention_ms|) at |now_ms|, then the oldest of a stream past
   // |max_bytes_per_stream|, then the oldest of all past |max_total_bytes|.

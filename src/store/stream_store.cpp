@@ -5,11 +5,73 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <limits>
+
+#include "core/metrics.h"
 
 namespace lastframe::store {
+namespace {
+
+// Bytes of frames every stream store of the process holds in memory.
+metrics::Gauge& MemoryGauge() {
+  static metrics::Gauge& gauge = metrics::Registry::Global().AddGauge(
+      "lastframe_store_memory_bytes",
+      "Bytes of video frames the stream stores hold in memory (the rest of the retention is "
+      "read back from the fragment files).");
+  return gauge;
+}
+
+Status NotRetained(uint64_t number, const std::string& stream) {
+  return NotFound("fragment " + std::to_string(number) + " of stream '" + stream +
+                      "' is not retained (past the retention, or never there)",
+                  Reason::kFragmentNotFound);
+}
+
+}  // namespace
 
 Stream::Stream(std::string name, StreamStore* store)
-    : name_(std::move(name)), store_(store), touched_ms_(store->clock().NowMs()) {}
+    : name_(std::move(name)), store_(store), touched_ms_(store->clock().NowMs()) {
+  MemoryGauge();  // shown from the first stream on, zero or not
+}
+
+Stream::~Stream() {
+  MutexLock lock(mu_);
+  AccountLocked(-static_cast<int64_t>(memory_bytes_));
+}
+
+void Stream::AccountLocked(int64_t delta) {
+  memory_bytes_ = static_cast<size_t>(static_cast<int64_t>(memory_bytes_) + delta);
+  MemoryGauge().Add(static_cast<double>(delta));
+}
+
+bool Stream::NeededLocked(size_t i) const {
+  const size_t last = fragments_.size() - 1;
+  if (i == last) return true;  // arriving, or the newest complete with none arriving
+  // The newest complete one while the one arriving has no frame yet.
+  const StoredFragment& back = fragments_[last];
+  return i + 1 == last && !back.view.complete && back.frame_count == 0;
+}
+
+void Stream::MaybeEvictLocked(size_t i) {
+  StoredFragment& f = fragments_[i];
+  if (!f.in_memory || !f.persisted || !f.view.complete || NeededLocked(i)) return;
+  f.in_memory = false;
+  f.view.frames = {};  // readers' copies keep their packets alive as long as they need them
+  AccountLocked(-static_cast<int64_t>(f.view.bytes));
+}
+
+void Stream::PopOldestLocked() {
+  const StoredFragment& oldest = fragments_.front();
+  bytes_ -= oldest.view.bytes;
+  if (oldest.in_memory) AccountLocked(-static_cast<int64_t>(oldest.view.bytes));
+  fragments_.pop_front();
+}
+
+int64_t Stream::MemoryCutoff(int64_t now_ms) const {
+  const int64_t keep = store_->options().memory_retention_ms;
+  if (store_->archive() != nullptr || keep <= 0) return std::numeric_limits<int64_t>::min();
+  return now_ms - keep;
+}
 
 void Stream::SetOwned() {
   MutexLock lock(mu_);
@@ -54,6 +116,7 @@ void Stream::InsertFragment(uint64_t number, media::SharedCodecParameters codec,
                             int64_t producer_ts_ms, int64_t timecode_ms, Frame first,
                             int64_t arrival_ms) {
   const StoreOptions& opt = store_->options();
+  const int64_t memory_cutoff = MemoryCutoff(arrival_ms);
   MutexLock lock(mu_);
   framed_ = true;
   if (!fragments_.empty()) fragments_.back().view.complete = true;
@@ -65,19 +128,23 @@ void Stream::InsertFragment(uint64_t number, media::SharedCodecParameters codec,
   f.view.codec = std::move(codec);
   f.view.bytes = first.size();
   f.last_arrival_ms = arrival_ms;
+  f.frame_count = 1;
+  f.first_pts_ms = f.newest_pts_ms = first.pts_ms;
   bytes_ += first.size();
+  AccountLocked(static_cast<int64_t>(first.size()));
   f.view.frames.push_back(std::move(first));
   fragments_.push_back(std::move(f));
+  // The one before holds the newest frame no longer: on disk, it leaves memory.
+  if (fragments_.size() > 1) MaybeEvictLocked(fragments_.size() - 2);
   ++version_;
   changed_.notify_all();
   // Retention runs here too, so a busy stream never waits for the sweeper.
-  int64_t cutoff = arrival_ms - retention_ms_.value_or(opt.retention_ms);
+  int64_t cutoff = std::max(arrival_ms - retention_ms_.value_or(opt.retention_ms), memory_cutoff);
   size_t max_bytes = opt.max_bytes_per_stream;
   while (fragments_.size() > 1) {
     const StoredFragment& oldest = fragments_.front();
     if (oldest.last_arrival_ms >= cutoff && bytes_ <= max_bytes) break;
-    bytes_ -= oldest.view.bytes;
-    fragments_.pop_front();
+    PopOldestLocked();
   }
 }
 
@@ -93,10 +160,13 @@ bool Stream::InsertFrame(Frame frame, int64_t arrival_ms) {
   StoredFragment& f = fragments_.back();
   int64_t end = frame.pts_ms;
   if (frame.packet && frame.packet->duration > 0) end += frame.packet->duration;
-  f.view.duration_ms = std::max(f.view.duration_ms, end - f.view.frames.front().pts_ms);
+  f.view.duration_ms = std::max(f.view.duration_ms, end - f.first_pts_ms);
   f.view.bytes += frame.size();
   bytes_ += frame.size();
+  AccountLocked(static_cast<int64_t>(frame.size()));
   f.last_arrival_ms = arrival_ms;
+  f.newest_pts_ms = std::max(f.newest_pts_ms, frame.pts_ms);
+  ++f.frame_count;
   f.view.frames.push_back(std::move(frame));
   ++version_;
   changed_.notify_all();
@@ -116,26 +186,105 @@ bool Stream::DropOpenFragment() {
   MutexLock lock(mu_);
   if (fragments_.empty() || fragments_.back().view.complete) return false;
   bytes_ -= fragments_.back().view.bytes;
+  AccountLocked(-static_cast<int64_t>(fragments_.back().view.bytes));
   fragments_.pop_back();
+  // The one before is the newest again; if its frames left memory, Latest
+  // reads them back from its file.
   ++version_;
   changed_.notify_all();
   return true;
 }
 
-std::vector<FragmentView> Stream::FragmentsFrom(uint64_t first) const {
-  MutexLock lock(mu_);
+Stream::Taken Stream::TakeLocked(const StoredFragment& f) const {
+  // Frames are shared, not copied.
+  return Taken{f.view, f.frame_count, !f.in_memory};
+}
+
+Result<FragmentView> Stream::Load(Taken taken) const {
+  if (!taken.evicted) return std::move(taken.view);
+  const FragmentArchive* archive = store_->archive();
+  if (archive == nullptr) return NotRetained(taken.view.number, name_);
+  // The file is named after the index, its frame count included.
+  FragmentView index = taken.view;
+  index.frames.resize(taken.frame_count);
+  auto read = archive->Read(name_, index);
+  if (!read.ok()) return read.status();
+  // The index as it was in memory (codec, duration, bytes), the frames from the file.
+  taken.view.frames = std::move(read->frames);
+  return std::move(taken.view);
+}
+
+std::vector<FragmentView> Stream::LoadAll(std::vector<Taken> taken) const {
   std::vector<FragmentView> out;
-  for (const auto& f : fragments_)
-    if (f.view.number >= first) out.push_back(f.view);
+  out.reserve(taken.size());
+  for (Taken& t : taken) {
+    auto loaded = Load(std::move(t));
+    if (loaded.ok()) out.push_back(std::move(*loaded));  // else trimmed or deleted meanwhile
+  }
   return out;
 }
 
+std::vector<FragmentView> Stream::FragmentsFrom(uint64_t first) const {
+  std::vector<Taken> taken;
+  {
+    MutexLock lock(mu_);
+    for (const auto& f : fragments_)
+      if (f.view.number >= first) taken.push_back(TakeLocked(f));
+  }
+  return LoadAll(std::move(taken));
+}
+
 std::vector<FragmentView> Stream::Select(const FragmentQuery& query) const {
-  MutexLock lock(mu_);
+  std::vector<Taken> taken;
+  {
+    MutexLock lock(mu_);
+    for (const auto& f : fragments_)
+      if (query.Wants(f.view)) taken.push_back(TakeLocked(f));
+  }
+  // Read back whether the query wants frames or not: a view of the embedded
+  // store always has them, its codec set (callers such as /clip rely on it).
+  return LoadAll(std::move(taken));
+}
+
+Result<std::vector<FragmentView>> Stream::FragmentsByNumber(
+    const std::vector<uint64_t>& numbers) const {
+  std::vector<Taken> taken;
+  taken.reserve(numbers.size());
+  {
+    MutexLock lock(mu_);
+    for (uint64_t n : numbers) {
+      auto it =
+          std::lower_bound(fragments_.begin(), fragments_.end(), n,
+                           [](const StoredFragment& f, uint64_t v) { return f.view.number < v; });
+      if (it == fragments_.end() || it->view.number != n) return NotRetained(n, name_);
+      taken.push_back(TakeLocked(*it));
+    }
+  }
   std::vector<FragmentView> out;
-  for (const auto& f : fragments_)
-    if (query.Wants(f.view)) out.push_back(f.view);  // frames are shared, not copied
+  out.reserve(taken.size());
+  for (Taken& t : taken) {
+    const uint64_t number = t.view.number;
+    auto loaded = Load(std::move(t));
+    if (loaded.ok()) {
+      out.push_back(std::move(*loaded));
+    } else if (loaded.status().reason() == Reason::kFragmentNotFound) {
+      return NotRetained(number, name_);  // its file was trimmed or deleted meanwhile
+    } else {
+      return loaded.status();
+    }
+  }
   return out;
+}
+
+size_t Stream::MemoryBytes() const {
+  MutexLock lock(mu_);
+  return memory_bytes_;
+}
+
+size_t Stream::FragmentsInMemory() const {
+  MutexLock lock(mu_);
+  return static_cast<size_t>(std::count_if(fragments_.begin(), fragments_.end(),
+                                           [](const StoredFragment& f) { return f.in_memory; }));
 }
 
 uint64_t Stream::version() const {
@@ -184,13 +333,43 @@ void Stream::Restore(std::vector<FragmentView> fragments) {
   for (auto& f : fragments) {
     StoredFragment stored;
     stored.last_arrival_ms = f.server_ts_ms + f.duration_ms;
+    stored.frame_count = f.frames.size();
+    if (!f.frames.empty()) {
+      stored.first_pts_ms = f.frames.front().pts_ms;
+      stored.newest_pts_ms = stored.first_pts_ms;
+      for (const Frame& fr : f.frames)
+        stored.newest_pts_ms = std::max(stored.newest_pts_ms, fr.pts_ms);
+    }
+    stored.persisted = true;  // read from its file
     bytes_ += f.bytes;
+    AccountLocked(static_cast<int64_t>(f.bytes));
     stored.view = std::move(f);
     fragments_.push_back(std::move(stored));
   }
+  // Only the newest stays in memory; the rest is read back when asked for
+  // (where there is an archive to read from; else at SetArchive).
+  if (store_->archive() != nullptr)
+    for (size_t i = 0; i < fragments_.size(); ++i) MaybeEvictLocked(i);
 }
 
-void Stream::MarkPersisted(uint64_t /*number*/) {}
+void Stream::EvictPersisted() {
+  MutexLock lock(mu_);
+  for (size_t i = 0; i < fragments_.size(); ++i) MaybeEvictLocked(i);
+}
+
+void Stream::MarkPersisted(uint64_t number) {
+  MutexLock lock(mu_);
+  // Persisted in order, so it is at the back or near it.
+  for (size_t i = fragments_.size(); i-- > 0;) {
+    StoredFragment& f = fragments_[i];
+    if (f.view.number == number) {
+      f.persisted = true;
+      MaybeEvictLocked(i);
+      return;
+    }
+    if (f.view.number < number) return;  // trimmed or dropped meanwhile
+  }
+}
 
 size_t Stream::OpenFragmentBytes() const {
   MutexLock lock(mu_);
@@ -199,17 +378,26 @@ size_t Stream::OpenFragmentBytes() const {
 }
 
 std::optional<FragmentView> Stream::Latest() const {
-  MutexLock lock(mu_);
-  if (fragments_.empty()) return std::nullopt;
-  return fragments_.back().view;  // copies refs to the packets, not their data
+  Taken newest;
+  {
+    MutexLock lock(mu_);
+    if (fragments_.empty()) return std::nullopt;
+    newest = TakeLocked(fragments_.back());  // copies refs to the packets, not their data
+  }
+  // Only on disk after the fragment that followed it was dropped (cut short).
+  auto loaded = Load(std::move(newest));
+  if (!loaded.ok()) return std::nullopt;
+  return std::move(*loaded);
 }
 
 std::vector<FragmentView> Stream::Fragments() const {
-  MutexLock lock(mu_);
-  std::vector<FragmentView> out;
-  out.reserve(fragments_.size());
-  for (const auto& f : fragments_) out.push_back(f.view);
-  return out;
+  std::vector<Taken> taken;
+  {
+    MutexLock lock(mu_);
+    taken.reserve(fragments_.size());
+    for (const auto& f : fragments_) taken.push_back(TakeLocked(f));
+  }
+  return LoadAll(std::move(taken));
 }
 
 StreamInfo Stream::Info(int64_t now_ms, int64_t live_window_ms) const {
@@ -235,25 +423,18 @@ StreamInfo Stream::Info(int64_t now_ms, int64_t live_window_ms) const {
   info.last_fragment_ms = v.server_ts_ms;
   info.last_frame_ms = newest.last_arrival_ms;
   info.last_fragment_number = v.number;
-  if (!v.frames.empty()) {
-    int64_t newest_pts = v.frames.front().pts_ms;
-    for (const Frame& fr : v.frames) newest_pts = std::max(newest_pts, fr.pts_ms);
-    info.last_frame_producer_ms = v.producer_ts_ms + (newest_pts - v.frames.front().pts_ms);
-  }
+  if (newest.frame_count > 0)
+    info.last_frame_producer_ms = v.producer_ts_ms + (newest.newest_pts_ms - newest.first_pts_ms);
   // Rates over the retained fragments: frames and bytes per producer second.
   size_t frames = 0, bytes = 0;
   int64_t span_ms = 0;
   for (const auto& f : fragments_) {
-    frames += f.view.frames.size();
+    frames += f.frame_count;
     bytes += f.view.bytes;
   }
-  const FragmentView& oldest = fragments_.front().view;
-  if (!oldest.frames.empty() && !v.frames.empty()) {
-    int64_t first = oldest.frames.front().pts_ms;
-    int64_t last = first;
-    for (const Frame& fr : v.frames) last = std::max(last, fr.pts_ms);
-    span_ms = last - first;
-  }
+  const StoredFragment& oldest = fragments_.front();
+  if (oldest.frame_count > 0 && newest.frame_count > 0)
+    span_ms = std::max(oldest.first_pts_ms, newest.newest_pts_ms) - oldest.first_pts_ms;
   if (span_ms > 0 && frames > 1) {
     info.fps = static_cast<double>(frames - 1) * 1000.0 / static_cast<double>(span_ms);
     info.bitrate_bps = static_cast<int64_t>(static_cast<double>(bytes) * 8000.0 /
@@ -265,14 +446,14 @@ StreamInfo Stream::Info(int64_t now_ms, int64_t live_window_ms) const {
 }
 
 void Stream::Trim(int64_t cutoff_ms, size_t max_bytes) {
+  cutoff_ms = std::max(cutoff_ms, MemoryCutoff(store_->clock().NowMs()));
   MutexLock lock(mu_);
   while (!fragments_.empty()) {
     const StoredFragment& oldest = fragments_.front();
     bool open = !oldest.view.complete;
     if (open) break;
     if (oldest.last_arrival_ms >= cutoff_ms && bytes_ <= max_bytes) break;
-    bytes_ -= oldest.view.bytes;
-    fragments_.pop_front();
+    PopOldestLocked();
   }
 }
 
@@ -321,6 +502,17 @@ std::shared_ptr<Stream> StreamStore::Find(std::string_view name) const {
   MutexLock lock(mu_);
   auto it = streams_.find(name);
   return it == streams_.end() ? nullptr : it->second;
+}
+
+void StreamStore::SetArchive(FragmentArchive* archive) {
+  archive_ = archive;
+  if (archive == nullptr) return;
+  std::vector<std::shared_ptr<Stream>> streams;
+  {
+    MutexLock lock(mu_);
+    for (const auto& [name, s] : streams_) streams.push_back(s);
+  }
+  for (const auto& s : streams) s->EvictPersisted();
 }
 
 Status StreamStore::Persist(const std::string& stream, const FragmentView& fragment) {
@@ -421,20 +613,7 @@ Result<std::vector<FragmentView>> StreamStore::FragmentsByNumber(
   std::shared_ptr<Stream> stream = Find(name);
   if (!stream)
     return NotFound("no stream named '" + std::string(name) + "'", Reason::kStreamNotFound);
-  uint64_t lowest = numbers.empty() ? 0 : *std::min_element(numbers.begin(), numbers.end());
-  std::vector<FragmentView> held = stream->FragmentsFrom(lowest);
-  std::vector<FragmentView> out;
-  out.reserve(numbers.size());
-  for (uint64_t n : numbers) {
-    auto it = std::lower_bound(held.begin(), held.end(), n,
-                               [](const FragmentView& f, uint64_t v) { return f.number < v; });
-    if (it == held.end() || it->number != n)
-      return NotFound("fragment " + std::to_string(n) + " of stream '" + std::string(name) +
-                          "' is not retained (past the retention, or never there)",
-                      Reason::kFragmentNotFound);
-    out.push_back(*it);
-  }
-  return out;
+  return stream->FragmentsByNumber(numbers);
 }
 
 std::vector<StreamInfo> StreamStore::List() const {

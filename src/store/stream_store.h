@@ -25,6 +25,10 @@ struct StoreOptions {
   int64_t retention_ms = 60'000;                   // fragments older than this are dropped
   size_t max_bytes_per_stream = 64 * 1024 * 1024;  // oldest fragments go first past this
   int64_t live_window_ms = 10'000;  // a stream is "live" if a frame came this recently
+  // Without an archive (--no-persist) fragments have nowhere to live but
+  // memory: those older than this are dropped too (0: only retention_ms
+  // bounds them). Ignored once an archive is set.
+  int64_t memory_retention_ms = 0;
   // How many streams may exist (null: no bound). Creating one past it is
   // refused with Overloaded ("TooManyStreams").
   Limit* stream_limit = nullptr;
@@ -54,9 +58,20 @@ class StreamStore;
 
 // One stream's fragments. The writer side (one producer at a time) appends;
 // any number of readers copy views. All methods are thread-safe.
+//
+// Memory holds the frames snapshots need: those of the fragment arriving, and
+// of the newest complete one while the arriving one has no frame yet (or none
+// is arriving). A complete fragment's frames leave memory once its file is
+// durable (MarkPersisted, and restored ones at once); its index (number,
+// times, timecode, duration, bytes, frame count, codec) stays. Every reader
+// below still gets frames: they are read back from the archive outside the
+// stream's lock, and a fragment whose file is gone meanwhile counts as no
+// longer retained. Fragments not persisted (no archive, or a disk that
+// refused them) keep their frames in memory.
 class Stream {
  public:
   Stream(std::string name, StreamStore* store);
+  ~Stream();
   const std::string& name() const { return name_; }
 
   // Claims the stream for one producer. Returns false if another producer
@@ -90,19 +105,34 @@ class Stream {
   int64_t retention_ms() const;
   void SetRetention(std::optional<int64_t> retention_ms);
   // Puts back fragments read from the archive at start (oldest first, complete).
+  // Their frames leave memory as the rule above says once the store has an
+  // archive to read them back from (now, or at EvictPersisted).
   void Restore(std::vector<FragmentView> fragments);
+  // Lets go of the frames of every fragment on disk that snapshots do not need
+  // (StreamStore::SetArchive, for fragments restored before it).
+  void EvictPersisted();
   // Size in bytes of the open fragment (0 if none).
   size_t OpenFragmentBytes() const;
-  // Fragment |number| is durable in the archive (StreamStore::PersistAsync).
+  // Fragment |number| is durable in the archive (StreamStore::PersistAsync):
+  // its frames leave memory unless snapshots need them (see above).
   void MarkPersisted(uint64_t number);
 
+  // The newest fragment with its frames (read back if only its file has them,
+  // nullopt if that fails); nullopt when none is retained.
   std::optional<FragmentView> Latest() const;
-  // Every retained fragment, oldest first.
+  // Every retained fragment, oldest first, with its frames.
   std::vector<FragmentView> Fragments() const;
   // The retained fragments numbered |first| or later, oldest first.
   std::vector<FragmentView> FragmentsFrom(uint64_t first) const;
   // The fragments |query| wants, oldest first (see StreamSource::Fragments).
   std::vector<FragmentView> Select(const FragmentQuery& query) const;
+  // The fragments numbered |numbers|, in that order. NotFound
+  // ("FragmentNotFound") naming the first one not retained (or whose file is
+  // gone); the error of a file that does not read back.
+  Result<std::vector<FragmentView>> FragmentsByNumber(const std::vector<uint64_t>& numbers) const;
+  // Bytes of frames held in memory, and how many fragments hold theirs there.
+  size_t MemoryBytes() const;
+  size_t FragmentsInMemory() const;
 
   // A count that grows with every frame stored or fragment completed: readers
   // that follow the stream live (GetMedia) wait for it to pass what they saw.
@@ -124,15 +154,42 @@ class Stream {
   bool InsertFrame(Frame frame, int64_t arrival_ms);
 
   struct StoredFragment {
-    FragmentView view;
+    FragmentView view;  // frames empty while evicted (!in_memory)
     int64_t last_arrival_ms = 0;
+    size_t frame_count = 0;     // view.frames.size() while in memory
+    int64_t first_pts_ms = 0;   // the first frame's
+    int64_t newest_pts_ms = 0;  // the highest presentation time
+    bool persisted = false;     // its file is durable: its frames may go
+    bool in_memory = true;
   };
+  // A fragment as a reader took it under the lock: the view, and what reading
+  // its frames back needs when they are only in its file.
+  struct Taken {
+    FragmentView view;
+    size_t frame_count = 0;
+    bool evicted = false;
+  };
+  Taken TakeLocked(const StoredFragment& f) const LF_REQUIRES(mu_);
+  // |taken|'s frames read back from the archive; called without mu_.
+  Result<FragmentView> Load(Taken taken) const;
+  // The views of |taken|, evicted ones read back; those that cannot be are left out.
+  std::vector<FragmentView> LoadAll(std::vector<Taken> taken) const;
+  // Whether snapshots need fragments_[i]'s frames in memory.
+  bool NeededLocked(size_t i) const LF_REQUIRES(mu_);
+  // Lets fragments_[i]'s frames go if it is persisted and not needed.
+  void MaybeEvictLocked(size_t i) LF_REQUIRES(mu_);
+  void PopOldestLocked() LF_REQUIRES(mu_);
+  // Adds |delta| to the bytes of frames in memory (and the process's gauge).
+  void AccountLocked(int64_t delta) LF_REQUIRES(mu_);
+  // Without an archive, fragments that ended before this go (--memory-retention).
+  int64_t MemoryCutoff(int64_t now_ms) const;
   const std::string name_;
   StreamStore* const store_;
   mutable Mutex mu_;
   // Oldest first; the back may be open.
   std::deque<StoredFragment> fragments_ LF_GUARDED_BY(mu_);
-  size_t bytes_ LF_GUARDED_BY(mu_) = 0;
+  size_t bytes_ LF_GUARDED_BY(mu_) = 0;         // of every retained fragment
+  size_t memory_bytes_ LF_GUARDED_BY(mu_) = 0;  // of the frames held in memory
   bool writer_ LF_GUARDED_BY(mu_) = false;
   std::string last_error_ LF_GUARDED_BY(mu_);
   bool owned_ LF_GUARDED_BY(mu_) = false;
@@ -144,8 +201,9 @@ class Stream {
   mutable std::condition_variable changed_;
 };
 
-// The embedded stream store: every stream's recent fragments, in memory,
-// bounded by retention and bytes.
+// The embedded stream store: every stream's recent fragments, bounded by
+// retention and bytes; in memory only what snapshots need when an archive
+// holds the rest (see Stream), else everything, bounded by memory_retention_ms.
 class StreamStore final : public StreamSource {
  public:
   StreamStore(const Clock& clock, StoreOptions options);
@@ -164,7 +222,10 @@ class StreamStore final : public StreamSource {
   // Gives an existing stream its own retention (kept as Create keeps it).
   Status SetRetention(const std::string& name, int64_t retention_ms);
   // Where completed fragments are made durable; null keeps them in memory only.
-  void SetArchive(FragmentArchive* archive) { archive_ = archive; }
+  // Fragments restored before it was set leave memory then (see Stream).
+  void SetArchive(FragmentArchive* archive);
+  // Where fragments whose frames left memory are read back from (null: none).
+  const FragmentArchive* archive() const { return archive_; }
   // Makes |fragment| of |stream| durable (a no-op without an archive).
   Status Persist(const std::string& stream, const FragmentView& fragment);
   // The same without blocking its caller: |done| runs once the fragment is
