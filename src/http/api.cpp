@@ -113,7 +113,7 @@ class PushSink final : public UploadSink {
   PushSink(std::unique_ptr<ingest::PushSession> session, Limit* limit)
       : session_(std::move(session)), limit_(limit) {}
   ~PushSink() override {
-    session_.reset();  // joins the parsing thread
+    session_.reset();  // the stream released; no callback after this
     if (limit_) limit_->Release();
   }
   bool Feed(const uint8_t* data, size_t size) override { return session_->Feed(data, size); }

@@ -8,15 +8,15 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "core/limits.h"
 #include "core/status.h"
-#include "ingest/byte_pipe.h"
 #include "ingest/fragmenter.h"
 #include "store/stream_store.h"
 
 namespace lastframe::ingest {
+
+class ParsePool;
 
 struct PushOptions {
   std::string stream;
@@ -27,12 +27,21 @@ struct PushOptions {
   std::optional<int64_t> producer_start_ms;
   size_t max_fragment_bytes = 50 * 1024 * 1024;  // Kinesis Video's fragment limits
   int64_t max_fragment_duration_ms = 10'000;
+  // Bytes queued and not yet parsed past which Feed asks the writer to wait.
   size_t pipe_high_water = 1024 * 1024;
   // Counts fragments refused for their size (may be null).
   Limit* fragment_limit = nullptr;
   // A producer's PutMedia, counted in the lastframe_ingest_* metrics. False for
   // media that is no producer's (Kinesis Video's GetMedia read into a cache).
   bool from_producer = true;
+  // Where the parse runs; null: ParsePool::Shared(), the process's.
+  ParsePool* pool = nullptr;
+  // Makes a completed fragment durable, then calls |done| (on any thread) with
+  // the outcome; null: the store's PersistAsync. A seam for tests that hold
+  // persists back.
+  std::function<void(const std::string& stream, store::FragmentView fragment,
+                     std::function<void(Status)> done)>
+      persist;
 };
 
 struct PushCallbacks {
@@ -46,22 +55,34 @@ struct PushCallbacks {
 
 // One producer's Matroska stream, parsed incrementally as bytes arrive and cut
 // into fragments that each begin at a video keyframe, whatever the producer's
-// clusters are. The parse runs on a thread of the session's own (libavformat
-// pulls bytes and blocks for them); the socket side only ever calls Feed,
-// Finish and Abort, which never block. Callbacks run on the session's thread.
+// clusters are. No thread of its own: Feed queues the bytes and the session's
+// strand parses them on a small ParsePool that all sessions share (libwebm's
+// parser takes what has arrived and returns), one task of a session at a time.
+// The socket side only ever calls Feed, Finish and Abort, which never block.
+//
+// Callbacks run on the pool's threads, one at a time for a session, never
+// after the destructor has begun (except the one the destructor is called
+// from). A completed fragment is acknowledged RECEIVED at once and PERSISTED
+// when the store says it is durable (StreamStore::PersistAsync); on_done
+// follows the end of the parse and every PERSISTED or ERROR ack.
 class PushSession {
  public:
   // Claims |options.stream| (created if new) and starts parsing. Fails with
   // reason "StreamBusy" when another producer is pushing to the same stream.
   static Result<std::unique_ptr<PushSession>> Start(store::StreamStore& store, PushOptions options,
                                                     PushCallbacks callbacks);
-  ~PushSession();  // aborts and joins
+  // Aborts (the stream is released before it returns) and stops the callbacks.
+  // Safe from within a callback, and while persists are still pending: they
+  // complete into state the session shares with them, and ack no one.
+  ~PushSession();
   PushSession(const PushSession&) = delete;
   PushSession& operator=(const PushSession&) = delete;
 
-  // Queues body bytes. Returns false when the caller should wait for on_space.
+  // Queues body bytes. Returns false when the caller should wait for on_space
+  // (past PushOptions::pipe_high_water; on_space once drained to half of it).
   bool Feed(const uint8_t* data, size_t size);
-  // Blocks while the queue is full (in-process producers only, never I/O threads).
+  // Blocks while the queue is full (in-process producers only, never I/O
+  // threads nor a ParsePool's). False once the session was aborted or ended.
   bool WaitForSpace();
   // The body ended: finish the fragment in progress, then on_done.
   void Finish();
@@ -71,40 +92,15 @@ class PushSession {
   void Stalled();
 
   // Fragments acknowledged so far.
-  uint64_t fragments() const { return fragments_.load(); }
+  uint64_t fragments() const;
   // When the last complete frame arrived (the session's start before the first):
   // --producer-timeout counts from here, so trickled bytes do not keep a producer.
-  std::chrono::steady_clock::time_point last_frame() const {
-    return std::chrono::steady_clock::time_point(
-        std::chrono::steady_clock::duration(last_frame_ns_.load(std::memory_order_relaxed)));
-  }
+  std::chrono::steady_clock::time_point last_frame() const;
 
  private:
-  // The lastframe_ingest_* metrics, resolved once (push_session.cpp).
-  struct Metrics;
-
-  PushSession(store::StreamStore& store, std::shared_ptr<store::Stream> stream, PushOptions options,
-              PushCallbacks callbacks);
-  void Run();
-  Status Parse();
-  void AckFragment(const store::FragmentView& f);
-  void SendErrorAck(AckError id, const std::string& message, int64_t timecode,
-                    std::optional<uint64_t> number);
-
-  store::StreamStore& store_;
-  std::shared_ptr<store::Stream> stream_;
-  const PushOptions options_;
-  const PushCallbacks callbacks_;
-  const int64_t start_ms_;
-  const Metrics* const metrics_;        // null when not from a producer
-  std::atomic<int64_t> last_frame_ns_;  // steady_clock ticks
-  // When the newest video packet given to the fragmenter arrived (the session's
-  // thread only): while the fragmenter completes a fragment, its last frame.
-  std::chrono::steady_clock::time_point last_video_packet_;
-  BytePipe pipe_;
-  std::atomic<uint64_t> fragments_{0};
-  std::atomic<bool> stalled_{false};
-  std::thread thread_;
+  class Core;  // shared with the pool's tasks and the store's persist callbacks
+  explicit PushSession(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+  std::shared_ptr<Core> core_;
 };
 
 }  // namespace lastframe::ingest

@@ -2,13 +2,17 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "core/test_metrics.h"
 #include "ingest/demo_producer.h"
+#include "ingest/parse_pool.h"
 #include "support/media_check.h"
 #include "support/temp_dir.h"
 
@@ -388,6 +392,396 @@ TEST_F(PushSessionTest, MediaThatIsNoProducersIsNotCountedAsIngest) {
   EXPECT_EQ(delta["lastframe_ingest_fragments_total"], 0);
   EXPECT_EQ(delta["lastframe_ingest_producers_started_total"], 0);
   EXPECT_EQ(delta[R"(lastframe_ingest_acks_total{type="RECEIVED"})"], 0);
+}
+
+// The process's thread count (/proc/self/status).
+int ProcessThreads() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  return -1;
+}
+
+// Acks and the end of many sessions, for a test thread to wait on.
+struct Outcomes {
+  std::mutex mu;
+  std::condition_variable changed;
+  std::vector<int> received;
+  std::vector<std::optional<Status>> done;
+
+  explicit Outcomes(size_t n) : received(n, 0), done(n) {}
+  PushCallbacks For(size_t i) {
+    return {.on_ack =
+                [this, i](std::string ack) {
+                  std::lock_guard lock(mu);
+                  received[i] += nlohmann::json::parse(ack)["EventType"] == "RECEIVED";
+                  changed.notify_all();
+                },
+            .on_space = nullptr,
+            .on_done =
+                [this, i](Status s) {
+                  std::lock_guard lock(mu);
+                  done[i] = s;
+                  changed.notify_all();
+                }};
+  }
+  // Waits (bounded) until |ready| holds; returns whether it did.
+  template <class Ready>
+  bool WaitUntil(Ready ready) {
+    std::unique_lock lock(mu);
+    return changed.wait_for(lock, std::chrono::seconds(60), ready);
+  }
+};
+
+TEST_F(PushSessionTest, SixtyFourProducersAddNoThreads) {
+  std::string clip =
+      MakeClip(dir_.file("many.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
+                                       "2", "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  const std::string bytes = ReadFile(clip);
+  // One push first: the shared pool's threads, and anything else made once, exist.
+  ASSERT_TRUE(Push(store_, "warm", bytes).status.ok());
+  const int before = ProcessThreads();
+  ASSERT_GT(before, 0);
+
+  constexpr size_t kSessions = 64;
+  Outcomes out(kSessions);
+  std::vector<std::unique_ptr<PushSession>> sessions;
+  const size_t head = bytes.size() * 3 / 4;  // past the second keyframe: one fragment completes
+  for (size_t i = 0; i < kSessions; ++i) {
+    auto s = PushSession::Start(store_, {.stream = "cam" + std::to_string(i)}, out.For(i));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    sessions.push_back(std::move(*s));
+    EXPECT_TRUE(sessions.back()->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), head));
+  }
+  // Every session is mid-stream at once, its first fragment acknowledged.
+  ASSERT_TRUE(out.WaitUntil([&] {
+    return std::all_of(out.received.begin(), out.received.end(), [](int n) { return n >= 1; });
+  }));
+  EXPECT_EQ(ProcessThreads(), before);
+  for (auto& s : sessions) {
+    s->Feed(reinterpret_cast<const uint8_t*>(bytes.data()) + head, bytes.size() - head);
+    s->Finish();
+  }
+  ASSERT_TRUE(out.WaitUntil([&] {
+    return std::all_of(out.done.begin(), out.done.end(),
+                       [](const auto& d) { return d.has_value(); });
+  }));
+  EXPECT_EQ(ProcessThreads(), before);
+  for (size_t i = 0; i < kSessions; ++i) {
+    EXPECT_TRUE(out.done[i]->ok()) << i << ": " << out.done[i]->ToString();
+    EXPECT_EQ(out.received[i], 2) << i;
+    ExpectFragmentsStartAtKeyframes(store_, "cam" + std::to_string(i), 2, 20);
+  }
+}
+
+TEST_F(PushSessionTest, FeedPausesPastTheHighWaterMarkAndOnSpaceResumesIt) {
+  std::string clip =
+      MakeClip(dir_.file("bp.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t",
+                                     "3", "-c:v", "libx264", "-g", "10", "-bf", "0", "-qp", "10"});
+  const std::string bytes = ReadFile(clip);
+  constexpr size_t kHighWater = 32 * 1024;
+  constexpr size_t kPiece = 4096;
+  ASSERT_GT(bytes.size(), 4 * kHighWater);
+
+  ParsePool pool(1);
+  std::promise<void> gate;
+  std::shared_future<void> opened = gate.get_future().share();
+  pool.Post([opened] { opened.wait(); });  // the pool's one thread is busy: nothing is parsed
+  std::mutex mu;
+  int spaces = 0;
+  std::promise<void> space;
+  std::promise<Status> done;
+  PushOptions options;
+  options.stream = "bp";
+  options.pool = &pool;
+  options.pipe_high_water = kHighWater;
+  auto session = PushSession::Start(store_, options,
+                                    {.on_ack = nullptr,
+                                     .on_space =
+                                         [&] {
+                                           std::lock_guard lock(mu);
+                                           if (++spaces == 1) space.set_value();
+                                         },
+                                     .on_done = [&](Status s) { done.set_value(s); }});
+  ASSERT_TRUE(session.ok());
+  auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  size_t fed = 0;
+  bool paused = false;
+  while (!paused && fed < bytes.size()) {
+    paused = !(*session)->Feed(data + fed, kPiece);
+    fed += kPiece;
+  }
+  ASSERT_TRUE(paused);
+  EXPECT_GE(fed, kHighWater);
+  EXPECT_LT(fed, kHighWater + kPiece);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(spaces, 0);
+  }
+  gate.set_value();
+  ASSERT_EQ(space.get_future().wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  // The rest, pausing on WaitForSpace as an in-process producer does.
+  while (fed < bytes.size()) {
+    size_t n = std::min(kPiece, bytes.size() - fed);
+    if (!(*session)->Feed(data + fed, n)) {
+      EXPECT_TRUE((*session)->WaitForSpace());
+    }
+    fed += n;
+  }
+  (*session)->Finish();
+  Status s = done.get_future().get();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  ExpectFragmentsStartAtKeyframes(store_, "bp", 3, 30);
+  std::lock_guard lock(mu);
+  EXPECT_GE(spaces, 1);
+}
+
+TEST_F(PushSessionTest, BytesFedOneAtATimeParseTheSameFragments) {
+  std::string clip = MakeClip(dir_.file("one.mkv"),
+                              {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3",
+                               "-c:v", "libx264", "-g", "10", "-bf", "2", "-sc_threshold", "0"});
+  const std::string bytes = ReadFile(clip);
+  PushOutcome whole = Push(store_, "whole", bytes);
+  ASSERT_TRUE(whole.status.ok()) << whole.status.ToString();
+
+  std::promise<Status> done;
+  auto session = PushSession::Start(store_, {.stream = "bytes"},
+                                    {.on_done = [&](Status s) { done.set_value(s); }});
+  ASSERT_TRUE(session.ok());
+  for (char c : bytes) {
+    auto byte = static_cast<uint8_t>(c);
+    if (!(*session)->Feed(&byte, 1)) {
+      ASSERT_TRUE((*session)->WaitForSpace());
+    }
+  }
+  (*session)->Finish();
+  Status s = done.get_future().get();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+
+  auto a = store_.Find("whole")->Fragments();
+  auto b = store_.Find("bytes")->Fragments();
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(b[i].timecode_ms, a[i].timecode_ms);
+    EXPECT_EQ(b[i].duration_ms, a[i].duration_ms);
+    EXPECT_EQ(b[i].bytes, a[i].bytes);
+    ASSERT_EQ(b[i].frames.size(), a[i].frames.size());
+    for (size_t j = 0; j < a[i].frames.size(); ++j) {
+      const auto& fa = a[i].frames[j];
+      const auto& fb = b[i].frames[j];
+      EXPECT_EQ(fb.pts_ms, fa.pts_ms) << i << "/" << j;
+      EXPECT_EQ(fb.dts_ms, fa.dts_ms) << i << "/" << j;
+      EXPECT_EQ(fb.keyframe, fa.keyframe) << i << "/" << j;
+      ASSERT_EQ(fb.size(), fa.size()) << i << "/" << j;
+      EXPECT_EQ(std::memcmp(fb.packet->data, fa.packet->data, fa.size()), 0) << i << "/" << j;
+    }
+  }
+}
+
+TEST_F(PushSessionTest, BFramesKeepTheirPresentationTimesInDecodeOrder) {
+  std::string clip = MakeClip(
+      dir_.file("bf.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "1", "-c:v",
+                            "libx264", "-g", "10", "-bf", "2", "-sc_threshold", "0"});
+  ASSERT_TRUE(Push(store_, "bf", ReadFile(clip)).status.ok());
+  auto fragments = store_.Find("bf")->Fragments();
+  ASSERT_EQ(fragments.size(), 1u);
+  std::vector<int64_t> pts;
+  for (const auto& f : fragments[0].frames) pts.push_back(f.pts_ms);
+  ASSERT_EQ(pts.size(), 10u);
+  EXPECT_FALSE(std::is_sorted(pts.begin(), pts.end()));  // decode order, as stored
+  std::sort(pts.begin(), pts.end());
+  for (size_t i = 0; i < pts.size(); ++i) EXPECT_EQ(pts[i], static_cast<int64_t>(i) * 100);
+  EXPECT_EQ(fragments[0].duration_ms, 1000);  // DefaultDuration counts the last frame
+}
+
+// Persists held back, as a slow disk would: the test says when each is done.
+struct HeldPersists {
+  std::mutex mu;
+  std::condition_variable changed;
+  std::vector<std::function<void(Status)>> done;
+
+  PushOptions Options(const std::string& stream) {
+    PushOptions o;
+    o.stream = stream;
+    o.persist = [this](const std::string&, store::FragmentView, std::function<void(Status)> d) {
+      std::lock_guard lock(mu);
+      done.push_back(std::move(d));
+      changed.notify_all();
+    };
+    return o;
+  }
+  bool WaitFor(size_t n) {
+    std::unique_lock lock(mu);
+    return changed.wait_for(lock, std::chrono::seconds(60), [&] { return done.size() >= n; });
+  }
+  // Completes them on a thread of their own, as a writer pool does.
+  void Complete(Status s) {
+    std::vector<std::function<void(Status)>> all;
+    {
+      std::lock_guard lock(mu);
+      all.swap(done);
+    }
+    std::thread([&] {
+      for (auto& d : all) d(s);
+    }).join();
+  }
+};
+
+TEST_F(PushSessionTest, OnDoneFollowsEveryPersistedAck) {
+  std::string clip =
+      MakeClip(dir_.file("p.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3",
+                                    "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  const std::string bytes = ReadFile(clip);
+  HeldPersists held;
+  std::mutex mu;
+  std::vector<std::string> events;
+  std::atomic<bool> released{false};
+  std::promise<std::vector<std::string>> done;
+  auto session =
+      PushSession::Start(store_, held.Options("p"),
+                         {.on_ack =
+                              [&](std::string ack) {
+                                std::lock_guard lock(mu);
+                                events.push_back(nlohmann::json::parse(ack)["EventType"]);
+                              },
+                          .on_done =
+                              [&](Status s) {
+                                EXPECT_TRUE(s.ok()) << s.ToString();
+                                EXPECT_TRUE(released.load());  // not before the persists were done
+                                std::lock_guard lock(mu);
+                                done.set_value(events);
+                              }});
+  ASSERT_TRUE(session.ok());
+  (*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  (*session)->Finish();
+  ASSERT_TRUE(held.WaitFor(3));
+  released = true;
+  held.Complete(Status::Ok());
+  auto seen = done.get_future().get();
+  EXPECT_EQ(seen, (std::vector<std::string>{"RECEIVED", "RECEIVED", "RECEIVED", "PERSISTED",
+                                            "PERSISTED", "PERSISTED"}));
+}
+
+TEST_F(PushSessionTest, AFailedPersistIsAnArchivalErrorAck) {
+  std::string clip =
+      MakeClip(dir_.file("ae.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
+                                     "1", "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  const std::string bytes = ReadFile(clip);
+  HeldPersists held;
+  PushOutcome out;
+  std::mutex mu;
+  std::promise<Status> done;
+  auto session = PushSession::Start(store_, held.Options("ae"),
+                                    {.on_ack =
+                                         [&](std::string ack) {
+                                           std::lock_guard lock(mu);
+                                           out.acks.push_back(nlohmann::json::parse(ack));
+                                         },
+                                     .on_done = [&](Status s) { done.set_value(s); }});
+  ASSERT_TRUE(session.ok());
+  (*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  (*session)->Finish();
+  ASSERT_TRUE(held.WaitFor(1));
+  held.Complete(Status(Code::kUnavailable, "disk full", Reason::kArchivalError));
+  EXPECT_TRUE(done.get_future().get().ok());
+  std::lock_guard lock(mu);
+  ASSERT_EQ(out.acks.size(), 2u);
+  EXPECT_EQ(out.acks[0]["EventType"], "RECEIVED");
+  EXPECT_EQ(out.acks[1]["EventType"], "ERROR");
+  EXPECT_EQ(out.acks[1]["ErrorId"], 5001);
+  EXPECT_EQ(out.acks[1]["FragmentNumber"], out.acks[0]["FragmentNumber"]);
+}
+
+TEST_F(PushSessionTest, DestroyingASessionWithPersistsPendingIsSafe) {
+  std::string clip =
+      MakeClip(dir_.file("d.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3",
+                                    "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  const std::string bytes = ReadFile(clip);
+  HeldPersists held;
+  std::mutex mu;
+  int acks = 0;
+  bool finished = false;
+  auto session = PushSession::Start(store_, held.Options("gone"),
+                                    {.on_ack =
+                                         [&](std::string) {
+                                           std::lock_guard lock(mu);
+                                           ++acks;
+                                         },
+                                     .on_done =
+                                         [&](Status) {
+                                           std::lock_guard lock(mu);
+                                           finished = true;
+                                         }});
+  ASSERT_TRUE(session.ok());
+  (*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  (*session)->Finish();
+  ASSERT_TRUE(held.WaitFor(3));
+  session->reset();  // returns with the persists still pending
+  int acks_at_reset;
+  {
+    std::lock_guard lock(mu);
+    acks_at_reset = acks;
+    EXPECT_FALSE(finished);
+  }
+  EXPECT_EQ(acks_at_reset, 3);  // the RECEIVEDs
+  // The stream was given back: another producer may push to it.
+  auto next = PushSession::Start(store_, {.stream = "gone"}, {});
+  EXPECT_TRUE(next.ok()) << next.status().ToString();
+  // The writers finish after the session is gone: nobody is acknowledged.
+  held.Complete(Status::Ok());
+  std::lock_guard lock(mu);
+  EXPECT_EQ(acks, acks_at_reset);
+  EXPECT_FALSE(finished);
+  EXPECT_EQ(store_.Find("gone")->Fragments().size(), 3u);
+}
+
+TEST_F(PushSessionTest, DestroyingASessionFromItsOwnCallbackIsSafe) {
+  std::string clip =
+      MakeClip(dir_.file("cb.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
+                                     "3", "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  const std::string bytes = ReadFile(clip);
+  ParsePool pool(1);  // one thread: a task posted later runs after the session's
+  std::unique_ptr<PushSession> session;
+  std::mutex mu;
+  int acks = 0;
+  std::promise<void> destroyed;
+  PushOptions options;
+  options.stream = "self";
+  options.pool = &pool;
+  auto started = PushSession::Start(store_, options,
+                                    {.on_ack =
+                                         [&](std::string) {
+                                           std::unique_ptr<PushSession> gone;
+                                           {
+                                             std::lock_guard lock(mu);
+                                             if (++acks > 1) return;
+                                             gone = std::move(session);
+                                           }
+                                           gone.reset();  // from within the session's callback
+                                           destroyed.set_value();
+                                         },
+                                     .on_done = [&](Status) { ADD_FAILURE() << "on_done"; }});
+  ASSERT_TRUE(started.ok());
+  PushSession* raw = started->get();
+  {
+    std::lock_guard lock(mu);
+    session = std::move(*started);
+  }
+  raw->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  ASSERT_EQ(destroyed.get_future().wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  std::promise<void> after;
+  pool.Post([&] { after.set_value(); });
+  after.get_future().wait();
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(acks, 1);  // none after the destructor began
+  }
+  // The strand ended the session: the stream is free, what arrived whole kept.
+  auto next = PushSession::Start(store_, {.stream = "self"}, {});
+  EXPECT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(store_.Find("self")->Fragments().size(), 3u);
 }
 
 TEST(DemoProducer, PushesLiveH264Fragments) {
