@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,8 +10,10 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <tuple>
 
@@ -53,50 +56,94 @@ Status ArchivalError(const std::string& what) {
   return Status(Code::kUnavailable, what + ": " + std::strerror(errno), Reason::kArchivalError);
 }
 
-// fsync(2), timed: what durability costs each fragment, and a slow disk shows here first.
-int TimedFsync(int fd) {
-  static auto& seconds = metrics::Registry::Global().AddHistogram(
+struct ArchiveMetrics {
+  metrics::Histogram& sync_seconds = metrics::Registry::Global().AddHistogram(
       "lastframe_fragment_fsync_duration_seconds",
-      "Time spent in each fsync of the fragment archive's files and folders.",
+      "Time spent in each sync (fsync or syncfs) of the fragment archive's files and folders.",
       metrics::LatencyBuckets());
+  metrics::Counter& syncs = metrics::Registry::Global().AddCounter(
+      "lastframe_archive_syncs_total",
+      "Sync system calls (fsync, fdatasync, syncfs) the fragment archive made.");
+  metrics::Counter& persisted =
+      metrics::Registry::Global().AddCounter("lastframe_archive_fragments_persisted_total",
+                                             "Fragments the fragment archive made durable.");
+  metrics::Histogram& commit_fragments = metrics::Registry::Global().AddHistogram(
+      "lastframe_archive_commit_fragments",
+      "Fragments made durable together by one commit round of the fragment archive.",
+      {1, 2, 4, 8, 16, 32, 64, 128, 256, 512});
+  metrics::Gauge& queue_bytes = metrics::Registry::Global().AddGauge(
+      "lastframe_archive_queue_bytes",
+      "Bytes of fragments queued for the fragment archive's writers.");
+};
+
+ArchiveMetrics& Metrics() {
+  static ArchiveMetrics m;
+  return m;
+}
+
+// A sync system call, counted and timed: what durability costs, and a slow
+// disk shows here first. Keeps errno for the caller's message.
+template <typename Call>
+int TimedSync(Call call) {
+  ArchiveMetrics& m = Metrics();
   const auto start = std::chrono::steady_clock::now();
-  int rc = ::fsync(fd);
-  const int fsync_errno = errno;  // for the caller's message
-  seconds.Observe(metrics::SecondsSince(start));
-  errno = fsync_errno;
+  int rc = call();
+  const int sync_errno = errno;
+  m.syncs.Add();
+  m.sync_seconds.Observe(metrics::SecondsSince(start));
+  errno = sync_errno;
   return rc;
 }
 
-Status WriteFileDurably(const fs::path& tmp, const std::string& bytes) {
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+// Writes |bytes| to a new file |path|, fsync'd if |sync|; on failure nothing is left.
+Status WriteNewFile(const fs::path& path, const std::string& bytes, bool sync) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ArchivalError("cannot create a fragment file");
+  auto fail = [&](const char* what) {
+    Status s = ArchivalError(what);
+    ::close(fd);
+    ::unlink(path.c_str());
+    return s;
+  };
   size_t off = 0;
   while (off < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      Status s = ArchivalError("cannot write a fragment file");
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return s;
+      if (n == 0) errno = EIO;
+      return fail("cannot write a fragment file");
     }
     off += static_cast<size_t>(n);
   }
-  if (TimedFsync(fd) != 0) {
-    Status s = ArchivalError("cannot sync a fragment file");
-    ::close(fd);
-    ::unlink(tmp.c_str());
+  if (sync && TimedSync([fd] { return ::fsync(fd); }) != 0)
+    return fail("cannot sync a fragment file");
+  if (::close(fd) != 0) {
+    Status s = ArchivalError("cannot write a fragment file");
+    ::unlink(path.c_str());
     return s;
   }
-  ::close(fd);
   return Status::Ok();
 }
 
-void SyncFolder(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  TimedFsync(fd);
+// fsync(2) of the file or folder at |path|; false (errno set) if it fails.
+bool SyncPath(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = TimedSync([fd] { return ::fsync(fd); }) == 0;
+  const int sync_errno = errno;
   ::close(fd);
+  errno = sync_errno;
+  return ok;
+}
+
+// Whether this kernel's syncfs(2) reports write-back errors (Linux 5.8 on);
+// before, it returned 0 whatever was lost, and only fsync can be trusted.
+bool SyncfsReportsErrors() {
+  utsname u{};
+  if (::uname(&u) != 0) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 5 || (major == 5 && minor >= 8);
 }
 
 }  // namespace
@@ -245,92 +292,345 @@ bool FragmentArchive::Dropped(const Write& write) const {
   return writes_.at(write.stream()).forgets != write.forgets() || doomed_.count(write.stream()) > 0;
 }
 
-FragmentArchive::FragmentArchive(fs::path root) : root_(std::move(root)) {
+// One write in the writers' queue, and what its round made of it.
+struct FragmentArchive::Job {
+  std::string stream;
+  std::optional<FragmentView> fragment;  // muxed by its writer, or else:
+  std::string file;                      // the file's name in the stream's folder
+  std::string bytes;                     // and its bytes (a small file)
+  uint64_t queued_bytes = 0;             // what it counts against the queue's bound
+  std::unique_ptr<Write> write;          // from the call on: a Forget drops it
+  std::function<void(Status)> done;
+  Status status;  // not Ok once refused, dropped or failed: then left alone
+  // Set as its round goes:
+  std::filesystem::path folder;
+  std::filesystem::path tmp;       // its bytes, aside
+  std::filesystem::path name_tmp;  // the stream's name, while its folder has none
+  bool written = false;            // aside (and synced, by the time it publishes)
+  bool published = false;          // renamed into place
+  bool created_folder = false;
+};
+
+namespace {
+// Set on the archive's writer threads: a Persist there would wait for itself.
+thread_local bool on_writer_thread = false;
+}  // namespace
+
+FragmentArchive::FragmentArchive(fs::path root, ArchiveOptions options, int root_fd)
+    : root_(std::move(root)),
+      options_(options),
+      root_fd_(root_fd),
+      use_syncfs_(options.sync == ArchiveOptions::Sync::kAuto && root_fd >= 0 &&
+                  SyncfsReportsErrors()) {
+  Metrics();  // every series shows in /metrics from the start
   deleter_ = std::thread([this] { DeleteLoop(); });
+  const int writers = std::clamp(options_.writer_threads, 1, 2);
+  {
+    MutexLock lock(queue_mu_);
+    writers_running_ = writers;
+  }
+  for (int i = 0; i < writers; ++i) writers_.emplace_back([this] { WriterLoop(); });
 }
 
 FragmentArchive::~FragmentArchive() {
+  // The writers first: they finish every queued write (a Forget's folder may
+  // still be renamed aside meanwhile), then the deleter.
+  {
+    MutexLock lock(queue_mu_);
+    writers_stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  room_cv_.notify_all();
+  for (std::thread& writer : writers_) writer.join();
   {
     MutexLock lock(mu_);
     stopping_ = true;
   }
   deletions_cv_.notify_all();
   deleter_.join();
+  if (root_fd_ >= 0) ::close(root_fd_);
+}
+
+void FragmentArchive::PauseWritersForTest(bool paused) {
+  {
+    MutexLock lock(queue_mu_);
+    paused_ = paused;
+  }
+  queue_cv_.notify_all();
+}
+
+void FragmentArchive::PersistAsync(const std::string& stream, FragmentView fragment,
+                                   std::function<void(Status)> done) {
+  auto job = std::make_unique<Job>();
+  job->stream = stream;
+  job->queued_bytes = fragment.bytes;
+  job->fragment = std::move(fragment);
+  job->done = std::move(done);
+  job->write = std::make_unique<Write>(*this, stream);
+  if (write_started_hook_) write_started_hook_(stream);
+  Enqueue(std::move(job), /*wait_for_room=*/false);
+}
+
+Status FragmentArchive::Persist(const std::string& stream, const FragmentView& fragment) {
+  auto job = std::make_unique<Job>();
+  job->stream = stream;
+  job->queued_bytes = fragment.bytes;
+  job->fragment = fragment;
+  job->write = std::make_unique<Write>(*this, stream);
+  if (write_started_hook_) write_started_hook_(stream);
+  return EnqueueAndWait(std::move(job));
 }
 
 Status FragmentArchive::SetRetention(const std::string& stream, int64_t retention_ms) {
-  Write write(*this, stream);
+  auto job = std::make_unique<Job>();
+  job->stream = stream;
+  job->file = "retention_ms";
+  job->bytes = std::to_string(retention_ms);
+  job->queued_bytes = job->bytes.size();
+  job->write = std::make_unique<Write>(*this, stream);
   if (write_started_hook_) write_started_hook_(stream);
-  return StoreFile(write, stream, "retention_ms", std::to_string(retention_ms));
+  return EnqueueAndWait(std::move(job));
 }
 
-Status FragmentArchive::StoreFile(const Write& write, const std::string& stream,
-                                  const std::string& file, const std::string& bytes) {
-  static std::atomic<uint64_t> counter{0};
-  const std::string id = std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
-  const fs::path folder = FolderOf(stream);
-  // Written and synced aside, outside any lock; only renames happen under mu_.
-  const fs::path tmp = root_ / ".tmp" / (id + "-" + file);
-  LF_RETURN_IF_ERROR(WriteFileDurably(tmp, bytes));
-  std::error_code ec;
-  fs::path name_tmp;  // the stream's name, while its folder has none
-  if (!fs::exists(folder / "name", ec)) {
-    name_tmp = root_ / ".tmp" / (id + "-name");
-    if (Status s = WriteFileDurably(name_tmp, stream); !s.ok()) {
-      ::unlink(tmp.c_str());
-      return s;
+Status FragmentArchive::EnqueueAndWait(std::unique_ptr<Job> job) {
+  if (on_writer_thread)
+    return Status(Code::kInternal, "a write waited on the archive's own writer thread");
+  // Shared: |done| may still be returning from set_value when get() does.
+  auto outcome = std::make_shared<std::promise<Status>>();
+  std::future<Status> status = outcome->get_future();
+  job->done = [outcome](Status s) { outcome->set_value(std::move(s)); };
+  Enqueue(std::move(job), /*wait_for_room=*/true);
+  return status.get();
+}
+
+void FragmentArchive::Enqueue(std::unique_ptr<Job> job, bool wait_for_room) {
+  MutexLock lock(queue_mu_);
+  const uint64_t max = options_.max_queued_bytes;
+  auto fits = [&]() LF_REQUIRES(queue_mu_) {
+    return queued_bytes_ == 0 || queued_bytes_ + job->queued_bytes <= max;
+  };
+  if (wait_for_room)
+    lock.Wait(room_cv_, [&]() LF_REQUIRES(queue_mu_) { return writers_stopping_ || fits(); });
+  if (writers_stopping_) {
+    job->status = Status(Code::kUnavailable, "the fragment archive is closing: not stored",
+                         Reason::kArchivalError);
+  } else if (!fits()) {
+    job->status = Status(Code::kUnavailable,
+                         "the fragment archive is behind (" + std::to_string(queued_bytes_) +
+                             " bytes queued for the disk): not stored",
+                         Reason::kArchivalError);
+  }
+  if (!job->status.ok()) job->queued_bytes = 0;
+  if (writers_running_ == 0) {
+    // Every writer is gone (the archive is closing): nothing queued is left
+    // to run before this one.
+    lock.Unlock();
+    std::function<void(Status)> done = std::move(job->done);
+    Status status = job->status;
+    job.reset();
+    if (done) done(std::move(status));
+    return;
+  }
+  // Refused writes are queued all the same (costing no bytes): their |done|s
+  // run in order with the others'.
+  queued_bytes_ += job->queued_bytes;
+  Metrics().queue_bytes.Add(static_cast<double>(job->queued_bytes));
+  queue_.push_back(std::move(job));
+  queue_cv_.notify_one();
+}
+
+void FragmentArchive::WriterLoop() {
+  on_writer_thread = true;
+  const size_t max_round = std::max<size_t>(options_.max_round_writes, 1);
+  MutexLock lock(queue_mu_);
+  for (;;) {
+    lock.Wait(queue_cv_, [this]() LF_REQUIRES(queue_mu_) {
+      return writers_stopping_ || (!paused_ && !queue_.empty());
+    });
+    if (queue_.empty()) break;  // stopping, and all done
+    std::vector<std::unique_ptr<Job>> round;
+    uint64_t bytes = 0;
+    while (!queue_.empty() && round.size() < max_round) {
+      bytes += queue_.front()->queued_bytes;
+      round.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    queued_bytes_ -= bytes;
+    Metrics().queue_bytes.Add(-static_cast<double>(bytes));
+    const uint64_t ticket = ++rounds_taken_;
+    room_cv_.notify_all();
+    if (!queue_.empty()) queue_cv_.notify_one();  // the other writer takes the next round
+    lock.Unlock();
+    CommitRound(round, ticket);
+    round.clear();  // their Writes go (taking mu_) outside queue_mu_
+    lock.Lock();
+  }
+  --writers_running_;
+}
+
+void FragmentArchive::WriteAside(Job& job) {
+  {
+    MutexLock lock(mu_);
+    if (Dropped(*job.write)) {
+      job.status = StreamDeleted(job.stream);
+      return;
     }
   }
-  bool created = false;
+  std::string muxed;
+  const std::string* bytes = &job.bytes;
+  if (job.fragment) {
+    const FragmentView& f = *job.fragment;
+    job.file = Format(FileName{f.server_ts_ms, f.number, f.producer_ts_ms,
+                               static_cast<int64_t>(f.frames.size()), f.timecode_ms});
+    auto m = MuxClip({std::move(*job.fragment)}, ClipFormat::kMatroska, kMaxFragmentFileBytes);
+    job.fragment.reset();  // its frames' packets are the store's to let go now
+    if (!m.ok()) {
+      job.status = m.status();
+      return;
+    }
+    muxed = std::move(*m);
+    bytes = &muxed;
+  }
+  static std::atomic<uint64_t> counter{0};
+  const std::string id = std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
+  job.folder = FolderOf(job.stream);
+  // Without syncfs each file is fsync'd as it is written.
+  const bool sync_each = !use_syncfs_;
+  job.tmp = root_ / ".tmp" / (id + "-" + job.file);
+  if (Status s = WriteNewFile(job.tmp, *bytes, sync_each); !s.ok()) {
+    job.status = s;
+    return;
+  }
+  std::error_code ec;
+  if (!fs::exists(job.folder / "name", ec)) {
+    job.name_tmp = root_ / ".tmp" / (id + "-name");
+    if (Status s = WriteNewFile(job.name_tmp, job.stream, sync_each); !s.ok()) {
+      ::unlink(job.tmp.c_str());
+      job.status = s;
+      return;
+    }
+  }
+  job.written = true;
+}
+
+void FragmentArchive::SyncEachFile(std::vector<std::unique_ptr<Job>>& round) {
+  for (auto& job : round) {
+    if (!job->written) continue;
+    if (SyncPath(job->tmp) && (job->name_tmp.empty() || SyncPath(job->name_tmp))) continue;
+    job->status = ArchivalError("cannot sync a fragment file");
+    ::unlink(job->tmp.c_str());
+    if (!job->name_tmp.empty()) ::unlink(job->name_tmp.c_str());
+    job->written = false;
+  }
+}
+
+void FragmentArchive::Publish(Job& job) {
+  std::error_code ec;
   Status published = [&]() -> Status {
     MutexLock lock(mu_);
-    if (Dropped(write)) return StreamDeleted(stream);
-    if (!fs::exists(folder, ec)) {
-      if (!fs::create_directory(folder, ec)) {
+    if (Dropped(*job.write)) return StreamDeleted(job.stream);
+    if (!fs::exists(job.folder, ec)) {
+      if (!fs::create_directory(job.folder, ec)) {
         errno = ec ? ec.value() : EEXIST;
         return ArchivalError("cannot create the stream's folder");
       }
-      created = true;
+      job.created_folder = true;
     }
-    if (!name_tmp.empty() && !fs::exists(folder / "name", ec) &&
-        std::rename(name_tmp.c_str(), (folder / "name").c_str()) != 0)
+    if (!job.name_tmp.empty() && !fs::exists(job.folder / "name", ec) &&
+        std::rename(job.name_tmp.c_str(), (job.folder / "name").c_str()) != 0)
       return ArchivalError("cannot name the stream's folder");
-    if (std::rename(tmp.c_str(), (folder / file).c_str()) != 0)
-      return ArchivalError("cannot store " + file);
+    if (std::rename(job.tmp.c_str(), (job.folder / job.file).c_str()) != 0)
+      return ArchivalError("cannot store " + job.file);
     return Status::Ok();
   }();
-  if (!name_tmp.empty()) ::unlink(name_tmp.c_str());  // gone if it was renamed
+  if (!job.name_tmp.empty()) ::unlink(job.name_tmp.c_str());  // gone if it was renamed
   if (!published.ok()) {
-    ::unlink(tmp.c_str());
-    return published;
+    ::unlink(job.tmp.c_str());
+    job.status = published;
+    return;
   }
-  SyncFolder(folder);
-  if (created) SyncFolder(root_);
-  return Status::Ok();
+  job.published = true;
 }
 
-Result<std::unique_ptr<FragmentArchive>> FragmentArchive::Open(fs::path root) {
+void FragmentArchive::CommitRound(std::vector<std::unique_ptr<Job>>& round, uint64_t ticket) {
+  // 1. Each written aside, outside any lock (fsync'd too, without syncfs).
+  bool any_written = false;
+  for (auto& job : round) {
+    if (job->status.ok()) WriteAside(*job);
+    any_written |= job->written;
+  }
+  // 2. All made durable at once: the file system's dirty data, one call.
+  if (any_written && use_syncfs_ && TimedSync([this] { return ::syncfs(root_fd_); }) != 0)
+    SyncEachFile(round);
+  // 3. Published in the order the rounds took their writes: |done|s of one
+  // stream run in the order of its calls, whichever writer has them.
+  {
+    MutexLock lock(queue_mu_);
+    lock.Wait(turn_cv_, [&]() LF_REQUIRES(queue_mu_) { return rounds_committed_ + 1 == ticket; });
+  }
+  std::map<fs::path, bool> folders;  // published into: created by this round?
+  for (auto& job : round) {
+    if (!job->written) continue;
+    Publish(*job);
+    if (job->published) folders[job->folder] |= job->created_folder;
+  }
+  // 4. The renames made durable: one syncfs, else each folder (and the root,
+  // for folders made) fsync'd. A file whose rename may not last is not kept.
+  if (!folders.empty() && !(use_syncfs_ && TimedSync([this] { return ::syncfs(root_fd_); }) == 0)) {
+    bool any_created = false;
+    for (const auto& [folder, created] : folders) any_created |= created;
+    std::optional<Status> root_failed;
+    if (any_created && !SyncPath(root_)) root_failed = ArchivalError("cannot sync the archive");
+    std::map<fs::path, Status> failed;
+    for (const auto& [folder, created] : folders) {
+      if (!SyncPath(folder))
+        failed.emplace(folder, ArchivalError("cannot sync the stream's folder"));
+      else if (created && root_failed)
+        failed.emplace(folder, *root_failed);
+    }
+    for (auto& job : round) {
+      if (!job->published) continue;
+      auto it = failed.find(job->folder);
+      if (it == failed.end()) continue;
+      ::unlink((job->folder / job->file).c_str());
+      job->published = false;
+      job->status = it->second;
+    }
+  }
+  // 5. Told, in order.
+  ArchiveMetrics& m = Metrics();
+  size_t fragments = 0;
+  for (const auto& job : round) fragments += job->published && job->file != "retention_ms";
+  if (fragments > 0) {
+    m.commit_fragments.Observe(static_cast<double>(fragments));
+    m.persisted.Add(fragments);
+  }
+  for (auto& job : round) {
+    job->write.reset();
+    if (job->done) job->done(job->status);
+  }
+  {
+    MutexLock lock(queue_mu_);
+    rounds_committed_ = ticket;
+  }
+  turn_cv_.notify_all();
+}
+
+Result<std::unique_ptr<FragmentArchive>> FragmentArchive::Open(fs::path root,
+                                                               ArchiveOptions options) {
   std::error_code ec;
   fs::create_directories(root / ".tmp", ec);
   if (!ec) fs::create_directories(root / kTrash, ec);
   if (ec) return Status(Code::kUnavailable, "cannot create " + root.string() + ": " + ec.message());
-  return std::unique_ptr<FragmentArchive>(new FragmentArchive(std::move(root)));
+  // For syncfs: any descriptor on the archive's file system names it.
+  const int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return std::unique_ptr<FragmentArchive>(new FragmentArchive(std::move(root), options, root_fd));
 }
 
 fs::path FragmentArchive::FolderOf(const std::string& stream) const {
   if (stream == "." || stream == ".." || stream.size() > 200 || stream.front() == '.')
     return root_ / ("h-" + Sha256Hex(stream));
   return root_ / stream;
-}
-
-Status FragmentArchive::Persist(const std::string& stream, const FragmentView& fragment) {
-  auto bytes = MuxClip({fragment}, ClipFormat::kMatroska, kMaxFragmentFileBytes);
-  if (!bytes.ok()) return bytes.status();
-  Write write(*this, stream);
-  if (write_started_hook_) write_started_hook_(stream);
-  FileName name{fragment.server_ts_ms, fragment.number, fragment.producer_ts_ms,
-                static_cast<int64_t>(fragment.frames.size()), fragment.timecode_ms};
-  return StoreFile(write, stream, Format(name), *bytes);
 }
 
 void FragmentArchive::Forget(const std::string& stream) {

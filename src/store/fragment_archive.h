@@ -30,25 +30,61 @@ struct RecoveryReport {
   size_t discarded = 0;  // torn writes and unreadable files, removed
 };
 
+struct ArchiveOptions {
+  // Threads that write (1 or 2), each one commit round at a time; with two, one
+  // writes a round's files while the other makes the previous round durable.
+  int writer_threads = 2;
+  // Fragment bytes (FragmentView::bytes) queued for the writers at most. Past
+  // it PersistAsync refuses the fragment (ArchivalError: the disk is behind)
+  // rather than block its caller; Persist waits for room. A fragment alone in
+  // the queue is taken whatever its size.
+  uint64_t max_queued_bytes = 128ull << 20;
+  // Writes one commit round takes from the queue at most.
+  size_t max_round_writes = 256;
+  // kAuto: one syncfs(2) of the archive's file system per round for the files,
+  // one for the renames, falling back to fsync of each when syncfs fails (and
+  // always, on kernels before 5.8, whose syncfs does not report write errors).
+  // kPerFile: that fallback only (a test seam).
+  enum class Sync { kAuto, kPerFile } sync = Sync::kAuto;
+};
+
 // Durable fragments: each completed fragment is one Matroska file (ffmpeg
-// plays it), written aside, fsync'd, renamed into its stream's folder and the
-// folder fsync'd, so after a crash a fragment file is whole or absent. Names
+// plays it), written aside, synced, renamed into its stream's folder and the
+// folder synced, so after a crash a fragment file is whole or absent. Names
 // carry what the store needs back:
 //   ROOT/<stream folder>/<server ms>-<number>-<producer ms>-<frames>-<timecode ms>.mkv
 // (a file that reads back fewer frames than its name says is torn, and goes)
 // Stream folders are the stream's name, or "h-<sha256 of it>" for names a
 // folder cannot have ("." and "..", over 200 bytes); each holds "name" too.
+//
+// Writes are queued for a small pool of writer threads (ArchiveOptions) that
+// commit them in groups: a round takes every queued write (up to a bound),
+// writes each aside, makes them all durable with one syncfs, renames them into
+// place, makes the renames durable with another, then runs their |done|s. Two
+// syncs per round, however many fragments, where fsyncs cost two per fragment.
+// Rounds commit in the order they took their writes, so |done|s run in the
+// order their writes were queued.
 class FragmentArchive {
  public:
-  static Result<std::unique_ptr<FragmentArchive>> Open(std::filesystem::path root);
-  // Finishes the deletions Forget asked for (each tried once more), then stops
-  // the archive's thread.
+  static Result<std::unique_ptr<FragmentArchive>> Open(std::filesystem::path root,
+                                                       ArchiveOptions options = {});
+  // Finishes every write queued (their |done|s run; one queued meanwhile is
+  // refused, Unavailable), then the deletions Forget asked for (each tried once
+  // more), then stops the archive's threads.
   ~FragmentArchive();
 
-  // Writes |fragment| of |stream| durably. Unavailable ("ArchivalError") when
-  // the disk refuses (full, read-only): nothing partial is left behind.
-  // NotFound ("StreamDeleted") when |stream| was forgotten while this was
-  // under way: the fragment is dropped, never stored after the Forget.
+  // Writes |fragment| of |stream| durably, then calls |done| on a writer
+  // thread: Ok once the fragment's file is durably in place. Unavailable
+  // ("ArchivalError") when the disk refuses (full, read-only) or the queue is
+  // past ArchiveOptions::max_queued_bytes: nothing partial is left behind.
+  // NotFound ("StreamDeleted") when |stream| was forgotten after this call
+  // began: the fragment is dropped, never stored after the Forget. Never
+  // blocks on the disk. |done|s run one at a time, in the order of the calls
+  // (of PersistAsync, Persist and SetRetention); a |done| must not wait on the
+  // archive (Persist, SetRetention), whose writers wait for it.
+  void PersistAsync(const std::string& stream, FragmentView fragment,
+                    std::function<void(Status)> done);
+  // PersistAsync, waiting for room in the queue and then for its outcome.
   Status Persist(const std::string& stream, const FragmentView& fragment);
   // Every fragment on disk, by stream; temp files of interrupted writes,
   // folders of forgotten streams a crash left behind, and files that do not
@@ -69,8 +105,9 @@ class FragmentArchive {
   // Returns how many were deleted.
   size_t Trim(int64_t now_ms, int64_t default_retention_ms, uint64_t max_bytes_per_stream,
               uint64_t max_total_bytes = UINT64_MAX);
-  // Remembers |stream|'s own retention, for Recover and Trim. Like Persist,
-  // StreamDeleted if |stream| is forgotten meanwhile.
+  // Remembers |stream|'s own retention, for Recover and Trim. Like Persist
+  // (queued with the fragments, in order), StreamDeleted if |stream| is
+  // forgotten meanwhile.
   Status SetRetention(const std::string& stream, int64_t retention_ms);
   // Deletes |stream|'s fragments and folder. Cheap enough for an I/O thread:
   // the folder is renamed aside at once (a Persist after this returns starts
@@ -83,30 +120,53 @@ class FragmentArchive {
   // Returns once every deletion Forget asked for is done or given up.
   void WaitForDeletions();
 
-  // Test seam: called by Persist and SetRetention once they are under way
-  // (a Forget from then on drops them), before they write anything.
+  // Test seam: called by Persist, PersistAsync and SetRetention on the
+  // caller's thread once they are under way (a Forget from then on drops
+  // them), before they are queued.
   void SetWriteStartedHookForTest(std::function<void(const std::string& stream)> hook) {
     write_started_hook_ = std::move(hook);
   }
+  // Test seam: while paused, writers start no round (writes queue up); a round
+  // under way finishes. The destructor ends a pause.
+  void PauseWritersForTest(bool paused);
+  // Test seam: whether a round syncs with syncfs (else fsync of each file).
+  bool UsesSyncfsForTest() const { return use_syncfs_; }
 
  private:
-  explicit FragmentArchive(std::filesystem::path root);
+  FragmentArchive(std::filesystem::path root, ArchiveOptions options, int root_fd);
   std::filesystem::path FolderOf(const std::string& stream) const;
 
   // A write of |stream| under way: Forgets of |stream| since Begin drop it.
   class Write;
+  // One queued write: a fragment (muxed by the writer) or a small file.
+  struct Job;
+  // Queues |job| (refused at once, in order, when the queue is full unless
+  // |wait_for_room|, or when the writers are stopping).
+  void Enqueue(std::unique_ptr<Job> job, bool wait_for_room);
+  // Persist and SetRetention: |job| queued, and its outcome awaited.
+  Status EnqueueAndWait(std::unique_ptr<Job> job);
+  void WriterLoop();
+  // Writes, syncs and publishes |round|, the |ticket|th taken, then runs its
+  // |done|s once every earlier round's have run.
+  void CommitRound(std::vector<std::unique_ptr<Job>>& round, uint64_t ticket);
+  // Writes |job| aside (unsynced): its temp file, and its folder's name file
+  // if the folder has none yet.
+  void WriteAside(Job& job);
+  // Renames |job|'s files into its stream's folder, unless it was dropped.
+  void Publish(Job& job);
+  // fsync(2) of every written file of |round| (when syncfs cannot be used).
+  void SyncEachFile(std::vector<std::unique_ptr<Job>>& round);
   // Whether |write| was forgotten since it began, or its folder is still being removed.
   bool Dropped(const Write& write) const LF_REQUIRES(mu_);
-  // Writes |bytes| aside, then moves them to |file| in |stream|'s folder,
-  // making the folder and its name file if needed, unless |write| was dropped.
-  Status StoreFile(const Write& write, const std::string& stream, const std::string& file,
-                   const std::string& bytes);
   // Removes |path| (a folder) and all in it; false if anything is left.
   bool RemoveFolder(const std::filesystem::path& path) const;
   void DeleteLoop();
 
   const std::filesystem::path root_;
-  Mutex trim_mu_;  // Trim, and the deletions Forget queues: one at a time
+  const ArchiveOptions options_;
+  const int root_fd_;      // for syncfs (-1: none, fsync each)
+  const bool use_syncfs_;  // kAuto, on a kernel whose syncfs reports errors
+  Mutex trim_mu_;          // Trim, and the deletions Forget queues: one at a time
   std::function<void(const std::string&)> write_started_hook_;
 
   mutable Mutex mu_;  // held only for renames, never for I/O of data
@@ -128,6 +188,19 @@ class FragmentArchive {
   std::condition_variable idle_cv_;       // nothing queued or under way
   uint64_t trash_sequence_ LF_GUARDED_BY(mu_) = 0;
   std::thread deleter_;
+
+  Mutex queue_mu_;  // the writers' queue; never held with mu_, nor for I/O
+  std::deque<std::unique_ptr<Job>> queue_ LF_GUARDED_BY(queue_mu_);
+  uint64_t queued_bytes_ LF_GUARDED_BY(queue_mu_) = 0;
+  bool writers_stopping_ LF_GUARDED_BY(queue_mu_) = false;
+  bool paused_ LF_GUARDED_BY(queue_mu_) = false;
+  int writers_running_ LF_GUARDED_BY(queue_mu_) = 0;
+  uint64_t rounds_taken_ LF_GUARDED_BY(queue_mu_) = 0;      // tickets handed out
+  uint64_t rounds_committed_ LF_GUARDED_BY(queue_mu_) = 0;  // their dones all run
+  std::condition_variable queue_cv_;  // a write queued, a pause ended, or stopping
+  std::condition_variable room_cv_;   // the queue shrank, or stopping
+  std::condition_variable turn_cv_;   // a round committed
+  std::vector<std::thread> writers_;
 };
 
 }  // namespace lastframe::store

@@ -10,8 +10,11 @@
 #include <cstdio>
 #include <cstring>
 #include <future>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <thread>
 
 #include "core/mutex.h"
 #include "core/test_metrics.h"
@@ -102,7 +105,8 @@ TEST(FragmentArchive, EachFsyncIsTimed) {
   ASSERT_TRUE((*archive)->Persist("cam", fragments[0]).ok());  // makes the folder and its name
   metrics::test::MetricDeltas delta({"lastframe_fragment_fsync_duration_seconds_count"});
   ASSERT_TRUE((*archive)->Persist("cam", fragments[1]).ok());
-  // The fragment's file, then its folder for the rename.
+  // The fragment's file, then its folder for the rename: one syncfs each, or
+  // one fsync each.
   EXPECT_EQ(delta["lastframe_fragment_fsync_duration_seconds_count"], 2);
 }
 
@@ -422,6 +426,303 @@ TEST(FragmentArchive, ADeletedStreamTakesNoProducerAndLeavesNoFolder) {
   (*archive)->WaitForDeletions();
   EXPECT_FALSE(fs::exists(root / "cam"));
   EXPECT_FALSE(store.Find("cam"));
+}
+
+// The writer pool and its group commit.
+
+// Each fragment of |a| as |b| read it back: timestamps, frames, bytes.
+void ExpectSameFragments(const std::vector<FragmentView>& a, const std::vector<FragmentView>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(b[i].number, a[i].number);
+    EXPECT_EQ(b[i].producer_ts_ms, a[i].producer_ts_ms);
+    EXPECT_EQ(b[i].server_ts_ms, a[i].server_ts_ms);
+    EXPECT_EQ(b[i].timecode_ms, a[i].timecode_ms);
+    ASSERT_EQ(b[i].frames.size(), a[i].frames.size());
+    for (size_t j = 0; j < a[i].frames.size(); ++j) {
+      EXPECT_EQ(b[i].frames[j].pts_ms, a[i].frames[j].pts_ms) << i << "/" << j;
+      EXPECT_EQ(b[i].frames[j].keyframe, a[i].frames[j].keyframe);
+      ASSERT_EQ(b[i].frames[j].size(), a[i].frames[j].size());
+      EXPECT_EQ(0, std::memcmp(b[i].frames[j].packet->data, a[i].frames[j].packet->data,
+                               a[i].frames[j].size()));
+    }
+  }
+}
+
+// The |done|s of PersistAsync, as they ran: in order, with the thread they ran on.
+class Dones {
+ public:
+  std::function<void(Status)> Add(std::string stream, uint64_t number) {
+    return [this, stream = std::move(stream), number](Status s) {
+      MutexLock lock(mu_);
+      ran_.push_back({stream, number, std::move(s), std::this_thread::get_id()});
+      cv_.notify_all();
+    };
+  }
+  struct Ran {
+    std::string stream;
+    uint64_t number;
+    Status status;
+    std::thread::id thread;
+  };
+  // Every |done| that ran, once |n| have.
+  std::vector<Ran> WaitFor(size_t n) {
+    MutexLock lock(mu_);
+    lock.Wait(cv_, [&]() LF_REQUIRES(mu_) { return ran_.size() >= n; });
+    return ran_;
+  }
+  std::vector<Ran> SoFar() {
+    MutexLock lock(mu_);
+    return ran_;
+  }
+
+ private:
+  Mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Ran> ran_ LF_GUARDED_BY(mu_);
+};
+
+constexpr const char* kSyncs = "lastframe_archive_syncs_total";
+constexpr const char* kRounds = "lastframe_archive_commit_fragments_count";
+constexpr const char* kRoundFragments = "lastframe_archive_commit_fragments_sum";
+constexpr const char* kPersisted = "lastframe_archive_fragments_persisted_total";
+constexpr const char* kQueueBytes = "lastframe_archive_queue_bytes";
+
+// Fragments of many streams queued at once are made durable together: one
+// round, two syncs (the files, then the renames) instead of two per fragment,
+// and every one comes back frame for frame. Without syncfs (the fallback) the
+// same writes land as well, a sync per file and folder.
+TEST(FragmentArchive, FragmentsQueuedTogetherShareTheirSyncs) {
+  TempDir dir;
+  StreamStore source(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, source);
+  ASSERT_EQ(fragments.size(), 3u);
+  for (auto sync : {ArchiveOptions::Sync::kAuto, ArchiveOptions::Sync::kPerFile}) {
+    const bool per_file = sync == ArchiveOptions::Sync::kPerFile;
+    SCOPED_TRACE(per_file ? "fsync of each file" : "syncfs");
+    const fs::path root = dir.path() / (per_file ? "per-file" : "group");
+    auto opened = FragmentArchive::Open(root, {.sync = sync});
+    ASSERT_TRUE(opened.ok());
+    FragmentArchive& archive = **opened;
+    constexpr int kStreams = 8;
+    const size_t writes = kStreams * fragments.size();
+    metrics::test::MetricDeltas delta({kSyncs, kRounds, kRoundFragments, kPersisted, kQueueBytes});
+    archive.PauseWritersForTest(true);
+    Dones dones;
+    uint64_t queued = 0;
+    for (const auto& f : fragments)
+      for (int s = 0; s < kStreams; ++s) {
+        const std::string stream = "cam" + std::to_string(s);
+        archive.PersistAsync(stream, f, dones.Add(stream, f.number));
+        queued += f.bytes;
+      }
+    EXPECT_EQ(delta[kQueueBytes], static_cast<double>(queued));
+    EXPECT_TRUE(dones.SoFar().empty());  // nothing durable yet: nothing told
+    archive.PauseWritersForTest(false);
+    for (const auto& ran : dones.WaitFor(writes)) {
+      EXPECT_TRUE(ran.status.ok()) << ran.status.ToString();
+      EXPECT_NE(ran.thread, std::this_thread::get_id());  // on a writer thread
+    }
+    EXPECT_EQ(delta[kQueueBytes], 0);
+    EXPECT_EQ(delta[kPersisted], static_cast<double>(writes));
+    EXPECT_EQ(delta[kRounds], 1);  // all taken at once
+    EXPECT_EQ(delta[kRoundFragments], static_cast<double>(writes));
+    std::printf("%s: %zu fragments of %d streams, %.0f syncs (%.3f per fragment)\n",
+                per_file ? "fsync each" : "syncfs", writes, kStreams, delta[kSyncs],
+                delta[kSyncs] / static_cast<double>(writes));
+    if (archive.UsesSyncfsForTest())
+      EXPECT_EQ(delta[kSyncs], 2);
+    else  // each file and a name file with it (new folders), each folder, the root
+      EXPECT_EQ(delta[kSyncs], static_cast<double>(2 * writes + kStreams + 1));
+    RecoveryReport report = archive.Recover();
+    EXPECT_EQ(report.discarded, 0u);
+    ASSERT_EQ(report.streams.size(), static_cast<size_t>(kStreams));
+    for (const RecoveredStream& stream : report.streams) {
+      SCOPED_TRACE(stream.name);
+      ExpectSameFragments(fragments, stream.fragments);
+    }
+    EXPECT_TRUE(Listing(root / ".tmp").empty());
+  }
+}
+
+// With two writers taking small rounds back to back, each stream's |done|s
+// still run in the order of its calls, one at a time, through the store
+// (StreamStore::PersistAsync) as through the archive.
+TEST(FragmentArchive, DonesRunInCallOrderPerStream) {
+  TempDir dir;
+  StreamStore source(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, source);
+  ASSERT_EQ(fragments.size(), 3u);
+  auto opened =
+      FragmentArchive::Open(dir.path() / "archive", {.writer_threads = 2, .max_round_writes = 2});
+  ASSERT_TRUE(opened.ok());
+  FragmentArchive& archive = **opened;
+  StreamStore store(SystemClock::Get(), {.retention_ms = 3'600'000});
+  store.SetArchive(&archive);
+  constexpr int kStreams = 5;
+  archive.PauseWritersForTest(true);
+  Dones dones;
+  std::map<std::string, std::vector<uint64_t>> called;
+  uint64_t number = 1000;
+  for (int round = 0; round < 4; ++round)
+    for (const auto& f : fragments)
+      for (int s = 0; s < kStreams; ++s) {
+        const std::string stream = "cam" + std::to_string(s);
+        FragmentView copy = f;
+        copy.number = number++;  // a file of its own
+        called[stream].push_back(copy.number);
+        if (s % 2 == 0)
+          store.PersistAsync(stream, copy, dones.Add(stream, copy.number));
+        else
+          archive.PersistAsync(stream, copy, dones.Add(stream, copy.number));
+      }
+  archive.PauseWritersForTest(false);
+  std::map<std::string, std::vector<uint64_t>> told;
+  std::set<std::thread::id> threads;
+  for (const auto& ran : dones.WaitFor(number - 1000)) {
+    EXPECT_TRUE(ran.status.ok()) << ran.status.ToString();
+    told[ran.stream].push_back(ran.number);
+    threads.insert(ran.thread);
+  }
+  EXPECT_EQ(told, called);
+  std::printf("dones ran on %zu writer threads\n", threads.size());
+  RecoveryReport report = archive.Recover();
+  EXPECT_EQ(report.fragments, number - 1000);
+}
+
+// A Forget while a write is queued drops it (StreamDeleted): nothing of the
+// stream is stored after the Forget; other streams' writes of the round land.
+TEST(FragmentArchive, AForgetWhileQueuedDropsTheWrite) {
+  TempDir dir;
+  StreamStore source(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, source);
+  const fs::path root = dir.path() / "archive";
+  auto opened = FragmentArchive::Open(root);
+  ASSERT_TRUE(opened.ok());
+  FragmentArchive& archive = **opened;
+  ASSERT_TRUE(archive.Persist("cam", fragments[0]).ok());
+  archive.PauseWritersForTest(true);
+  Dones dones;
+  archive.PersistAsync("cam", fragments[1], dones.Add("cam", fragments[1].number));
+  archive.PersistAsync("other", fragments[1], dones.Add("other", fragments[1].number));
+  archive.PersistAsync("cam", fragments[2], dones.Add("cam", fragments[2].number));
+  archive.Forget("cam");
+  archive.PauseWritersForTest(false);
+  auto ran = dones.WaitFor(3);
+  ASSERT_EQ(ran.size(), 3u);
+  EXPECT_EQ(ran[0].status.reason(), Reason::kStreamDeleted);
+  EXPECT_TRUE(ran[1].status.ok()) << ran[1].status.ToString();
+  EXPECT_EQ(ran[2].status.reason(), Reason::kStreamDeleted);
+  archive.WaitForDeletions();
+  EXPECT_FALSE(fs::exists(root / "cam")) << ::testing::PrintToString(Listing(root));
+  EXPECT_TRUE(Listing(root / ".tmp").empty());
+  RecoveryReport report = archive.Recover();
+  ASSERT_EQ(report.streams.size(), 1u);
+  EXPECT_EQ(report.streams[0].name, "other");
+}
+
+// A round the disk refuses: every write of it is told ArchivalError, and
+// nothing partial is left, aside or in place.
+TEST(FragmentArchive, ARoundTheDiskRefusesLeavesNothing) {
+  TempDir dir;
+  StreamStore source(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, source);
+  const fs::path root = dir.path() / "archive";
+  auto opened = FragmentArchive::Open(root);
+  ASSERT_TRUE(opened.ok());
+  FragmentArchive& archive = **opened;
+  ASSERT_TRUE(archive.Persist("cam", fragments[0]).ok());
+  const std::vector<std::string> before = Listing(root);
+  archive.PauseWritersForTest(true);
+  Dones dones;
+  archive.PersistAsync("cam", fragments[1], dones.Add("cam", fragments[1].number));
+  archive.PersistAsync("cam", fragments[2], dones.Add("cam", fragments[2].number));
+  archive.PersistAsync("new", fragments[1], dones.Add("new", fragments[1].number));
+  {
+    FileSizeLimit full(100);
+    ASSERT_TRUE(full.ok());
+    archive.PauseWritersForTest(false);
+    for (const auto& ran : dones.WaitFor(3)) {
+      EXPECT_EQ(ran.status.reason(), Reason::kArchivalError) << ran.status.ToString();
+      EXPECT_EQ(ran.status.code(), Code::kUnavailable);
+    }
+  }
+  EXPECT_EQ(Listing(root), before);
+  RecoveryReport report = archive.Recover();
+  EXPECT_EQ(report.fragments, 1u);
+  EXPECT_EQ(report.discarded, 0u);
+}
+
+// Past its bound in bytes the queue refuses PersistAsync at once (in order:
+// its |done| runs after those queued before it), while Persist waits for room.
+TEST(FragmentArchive, AFullQueueRefusesAsyncWritesAndPersistWaits) {
+  TempDir dir;
+  StreamStore source(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, source);
+  auto opened =
+      FragmentArchive::Open(dir.path() / "archive", {.max_queued_bytes = fragments[0].bytes + 1});
+  ASSERT_TRUE(opened.ok());
+  FragmentArchive& archive = **opened;
+  archive.PauseWritersForTest(true);
+  Dones dones;
+  archive.PersistAsync("cam", fragments[0], dones.Add("cam", fragments[0].number));
+  archive.PersistAsync("cam", fragments[1], dones.Add("cam", fragments[1].number));  // no room
+  EXPECT_TRUE(dones.SoFar().empty());
+  auto waiting =
+      std::async(std::launch::async, [&] { return archive.Persist("cam", fragments[2]); });
+  archive.PauseWritersForTest(false);
+  EXPECT_TRUE(waiting.get().ok());
+  auto ran = dones.WaitFor(2);
+  ASSERT_EQ(ran.size(), 2u);
+  EXPECT_EQ(ran[0].number, fragments[0].number);
+  EXPECT_TRUE(ran[0].status.ok()) << ran[0].status.ToString();
+  EXPECT_EQ(ran[1].number, fragments[1].number);
+  EXPECT_EQ(ran[1].status.reason(), Reason::kArchivalError) << ran[1].status.ToString();
+  RecoveryReport report = archive.Recover();
+  ASSERT_EQ(report.streams.size(), 1u);
+  ASSERT_EQ(report.streams[0].fragments.size(), 2u);
+  EXPECT_EQ(report.streams[0].fragments[1].number, fragments[2].number);
+}
+
+// The archive closing with writes queued finishes them: every |done| runs,
+// and what it said was stored comes back.
+TEST(FragmentArchive, ClosingFinishesQueuedWrites) {
+  TempDir dir;
+  StreamStore source(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, source);
+  const fs::path root = dir.path() / "archive";
+  auto opened = FragmentArchive::Open(root);
+  ASSERT_TRUE(opened.ok());
+  std::unique_ptr<FragmentArchive> archive = std::move(*opened);
+  archive->PauseWritersForTest(true);
+  Dones dones;
+  for (int s = 0; s < 3; ++s)
+    for (const auto& f : fragments)
+      archive->PersistAsync("cam" + std::to_string(s), f, dones.Add("cam", f.number));
+  EXPECT_TRUE(dones.SoFar().empty());
+  archive.reset();  // still paused: closing ends the pause
+  auto ran = dones.SoFar();
+  ASSERT_EQ(ran.size(), 3 * fragments.size());
+  for (const auto& r : ran) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  auto reopened = FragmentArchive::Open(root);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->Recover().fragments, 3 * fragments.size());
+}
+
+// Persist from a |done| (on a writer thread) would wait for itself: refused.
+TEST(FragmentArchive, PersistFromADoneIsRefusedNotADeadlock) {
+  TempDir dir;
+  StreamStore source(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, source);
+  auto opened = FragmentArchive::Open(dir.path() / "archive");
+  ASSERT_TRUE(opened.ok());
+  FragmentArchive& archive = **opened;
+  std::promise<Status> inner;
+  archive.PersistAsync("cam", fragments[0], [&](Status s) {
+    EXPECT_TRUE(s.ok());
+    inner.set_value(archive.Persist("cam", fragments[1]));
+  });
+  EXPECT_EQ(inner.get_future().get().code(), Code::kInternal);
 }
 
 }  // namespace

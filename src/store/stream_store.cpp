@@ -516,17 +516,30 @@ void StreamStore::SetArchive(FragmentArchive* archive) {
 }
 
 Status StreamStore::Persist(const std::string& stream, const FragmentView& fragment) {
-  return archive_ ? archive_->Persist(stream, fragment) : Status::Ok();
+  if (archive_ == nullptr) return Status::Ok();
+  std::weak_ptr<Stream> target = Find(stream);
+  // Waits for room in the archive's queue, where PersistAsync is refused.
+  Status status = archive_->Persist(stream, fragment);
+  if (status.ok())
+    if (auto s = target.lock()) s->MarkPersisted(fragment.number);
+  return status;
 }
 
 void StreamStore::PersistAsync(const std::string& stream, FragmentView fragment,
                                std::function<void(Status)> done) {
-  // For now synchronous on the caller's thread; the archive's writer pool replaces it.
-  Status status = Persist(stream, fragment);
-  if (status.ok() && archive_ != nullptr) {
-    if (auto s = Find(stream)) s->MarkPersisted(fragment.number);
+  if (archive_ == nullptr) {
+    if (done) done(Status::Ok());
+    return;
   }
-  if (done) done(std::move(status));
+  // The stream the call was about: a deleted one's writes are dropped anyway.
+  std::weak_ptr<Stream> target = Find(stream);
+  const uint64_t number = fragment.number;
+  archive_->PersistAsync(stream, std::move(fragment),
+                         [target, number, done = std::move(done)](Status status) {
+                           if (status.ok())
+                             if (auto s = target.lock()) s->MarkPersisted(number);
+                           if (done) done(std::move(status));
+                         });
 }
 
 Result<std::shared_ptr<Stream>> StreamStore::Create(const std::string& name,
