@@ -362,9 +362,12 @@ Status PullSource::Session() {
             FragmenterEvents{
                 .on_fragment =
                     [this](const store::FragmentView& f) {
-                      // Pulled fragments are made durable as pushed ones are.
-                      if (Status s = store_.Persist(options_.stream, f); !s.ok())
-                        spdlog::warn("source stream={} {}", options_.stream, s.message());
+                      // Pulled fragments are made durable as pushed ones are, by
+                      // the archive's writers: the pull thread never waits on the
+                      // disk. The |done| may outlive this source: it holds the name.
+                      store_.PersistAsync(options_.stream, f, [stream = options_.stream](Status s) {
+                        if (!s.ok()) spdlog::warn("source stream={} {}", stream, s.message());
+                      });
                     },
                 .on_error =
                     [this](AckError id, const std::string& m, int64_t, std::optional<uint64_t>) {
