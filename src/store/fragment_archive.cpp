@@ -316,12 +316,10 @@ namespace {
 thread_local bool on_writer_thread = false;
 }  // namespace
 
-FragmentArchive::FragmentArchive(fs::path root, ArchiveOptions options, int root_fd)
+FragmentArchive::FragmentArchive(fs::path root, ArchiveOptions options)
     : root_(std::move(root)),
       options_(options),
-      root_fd_(root_fd),
-      use_syncfs_(options.sync == ArchiveOptions::Sync::kAuto && root_fd >= 0 &&
-                  SyncfsReportsErrors()) {
+      use_syncfs_(options.sync == ArchiveOptions::Sync::kAuto && SyncfsReportsErrors()) {
   Metrics();  // every series shows in /metrics from the start
   deleter_ = std::thread([this] { DeleteLoop(); });
   const int writers = std::clamp(options_.writer_threads, 1, 2);
@@ -348,7 +346,6 @@ FragmentArchive::~FragmentArchive() {
   }
   deletions_cv_.notify_all();
   deleter_.join();
-  if (root_fd_ >= 0) ::close(root_fd_);
 }
 
 void FragmentArchive::PauseWritersForTest(bool paused) {
@@ -442,6 +439,10 @@ void FragmentArchive::Enqueue(std::unique_ptr<Job> job, bool wait_for_room) {
 void FragmentArchive::WriterLoop() {
   on_writer_thread = true;
   const size_t max_round = std::max<size_t>(options_.max_round_writes, 1);
+  // syncfs reports a write-back error once per descriptor (since it last
+  // looked): a descriptor of each writer's own, so that neither misses one
+  // the other's call reported (then it falls back to fsync of each file).
+  const int sync_fd = use_syncfs_ ? ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   MutexLock lock(queue_mu_);
   for (;;) {
     lock.Wait(queue_cv_, [this]() LF_REQUIRES(queue_mu_) {
@@ -461,11 +462,12 @@ void FragmentArchive::WriterLoop() {
     room_cv_.notify_all();
     if (!queue_.empty()) queue_cv_.notify_one();  // the other writer takes the next round
     lock.Unlock();
-    CommitRound(round, ticket);
+    CommitRound(round, ticket, sync_fd);
     round.clear();  // their Writes go (taking mu_) outside queue_mu_
     lock.Lock();
   }
   --writers_running_;
+  if (sync_fd >= 0) ::close(sync_fd);
 }
 
 void FragmentArchive::WriteAside(Job& job) {
@@ -552,7 +554,8 @@ void FragmentArchive::Publish(Job& job) {
   job.published = true;
 }
 
-void FragmentArchive::CommitRound(std::vector<std::unique_ptr<Job>>& round, uint64_t ticket) {
+void FragmentArchive::CommitRound(std::vector<std::unique_ptr<Job>>& round, uint64_t ticket,
+                                  int sync_fd) {
   // 1. Each written aside, outside any lock (fsync'd too, without syncfs).
   bool any_written = false;
   for (auto& job : round) {
@@ -560,8 +563,10 @@ void FragmentArchive::CommitRound(std::vector<std::unique_ptr<Job>>& round, uint
     any_written |= job->written;
   }
   // 2. All made durable at once: the file system's dirty data, one call.
-  if (any_written && use_syncfs_ && TimedSync([this] { return ::syncfs(root_fd_); }) != 0)
-    SyncEachFile(round);
+  auto sync_all = [sync_fd] {
+    return sync_fd >= 0 && TimedSync([=] { return ::syncfs(sync_fd); }) == 0;
+  };
+  if (any_written && use_syncfs_ && !sync_all()) SyncEachFile(round);
   // 3. Published in the order the rounds took their writes: |done|s of one
   // stream run in the order of its calls, whichever writer has them.
   {
@@ -576,7 +581,7 @@ void FragmentArchive::CommitRound(std::vector<std::unique_ptr<Job>>& round, uint
   }
   // 4. The renames made durable: one syncfs, else each folder (and the root,
   // for folders made) fsync'd. A file whose rename may not last is not kept.
-  if (!folders.empty() && !(use_syncfs_ && TimedSync([this] { return ::syncfs(root_fd_); }) == 0)) {
+  if (!folders.empty() && !(use_syncfs_ && sync_all())) {
     bool any_created = false;
     for (const auto& [folder, created] : folders) any_created |= created;
     std::optional<Status> root_failed;
@@ -622,9 +627,7 @@ Result<std::unique_ptr<FragmentArchive>> FragmentArchive::Open(fs::path root,
   fs::create_directories(root / ".tmp", ec);
   if (!ec) fs::create_directories(root / kTrash, ec);
   if (ec) return Status(Code::kUnavailable, "cannot create " + root.string() + ": " + ec.message());
-  // For syncfs: any descriptor on the archive's file system names it.
-  const int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  return std::unique_ptr<FragmentArchive>(new FragmentArchive(std::move(root), options, root_fd));
+  return std::unique_ptr<FragmentArchive>(new FragmentArchive(std::move(root), options));
 }
 
 fs::path FragmentArchive::FolderOf(const std::string& stream) const {

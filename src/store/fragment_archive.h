@@ -133,7 +133,7 @@ class FragmentArchive {
   bool UsesSyncfsForTest() const { return use_syncfs_; }
 
  private:
-  FragmentArchive(std::filesystem::path root, ArchiveOptions options, int root_fd);
+  FragmentArchive(std::filesystem::path root, ArchiveOptions options);
   std::filesystem::path FolderOf(const std::string& stream) const;
 
   // A write of |stream| under way: Forgets of |stream| since Begin drop it.
@@ -148,7 +148,8 @@ class FragmentArchive {
   void WriterLoop();
   // Writes, syncs and publishes |round|, the |ticket|th taken, then runs its
   // |done|s once every earlier round's have run.
-  void CommitRound(std::vector<std::unique_ptr<Job>>& round, uint64_t ticket);
+  // |sync_fd|: the writer's own descriptor of the root, for syncfs (-1: none).
+  void CommitRound(std::vector<std::unique_ptr<Job>>& round, uint64_t ticket, int sync_fd);
   // Writes |job| aside (unsynced): its temp file, and its folder's name file
   // if the folder has none yet.
   void WriteAside(Job& job);
@@ -164,7 +165,6 @@ class FragmentArchive {
 
   const std::filesystem::path root_;
   const ArchiveOptions options_;
-  const int root_fd_;      // for syncfs (-1: none, fsync each)
   const bool use_syncfs_;  // kAuto, on a kernel whose syncfs reports errors
   Mutex trim_mu_;          // Trim, and the deletions Forget queues: one at a time
   std::function<void(const std::string&)> write_started_hook_;
