@@ -1,5 +1,5 @@
-// Matroska ingest: PutMedia body bytes -> PushSession (libavformat's Matroska
-// demuxer over a BytePipe, EbmlBoundary, Fragmenter) -> fragments in a store.
+// Matroska ingest: PutMedia body bytes -> PushSession (libwebm's parser in
+// MkvParser on the parse pool, EbmlBoundary, Fragmenter) -> fragments in a store.
 //
 // Input: one flags byte (bit 0: ABSOLUTE timecodes; bit 1: the next 8 bytes are
 // x-amzn-producer-start-timestamp in ms; bits 2-3 how the body is cut into
@@ -8,9 +8,10 @@
 // keyframe, is complete, and numbers grow; EbmlBoundary's verdict does not
 // depend on how the bytes were cut.
 //
-// libavformat itself is not instrumented (Debian's build): coverage guides the
-// fuzzer through our code, and ASan sees libavformat's memory use only through
-// the allocations and copies it intercepts.
+// libwebm (and libavformat, which muxes what is persisted) are not
+// instrumented (Debian's builds): coverage guides the fuzzer through our code,
+// and ASan sees their memory use only through the allocations and copies it
+// intercepts.
 
 #include <future>
 #include <mutex>

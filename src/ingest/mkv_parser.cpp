@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ingest/ebml_boundary.h"
+#include "ingest/ebml_nesting.h"
 
 extern "C" {
 #include <libavutil/mathematics.h>
@@ -133,6 +134,13 @@ class MkvParser::Impl final : public webm::Callback {
 
   Status Feed(const uint8_t* data, size_t size) {
     if (!error_.ok()) return error_;
+    // Checked whole before libwebm reads any of it (see EbmlNesting): the
+    // bytes before a fault in the same read are refused with it.
+    if (!nesting_.Feed(data, size)) {
+      if (nesting_.overflowing_size() > max_element_bytes_)
+        return Fail(Oversized(nesting_.overflowing_size()));
+      return Fail(InvalidMkv("invalid Matroska data: " + nesting_.error()));
+    }
     reader_.Set(data, size);
     return Parse();
   }
@@ -410,6 +418,8 @@ class MkvParser::Impl final : public webm::Callback {
   webm::WebmParser parser_;
   // Where the body ended, and elements over the limit, from IDs and sizes alone.
   EbmlBoundary boundary_;
+  // Every element fits in its parent, checked before libwebm reads the bytes.
+  EbmlNesting nesting_;
   SpanReader reader_;
   Status error_;
   bool truncated_ = false;

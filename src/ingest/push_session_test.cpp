@@ -32,7 +32,7 @@ struct PushOutcome {
 // Pushes |bytes| through a PushSession in random-sized pieces, as a socket
 // would deliver them, and waits for the session to finish.
 PushOutcome Push(store::StreamStore& store, const std::string& stream, const std::string& bytes,
-                 PushOptions options = {}) {
+                 PushOptions options = {}, size_t max_piece = 9000) {
   PushOutcome out;
   std::mutex mu;
   std::promise<Status> done;
@@ -50,7 +50,7 @@ PushOutcome Push(store::StreamStore& store, const std::string& stream, const std
   std::mt19937 rng(42);
   size_t off = 0;
   while (off < bytes.size()) {
-    size_t n = std::min(bytes.size() - off, static_cast<size_t>(1 + rng() % 9000));
+    size_t n = std::min(bytes.size() - off, static_cast<size_t>(1 + rng() % max_piece));
     if (!(*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data() + off), n))
       (*session)->WaitForSpace();
     off += n;
@@ -156,6 +156,23 @@ TEST_F(PushSessionTest, RandomBytesGiveAnInvalidMkvAck) {
   EXPECT_EQ(o.acks[0]["EventType"], "ERROR");
   EXPECT_EQ(o.acks[0]["ErrorId"], 4006);
   EXPECT_EQ(store_.LatestFragment("junk").status().reason(), Reason::kNoFrame);
+}
+
+TEST_F(PushSessionTest, AnElementIdRunningPastItsParentIsAnInvalidMkvAckNotACrash) {
+  std::string mkv = ReadFile(MakeClip(
+      dir_.file("clip.mkv"),
+      {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "1", "-c:v", "libx264"}));
+  // ffmpeg's EBML header holds 35 bytes; said to hold 32, its last child's
+  // 2-byte ID begins inside it and ends outside. libwebm, fed that a byte at a
+  // time, fails an assertion (abort) on the read after the ID's first byte.
+  ASSERT_EQ(static_cast<uint8_t>(mkv[4]), 0x80 | 35);
+  mkv[4] = static_cast<char>(0x80 | 32);
+  PushOutcome o = Push(store_, "cut", mkv, {}, /*max_piece=*/1);
+  EXPECT_EQ(o.status.reason(), Reason::kInvalidMkvData);
+  ASSERT_EQ(o.acks.size(), 1u);
+  EXPECT_EQ(o.acks[0]["ErrorId"], 4006);
+  EXPECT_NE(o.acks[0]["Message"].get<std::string>().find("runs past the end"), std::string::npos)
+      << o.acks[0].dump();
 }
 
 TEST_F(PushSessionTest, EmptyBody) {
