@@ -51,7 +51,7 @@ void Api::ListFragments(const Request& req, const std::string& name, Respond res
                     {"bytes", f.bytes},
                     {"complete", f.complete}};
           // A remote source lists without fetching the media: frames unknown.
-          j["frames"] = f.codec ? json(f.frames.size()) : json();
+          j["frames"] = f.frame_count ? json(f.frame_count) : json();
           list.push_back(std::move(j));
         }
         respond(JsonResponse(200, json{{"fragments", list}}.dump()));

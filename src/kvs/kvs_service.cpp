@@ -100,8 +100,10 @@ StreamMeta KvsService::MetaOf(const std::string& name) {
   // A stream made by a push or a pull began no later than its oldest fragment
   // (looked up once: listings run on I/O threads).
   int64_t since = clock_.NowMs();
+  store::FragmentQuery index;  // times only: no fragment file read back
+  index.with_frames = false;
   if (auto s = streams_.Find(name))
-    for (const auto& f : s->Fragments()) since = std::min(since, f.server_ts_ms);
+    for (const auto& f : s->Select(index)) since = std::min(since, f.server_ts_ms);
   return registry_.Ensure(name, since);
 }
 
@@ -455,7 +457,9 @@ Result<MediaFollowers::Session> KvsService::GetMedia(const GetMediaRequest& r) {
   if (!name.ok()) return name.status();
   std::shared_ptr<store::Stream> stream = streams_.Find(*name);
   if (!stream) return NoStream(*name);
-  auto first = FirstFragmentNumber(stream->Fragments(), r.start);
+  store::FragmentQuery index;  // numbers and times only: no fragment file read back
+  index.with_frames = false;
+  auto first = FirstFragmentNumber(stream->Select(index), r.start);
   if (!first.ok()) return first.status();
   return followers_.Open(std::move(stream), *first);
 }

@@ -26,6 +26,9 @@ struct FragmentView {
   media::SharedCodecParameters codec;  // what is needed to decode the frames
   std::vector<Frame> frames;           // decode order; frames[0] is a keyframe
   size_t bytes = 0;
+  // Frames in the fragment, known from the index even when |frames| was not
+  // read (a listing without media); 0 when unknown (a remote source's listing).
+  size_t frame_count = 0;
 };
 
 }  // namespace lastframe::store

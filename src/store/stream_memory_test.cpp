@@ -176,8 +176,15 @@ TEST_F(StreamMemoryTest, EveryReaderGetsTheFramesBackByteForByte) {
   ASSERT_TRUE(all.ok());
   expect_all(*all, "Fragments");
   FragmentQuery listing;
-  listing.with_frames = false;  // the embedded store's views have their frames all the same
-  expect_all(*store_.Fragments("cam", listing), "Fragments without frames");
+  listing.with_frames = false;  // the index alone (AListingWithoutMediaReadsNoFileBack)
+  auto listed = store_.Fragments("cam", listing);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ((*listed)[i].number, numbers[i]);
+    EXPECT_EQ((*listed)[i].frame_count, i < 3 ? source_[i].frames.size() : 4u);
+    EXPECT_TRUE((*listed)[i].frames.empty());
+  }
   expect_all(stream_->Fragments(), "Stream::Fragments");
   expect_all(stream_->FragmentsFrom(numbers[0]), "FragmentsFrom");
   // Durations and times are the index's, as they were in memory.
@@ -224,6 +231,32 @@ TEST_F(StreamMemoryTest, AFileGoneIsAFragmentNoLongerRetained) {
             Reason::kFragmentNotFound);
   ASSERT_EQ(store_.Fragments("cam", {})->size(), 1u);  // the newest, from memory
   ExpectSameFrames(*store_.LatestFragment("cam"), source_[2], "latest");
+}
+
+TEST_F(StreamMemoryTest, AListingWithoutMediaReadsNoFileBack) {
+  std::vector<uint64_t> numbers = {Add(0), Add(1)};
+  numbers.push_back(Begin(2, 3));  // arriving, in memory
+  // Every file gone: a listing that wants no media cannot tell, because it reads none.
+  ASSERT_TRUE(fs::remove(FileOf(numbers[0])));
+  ASSERT_TRUE(fs::remove(FileOf(numbers[1])));
+  FragmentQuery index;
+  index.with_frames = false;
+  auto listed = store_.Fragments("cam", index);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const FragmentView& f = (*listed)[i];
+    EXPECT_EQ(f.number, numbers[i]);
+    EXPECT_EQ(f.frame_count, i < 2 ? source_[i].frames.size() : 3u) << i;
+    EXPECT_TRUE(f.frames.empty()) << i;  // the same shape whatever is in memory
+    EXPECT_EQ(f.codec, nullptr) << i;
+  }
+  // Asked with media, the fragments whose files went are left out.
+  auto full = store_.Fragments("cam", {});
+  ASSERT_TRUE(full.ok());
+  ASSERT_EQ(full->size(), 1u);
+  EXPECT_EQ(full->front().number, numbers[2]);
+  EXPECT_EQ(full->front().frame_count, 3u);
 }
 
 TEST_F(StreamMemoryTest, TheNewestFrameIsAlwaysInReach) {

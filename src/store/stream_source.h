@@ -25,9 +25,9 @@ struct FragmentQuery {
   int64_t end_ms = std::numeric_limits<int64_t>::max();
   uint64_t first_number = 0;   // only fragments numbered at least this
   bool complete_only = false;  // leave out a fragment still arriving
-  // false: the fragments' numbers, times and sizes are enough. A remote
-  // source then answers without fetching media (frames empty, codec null);
-  // the embedded store has the frames at hand and gives them all the same.
+  // false: the fragments' numbers, times and sizes are enough: the answer
+  // carries no media (frames empty, codec null), so a remote source fetches
+  // none and the embedded store reads no fragment file back.
   bool with_frames = true;
 
   // Whether |f|'s times are ones this query wants (numbers and completeness aside).

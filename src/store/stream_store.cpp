@@ -197,7 +197,9 @@ bool Stream::DropOpenFragment() {
 
 Stream::Taken Stream::TakeLocked(const StoredFragment& f) const {
   // Frames are shared, not copied.
-  return Taken{f.view, f.frame_count, !f.in_memory};
+  Taken taken{f.view, f.frame_count, !f.in_memory};
+  taken.view.frame_count = f.frame_count;
+  return taken;
 }
 
 Result<FragmentView> Stream::Load(Taken taken) const {
@@ -241,8 +243,18 @@ std::vector<FragmentView> Stream::Select(const FragmentQuery& query) const {
     for (const auto& f : fragments_)
       if (query.Wants(f.view)) taken.push_back(TakeLocked(f));
   }
-  // Read back whether the query wants frames or not: a view of the embedded
-  // store always has them, its codec set (callers such as /clip rely on it).
+  if (!query.with_frames) {
+    // The index alone, as a remote source answers it: no file is read back, and
+    // no view has frames (callers such as /clip fetch them all by number then).
+    std::vector<FragmentView> out;
+    out.reserve(taken.size());
+    for (Taken& t : taken) {
+      t.view.frames.clear();
+      t.view.codec.reset();
+      out.push_back(std::move(t.view));
+    }
+    return out;
+  }
   return LoadAll(std::move(taken));
 }
 
