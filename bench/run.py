@@ -406,38 +406,6 @@ def live_section(server, runs, look_seconds):
             "new_samples": len(new), "recipe_warm": recipe_warm, "recipe_cold": recipe_cold}
 
 
-def first_look_warm_all(server, runs):
-    """With --warm-all: first looks (new options each time) at a live stream."""
-    producer = live_producer(server, "warmall", 30)
-    c = server.conn()
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        c.request("GET", "/v1/streams/warmall")
-        r = c.getresponse()
-        info = json.loads(r.read())
-        if r.status == 200 and info.get("fragment_count", 0) >= 2:
-            break
-        time.sleep(0.05)
-    times = []
-    for i in range(runs):
-        time.sleep(0.3)  # let a frame or two arrive and be decoded ahead of the look
-        times.append(timed_get(c, f"/v1/streams/warmall/snapshot?quality={60 + i}"))
-    producer.kill()
-    producer.wait()
-    return median(times)
-
-
-WRK_SCRIPT = """
-local streams = %d
-local headers = { ["Authorization"] = "Bearer %s" }
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", "/v1/streams/load-" .. (i %% streams) .. "/snapshot", headers)
-end
-"""
-
-
 def signed_put(server, key, body, headers):
     """PUT /lastframe/KEY signed by botocore's SigV4 signer; (seconds, response)."""
     import botocore.auth
@@ -587,7 +555,7 @@ What each figure measures (all times are wall-clock milliseconds, medians of the
 """
 
 
-def target_rows(rows, live, loaded, warm_all_first):
+def target_rows(rows, live, loaded):
     """Issue 4's targets, judged from this run's figures."""
     def verdict(ok):
         return "met" if ok else "**not met**"
@@ -602,8 +570,8 @@ def target_rows(rows, live, loaded, warm_all_first):
          f"{verdict(loaded['rps'] >= 500 and loaded['non2xx'] == 0 and loaded['socket_errors'] == 'none')}: "
          f"{loaded['rps']:.0f}/s, p99 {loaded['p99']:.2f} ms, {loaded['non2xx']} non-2xx"),
         ("first looks instant where the CPU budget allows",
-         f"reported: {warm_all_first:.2f} ms for a first look with `--warm-all`; "
-         f"{live['cold']:.1f} ms without"),
+         f"`--warm-all` removed (issue 14: it doubled ingest CPU for no faster first looks at "
+         f"100 streams); a first look decodes the newest GOP: {live['cold']:.1f} ms"),
     ]
     for r in rows:
         out.append((f"cold within 1.1x the 2-thread floor ({r['name']})",
@@ -616,7 +584,7 @@ def target_rows(rows, live, loaded, warm_all_first):
     return out
 
 
-def report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, idle_rss0, up, sums,
+def report(args, rows, live, remote, kvs, loaded, per_stream, idle_rss0, up, sums,
            counting):
     cpu = open("/proc/cpuinfo").read()
     model = re.search(r"model name\s*:\s*(.*)", cpu)
@@ -694,14 +662,13 @@ def report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, id
              + ", ".join(f"{name} {sums[name] / 1e9:.2f} GB/s" for name in
                          ("crc32", "crc32c", "crc64nvme", "sha1", "sha256") if name in sums)
              + ".")
-    L.append(f"- First looks with `--warm-all` at a live 640x480 stream: {warm_all_first:.2f} ms.")
     L.append(f"- Memory: {per_stream:.0f} KiB RSS per idle stream holding a 6 s 640x480 clip; "
              f"{loaded['per_decoder']:.0f} KiB more per warm decoder and cached image (server "
              f"idle RSS {idle_rss0 / 1024:.1f} MiB).\n")
     L.append("### Against the targets of issue 4 (judged from this run)\n")
     L.append("| target | this run |")
     L.append("|---|---|")
-    for target, status in target_rows(rows, live, loaded, warm_all_first):
+    for target, status in target_rows(rows, live, loaded):
         L.append(f"| {target} | {status} |")
     L.append("")
     return "\n".join(L)
@@ -815,9 +782,6 @@ def main():
         up = uploads(server, args.runs, work)
         server.stop()
         tiles = dashboard_tiles.measure(BIN, 10 if args.quick else 100)
-        server = Server(os.path.join(work, "data-warm-all"), ["--warm-all"])
-        warm_all_first = first_look_warm_all(server, args.runs)
-        server.stop()
         # Load and memory on a fresh server: 50 streams of the recipe's profile.
         server = Server(os.path.join(work, "data-load"))
         idle_rss0 = server.rss_kib()
@@ -837,7 +801,7 @@ def main():
                 s.proc.wait()
         shutil.rmtree(work, ignore_errors=True)
     signal.alarm(0)
-    text = report(args, rows, live, remote, kvs, loaded, warm_all_first, per_stream, idle_rss0,
+    text = report(args, rows, live, remote, kvs, loaded, per_stream, idle_rss0,
                   up, sums, counting)
     text += stills_report(args, floors, floor_bytes, tiles)
     text += ingest_load.SECTION

@@ -105,9 +105,6 @@ void AddThreadAndIngestFlags(CLI::App& c, ServeConfig& f) {
   Flag(c, "warm-decoders", f.warm_decoders, "streams whose decoder stays alive between looks",
        kShowDefault)
       ->check(CLI::Range(1, 100000));
-  Flag(c, "warm-all", f.warm_all,
-       "decode every stream as frames arrive (up to --warm-decoders streams, on spare worker "
-       "time), so that first looks are instant too");
   Flag(c, "producer-timeout", f.producer_timeout_s,
        "seconds a pushing producer may go without a complete frame before it is dropped with an "
        "ERROR ack",

@@ -53,7 +53,6 @@ struct ServeConfig {
   size_t workers = 0;
   size_t max_queued = 0;
   size_t warm_decoders = 64;
-  bool warm_all = false;
   std::string log_level = "info";
   std::string log_format = "text";
   std::string request_log_level = "info";

@@ -137,16 +137,13 @@ Result<std::unique_ptr<Service>> Service::Create(const ServeConfig& config, int*
       snapshot_source, p->objects.get(), *p->workers, p->clock,
       snapshot::ServiceOptions{
           .max_warm_decoders = s.flags.warm_decoders,
-          .warm_all = s.flags.warm_all,
           .max_render_pixels = s.max_render_pixels,
           .render_limit = &p->limits.Add("render_pixels", "pixels", s.max_render_pixels)},
       p->heavy_workers.get());
   p->images = std::make_unique<snapshot::ScheduledImages>(*p->snapshots, p->objects.get(),
                                                           *p->workers, p->clock);
-  p->streams->SetFrameObserver([parts = p.get()](const std::string& stream) {
-    parts->snapshots->OnFrame(stream);
-    parts->images->OnFrame(stream);
-  });
+  p->streams->SetFrameObserver(
+      [parts = p.get()](const std::string& stream) { parts->images->OnFrame(stream); });
   auto sources = MakePulls(s, *p->streams, p->limits, std::move(*configured));
   if (!sources.ok()) return sources.status();
   p->sources = std::move(*sources);

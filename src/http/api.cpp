@@ -514,7 +514,7 @@ Response Api::Metrics() const {
          "Renders of reordering (B-frame) streams, decoded cold.",
          static_cast<double>(s.warm.fallbacks));
   metric("lastframe_warm_decoder_catch_ups_total", metrics::Type::kCounter,
-         "Frames fed to decoders ahead of a look (--warm-all).",
+         "Warm decoders brought forward off a look's path, after a look found one behind.",
          static_cast<double>(s.warm.catch_ups));
   metric("lastframe_warm_decoder_cold_starts_total", metrics::Type::kCounter,
          "Long runs answered by a multi-threaded cold decode.",

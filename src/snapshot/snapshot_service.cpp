@@ -635,10 +635,6 @@ std::string SnapshotService::ObjectKey(const std::string& stream, const Image& i
   return key + "." + ImageExtension(image.format);
 }
 
-void SnapshotService::OnFrame(const std::string& stream) {
-  if (options_.warm_all) ScheduleCatchUp(stream);
-}
-
 void SnapshotService::ScheduleCatchUp(const std::string& stream) {
   {
     MutexLock lock(mu_);

@@ -26,9 +26,6 @@ struct ServiceOptions {
   size_t max_cache_bytes = 64 << 20;  // encoded images kept for repeat looks
   size_t max_warm_decoders = 64;      // streams whose decoder stays alive
   int64_t warm_idle_ms = 60'000;      // a decoder unused this long is dropped
-  // Feed every stream's decoder as frames arrive (up to max_warm_decoders
-  // streams, on spare worker capacity), so that even first looks need no GOP decode.
-  bool warm_all = false;
   // The largest image made, as output width x height: asking for more is
   // InvalidArgument ("TooManyPixels"); a larger source is scaled down to fit.
   uint64_t max_render_pixels = 3840ull * 2160;
@@ -83,9 +80,6 @@ class SnapshotService final : public SnapshotEngine {
   void RenderPreviewAsync(const std::string& stream, PreviewOptions options,
                           ImageCallback done) override;
 
-  // A frame arrived on |stream| (the store's observer): with warm_all, feeds
-  // its decoder on a worker if the queue has room to spare.
-  void OnFrame(const std::string& stream);
   // Drops idle warm decoders; call periodically.
   void SweepIdle();
 
