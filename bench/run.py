@@ -406,6 +406,17 @@ def live_section(server, runs, look_seconds):
             "new_samples": len(new), "recipe_warm": recipe_warm, "recipe_cold": recipe_cold}
 
 
+WRK_SCRIPT = """
+local streams = %d
+local headers = { ["Authorization"] = "Bearer %s" }
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "/v1/streams/load-" .. (i %% streams) .. "/snapshot", headers)
+end
+"""
+
+
 def signed_put(server, key, body, headers):
     """PUT /lastframe/KEY signed by botocore's SigV4 signer; (seconds, response)."""
     import botocore.auth
