@@ -382,7 +382,10 @@ TEST(Thread, RunsOnAStackOfTheSizeAsked) {
   EXPECT_TRUE(thread->joinable());
   thread->join();
   EXPECT_FALSE(thread->joinable());
-  EXPECT_EQ(seen, 512u * 1024u);  // not the 8 MiB default
+  // As asked, not the 8 MiB default; the sanitizers' runtimes may round a small
+  // stack up (ThreadSanitizer made this one 900 KiB).
+  EXPECT_GE(seen, 512u * 1024u);
+  EXPECT_LT(seen, 8u * 1024u * 1024u);
   EXPECT_EQ(thread->stack_bytes(), 512u * 1024u);
 }
 
