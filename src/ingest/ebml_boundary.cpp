@@ -2,18 +2,13 @@
 
 #include <algorithm>
 
+#include "ingest/ebml_header.h"
+
 namespace lastframe::ingest {
 namespace {
 
 constexpr uint32_t kSegment = 0x18538067;
 constexpr uint32_t kCluster = 0x1F43B675;
-
-// Length of an EBML variable-size integer from its first byte (1-8), 0 if invalid.
-int VintLength(uint8_t first) {
-  for (int len = 1; len <= 8; ++len)
-    if (first & (0x80 >> (len - 1))) return len;
-  return 0;
-}
 
 }  // namespace
 
@@ -36,26 +31,22 @@ void EbmlBoundary::Feed(const uint8_t* data, size_t size) {
 }
 
 void EbmlBoundary::Parse() {
-  int id_len = VintLength(header_[0]);
+  int id_len = EbmlVintLength(header_[0]);
   if (id_len == 0 || id_len > 4) {
     lost_ = true;
     return;
   }
   if (header_.size() <= static_cast<size_t>(id_len)) return;
-  int size_len = VintLength(header_[id_len]);
+  int size_len = EbmlVintLength(header_[id_len]);
   if (size_len == 0) {
     lost_ = true;
     return;
   }
   if (header_.size() < static_cast<size_t>(id_len + size_len)) return;
-  uint32_t id = 0;
-  for (int i = 0; i < id_len; ++i) id = (id << 8) | header_[i];
-  uint64_t value = header_[id_len] & (0xFF >> size_len);
-  bool unknown = value == (0xFFu >> size_len);
-  for (int i = 1; i < size_len; ++i) {
-    value = (value << 8) | header_[id_len + i];
-    unknown = unknown && header_[id_len + i] == 0xFF;
-  }
+  const EbmlElementHeader h = DecodeEbmlHeader(header_, id_len, size_len);
+  const uint32_t id = h.id;
+  const uint64_t value = h.size;
+  const bool unknown = h.unknown_size;
   pos_ += header_.size();
   header_.clear();
   if (id == kSegment) in_segment_ = true;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 
+#include "ingest/ebml_header.h"
+
 namespace lastframe::ingest {
 namespace {
 
@@ -47,13 +49,6 @@ bool IsMaster(uint32_t id) {
   return std::find(kMasters.begin(), kMasters.end(), id) != kMasters.end();
 }
 
-// Length of an EBML variable-size integer from its first byte (1-8), 0 if invalid.
-int VintLength(uint8_t first) {
-  for (int len = 1; len <= 8; ++len)
-    if (first & (0x80 >> (len - 1))) return len;
-  return 0;
-}
-
 }  // namespace
 
 bool EbmlNesting::Fail(std::string why) {
@@ -82,25 +77,21 @@ bool EbmlNesting::Feed(const uint8_t* data, size_t size) {
 }
 
 bool EbmlNesting::ParseHeader() {
-  const int id_len = VintLength(header_[0]);
+  const int id_len = EbmlVintLength(header_[0]);
   if (id_len == 0 || id_len > 4) return Fail("an invalid element ID");
   // Known from the ID's first byte: whether the ID ends past its parent.
   if (!ends_.empty() && pos_ + static_cast<uint64_t>(id_len) > ends_.back())
     return Fail("an element ID runs past the end of the element holding it");
   if (header_.size() <= static_cast<size_t>(id_len)) return true;
-  const int size_len = VintLength(header_[id_len]);
+  const int size_len = EbmlVintLength(header_[id_len]);
   if (size_len == 0) return Fail("an invalid element size");
   if (!ends_.empty() && pos_ + static_cast<uint64_t>(id_len + size_len) > ends_.back())
     return Fail("an element header runs past the end of the element holding it");
   if (header_.size() < static_cast<size_t>(id_len + size_len)) return true;
-  uint32_t id = 0;
-  for (int i = 0; i < id_len; ++i) id = (id << 8) | header_[i];
-  uint64_t value = header_[id_len] & (0xFF >> size_len);
-  bool unknown = value == (0xFFu >> size_len);
-  for (int i = 1; i < size_len; ++i) {
-    value = (value << 8) | header_[id_len + i];
-    unknown = unknown && header_[id_len + i] == 0xFF;
-  }
+  const EbmlElementHeader h = DecodeEbmlHeader(header_, id_len, size_len);
+  const uint32_t id = h.id;
+  const uint64_t value = h.size;
+  const bool unknown = h.unknown_size;
   const uint64_t body = pos_ + header_.size();
   const bool master = IsMaster(id);
   if (unknown && !master) return Fail("an element of unknown size that holds no elements");
