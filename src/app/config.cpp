@@ -3,11 +3,15 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
+#include <map>
+#include <sstream>
 #include <string_view>
 #include <thread>
 #include <type_traits>
 
+#include "core/toml_file.h"
 #include "http/api.h"
 
 namespace lastframe::app {
@@ -22,29 +26,68 @@ std::string EnvName(std::string_view name) {
   return env;
 }
 
+// What a flag's key in a --config file must hold: the flag's type.
+enum class FileValue {
+  kString,
+  kInteger,
+  kCount,    // an integer, not negative (CLI11 reads "-1" as the largest)
+  kNumber,   // an integer or a float
+  kBool,     // a switch: true or false
+  kSize,     // a byte count: an integer, or a string with a unit ("4GiB")
+  kStrings,  // a repeatable flag: an array of strings
+};
+
+// Where flags are registered: |app|, and |kinds| (when not null), which
+// learns each flag's FileValue from the type it is bound to.
+struct Flags {
+  CLI::App& app;
+  std::map<std::string, FileValue, std::less<>>* kinds = nullptr;
+};
+
+template <typename T>
+constexpr FileValue FileValueOf() {
+  if constexpr (std::is_same_v<T, bool>)
+    return FileValue::kBool;
+  else if constexpr (std::is_same_v<T, std::vector<std::string>>)
+    return FileValue::kStrings;
+  else if constexpr (std::is_unsigned_v<T>)
+    return FileValue::kCount;
+  else if constexpr (std::is_integral_v<T>)
+    return FileValue::kInteger;
+  else if constexpr (std::is_floating_point_v<T>)
+    return FileValue::kNumber;
+  else
+    return FileValue::kString;
+}
+
 // --|name|, bound to |value| (a switch when it is a bool), set by its
 // environment name too; |show_default| puts the value held now in --help.
 template <typename T>
-CLI::Option* Flag(CLI::App& command, std::string_view name, T& value, const std::string& help,
+CLI::Option* Flag(Flags c, std::string_view name, T& value, const std::string& help,
                   bool show_default = false) {
+  static_assert(FileValueOf<T>() != FileValue::kString || std::is_same_v<T, std::string>,
+                "a flag of a type the config file does not know");
   const std::string flag = "--" + std::string(name);
   CLI::Option* option;
   if constexpr (std::is_same_v<T, bool>)
-    option = command.add_flag(flag, value, help);
+    option = c.app.add_flag(flag, value, help);
   else
-    option = command.add_option(flag, value, help);
+    option = c.app.add_option(flag, value, help);
   option->envname(EnvName(name));
   if (show_default) option->capture_default_str();
+  if (c.kinds) (*c.kinds)[std::string(name)] = FileValueOf<T>();
   return option;
 }
 
 // A byte count, given as a number or with a unit ("4GiB").
-CLI::Option* SizeFlag(CLI::App& command, std::string_view name, uint64_t& value,
-                      const std::string& help) {
-  return Flag(command, name, value, help, kShowDefault)->transform(CLI::AsSizeValue(false));
+CLI::Option* SizeFlag(Flags c, std::string_view name, uint64_t& value, const std::string& help) {
+  CLI::Option* option =
+      Flag(c, name, value, help, kShowDefault)->transform(CLI::AsSizeValue(false));
+  if (c.kinds) (*c.kinds)[std::string(name)] = FileValue::kSize;
+  return option;
 }
 
-void AddListenAndStoreFlags(CLI::App& c, ServeConfig& f) {
+void AddListenAndStoreFlags(Flags c, ServeConfig& f) {
   Flag(c, "listen", f.listen, "HOST:PORT to listen on (port 0: any free port)", kShowDefault);
   Flag(c, "data-dir", f.data_dir, "where images and keys are kept", kShowDefault);
   Flag(c, "public-url", f.public_url, "base of the URLs handed out (default: from --listen)");
@@ -76,7 +119,7 @@ void AddListenAndStoreFlags(CLI::App& c, ServeConfig& f) {
        "where snapshots go: 'local' (the embedded store) or s3://BUCKET[/PREFIX]", kShowDefault);
 }
 
-void AddS3Flags(CLI::App& c, ServeConfig& f) {
+void AddS3Flags(Flags c, ServeConfig& f) {
   Flag(c, "s3-endpoint", f.s3_endpoint,
        "S3 endpoint URL, e.g. http://127.0.0.1:9000 for MinIO (default: AWS S3 of the region)");
   Flag(c, "s3-region", f.s3_region,
@@ -94,7 +137,7 @@ void AddS3Flags(CLI::App& c, ServeConfig& f) {
       ->check(CLI::Range(0.1, 300.0));
 }
 
-void AddThreadAndIngestFlags(CLI::App& c, ServeConfig& f) {
+void AddThreadAndIngestFlags(Flags c, ServeConfig& f) {
   Flag(c, "io-threads", f.io_threads, "HTTP I/O threads (default: cores, max 4)")
       ->check(CLI::Range(1, 64));
   Flag(c, "workers", f.workers, "decode/encode threads (default: cores)")
@@ -122,7 +165,7 @@ void AddThreadAndIngestFlags(CLI::App& c, ServeConfig& f) {
       ->check(CLI::Range(1, 31'536'000));
 }
 
-void AddKvsFlags(CLI::App& c, ServeConfig& f) {
+void AddKvsFlags(Flags c, ServeConfig& f) {
   Flag(c, "source", f.source,
        "where video is read (snapshots, listings, clips, archived media): 'local' (this server's "
        "streams) or 'kvs' (a Kinesis Video "
@@ -149,9 +192,10 @@ void AddKvsFlags(CLI::App& c, ServeConfig& f) {
        "cannot sign); without --access-key unsigned pushes are always accepted");
 }
 
-void AddAccessAndLimitFlags(CLI::App& c, ServeConfig& f) {
+void AddAccessAndLimitFlags(Flags c, ServeConfig& f) {
   Flag(c, "config", f.config,
-       "TOML file of streams to pull ([[streams]] name, url, rtsp_transport)")
+       "TOML file of these flags (data-dir = \"/var/lib/lastframe\"; a flag or its LASTFRAME_ "
+       "variable wins over it) and of streams to pull ([[streams]] name, url, rtsp_transport)")
       ->check(CLI::ExistingFile);
   Flag(c, "auth", f.auth,
        "on: every route but /healthz and signed URLs needs an API key; off: open, for a trusted "
@@ -257,20 +301,171 @@ std::chrono::milliseconds Seconds(double s) {
   return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
 }
 
+void AddAllServeFlags(Flags c, ServeConfig& config) {
+  // In the order --help lists them.
+  AddListenAndStoreFlags(c, config);
+  AddS3Flags(c, config);
+  AddThreadAndIngestFlags(c, config);
+  AddKvsFlags(c, config);
+  AddAccessAndLimitFlags(c, config);
+}
+
+// Each flag of `lastframe serve` by name, with what its key in a --config file holds.
+const std::map<std::string, FileValue, std::less<>>& FileValues() {
+  static const auto kinds = [] {
+    std::map<std::string, FileValue, std::less<>> k;
+    CLI::App app;
+    ServeConfig config;
+    AddAllServeFlags(Flags{app, &k}, config);
+    return k;
+  }();
+  return kinds;
+}
+
+std::string TomlTypeName(const toml::value& v) {
+  std::ostringstream out;
+  out << v.type();
+  return out.str();
+}
+
+// A number as CLI11 reads it back, to the last bit.
+std::string NumberText(double d) {
+  std::ostringstream out;
+  out.precision(17);
+  out << d;
+  return out.str();
+}
+
+// |value|, a file's for a flag of |kind|, as the command line would give
+// it (the flag's results), or what is wrong with it ("must be an integer, not string").
+Result<std::vector<std::string>> FileResults(FileValue kind, const toml::value& value) {
+  auto wrong = [&](const char* expected) {
+    return InvalidArgument(std::string("must be ") + expected + ", not " + TomlTypeName(value));
+  };
+  switch (kind) {
+    case FileValue::kString:
+      if (!value.is_string()) return wrong("a string");
+      return std::vector<std::string>{value.as_string().str};
+    case FileValue::kInteger:
+      if (!value.is_integer()) return wrong("an integer");
+      return std::vector<std::string>{std::to_string(value.as_integer())};
+    case FileValue::kCount:
+      if (!value.is_integer()) return wrong("an integer");
+      if (value.as_integer() < 0) return InvalidArgument("must not be negative");
+      return std::vector<std::string>{std::to_string(value.as_integer())};
+    case FileValue::kNumber:
+      if (value.is_integer()) return std::vector<std::string>{std::to_string(value.as_integer())};
+      if (!value.is_floating()) return wrong("a number");
+      if (!std::isfinite(value.as_floating())) return InvalidArgument("must be a finite number");
+      return std::vector<std::string>{NumberText(value.as_floating())};
+    case FileValue::kBool:
+      if (!value.is_boolean()) return wrong("true or false");
+      return std::vector<std::string>{value.as_boolean() ? "true" : "false"};
+    case FileValue::kSize:
+      if (value.is_integer() && value.as_integer() < 0)
+        return InvalidArgument("must not be negative");
+      if (value.is_integer()) return std::vector<std::string>{std::to_string(value.as_integer())};
+      if (!value.is_string())
+        return wrong("a byte count (an integer, or a string such as \"4GiB\")");
+      return std::vector<std::string>{value.as_string().str};
+    case FileValue::kStrings: {
+      if (!value.is_array()) return wrong("an array of strings");
+      std::vector<std::string> out;
+      for (const toml::value& item : value.as_array()) {
+        if (!item.is_string())
+          return InvalidArgument("must be an array of strings, not hold " + TomlTypeName(item));
+        out.push_back(item.as_string().str);
+      }
+      return out;
+    }
+  }
+  return Internal("unknown FileValue");
+}
+
+// The first flag |message| names ("--listen must be ...") that is among
+// |keys|; "" when none is.
+std::string FlagNamedIn(const std::string& message, const std::vector<std::string>& keys) {
+  for (size_t at = message.find("--"); at != std::string::npos; at = message.find("--", at + 2)) {
+    size_t end = at + 2;
+    while (end < message.size() &&
+           (std::islower(static_cast<unsigned char>(message[end])) ||
+            std::isdigit(static_cast<unsigned char>(message[end])) || message[end] == '-'))
+      ++end;
+    const std::string name = message.substr(at + 2, end - at - 2);
+    if (std::find(keys.begin(), keys.end(), name) != keys.end()) return name;
+  }
+  return "";
+}
+
 }  // namespace
 
 void AddServeFlags(CLI::App& command, ServeConfig& config) {
-  // In the order --help lists them.
-  AddListenAndStoreFlags(command, config);
-  AddS3Flags(command, config);
-  AddThreadAndIngestFlags(command, config);
-  AddKvsFlags(command, config);
-  AddAccessAndLimitFlags(command, config);
+  AddAllServeFlags(Flags{command}, config);
 }
 
 void AddKeysFileFlags(CLI::App& command, KeysConfig& config) {
-  Flag(command, "data-dir", config.data_dir, "the server's data directory", kShowDefault);
-  Flag(command, "keys-file", config.keys_file, "the keys file (default DATA_DIR/keys.json)");
+  Flag(Flags{command}, "data-dir", config.data_dir, "the server's data directory", kShowDefault);
+  Flag(Flags{command}, "keys-file", config.keys_file, "the keys file (default DATA_DIR/keys.json)");
+}
+
+const std::set<std::string>& ConfigFileKeys() {
+  static const auto keys = [] {
+    std::set<std::string> k;
+    for (const auto& [name, kind] : FileValues())
+      if (name != "config") k.insert(name);
+    return k;
+  }();
+  return keys;
+}
+
+Status ApplyConfigFile(CLI::App& command, ServeConfig& config) {
+  const std::string& path = config.config;
+  if (path.empty()) return Status::Ok();
+  auto data = LoadToml(path);
+  if (!data.ok()) return data.status();
+  // In the order of the keys' names, so that the first problem is always the same one.
+  std::map<std::string, const toml::value*> entries;
+  for (const auto& [key, value] : data->as_table()) entries.emplace(key, &value);
+  std::vector<std::string> from_file;
+  for (const auto& [key, value] : entries) {
+    if (key == "streams") continue;  // the pulled sources: LoadSourcesConfig reads them
+    auto refuse = [&](const std::string& why) {
+      return InvalidArgument(path + ": key '" + key + "': " + why);
+    };
+    if (key == "config") return refuse("a config file cannot name another");
+    auto kind = FileValues().find(key);
+    if (kind == FileValues().end()) {
+      std::string hint = "keys are `lastframe serve`'s long flags without '--', e.g. data-dir";
+      std::string dashed = key;
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      if (dashed != key && FileValues().contains(dashed)) hint = "did you mean '" + dashed + "'?";
+      return refuse("not a flag of lastframe serve (" + hint + ")");
+    }
+    CLI::Option* option = command.get_option_no_throw("--" + key);
+    if (!option) return Internal("--" + key + " is not registered on " + command.get_name());
+    if (option->count() > 0) continue;  // given on the command line or by LASTFRAME_*
+    auto results = FileResults(kind->second, *value);
+    if (!results.ok()) return refuse(results.status().message());
+    if (results->empty()) continue;  // an empty array: the flag's default, none
+    try {
+      option->add_result(*results);
+      option->run_callback();  // CLI11's checks and conversion, as for the command line
+    } catch (const CLI::Error& e) {
+      std::string why = e.what();
+      // CLI11 names the option first ("--retention: Value 0 not in range ..."): the key says it.
+      if (why.rfind("--" + key + ": ", 0) == 0) why = why.substr(key.size() + 4);
+      return refuse(why);
+    }
+    from_file.push_back(key);
+  }
+  // What ValidateServeConfig refuses of the file's values is the file's error
+  // too; a flag's own is told by Service::Create, as without a file.
+  if (auto settings = ValidateServeConfig(config); !settings.ok()) {
+    const std::string key = FlagNamedIn(settings.status().message(), from_file);
+    if (!key.empty())
+      return InvalidArgument(path + ": key '" + key + "': " + settings.status().message());
+  }
+  return Status::Ok();
 }
 
 std::filesystem::path KeysFileOf(const std::string& data_dir, const std::string& keys_file) {
@@ -310,8 +505,13 @@ Result<ServeSettings> ValidateServeConfig(const ServeConfig& config) {
   s.s3_addressing = config.s3_addressing == "path"      ? objects::S3Addressing::kPath
                     : config.s3_addressing == "virtual" ? objects::S3Addressing::kVirtual
                                                         : objects::S3Addressing::kAuto;
+  // CLI11's range check lets NaN through.
+  if (!std::isfinite(config.s3_timeout_s))
+    return InvalidArgument("--s3-timeout must be a number of seconds");
   s.s3_timeout = Seconds(config.s3_timeout_s);
   s.kvs_source = config.source == "kvs";
+  if (!std::isfinite(config.kvs_timeout_s))
+    return InvalidArgument("--kvs-timeout must be a number of seconds");
   s.kvs_timeout = Seconds(config.kvs_timeout_s);
   s.auth = config.auth == "on";
   auto allow = ParseCidrs("--pull-allow", config.pull_allow);

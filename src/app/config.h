@@ -2,13 +2,14 @@
 
 // The command line of `lastframe serve` and `lastframe keys`: the flags as
 // given (ServeConfig, KeysConfig), registered once on a CLI11 command with
-// their LASTFRAME_* environment names, and checked into the typed settings
-// the modules take (ServeSettings).
+// their LASTFRAME_* environment names, read from a --config file too, and
+// checked into the typed settings the modules take (ServeSettings).
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,8 @@ struct ServeConfig {
   size_t max_pulls = 256;
   size_t max_producers = 1024;
   std::string max_render_pixels = "3840x2160";
+
+  bool operator==(const ServeConfig&) const = default;
 };
 
 // `lastframe keys ...`'s flags as given.
@@ -100,6 +103,25 @@ struct KeysConfig {
 // sets too (--s3-endpoint: LASTFRAME_S3_ENDPOINT). CLI11 checks ranges and
 // choices as it parses; ValidateServeConfig checks the rest.
 void AddServeFlags(CLI::App& command, ServeConfig& config);
+
+// Sets each flag of `lastframe serve` that neither the command line nor its
+// LASTFRAME_* variable gave from the TOML file --config names
+// (|config|.config; nothing when it is empty), so that a flag wins over its
+// variable, which wins over the file. To call once |command|, on which
+// AddServeFlags registered |config|, has parsed the command line. A key is a
+// long flag's name without "--" (data-dir = "/var/lib/lastframe"), holding a
+// string, an integer, a number, true or false (a switch), a byte count (an
+// integer or "4GiB") or an array of strings (a repeatable flag), as the flag
+// takes; CLI11 checks and converts it as it does the flag's. [[streams]] is
+// left to LoadSourcesConfig. InvalidArgument naming the file and the key when
+// the file cannot be read or parsed (core's ParseToml), a key is no flag (or
+// is "config"), a value has the wrong type, or the flag's checks or
+// ValidateServeConfig refuse it.
+Status ApplyConfigFile(CLI::App& command, ServeConfig& config);
+
+// The keys a --config file may hold besides [[streams]]: every flag of
+// `lastframe serve` but --config, by name ("data-dir").
+const std::set<std::string>& ConfigFileKeys();
 
 // Registers --data-dir and --keys-file, which say where the keys file is, on
 // one of `lastframe keys`' subcommands.

@@ -94,7 +94,7 @@ Result<std::unique_ptr<kvs::StreamRegistry>> OpenRegistry(const ServeSettings& s
 
 Result<std::vector<ingest::PullOptions>> LoadConfiguredPulls(const ServeSettings& s) {
   if (s.flags.config.empty()) return std::vector<ingest::PullOptions>();
-  auto loaded = ingest::LoadSourcesConfig(s.flags.config);
+  auto loaded = ingest::LoadSourcesConfig(s.flags.config, ConfigFileKeys());
   if (!loaded.ok()) return Explained("--config: ", loaded.status());
   return std::move(*loaded);
 }

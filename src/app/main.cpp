@@ -106,6 +106,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(cli, argc, argv);
 
   if (serve->parsed()) {
+    // The file of --config fills in what neither a flag nor LASTFRAME_* gave.
+    if (lastframe::Status s = app::ApplyConfigFile(*serve, serve_config); !s.ok()) {
+      std::cerr << "lastframe serve: " << s.message() << "\n";
+      return app::kExitBadConfig;
+    }
     // Lines are written by a thread of the logger's own: an I/O thread never
     // waits on a slow stderr (a full pipe, a busy journal). Past 8 Ki queued
     // lines (about 3 MiB, allocated up front) the oldest are dropped, and the

@@ -1,81 +1,21 @@
 #include "ingest/sources_config.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <set>
-#include <sstream>
 #include <toml.hpp>
 
 #include "core/stream_name.h"
-#include "core/utf8.h"
+#include "core/toml_file.h"
 
 namespace lastframe::ingest {
 namespace {
 
-// How deep arrays and inline tables nest in TOML |text|, strings and comments
-// aside. toml11 parses them by recursion: a few thousand '[' overflow its
-// stack (found by fuzz/config), so deep files are refused before it reads them.
-size_t TomlNesting(std::string_view t) {
-  size_t depth = 0, deepest = 0;
-  for (size_t i = 0; i < t.size(); ++i) {
-    const char c = t[i];
-    if (c == '#') {
-      i = t.find('\n', i);
-      if (i == std::string_view::npos) break;
-    } else if (c == '"' || c == '\'') {
-      const bool multi = t.substr(i, 3) == std::string(3, c);
-      const size_t quotes = multi ? 3 : 1;
-      size_t j = i + quotes;
-      for (; j < t.size(); ++j) {
-        if (c == '"' && t[j] == '\\') {
-          ++j;  // an escaped character
-        } else if (!multi && t[j] == '\n') {
-          break;  // unterminated: toml11 says so
-        } else if (t.substr(j, quotes) == std::string(quotes, c)) {
-          j += quotes;
-          // A multi-line string may end with one or two quotes of its own.
-          for (int extra = 0; multi && extra < 2 && j < t.size() && t[j] == c; ++extra) ++j;
-          break;
-        }
-      }
-      i = j - 1;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
-constexpr size_t kMaxTomlNesting = 32;
-
-}  // namespace
-
-Result<std::vector<PullOptions>> LoadSourcesConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InvalidArgument(path + ": cannot read: " + std::strerror(errno));
-  std::stringstream text;
-  text << in.rdbuf();
-  return ParseSourcesConfig(text.str(), path);
-}
-
-Result<std::vector<PullOptions>> ParseSourcesConfig(std::string_view text,
-                                                    const std::string& path) {
+// The [[streams]] of |data|, the file |path|'s root.
+Result<std::vector<PullOptions>> SourcesOf(const toml::value& data, const std::string& path,
+                                           const std::set<std::string>& other_keys) {
   std::vector<PullOptions> out;
-  // TOML is UTF-8, and toml11 reads past its buffer on other bytes in a
-  // literal string (found by fuzz/config); names and URLs are shown as JSON too.
-  if (!IsValidUtf8(text)) return InvalidArgument(path + ": not UTF-8 text");
-  if (TomlNesting(text) > kMaxTomlNesting)
-    return InvalidArgument(path + ": arrays or tables nested more than " +
-                           std::to_string(kMaxTomlNesting) + " deep");
   try {
-    std::istringstream in{std::string(text)};
-    const toml::value data = toml::parse(in, path);
     for (const auto& [key, value] : data.as_table())
-      if (key != "streams")
+      if (key != "streams" && !other_keys.contains(key))
         return InvalidArgument(path + ": unknown key '" + key + "' (expected [[streams]])");
     if (!data.contains("streams")) return out;
     std::set<std::string> names;
@@ -105,6 +45,22 @@ Result<std::vector<PullOptions>> ParseSourcesConfig(std::string_view text,
     return InvalidArgument(std::string(e.what()));
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<PullOptions>> LoadSourcesConfig(const std::string& path,
+                                                   const std::set<std::string>& other_keys) {
+  auto data = LoadToml(path);
+  if (!data.ok()) return data.status();
+  return SourcesOf(*data, path, other_keys);
+}
+
+Result<std::vector<PullOptions>> ParseSourcesConfig(std::string_view text, const std::string& path,
+                                                    const std::set<std::string>& other_keys) {
+  auto data = ParseToml(text, path);
+  if (!data.ok()) return data.status();
+  return SourcesOf(*data, path, other_keys);
 }
 
 }  // namespace lastframe::ingest

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,9 +19,14 @@ namespace lastframe::ingest {
 //   read_timeout_s = 10                             # optional: silence before a reconnect
 //
 // Every problem (syntax, an unknown key, a bad name or URL, a name twice) is
-// InvalidArgument with the file, stream and reason in its message.
-Result<std::vector<PullOptions>> LoadSourcesConfig(const std::string& path);
+// InvalidArgument with the file, stream and reason in its message. The file
+// is read with core's ParseToml. Top-level keys in |other_keys| are someone
+// else's (`lastframe serve`'s flags, read from the same file) and left alone;
+// any other key but streams is refused.
+Result<std::vector<PullOptions>> LoadSourcesConfig(const std::string& path,
+                                                   const std::set<std::string>& other_keys = {});
 // The same for the file's text; |name| is what messages call the file.
-Result<std::vector<PullOptions>> ParseSourcesConfig(std::string_view text, const std::string& name);
+Result<std::vector<PullOptions>> ParseSourcesConfig(std::string_view text, const std::string& name,
+                                                    const std::set<std::string>& other_keys = {});
 
 }  // namespace lastframe::ingest
