@@ -1,5 +1,5 @@
 # The two commands of the README, and a few helpers.
-.PHONY: demo test build bench fuzz format clean
+.PHONY: demo test build deb bench fuzz format clean
 
 demo:
 	./scripts/demo.sh
@@ -11,6 +11,13 @@ build:
 	./scripts/install-deps.sh
 	cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build build -j $${JOBS:-2}
+
+# The Debian package, built by CPack (cmake/package.cmake): build/lastframe_VERSION_ARCH.deb.
+deb:
+	./scripts/install-deps.sh
+	cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build -j $${JOBS:-2} --target lastframe
+	cd build && cpack -G DEB
 
 bench:
 	./scripts/install-deps.sh

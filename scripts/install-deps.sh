@@ -31,6 +31,9 @@ packages=(
   wrk
   # promtool: checks /metrics output and deploy/prometheus rules
   prometheus
+  # the Debian package (make deb, tests/package): dpkg-shlibdeps computes its
+  # Depends for CPack; systemd-analyze verifies its unit
+  dpkg-dev systemd
 )
 
 # Node.js runs the independent S3 server of the tests (tests/s3rver) and the AWS
