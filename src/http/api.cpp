@@ -755,6 +755,7 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
   ingest::PushOptions options;
   options.stream = name;
   options.fragment_limit = options_.fragment_limit;
+  options.parse_on_caller = true;  // on this I/O thread: no hand-off per read (push_session.h)
   auto timing = ParsePushTiming(req.header);
   if (!timing.ok()) return JsonError(timing.status());
   options.absolute_timecodes = timing->absolute_timecodes;

@@ -120,18 +120,20 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
 
   bool Feed(const uint8_t* data, size_t size) {
     if (metrics_) metrics_->bytes.Add(size);
+    bool run_here = false;
+    {
+      MutexLock lock(mu_);
+      if (finished_ || aborted_ || ended_) return true;  // nothing more is read
+      if (size > 0) {
+        queue_.emplace_back(reinterpret_cast<const char*>(data), size);
+        queued_ += size;
+        run_here = Schedule();
+      }
+      if (!run_here) return !PauseWriterIfFull();
+    }
+    RunTask();
     MutexLock lock(mu_);
-    if (finished_ || aborted_ || ended_) return true;  // nothing more is read
-    if (size > 0) {
-      queue_.emplace_back(reinterpret_cast<const char*>(data), size);
-      queued_ += size;
-      Schedule();
-    }
-    if (queued_ >= options_.pipe_high_water) {
-      writer_paused_ = true;
-      return false;
-    }
-    return true;
+    return !PauseWriterIfFull();  // still full only where another thread holds the strand
   }
 
   bool WaitForSpace() {
@@ -143,18 +145,24 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
   }
 
   void Finish() {
-    MutexLock lock(mu_);
-    finished_ = true;
-    Schedule();
+    {
+      MutexLock lock(mu_);
+      finished_ = true;
+      if (!Schedule()) return;
+    }
+    RunTask();
   }
 
   void Abort(bool stalled) {
-    MutexLock lock(mu_);
-    if (ended_ || aborted_) return;
-    aborted_ = true;
-    stalled_ = stalled;
-    space_.notify_all();
-    Schedule();
+    {
+      MutexLock lock(mu_);
+      if (ended_ || aborted_) return;
+      aborted_ = true;
+      stalled_ = stalled;
+      space_.notify_all();
+      if (!Schedule()) return;
+    }
+    RunTask();
   }
 
   // The handle is going: no callback from now on (but the one running on this
@@ -193,11 +201,21 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
   };
 
   // Posts the strand's task unless one is queued or running (it looks again
-  // for work before it stops).
-  void Schedule() LF_REQUIRES(mu_) {
-    if (scheduled_ || running_) return;
+  // for work before it stops). With parse_on_caller nothing is posted: true
+  // says the caller runs the task (RunTask, once mu_ is unlocked).
+  [[nodiscard]] bool Schedule() LF_REQUIRES(mu_) {
+    if (scheduled_ || running_) return false;
     scheduled_ = true;
+    if (options_.parse_on_caller) return true;
     pool_.Post([self = shared_from_this()] { self->RunTask(); });
+    return false;
+  }
+
+  // Past the high-water mark the writer is asked to wait (Feed returns false).
+  bool PauseWriterIfFull() LF_REQUIRES(mu_) {
+    if (queued_ < options_.pipe_high_water) return false;
+    writer_paused_ = true;
+    return true;
   }
 
   bool HasWork() const LF_REQUIRES(mu_) {
@@ -207,19 +225,25 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
   }
 
   void RunTask() {
-    {
+    // Keeps |this| (and the callbacks' targets) alive when a turn on the caller's thread ends
+    // the session and the handle lets go of it.
+    auto self = shared_from_this();
+    bool again = true;
+    while (again) {
+      {
+        MutexLock lock(mu_);
+        scheduled_ = false;
+        if (running_) return;  // Detach is ending the session on its thread
+        running_ = true;
+        runner_ = std::this_thread::get_id();
+      }
+      RunSlice();
       MutexLock lock(mu_);
-      scheduled_ = false;
-      if (running_) return;  // Detach is ending the session on its thread
-      running_ = true;
-      runner_ = std::this_thread::get_id();
+      running_ = false;
+      runner_ = std::thread::id();
+      idle_.notify_all();
+      again = HasWork() && Schedule();
     }
-    RunSlice();
-    MutexLock lock(mu_);
-    running_ = false;
-    runner_ = std::thread::id();
-    idle_.notify_all();
-    if (HasWork()) Schedule();
   }
 
   // One turn of the strand: acks for persisted fragments, up to kSliceBytes
@@ -433,7 +457,9 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
       return;
     }
     persisted_.push_back(std::move(p));
-    Schedule();
+    if (!Schedule()) return;
+    lock.Unlock();
+    RunTask();
   }
 
   void SendPersistedAcks() {

@@ -36,6 +36,12 @@ struct PushOptions {
   bool from_producer = true;
   // Where the parse runs; null: ParsePool::Shared(), the process's.
   ParsePool* pool = nullptr;
+  // Parse on the thread that feeds (a connection's I/O thread), not on the pool: bytes are
+  // parsed as Feed is called, without a hand-off and a thread woken for every read. The
+  // strand's other turns (a PERSISTED ack, the end) run on the thread that causes them (the
+  // store's writer, the caller of Finish or Abort). The I/O threads then parse (libwebm, the
+  // fragmenter: no decoding); at 500 producers the hand-offs had cost more than the parse.
+  bool parse_on_caller = false;
   // Makes a completed fragment durable, then calls |done| (on any thread) with
   // the outcome; null: the store's PersistAsync. A seam for tests that hold
   // persists back.
@@ -60,8 +66,8 @@ struct PushCallbacks {
 // parser takes what has arrived and returns), one task of a session at a time.
 // The socket side only ever calls Feed, Finish and Abort, which never block.
 //
-// Callbacks run on the pool's threads, one at a time for a session, never
-// after the destructor has begun (except the one the destructor is called
+// Callbacks run on the pool's threads (with parse_on_caller, the threads named
+// there), one at a time for a session, never after the destructor has begun (except the one the destructor is called
 // from). A completed fragment is acknowledged RECEIVED at once and PERSISTED
 // when the store says it is durable (StreamStore::PersistAsync); on_done
 // follows the end of the parse and every PERSISTED or ERROR ack.

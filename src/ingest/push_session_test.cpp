@@ -31,8 +31,8 @@ struct PushOutcome {
 
 // Pushes |bytes| through a PushSession in random-sized pieces, as a socket
 // would deliver them, and waits for the session to finish.
-PushOutcome Push(store::StreamStore& store, const std::string& stream, const std::string& bytes,
-                 PushOptions options = {}, size_t max_piece = 9000) {
+PushOutcome PushBytes(store::StreamStore& store, const std::string& stream,
+                      const std::string& bytes, PushOptions options, size_t max_piece) {
   PushOutcome out;
   std::mutex mu;
   std::promise<Status> done;
@@ -87,13 +87,37 @@ void ExpectFragmentsStartAtKeyframes(const store::StreamStore& store, const std:
   EXPECT_EQ(frames, expected_frames);
 }
 
-class PushSessionTest : public ::testing::Test {
+class PushSessionFixture : public ::testing::Test {
  protected:
   TempDir dir_;
   store::StreamStore store_{SystemClock::Get(), {.retention_ms = 3'600'000}};
 };
 
-TEST_F(PushSessionTest, H264WithoutBFramesOneFragmentPerGop) {
+// Every behaviour holds both where the parse runs: on the pool (false) and on
+// the thread that feeds (true, as a connection's I/O thread does).
+class PushSessionTest : public PushSessionFixture, public ::testing::WithParamInterface<bool> {
+ protected:
+  PushOptions Opts(PushOptions o) const {
+    o.parse_on_caller = GetParam();
+    return o;
+  }
+  PushOutcome Push(store::StreamStore& store, const std::string& stream, const std::string& bytes,
+                   PushOptions options = {}, size_t max_piece = 9000) const {
+    return PushBytes(store, stream, bytes, Opts(std::move(options)), max_piece);
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(ParseOn, PushSessionTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "Caller" : "Pool";
+                         });
+
+// What only the pool does: a queue between the socket and the parse.
+using PushSessionPoolTest = PushSessionFixture;
+// What only parse_on_caller does: no queue, no other thread.
+using PushSessionCallerTest = PushSessionFixture;
+
+TEST_P(PushSessionTest, H264WithoutBFramesOneFragmentPerGop) {
   std::string clip = MakeClip(
       dir_.file("a.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "3", "-c:v",
                            "libx264", "-g", "10", "-bf", "0", "-pix_fmt", "yuv420p"});
@@ -111,7 +135,7 @@ TEST_F(PushSessionTest, H264WithoutBFramesOneFragmentPerGop) {
   EXPECT_EQ(fragments[2].duration_ms, 1000);
 }
 
-TEST_F(PushSessionTest, H264WithBFramesAndLongClusters) {
+TEST_P(PushSessionTest, H264WithBFramesAndLongClusters) {
   // Clusters span several GOPs: fragments must still be cut at keyframes.
   std::string clip = MakeClip(
       dir_.file("b.mkv"),
@@ -122,7 +146,7 @@ TEST_F(PushSessionTest, H264WithBFramesAndLongClusters) {
   ExpectFragmentsStartAtKeyframes(store_, "bframes", 2, 40);
 }
 
-TEST_F(PushSessionTest, H265) {
+TEST_P(PushSessionTest, H265) {
   std::string clip =
       MakeClip(dir_.file("c.mkv"),
                {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "2", "-c:v", "libx265",
@@ -133,7 +157,7 @@ TEST_F(PushSessionTest, H265) {
   EXPECT_EQ(store_.Find("hevc")->Fragments()[0].codec->codec_id, AV_CODEC_ID_HEVC);
 }
 
-TEST_F(PushSessionTest, AudioTrackFirstIsIgnored) {
+TEST_P(PushSessionTest, AudioTrackFirstIsIgnored) {
   std::string clip = MakeClip(dir_.file("d.mkv"),
                               {"-f",   "lavfi",   "-i",   "testsrc2=size=320x240:rate=10",
                                "-f",   "lavfi",   "-i",   "sine=frequency=440:sample_rate=48000",
@@ -146,7 +170,7 @@ TEST_F(PushSessionTest, AudioTrackFirstIsIgnored) {
   ExpectFragmentsStartAtKeyframes(store_, "av", 2, 20);
 }
 
-TEST_F(PushSessionTest, RandomBytesGiveAnInvalidMkvAck) {
+TEST_P(PushSessionTest, RandomBytesGiveAnInvalidMkvAck) {
   std::string junk(100'000, '\0');
   std::mt19937 rng(7);
   for (char& c : junk) c = static_cast<char>(rng());
@@ -158,7 +182,7 @@ TEST_F(PushSessionTest, RandomBytesGiveAnInvalidMkvAck) {
   EXPECT_EQ(store_.LatestFragment("junk").status().reason(), Reason::kNoFrame);
 }
 
-TEST_F(PushSessionTest, AnElementIdRunningPastItsParentIsAnInvalidMkvAckNotACrash) {
+TEST_P(PushSessionTest, AnElementIdRunningPastItsParentIsAnInvalidMkvAckNotACrash) {
   std::string mkv = ReadFile(MakeClip(
       dir_.file("clip.mkv"),
       {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "1", "-c:v", "libx264"}));
@@ -175,14 +199,14 @@ TEST_F(PushSessionTest, AnElementIdRunningPastItsParentIsAnInvalidMkvAckNotACras
       << o.acks[0].dump();
 }
 
-TEST_F(PushSessionTest, EmptyBody) {
+TEST_P(PushSessionTest, EmptyBody) {
   PushOutcome o = Push(store_, "empty", "");
   EXPECT_EQ(o.status.reason(), Reason::kInvalidMkvData);
   ASSERT_EQ(o.acks.size(), 1u);
   EXPECT_EQ(o.acks[0]["ErrorId"], 4006);
 }
 
-TEST_F(PushSessionTest, TruncatedClipKeepsWhatArrived) {
+TEST_P(PushSessionTest, TruncatedClipKeepsWhatArrived) {
   std::string clip =
       MakeClip(dir_.file("e.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "3",
                                     "-c:v", "libx264", "-g", "10", "-bf", "0"});
@@ -197,7 +221,7 @@ TEST_F(PushSessionTest, TruncatedClipKeepsWhatArrived) {
   EXPECT_GE(CountEvents(o, "PERSISTED"), static_cast<int>(fragments.size()));
 }
 
-TEST_F(PushSessionTest, OverLongFragmentIsRefusedAndTheNextOneKept) {
+TEST_P(PushSessionTest, OverLongFragmentIsRefusedAndTheNextOneKept) {
   std::string clip =
       MakeClip(dir_.file("f.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t", "3",
                                     "-c:v", "libx264", "-g", "10", "-bf", "0"});
@@ -216,7 +240,7 @@ TEST_F(PushSessionTest, OverLongFragmentIsRefusedAndTheNextOneKept) {
   for (const auto& f : store_.Find("big")->Fragments()) EXPECT_LE(f.bytes, 20'000u);
 }
 
-TEST_F(PushSessionTest, AFragmentLongerThanTenSecondsIsCut) {
+TEST_P(PushSessionTest, AFragmentLongerThanTenSecondsIsCut) {
   // One keyframe, then 13 s of frames: Kinesis Video's limit is 10 s a fragment.
   std::string clip = MakeClip(
       dir_.file("long.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=64x48:rate=2", "-t", "13", "-c:v",
@@ -252,7 +276,7 @@ void ZeroClusterTimecode(std::string& mkv, int index) {
   for (int i = 0; i < size_byte - 0x80; ++i) mkv[tc + 2 + i] = '\0';
 }
 
-TEST_F(PushSessionTest, AFragmentWhoseTimecodeGoesBackIsDropped) {
+TEST_P(PushSessionTest, AFragmentWhoseTimecodeGoesBackIsDropped) {
   // A keyframe, and a cluster, every 0.5 s.
   std::string clip =
       MakeClip(dir_.file("back.mkv"),
@@ -276,7 +300,7 @@ TEST_F(PushSessionTest, AFragmentWhoseTimecodeGoesBackIsDropped) {
     EXPECT_GT(fragments[i].timecode_ms, fragments[i - 1].timecode_ms);
 }
 
-TEST_F(PushSessionTest, MoreThanThreeTracksAreRefused) {
+TEST_P(PushSessionTest, MoreThanThreeTracksAreRefused) {
   std::string clip =
       MakeClip(dir_.file("tracks.mkv"),
                {"-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-t", "1", "-map", "0", "-map",
@@ -289,21 +313,21 @@ TEST_F(PushSessionTest, MoreThanThreeTracksAreRefused) {
   EXPECT_FALSE(store_.Find("tracks")->Latest());
 }
 
-TEST_F(PushSessionTest, SecondProducerOnTheSameStreamIsRefused) {
+TEST_P(PushSessionTest, SecondProducerOnTheSameStreamIsRefused) {
   std::promise<Status> done;
-  auto first = PushSession::Start(store_, {.stream = "busy"},
+  auto first = PushSession::Start(store_, Opts({.stream = "busy"}),
                                   {.on_done = [&](Status s) { done.set_value(s); }});
   ASSERT_TRUE(first.ok());
-  auto second = PushSession::Start(store_, {.stream = "busy"}, {});
+  auto second = PushSession::Start(store_, Opts({.stream = "busy"}), {});
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().reason(), Reason::kStreamBusy);
   (*first)->Finish();
   done.get_future().wait();
-  auto third = PushSession::Start(store_, {.stream = "busy"}, {});
+  auto third = PushSession::Start(store_, Opts({.stream = "busy"}), {});
   EXPECT_TRUE(third.ok());
 }
 
-TEST_F(PushSessionTest, ProducerTimestampsFollowTheHeaders) {
+TEST_P(PushSessionTest, ProducerTimestampsFollowTheHeaders) {
   std::string clip =
       MakeClip(dir_.file("g.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "2",
                                     "-c:v", "libx264", "-g", "10", "-bf", "0"});
@@ -316,7 +340,7 @@ TEST_F(PushSessionTest, ProducerTimestampsFollowTheHeaders) {
   EXPECT_EQ(fragments[1].producer_ts_ms, 1'700'000'001'000);
 }
 
-TEST_F(PushSessionTest, AKeyframeOverTheFragmentLimitIsRefusedAsItArrivesAndNothingKept) {
+TEST_P(PushSessionTest, AKeyframeOverTheFragmentLimitIsRefusedAsItArrivesAndNothingKept) {
   // High-quality 320x240 keyframes are tens of kilobytes: over a 4 KiB limit.
   std::string clip =
       MakeClip(dir_.file("big.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t",
@@ -334,7 +358,7 @@ TEST_F(PushSessionTest, AKeyframeOverTheFragmentLimitIsRefusedAsItArrivesAndNoth
   EXPECT_TRUE(store_.Find("big")->Fragments().empty());
 }
 
-TEST_F(PushSessionTest, TimecodesPastTheYear9999AreAnInvalidDataAckNotAnArchivalError) {
+TEST_P(PushSessionTest, TimecodesPastTheYear9999AreAnInvalidDataAckNotAnArchivalError) {
   std::string clip =
       MakeClip(dir_.file("t.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3",
                                     "-c:v", "libx264", "-g", "10", "-bf", "0"});
@@ -352,7 +376,7 @@ TEST_F(PushSessionTest, TimecodesPastTheYear9999AreAnInvalidDataAckNotAnArchival
   EXPECT_EQ(store_.Find("far")->Fragments()[0].producer_ts_ms, 253'402'300'799'000);
 }
 
-TEST_F(PushSessionTest, MetricsCountBytesFragmentsAcksAndProducers) {
+TEST_P(PushSessionTest, MetricsCountBytesFragmentsAcksAndProducers) {
   std::string clip =
       MakeClip(dir_.file("m.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3",
                                     "-c:v", "libx264", "-g", "10", "-bf", "0"});
@@ -379,7 +403,7 @@ TEST_F(PushSessionTest, MetricsCountBytesFragmentsAcksAndProducers) {
   EXPECT_EQ(delta[R"(lastframe_ingest_ack_delay_seconds_count{type="PERSISTED"})"], 3);
 }
 
-TEST_F(PushSessionTest, MetricsCountErrorsByErrorIdAndTheirAcks) {
+TEST_P(PushSessionTest, MetricsCountErrorsByErrorIdAndTheirAcks) {
   std::string junk(50'000, '\0');
   std::mt19937 rng(11);
   for (char& c : junk) c = static_cast<char>(rng());
@@ -393,7 +417,7 @@ TEST_F(PushSessionTest, MetricsCountErrorsByErrorIdAndTheirAcks) {
   EXPECT_EQ(delta["lastframe_ingest_fragments_total"], 0);
 }
 
-TEST_F(PushSessionTest, MediaThatIsNoProducersIsNotCountedAsIngest) {
+TEST_P(PushSessionTest, MediaThatIsNoProducersIsNotCountedAsIngest) {
   std::string clip =
       MakeClip(dir_.file("n.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "2",
                                     "-c:v", "libx264", "-g", "10", "-bf", "0"});
@@ -451,7 +475,7 @@ struct Outcomes {
   }
 };
 
-TEST_F(PushSessionTest, SixtyFourProducersAddNoThreads) {
+TEST_P(PushSessionTest, SixtyFourProducersAddNoThreads) {
   std::string clip =
       MakeClip(dir_.file("many.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
                                        "2", "-c:v", "libx264", "-g", "10", "-bf", "0"});
@@ -466,7 +490,7 @@ TEST_F(PushSessionTest, SixtyFourProducersAddNoThreads) {
   std::vector<std::unique_ptr<PushSession>> sessions;
   const size_t head = bytes.size() * 3 / 4;  // past the second keyframe: one fragment completes
   for (size_t i = 0; i < kSessions; ++i) {
-    auto s = PushSession::Start(store_, {.stream = "cam" + std::to_string(i)}, out.For(i));
+    auto s = PushSession::Start(store_, Opts({.stream = "cam" + std::to_string(i)}), out.For(i));
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     sessions.push_back(std::move(*s));
     EXPECT_TRUE(sessions.back()->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), head));
@@ -492,7 +516,31 @@ TEST_F(PushSessionTest, SixtyFourProducersAddNoThreads) {
   }
 }
 
-TEST_F(PushSessionTest, FeedPausesPastTheHighWaterMarkAndOnSpaceResumesIt) {
+TEST_F(PushSessionCallerTest, FeedParsesOnTheCallingThreadBeforeItReturns) {
+  std::string clip =
+      MakeClip(dir_.file("here.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
+                                       "2", "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  const std::string bytes = ReadFile(clip);
+  std::vector<std::thread::id> ack_threads;  // written on this thread only, if the mode holds
+  std::optional<Status> done;
+  auto session = PushSession::Start(
+      store_, {.stream = "here", .pipe_high_water = 1024, .parse_on_caller = true},
+      {.on_ack = [&](std::string) { ack_threads.push_back(std::this_thread::get_id()); },
+       .on_done = [&](Status s) { done = s; }});
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  // Far past the high-water mark at once: nothing is queued, so the writer is never paused.
+  EXPECT_TRUE((*session)->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+  // The first fragment ended at the second keyframe: acknowledged before Feed returned, here.
+  ASSERT_EQ(ack_threads.size(), 2u);  // RECEIVED, and PERSISTED (the store keeps no files)
+  (*session)->Finish();
+  ASSERT_TRUE(done.has_value());  // the end, too, on this thread before Finish returned
+  EXPECT_TRUE(done->ok()) << done->ToString();
+  ASSERT_EQ(ack_threads.size(), 4u);
+  for (const auto& id : ack_threads) EXPECT_EQ(id, std::this_thread::get_id());
+  EXPECT_EQ(store_.Find("here")->Fragments().size(), 2u);
+}
+
+TEST_F(PushSessionPoolTest, FeedPausesPastTheHighWaterMarkAndOnSpaceResumesIt) {
   std::string clip =
       MakeClip(dir_.file("bp.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t",
                                      "3", "-c:v", "libx264", "-g", "10", "-bf", "0", "-qp", "10"});
@@ -554,7 +602,7 @@ TEST_F(PushSessionTest, FeedPausesPastTheHighWaterMarkAndOnSpaceResumesIt) {
   EXPECT_GE(spaces, 1);
 }
 
-TEST_F(PushSessionTest, BytesFedOneAtATimeParseTheSameFragments) {
+TEST_P(PushSessionTest, BytesFedOneAtATimeParseTheSameFragments) {
   std::string clip = MakeClip(dir_.file("one.mkv"),
                               {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3",
                                "-c:v", "libx264", "-g", "10", "-bf", "2", "-sc_threshold", "0"});
@@ -563,7 +611,7 @@ TEST_F(PushSessionTest, BytesFedOneAtATimeParseTheSameFragments) {
   ASSERT_TRUE(whole.status.ok()) << whole.status.ToString();
 
   std::promise<Status> done;
-  auto session = PushSession::Start(store_, {.stream = "bytes"},
+  auto session = PushSession::Start(store_, Opts({.stream = "bytes"}),
                                     {.on_done = [&](Status s) { done.set_value(s); }});
   ASSERT_TRUE(session.ok());
   for (char c : bytes) {
@@ -597,7 +645,7 @@ TEST_F(PushSessionTest, BytesFedOneAtATimeParseTheSameFragments) {
   }
 }
 
-TEST_F(PushSessionTest, BFramesKeepTheirPresentationTimesInDecodeOrder) {
+TEST_P(PushSessionTest, BFramesKeepTheirPresentationTimesInDecodeOrder) {
   std::string clip = MakeClip(
       dir_.file("bf.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "1", "-c:v",
                             "libx264", "-g", "10", "-bf", "2", "-sc_threshold", "0"});
@@ -646,7 +694,7 @@ struct HeldPersists {
   }
 };
 
-TEST_F(PushSessionTest, OnDoneFollowsEveryPersistedAck) {
+TEST_P(PushSessionTest, OnDoneFollowsEveryPersistedAck) {
   std::string clip =
       MakeClip(dir_.file("p.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3",
                                     "-c:v", "libx264", "-g", "10", "-bf", "0"});
@@ -657,7 +705,7 @@ TEST_F(PushSessionTest, OnDoneFollowsEveryPersistedAck) {
   std::atomic<bool> released{false};
   std::promise<std::vector<std::string>> done;
   auto session =
-      PushSession::Start(store_, held.Options("p"),
+      PushSession::Start(store_, Opts(held.Options("p")),
                          {.on_ack =
                               [&](std::string ack) {
                                 std::lock_guard lock(mu);
@@ -681,7 +729,7 @@ TEST_F(PushSessionTest, OnDoneFollowsEveryPersistedAck) {
                                             "PERSISTED", "PERSISTED"}));
 }
 
-TEST_F(PushSessionTest, AFailedPersistIsAnArchivalErrorAck) {
+TEST_P(PushSessionTest, AFailedPersistIsAnArchivalErrorAck) {
   std::string clip =
       MakeClip(dir_.file("ae.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
                                      "1", "-c:v", "libx264", "-g", "10", "-bf", "0"});
@@ -690,7 +738,7 @@ TEST_F(PushSessionTest, AFailedPersistIsAnArchivalErrorAck) {
   PushOutcome out;
   std::mutex mu;
   std::promise<Status> done;
-  auto session = PushSession::Start(store_, held.Options("ae"),
+  auto session = PushSession::Start(store_, Opts(held.Options("ae")),
                                     {.on_ack =
                                          [&](std::string ack) {
                                            std::lock_guard lock(mu);
@@ -711,7 +759,7 @@ TEST_F(PushSessionTest, AFailedPersistIsAnArchivalErrorAck) {
   EXPECT_EQ(out.acks[1]["FragmentNumber"], out.acks[0]["FragmentNumber"]);
 }
 
-TEST_F(PushSessionTest, DestroyingASessionWithPersistsPendingIsSafe) {
+TEST_P(PushSessionTest, DestroyingASessionWithPersistsPendingIsSafe) {
   std::string clip =
       MakeClip(dir_.file("d.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t", "3",
                                     "-c:v", "libx264", "-g", "10", "-bf", "0"});
@@ -720,7 +768,7 @@ TEST_F(PushSessionTest, DestroyingASessionWithPersistsPendingIsSafe) {
   std::mutex mu;
   int acks = 0;
   bool finished = false;
-  auto session = PushSession::Start(store_, held.Options("gone"),
+  auto session = PushSession::Start(store_, Opts(held.Options("gone")),
                                     {.on_ack =
                                          [&](std::string) {
                                            std::lock_guard lock(mu);
@@ -744,7 +792,7 @@ TEST_F(PushSessionTest, DestroyingASessionWithPersistsPendingIsSafe) {
   }
   EXPECT_EQ(acks_at_reset, 3);  // the RECEIVEDs
   // The stream was given back: another producer may push to it.
-  auto next = PushSession::Start(store_, {.stream = "gone"}, {});
+  auto next = PushSession::Start(store_, Opts({.stream = "gone"}), {});
   EXPECT_TRUE(next.ok()) << next.status().ToString();
   // The writers finish after the session is gone: nobody is acknowledged.
   held.Complete(Status::Ok());
@@ -754,7 +802,7 @@ TEST_F(PushSessionTest, DestroyingASessionWithPersistsPendingIsSafe) {
   EXPECT_EQ(store_.Find("gone")->Fragments().size(), 3u);
 }
 
-TEST_F(PushSessionTest, DestroyingASessionFromItsOwnCallbackIsSafe) {
+TEST_F(PushSessionPoolTest, DestroyingASessionFromItsOwnCallbackIsSafe) {
   std::string clip =
       MakeClip(dir_.file("cb.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
                                      "3", "-c:v", "libx264", "-g", "10", "-bf", "0"});
