@@ -140,9 +140,11 @@ Result<HttpResponse> HttpClient::Attempt(const HttpRequest& request,
 
   curl_slist* list = nullptr;
   auto add = [&list](const std::string& line) { list = curl_slist_append(list, line.c_str()); };
-  for (const auto& [k, v] : req.headers)
-    if (k != "host") add(k + ": " + v);  // curl sends Host from the URL, identically
-  add("Authorization: " + signer_.Authorization(req, now));
+  if (request.sign) {
+    for (const auto& [k, v] : req.headers)
+      if (k != "host") add(k + ": " + v);  // curl sends Host from the URL, identically
+    add("Authorization: " + signer_.Authorization(req, now));
+  }
   add("Expect:");  // no 100-continue round trip: bodies are small
   for (const auto& [k, v] : request.headers) add(k + ": " + v);
 
@@ -213,7 +215,10 @@ Result<HttpResponse> HttpClient::Attempt(const HttpRequest& request,
 
 Result<HttpResponse> HttpClient::Send(const HttpRequest& request) const {
   const std::string payload_hash = Sha256Hex(request.body);
-  const auto deadline = std::chrono::steady_clock::now() + options_.budget.deadline;
+  const auto deadline =
+      std::chrono::steady_clock::now() + (request.timeout.count() > 0
+                                              ? std::min(options_.budget.deadline, request.timeout)
+                                              : options_.budget.deadline);
   thread_local std::mt19937_64 rng{std::random_device{}()};
   Result<HttpResponse> last = Status(Code::kTimeout, "no time left for a try");
   for (int attempt = 0; attempt < options_.budget.max_attempts; ++attempt) {

@@ -44,6 +44,14 @@ struct HttpRequest {
   // Counts each try of Send after the first (the caller's metric, labelled by
   // what it calls); may be null.
   metrics::Counter* retries = nullptr;
+  // false: sent as it is, with no SigV4 headers (no x-amz-date, no
+  // Authorization: the caller's own |headers| may carry one), for a service
+  // that is not AWS's (another lastframe node's API).
+  bool sign = true;
+  // Send only: when above zero, the most this call may take, all tries
+  // together (the client's deadline still bounds it), for a caller whose
+  // own deadline is nearer than the client's.
+  std::chrono::milliseconds timeout{0};
 };
 
 // How a client times, bounds and retries its calls.
@@ -85,9 +93,9 @@ struct HttpClientStats {
 std::chrono::milliseconds BackoffCap(std::chrono::milliseconds base, int attempt);
 
 // AWS's services from the calling side: each request signed with SigV4 (a
-// fresh x-amz-date per try) and sent over libcurl (http and https only, no
-// signals, TCP keep-alive, no "Expect: 100-continue"), retried with jittered
-// exponential backoff inside an overall deadline. Thread-safe.
+// fresh x-amz-date per try; HttpRequest::sign false leaves one unsigned) and sent over libcurl
+// (http and https only, no signals, TCP keep-alive, no "Expect: 100-continue"), retried with
+// jittered exponential backoff inside an overall deadline. Thread-safe.
 class HttpClient {
  public:
   HttpClient(HttpClientOptions options, SigV4 signer, const Clock& clock);

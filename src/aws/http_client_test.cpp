@@ -226,6 +226,28 @@ TEST_F(HttpClientTest, SignsWhatSigV4Verifies) {
   EXPECT_TRUE(verified.ok()) << verified.status().ToString();
 }
 
+TEST_F(HttpClientTest, AnUnsignedRequestCarriesItsOwnHeadersAndNoSigV4) {
+  ScriptedServer server(std::vector<Reply>{{.status = 200, .body = "{}"}});
+  auto client = Client(Fast(), {"AKIDEXAMPLE", kCredentials.secret_access_key, "tok/en"});
+  HttpRequest get = Get(server, "/v1/streams");
+  get.sign = false;
+  get.headers = {{"Authorization", "Bearer lf_abc"}, {"X-Lastframe-Fanout", "1"}};
+  auto r = client->Send(get);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  auto got = server.received();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].target, "/v1/streams");
+  // One Authorization header, the caller's; none of SigV4's.
+  int authorizations = 0;
+  for (const auto& [name, value] : got[0].headers) authorizations += name == "authorization";
+  EXPECT_EQ(authorizations, 1);
+  EXPECT_EQ(CanonicalHeaderValue(got[0].headers, "authorization"), "Bearer lf_abc");
+  EXPECT_EQ(CanonicalHeaderValue(got[0].headers, "x-lastframe-fanout"), "1");
+  EXPECT_FALSE(CanonicalHeaderValue(got[0].headers, "x-amz-date"));
+  EXPECT_FALSE(CanonicalHeaderValue(got[0].headers, "x-amz-security-token"));
+}
+
 TEST_F(HttpClientTest, RetriesRetryableAnswersUntilOneIsNot) {
   ScriptedServer server({{.status = 503}, {.status = 500}, {.status = 200, .body = "ok"}});
   auto client = Client(Fast());
@@ -310,6 +332,21 @@ TEST_F(HttpClientTest, ASilentServerTimesOutAndIsRetriedWithinTheDeadline) {
   EXPECT_GE(client->stats().attempts, 2u);
   EXPECT_LE(client->stats().attempts, 4u);
   EXPECT_LT(waited, milliseconds(2000));
+}
+
+TEST_F(HttpClientTest, ARequestsTimeoutBoundsItsCallBelowTheClientsDeadline) {
+  testing::SilentListener silent;
+  HttpClientOptions o = Fast();  // 2 s a try, 5 s in all
+  auto client = Client(o);
+  HttpRequest get = GetFrom(silent.port());
+  get.timeout = milliseconds(300);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = client->Send(get);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kTimeout) << r.status().ToString();
+  EXPECT_GE(took, milliseconds(250));
+  EXPECT_LT(took, milliseconds(1500));
 }
 
 TEST_F(HttpClientTest, BackoffNeverOutlastsTheDeadline) {
