@@ -259,7 +259,8 @@ json Api::StreamJson(const store::StreamInfo& s, bool admin) const {
             {"last_frame_time", time(s.last_frame_ms)},
             {"fragment_count", s.fragment_count},
             {"bytes", s.bytes},
-            {"retention_s", s.retention_ms / 1000}};
+            {"retention_s", s.retention_ms / 1000},
+            {"node", options_.node}};
   if (!s.last_error.empty()) j["last_error"] = s.last_error;
   if (sources_ != nullptr) {
     if (auto src = sources_->Find(s.name)) {
@@ -381,7 +382,7 @@ void Api::Handle(Request req, Respond respond) {
   const std::string& path = req.path;
   if (path == kHealthzPath) {  // open to all: load balancers and probes
     if (!IsGet(req)) return respond(MethodNotAllowed("GET, HEAD"));
-    return respond(JsonResponse(200, json{{"status", "ok"}}.dump()));
+    return respond(JsonResponse(200, json{{"status", "ok"}, {"node", options_.node}}.dump()));
   }
   if (path == kMetricsPath && options_.public_metrics) {
     if (!IsGet(req)) return respond(MethodNotAllowed("GET"));
@@ -421,7 +422,7 @@ void Api::Handle(Request req, Respond respond) {
       return AddSource(req, std::move(respond));
     }
     if (!IsGet(req)) return respond(MethodNotAllowed("GET, POST"));
-    return ListStreams(*caller, std::move(respond));  // any key: the streams it may see
+    return ListStreams(req, *caller, std::move(respond));  // any key: the streams it may see
   }
   const std::string prefix = std::string(kStreamsPath) + "/";
   if (path.rfind(prefix, 0) == 0) {
@@ -531,11 +532,28 @@ Response Api::Metrics() const {
   return res;
 }
 
-void Api::ListStreams(const Caller& caller, Respond respond) {
+void Api::ListStreams(const Request& req, const Caller& caller, Respond respond) {
   json list = json::array();
   for (const auto& s : streams_.List())
     if (caller.MayView(s.name)) list.push_back(StreamJson(s, caller.admin()));
-  respond(JsonResponse(200, json{{"streams", list}}.dump()));
+  // A peer's fanned-out request (or anyone's who marks it so: the mark only
+  // narrows the answer, the caller was identified above) gets this node's own.
+  if (options_.cluster == nullptr ||
+      req.header.find(boost::beast::string_view(kFanoutHeader.data(), kFanoutHeader.size())) !=
+          req.header.end())
+    return respond(JsonResponse(200, json{{"node", options_.node}, {"streams", list}}.dump()));
+  // The same key works on every node (they share one keys file): it is
+  // forwarded, and each peer lists what it lets the caller see.
+  auto field = req.header.find(bhttp::field::authorization);
+  std::string authorization =
+      field == req.header.end() ? "" : std::string(field->value().data(), field->value().size());
+  options_.cluster->AskPeers(
+      std::move(authorization),
+      [node = options_.node, url = options_.cluster->self_url(), own = std::move(list), caller,
+       respond = std::move(respond)](std::vector<PeerAnswer> answers) {
+        auto may_view = [&caller](std::string_view stream) { return caller.MayView(stream); };
+        respond(JsonResponse(200, MergeListings(node, url, own, answers, may_view).dump()));
+      });
 }
 
 void Api::AddSource(const Request& req, Respond respond) {

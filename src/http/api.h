@@ -8,6 +8,7 @@
 
 #include "auth/api_keys.h"
 #include "core/clock.h"
+#include "http/cluster.h"
 #include "http/dashboard.h"
 #include "http/events.h"
 #include "http/kvs_api.h"
@@ -36,8 +37,13 @@ struct ApiOptions {
   Limit* producer_limit = nullptr;
   // Counts fragments refused for their size (may be null).
   Limit* fragment_limit = nullptr;
-  // The node that answers, as the dashboard and /v1/events name it (default: the host name).
+  // The node that answers (--node-id): named by /healthz, GET /v1/streams and
+  // each stream's JSON ("node"), and by the dashboard and /v1/events (which
+  // add the port the browser reached).
   std::string node;
+  // This node's peers (--peers; may be null: none): GET /v1/streams then
+  // answers for the whole cluster, unless asked by a peer (kFanoutHeader).
+  Cluster* cluster = nullptr;
   // GET /v1/events: its subscribers at most, and how often it looks at the streams.
   EventHubOptions events;
 };
@@ -102,7 +108,9 @@ class Api final : public Application {
   void RecipeSnapshot(const Request& req, const Caller& caller, Respond respond);
   void LatestImage(const Request& req, const Caller& caller, const std::string& stream,
                    snapshot::ImageFormat format, Respond respond);
-  void ListStreams(const Caller& caller, Respond respond);
+  // GET /v1/streams: this node's streams |caller| may view; with peers (and
+  // not asked by one), the whole cluster's (Cluster::AskPeers, MergeListings).
+  void ListStreams(const Request& req, const Caller& caller, Respond respond);
   // GET /v1/streams/NAME/preview.webp|gif: an animation of the recent past.
   void Preview(const Request& req, const std::string& stream, snapshot::ImageFormat format,
                Respond respond);

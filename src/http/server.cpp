@@ -59,11 +59,12 @@ bool OutOfResources(const boost::system::error_code& ec) {
 }
 
 // Answers sent on a connection over a limit: nothing of the request is read.
-std::string LimitResponse(unsigned status, const char* reason, const std::string& code,
-                          const std::string& message) {
+std::string LimitResponse(const std::string& node, unsigned status, const char* reason,
+                          const std::string& code, const std::string& message) {
   std::string body = nlohmann::json{{"code", code}, {"message", message}}.dump() + "\n";
-  return "HTTP/1.1 " + std::to_string(status) + " " + reason +
-         "\r\nServer: lastframe\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nServer: lastframe\r\n" +
+         (node.empty() ? "" : "X-Lastframe-Node: " + node + "\r\n") +
+         "Content-Type: application/json\r\nRetry-After: 1\r\n"
          "Connection: close\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }
@@ -136,7 +137,7 @@ void Server::Admit(tcp::socket socket) {
   if (!connection_limit_.TryAcquire())
     return RefuseConnection(
         std::move(socket),
-        LimitResponse(503, "Service Unavailable", "TooManyConnections",
+        LimitResponse(options_.node, 503, "Service Unavailable", "TooManyConnections",
                       "the server holds " + std::to_string(options_.max_connections) +
                           " connections, its limit; retry soon"));
   bool admitted = false;
@@ -155,7 +156,7 @@ void Server::Admit(tcp::socket socket) {
     per_address_limit_.CountRefusal();
     return RefuseConnection(
         std::move(socket),
-        LimitResponse(429, "Too Many Requests", "TooManyConnectionsFromAddress",
+        LimitResponse(options_.node, 429, "Too Many Requests", "TooManyConnectionsFromAddress",
                       "this address holds " + std::to_string(options_.max_connections_per_ip) +
                           " connections, the limit per client address"));
   }

@@ -182,6 +182,9 @@ struct ServerOptions {
   // path without the query, status, duration, bytes); a request that took
   // over a second is logged at warn at least (none at off).
   spdlog::level::level_enum request_log_level = spdlog::level::debug;
+  // When set, every answer names this node in an X-Lastframe-Node header
+  // (ordinary, streamed and upload answers, and refusals at accept).
+  std::string node;
 };
 
 // The connections a server may hold with |fd_limit| descriptors: the rest is

@@ -229,6 +229,7 @@ void Session::Send(Response res) {
   res.version(11);
   res.keep_alive(keep_alive);
   res.set(bhttp::field::server, "lastframe");
+  if (!options_.node.empty()) res.set("X-Lastframe-Node", options_.node);
   if (is_head_) {
     // HEAD: the length of what GET would send, unless the handler set it.
     if (res.find(bhttp::field::content_length) == res.end()) res.content_length(res.body().size());
@@ -293,6 +294,7 @@ void Session::SendStreaming(Response head, StreamStart start) {
       "HTTP/1.1 " + std::to_string(head.result_int()) + " " +
       std::string(head.reason().empty() ? bhttp::obsolete_reason(head.result()) : head.reason()) +
       "\r\nServer: lastframe\r\n";
+  if (!options_.node.empty()) head.set("X-Lastframe-Node", options_.node);
   for (const auto& field : head)
     if (field.name() != bhttp::field::content_length &&
         field.name() != bhttp::field::transfer_encoding &&
@@ -387,9 +389,10 @@ void Session::StartUpload() {
     status_ = 200;
     CountRequest(status_, std::nullopt);
     // Kinesis Video answers 200 at once and streams acknowledgements after it.
-    QueueRaw(
-        "HTTP/1.1 200 OK\r\nServer: lastframe\r\nContent-Type: application/json\r\n"
-        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    QueueRaw("HTTP/1.1 200 OK\r\nServer: lastframe\r\n" +
+             (options_.node.empty() ? "" : "X-Lastframe-Node: " + options_.node + "\r\n") +
+             "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+             "Connection: close\r\n\r\n");
   }
   WatchUploadProgress(options_.upload_idle_timeout);
   ReadUpload();
