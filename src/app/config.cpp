@@ -231,6 +231,17 @@ void AddAccessAndLimitFlags(Flags c, ServeConfig& f) {
       ->check(CLI::PositiveNumber);
   Flag(c, "max-render-pixels", f.max_render_pixels,
        "largest image rendered, as WIDTHxHEIGHT of output; larger asks get 400", kShowDefault);
+  Flag(c, "node-id", f.node_id,
+       "this node's name: every answer carries it (X-Lastframe-Node), listings name it (\"node\"); "
+       "1-64 of A-Z a-z 0-9 . _ - (default: the host name)");
+  Flag(c, "peers", f.peers,
+       "the other nodes, as http(s)://HOST:PORT URLs or dns://HOST:PORT (every address of HOST "
+       "is a node): GET /v1/streams then lists the whole cluster; a comma list, repeatable")
+      ->delimiter(',');
+  Flag(c, "peer-timeout", f.peer_timeout_s,
+       "seconds a cluster listing waits for its peers; one slower is named in it as timed out",
+       kShowDefault)
+      ->check(CLI::Range(0.05, 60.0));
   Flag(c, "log-level", f.log_level, "trace, debug, info, warn, error", kShowDefault)
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   Flag(c, "log-format", f.log_format,
@@ -520,6 +531,18 @@ Result<ServeSettings> ValidateServeConfig(const ServeConfig& config) {
   if (!deny.ok()) return deny.status();
   s.pull_allow = std::move(*allow);
   s.pull_deny = std::move(*deny);
+  s.node_id = config.node_id.empty() ? http::DefaultNodeId() : config.node_id;
+  if (Status st = http::ValidateNodeId(s.node_id); !st.ok())
+    return InvalidArgument("--node-id: " + st.message());
+  for (const std::string& text : config.peers) {
+    if (text.empty()) continue;  // "a,,b" or a trailing comma
+    auto peer = http::ParsePeer(text);
+    if (!peer.ok()) return peer.status();
+    s.peers.push_back(std::move(*peer));
+  }
+  if (!std::isfinite(config.peer_timeout_s))
+    return InvalidArgument("--peer-timeout must be a number of seconds");
+  s.peer_timeout = Seconds(config.peer_timeout_s);
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
   s.io_threads = config.io_threads ? config.io_threads : std::min<size_t>(cores, 4);
   s.workers = config.workers ? config.workers : cores;

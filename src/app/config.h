@@ -15,6 +15,7 @@
 
 #include "aws/sigv4.h"
 #include "core/status.h"
+#include "http/cluster.h"
 #include "ingest/pull_policy.h"
 #include "objects/s3_store.h"
 
@@ -83,6 +84,9 @@ struct ServeConfig {
   size_t max_pulls = 256;
   size_t max_producers = 1024;
   std::string max_render_pixels = "3840x2160";
+  std::string node_id;  // "": the host name
+  std::vector<std::string> peers;
+  double peer_timeout_s = 1.5;
 
   bool operator==(const ServeConfig&) const = default;
 };
@@ -151,6 +155,9 @@ struct ServeSettings {
   bool auth = true;  // --auth on
   std::vector<ingest::Cidr> pull_allow;
   std::vector<ingest::Cidr> pull_deny;
+  std::string node_id;                // --node-id, or the host name (http::DefaultNodeId)
+  std::vector<http::PeerSpec> peers;  // --peers, empty entries left out
+  std::chrono::milliseconds peer_timeout{0};
   // 0 in the flags means "from the machine": resolved here.
   size_t io_threads = 0;
   size_t workers = 0;
@@ -162,7 +169,9 @@ struct ServeSettings {
 // naming the flag ("--listen must be HOST:PORT, got 'x'"), when one cannot be
 // served: a malformed --listen, --max-render-pixels or --store, a retention
 // under a second, --access-key without --secret-key (or the reverse), an
-// embedded-store bucket that would hide one of the API's routes, a bad CIDR.
+// embedded-store bucket that would hide one of the API's routes, a bad CIDR,
+// a --node-id that is no short token, a --peers entry that is neither a
+// node's http(s) URL nor dns://HOST:PORT.
 Result<ServeSettings> ValidateServeConfig(const ServeConfig& config);
 
 }  // namespace lastframe::app

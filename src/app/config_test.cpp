@@ -42,6 +42,64 @@ TEST(ValidateServeConfig, TheDefaultsAreServedAsTheFlagsSay) {
   EXPECT_LE(s->io_threads, 4u);
   EXPECT_GE(s->workers, 1u);
   EXPECT_EQ(s->max_queued, 64 * s->workers);
+  EXPECT_EQ(s->node_id, http::DefaultNodeId());
+  EXPECT_TRUE(s->peers.empty());
+  EXPECT_EQ(s->peer_timeout, std::chrono::milliseconds(1500));
+}
+
+TEST(ValidateServeConfig, NodeIdIsAShortToken) {
+  ServeConfig c;
+  c.node_id = "cams-b.rack_2";
+  auto s = ValidateServeConfig(c);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->node_id, "cams-b.rack_2");
+  for (const std::string& bad :
+       std::vector<std::string>{"a b", "a/b", "node:1", std::string(65, 'n'), "caf\xc3\xa9"}) {
+    c.node_id = bad;
+    EXPECT_EQ(Refusal(c).rfind("--node-id: a node id is 1 to 64 characters", 0), 0u)
+        << bad << ": " << Refusal(c);
+  }
+}
+
+TEST(ValidateServeConfig, PeersAreNodeUrlsOrADnsName) {
+  ServeConfig c;
+  c.peers = {"http://10.0.0.5:8080/", "", "dns://lastframe.internal:8080", "HTTPS://B.example"};
+  auto s = ValidateServeConfig(c);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->peers.size(), 3u);  // the empty entry ("a,,b") left out
+  EXPECT_EQ(s->peers[0].url, "http://10.0.0.5:8080");
+  EXPECT_EQ(s->peers[1].dns_host, "lastframe.internal");
+  EXPECT_EQ(s->peers[1].dns_port, 8080);
+  EXPECT_EQ(s->peers[2].url, "https://b.example");
+  for (const char* bad : {"10.0.0.5:8080", "dns://lastframe.internal", "http://a?x=1"}) {
+    c.peers = {bad};
+    EXPECT_EQ(Refusal(c).rfind(std::string("--peers: '") + bad + "'", 0), 0u) << Refusal(c);
+  }
+}
+
+TEST(ServeFlags, PeersAreACommaListOrRepeatedAndComeFromTheEnvironmentToo) {
+  {
+    CLI::App cli;
+    ServeConfig c;
+    AddServeFlags(cli, c);
+    cli.parse("--peers http://a:1,http://b:2 --peers dns://c:3 --node-id n1 --peer-timeout 0.25",
+              false);
+    EXPECT_EQ(c.peers, (std::vector<std::string>{"http://a:1", "http://b:2", "dns://c:3"}));
+    EXPECT_EQ(c.node_id, "n1");
+    EXPECT_EQ(c.peer_timeout_s, 0.25);
+    EXPECT_THROW(cli.parse("--peer-timeout 0", false), CLI::ValidationError);
+    EXPECT_THROW(cli.parse("--peer-timeout 61", false), CLI::ValidationError);
+  }
+  CLI::App cli;
+  ServeConfig c;
+  AddServeFlags(cli, c);
+  ::setenv("LASTFRAME_PEERS", "http://a:1,http://b:2", 1);
+  ::setenv("LASTFRAME_NODE_ID", "from-env", 1);
+  cli.parse("", false);
+  ::unsetenv("LASTFRAME_PEERS");
+  ::unsetenv("LASTFRAME_NODE_ID");
+  EXPECT_EQ(c.peers, (std::vector<std::string>{"http://a:1", "http://b:2"}));
+  EXPECT_EQ(c.node_id, "from-env");
 }
 
 TEST(ValidateServeConfig, ListenIsHostColonPort) {
@@ -149,7 +207,7 @@ TEST(ServeFlags, EachFlagHasItsEnvironmentName) {
     EXPECT_EQ(o->get_envname(), env) << o->get_name();
     ++flags;
   }
-  EXPECT_EQ(flags, 55u);  // every flag of `lastframe serve`
+  EXPECT_EQ(flags, 58u);  // every flag of `lastframe serve`
 }
 
 TEST(ServeFlags, ParseIntoTheConfigFromArgumentsAndEnvironment) {
@@ -263,6 +321,11 @@ const std::map<std::string, std::pair<std::string, std::string>>& FlagExamples()
       {"log-level", {"log-level = \"debug\"", "--log-level debug"}},
       {"log-format", {"log-format = \"json\"", "--log-format json"}},
       {"request-log-level", {"request-log-level = \"off\"", "--request-log-level off"}},
+      {"node-id", {"node-id = \"node-b\"", "--node-id node-b"}},
+      {"peers",
+       {"peers = [\"http://10.0.0.5:8080\", \"dns://lastframe.internal:8080\"]",
+        "--peers http://10.0.0.5:8080,dns://lastframe.internal:8080"}},
+      {"peer-timeout", {"peer-timeout = 0.5", "--peer-timeout 0.5"}},
   };
   return examples;
 }
@@ -295,7 +358,7 @@ TEST(ConfigFile, EveryFlagCanComeFromTheFile) {
     EXPECT_FALSE(from_flags.config == ServeConfig{}) << name << ": the example is the default";
     ++checked;
   }
-  EXPECT_EQ(checked, 54u);  // every flag of `lastframe serve` but --config (and --help)
+  EXPECT_EQ(checked, 57u);  // every flag of `lastframe serve` but --config (and --help)
   EXPECT_EQ(ConfigFileKeys().size(), checked);
   EXPECT_FALSE(ConfigFileKeys().contains("config"));
 

@@ -43,6 +43,7 @@ http::ServerOptions ServerOptionsFor(const ServeSettings& s, Limits& limits) {
   o.io_threads = s.io_threads;
   o.upload_idle_timeout = std::chrono::seconds(s.flags.producer_timeout_s);
   o.request_log_level = spdlog::level::from_str(s.flags.request_log_level);
+  o.node = s.node_id;
   return o;
 }
 
@@ -234,8 +235,7 @@ http::ApiOptions ApiOptionsFor(const ServeSettings& s, Limits& limits,
   o.fragment_limit =
       &limits.Add("fragment_bytes", "bytes", ingest::PushOptions{}.max_fragment_bytes);
   if (kvs_source) o.extra_metrics = [kvs_source] { return KvsSourceMetrics(*kvs_source); };
-  char host[256] = {};
-  o.node = gethostname(host, sizeof host - 1) == 0 && host[0] != '\0' ? host : "lastframe";
+  o.node = s.node_id;
   return o;
 }
 

@@ -48,6 +48,7 @@ struct Service::Parts {
   std::unique_ptr<kvs::KvsService> kvs_service;
   std::unique_ptr<http::KvsApi> kvs_api;
   Keys keys;
+  std::unique_ptr<http::Cluster> cluster;  // with --peers
   std::unique_ptr<http::Api> api;
   std::unique_ptr<RepeatingTimer> retention_timer;
   std::unique_ptr<RepeatingTimer> sweep_timer;
@@ -162,10 +163,20 @@ Result<std::unique_ptr<Service>> Service::Create(const ServeConfig& config, int*
   auto keys = OpenKeys(s, p->data_dir, p->clock);
   if (!keys.ok()) return keys.status();
   p->keys = std::move(*keys);
+  http::ApiOptions api_options = ApiOptionsFor(s, p->limits, p->kvs_source.get());
+  if (!s.peers.empty()) {
+    // A peer named by this node's own URL is never asked.
+    std::vector<std::string> self_urls = {public_url};
+    if (p->listen_url != public_url) self_urls.push_back(p->listen_url);
+    p->cluster = std::make_unique<http::Cluster>(
+        http::ClusterOptions{
+            .node = s.node_id, .peers = s.peers, .self_urls = self_urls, .timeout = s.peer_timeout},
+        p->server->io_context());
+    api_options.cluster = p->cluster.get();
+  }
   p->api = std::make_unique<http::Api>(
       *p->streams, snapshot_source, *p->snapshots, p->objects.local.get(), *p->workers, p->clock,
-      p->sources.get(), ApiOptionsFor(s, p->limits, p->kvs_source.get()), p->kvs_api.get(),
-      p->keys.ring.get());
+      p->sources.get(), std::move(api_options), p->kvs_api.get(), p->keys.ring.get());
   p->deferred.Set(p->api.get());
 
   auto& ioc = p->server->io_context();
@@ -197,6 +208,9 @@ Status Service::Start() {
   spdlog::info("lastframe {} listening on {} (data {}, {} I/O threads, {} workers)", kVersion, url,
                p.data_dir.string(), p.settings.io_threads, p.settings.workers);
   spdlog::info("images go to {}", p.objects.description);
+  if (p.cluster)
+    spdlog::info("node {}: GET /v1/streams lists the cluster ({} peer entries, {} ms timeout)",
+                 p.settings.node_id, p.settings.peers.size(), p.settings.peer_timeout.count());
   const bool demo = p.settings.flags.demo;
   if (!p.keys.ring) {
     spdlog::warn(
@@ -240,6 +254,10 @@ void Service::Shutdown() {
   // /v1/events: a thread writing to connections the drain has closed.
   step("event subscribers");
   p.api->Shutdown();
+  // Cluster listings under way: their peer requests end within --peer-timeout;
+  // their answers go to connections the drain has closed.
+  step("peer requests");
+  if (p.cluster) p.cluster->Shutdown();
   // GetMedia followers: a thread each, waiting on its stream for the next
   // fragment to write to a connection the drain has closed. Nothing else would
   // wake them before a fragment came (never, once producers stop): end and
