@@ -299,6 +299,11 @@ struct Cluster::Gather {
   asio::steady_timer timer;
 };
 
+struct Cluster::KnownNodes {
+  Mutex mu;
+  std::map<std::string, std::string> by_url LF_GUARDED_BY(mu);
+};
+
 Cluster::Cluster(ClusterOptions options, asio::io_context& ioc)
     : options_(std::move(options)),
       ioc_(ioc),
@@ -309,6 +314,7 @@ Cluster::Cluster(ClusterOptions options, asio::io_context& ioc)
                                             .max_attempts = 1},
                                  .max_body_bytes = 64u << 20},
           NoSigner(), SystemClock::Get())),
+      known_(std::make_shared<KnownNodes>()),
       pool_(std::max<size_t>(1, options_.threads), options_.max_queued) {}
 
 Cluster::~Cluster() { Shutdown(); }
@@ -327,7 +333,18 @@ void Cluster::AskPeers(std::string authorization,
   gather->timeout_text = SecondsText(options_.timeout);
   gather->start = Steady::now();
   gather->deadline = gather->start + options_.timeout;
-  gather->done = std::move(done);
+  gather->done = [known = known_, done = std::move(done)](std::vector<PeerAnswer> answers) {
+    {
+      MutexLock lock(known->mu);
+      for (PeerAnswer& a : answers) {
+        if (a.ok && !a.node.empty())
+          known->by_url[a.url] = a.node;
+        else if (auto it = known->by_url.find(a.url); a.node.empty() && it != known->by_url.end())
+          a.node = it->second;
+      }
+    }
+    done(std::move(answers));
+  };
   std::set<std::string> self;
   for (const std::string& u : options_.self_urls) self.insert(NormalizedPeerUrl(u));
   std::vector<std::pair<size_t, const PeerSpec*>> to_ask;

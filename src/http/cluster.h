@@ -110,7 +110,8 @@ class Cluster {
   // |authorization| (the caller's header, when not empty) forwarded, and
   // calls |done| exactly once with an answer per peer asked, in --peers
   // order: when all have answered, or when the timeout has passed (those not
-  // answered by then: "timeout after S s"). A peer that names this node's own
+  // answered by then: "timeout after S s"; one that fails is named by the
+  // node id it last answered with). A peer that names this node's own
   // id is this node (e.g. its address among a dns:// name's) and is left
   // out. Never blocks: |done| runs on a peer thread or an I/O thread.
   void AskPeers(std::string authorization, std::function<void(std::vector<PeerAnswer>)> done);
@@ -136,6 +137,10 @@ class Cluster {
   mutable Mutex mu_;
   std::map<std::string, Resolved> resolved_ LF_GUARDED_BY(mu_);  // by entry
   std::unique_ptr<aws::HttpClient> client_;
+  // The node each peer URL last named itself, so that one that fails is
+  // still named. Shared with the listings' callbacks, which may outlive this.
+  struct KnownNodes;
+  std::shared_ptr<KnownNodes> known_;
   WorkerPool pool_;
 };
 

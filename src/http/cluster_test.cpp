@@ -269,6 +269,24 @@ TEST(Cluster, AsksEveryPeerAtOnceWithTheCallersKeyAndNamesThoseThatFail) {
   EXPECT_TRUE(hangs.ConnectionArrived());
 }
 
+TEST(Cluster, APeerThatFailsIsNamedByTheIdItLastAnsweredWith) {
+  PeerApp b_app("b", json::array());
+  auto b = std::make_unique<RunningServer>(b_app);
+  const std::string url = b->url();
+  IoThread io;
+  Cluster cluster({.node = "a", .peers = {*ParsePeer(url)}, .timeout = milliseconds(1000)},
+                  io.ioc());
+  Asked first = AskAndWait(cluster, "");
+  ASSERT_EQ(first.answers.size(), 1u);
+  EXPECT_TRUE(first.answers[0].ok);
+  b.reset();  // the peer goes away
+  Asked then = AskAndWait(cluster, "");
+  ASSERT_EQ(then.answers.size(), 1u);
+  EXPECT_FALSE(then.answers[0].ok);
+  EXPECT_EQ(then.answers[0].node, "b");
+  EXPECT_EQ(then.answers[0].url, url);
+}
+
 TEST(Cluster, APeersRefusalIsNamedWithItsStatusAndMessage) {
   PeerApp refusing("b", json::array(), 401);
   RunningServer b(refusing, "b");
