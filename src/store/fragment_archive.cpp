@@ -299,6 +299,7 @@ struct FragmentArchive::Job {
   std::string file;                      // the file's name in the stream's folder
   std::string bytes;                     // and its bytes (a small file)
   uint64_t queued_bytes = 0;             // what it counts against the queue's bound
+  std::chrono::steady_clock::time_point queued_at;  // when it joined the queue
   std::unique_ptr<Write> write;          // from the call on: a Forget drops it
   std::function<void(Status)> done;
   Status status;  // not Ok once refused, dropped or failed: then left alone
@@ -432,6 +433,7 @@ void FragmentArchive::Enqueue(std::unique_ptr<Job> job, bool wait_for_room) {
   // run in order with the others'.
   queued_bytes_ += job->queued_bytes;
   Metrics().queue_bytes.Add(static_cast<double>(job->queued_bytes));
+  job->queued_at = std::chrono::steady_clock::now();
   queue_.push_back(std::move(job));
   queue_cv_.notify_one();
 }
@@ -449,6 +451,17 @@ void FragmentArchive::WriterLoop() {
       return writers_stopping_ || (!paused_ && !queue_.empty());
     });
     if (queue_.empty()) break;  // stopping, and all done
+    // Group commit that groups: a round begins once the oldest queued write has waited
+    // commit_delay (a full round, a pause or the end cuts it short), then takes all.
+    auto cut_short = [&]() LF_REQUIRES(queue_mu_) {
+      return writers_stopping_ || paused_ || queue_.empty() || queue_.size() >= max_round;
+    };
+    while (options_.commit_delay.count() > 0 && !cut_short()) {
+      const auto due = queue_.front()->queued_at + options_.commit_delay;
+      if (std::chrono::steady_clock::now() >= due) break;
+      lock.WaitUntil(queue_cv_, due, cut_short);  // then looks at the front again
+    }
+    if (queue_.empty() || (paused_ && !writers_stopping_)) continue;  // taken, or paused
     std::vector<std::unique_ptr<Job>> round;
     uint64_t bytes = 0;
     while (!queue_.empty() && round.size() < max_round) {
