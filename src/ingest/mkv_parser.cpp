@@ -183,9 +183,17 @@ class MkvParser::Impl final : public webm::Callback {
       timecode_scale_ = 1'000'000;
       decided_ = false;
     }
-    if (metadata.id == webm::Id::kCluster && !decided_) {
-      if (Status d = DecideTracks(); !d.ok()) return Stop(d);
+    if (metadata.id == webm::Id::kCluster) {
+      cluster_blocks_ = 0;
+      if (!decided_)
+        if (Status d = DecideTracks(); !d.ok()) return Stop(d);
     }
+    // libwebm keeps a small record of every block until its cluster ends: a cluster that
+    // never ends (unknown size) would grow the session's memory for as long as it lasts.
+    if ((metadata.id == webm::Id::kSimpleBlock || metadata.id == webm::Id::kBlockGroup) &&
+        ++cluster_blocks_ > kMaxClusterBlocks)
+      return Stop(InvalidMkv("a cluster of more than " + std::to_string(kMaxClusterBlocks) +
+                             " blocks: end clusters (a cluster spans 32.7 s at most)"));
     return webm::Status(webm::Status::kOkCompleted);
   }
 
@@ -284,6 +292,11 @@ class MkvParser::Impl final : public webm::Callback {
   }
 
  private:
+  // Blocks in one cluster at most: 500 a second for the 32.767 s that a block's 16-bit
+  // timecode can reach from its cluster's (at the default 1 ms scale).
+  static constexpr uint64_t kMaxClusterBlocks = 16384;
+  uint64_t cluster_blocks_ = 0;
+
   struct OpenBlock {
     bool in_group = false;
     bool keyframe = false;

@@ -463,7 +463,7 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
   }
 
   void SendPersistedAcks() {
-    std::deque<Persisted> done;
+    std::vector<Persisted> done;  // a deque would allocate on every call
     bool detached;
     {
       MutexLock lock(mu_);
@@ -537,7 +537,7 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
   bool ended_ LF_GUARDED_BY(mu_) = false;
   Status end_status_ LF_GUARDED_BY(mu_);
   int pending_persists_ LF_GUARDED_BY(mu_) = 0;  // PersistAsync calls not yet acked
-  std::deque<Persisted> persisted_ LF_GUARDED_BY(mu_);
+  std::vector<Persisted> persisted_ LF_GUARDED_BY(mu_);
   bool done_sent_ LF_GUARDED_BY(mu_) = false;
 };
 

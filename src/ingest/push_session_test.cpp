@@ -182,6 +182,32 @@ TEST_P(PushSessionTest, RandomBytesGiveAnInvalidMkvAck) {
   EXPECT_EQ(store_.LatestFragment("junk").status().reason(), Reason::kNoFrame);
 }
 
+// libwebm remembers every block of a cluster until it ends: a cluster of more blocks than
+// any camera puts in one (16,384; 18,000 here, at 2,000 fps) is refused where it passes the
+// bound, the frames before it kept.
+TEST_P(PushSessionTest, AClusterOfTooManyBlocksIsAnInvalidMkvAck) {
+  std::string clip = MakeClip(
+      dir_.file("long-cluster.mkv"),
+      {"-f", "lavfi", "-i", "testsrc2=size=32x32:rate=2000", "-t", "9", "-c:v", "libx264",
+       "-preset", "ultrafast", "-g", "100000", "-bf", "0", "-cluster_time_limit", "30000",
+       "-cluster_size_limit", "100000000"});
+  PushOutcome o = Push(store_, "long", ReadFile(clip));
+  EXPECT_EQ(o.status.reason(), Reason::kInvalidMkvData);
+  ASSERT_FALSE(o.acks.empty());
+  const nlohmann::json& last = o.acks.back();
+  EXPECT_EQ(last["EventType"], "ERROR");
+  EXPECT_EQ(last["ErrorId"], 4006);
+  EXPECT_NE(last["Message"].get<std::string>().find("a cluster of more than 16384 blocks"),
+            std::string::npos)
+      << last.dump();
+  // The fragment in progress (one keyframe, then 16,383 frames) was kept as far as it came.
+  auto stream = store_.Find("long");
+  ASSERT_TRUE(stream);
+  auto fragments = stream->Fragments();
+  ASSERT_EQ(fragments.size(), 1u);
+  EXPECT_EQ(fragments[0].frames.size(), 16384u);
+}
+
 TEST_P(PushSessionTest, AnElementIdRunningPastItsParentIsAnInvalidMkvAckNotACrash) {
   std::string mkv = ReadFile(MakeClip(
       dir_.file("clip.mkv"),
