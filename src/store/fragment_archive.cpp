@@ -15,6 +15,7 @@
 #include <fstream>
 #include <future>
 #include <optional>
+#include <set>
 #include <tuple>
 
 #include "core/metrics.h"
@@ -30,6 +31,11 @@ namespace fs = std::filesystem;
 constexpr size_t kMaxFragmentFileBytes = 256ull << 20;
 // Folders of forgotten streams, moved aside until the archive's thread removes them.
 constexpr const char* kTrash = ".trash";
+constexpr const char* kFree = ".free";
+// Recycled files kept at most: what retention lets go between two trims (30 s) at
+// hundreds of streams, within a bound on the disk they hold.
+constexpr size_t kMaxFreeFiles = 16384;
+constexpr uint64_t kMaxFreeBytes = 1ull << 30;
 // A removal the disk refuses (EBUSY, EIO) is tried this often, 100 ms apart and doubling.
 constexpr int kDeleteAttempts = 5;
 constexpr std::chrono::milliseconds kFirstRetry{100};
@@ -512,7 +518,7 @@ void FragmentArchive::WriteAside(Job& job) {
   // Without syncfs each file is fsync'd as it is written.
   const bool sync_each = !use_syncfs_;
   job.tmp = root_ / ".tmp" / (id + "-" + job.file);
-  if (Status s = WriteNewFile(job.tmp, *bytes, sync_each); !s.ok()) {
+  if (Status s = WriteOverFreeFile(job.tmp, *bytes, sync_each); !s.ok()) {
     job.status = s;
     return;
   }
@@ -526,6 +532,77 @@ void FragmentArchive::WriteAside(Job& job) {
     }
   }
   job.written = true;
+}
+
+Status FragmentArchive::WriteOverFreeFile(const fs::path& path, const std::string& bytes,
+                                          bool sync) {
+  for (;;) {
+    fs::path free;
+    {
+      MutexLock lock(free_mu_);
+      if (free_files_.empty()) break;
+      free = std::move(free_files_.back().path);
+      free_bytes_ -= free_files_.back().size;
+      free_files_.pop_back();
+    }
+    // Gone (a Recover cleared .free): the next, else a new file.
+    if (std::rename(free.c_str(), path.c_str()) != 0) continue;
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      ::unlink(path.c_str());
+      continue;
+    }
+    auto fail = [&](const char* what) {
+      Status s = ArchivalError(what);
+      ::close(fd);
+      ::unlink(path.c_str());
+      return s;
+    };
+    size_t off = 0;
+    while (off < bytes.size()) {
+      ssize_t n = ::pwrite(fd, bytes.data() + off, bytes.size() - off, static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        if (n == 0) errno = EIO;
+        return fail("cannot write a fragment file");
+      }
+      off += static_cast<size_t>(n);
+    }
+    // What the old file had past the new one's end goes.
+    if (::ftruncate(fd, static_cast<off_t>(bytes.size())) != 0)
+      return fail("cannot write a fragment file");
+    if (sync && TimedSync([fd] { return ::fsync(fd); }) != 0)
+      return fail("cannot sync a fragment file");
+    if (::close(fd) != 0) {
+      Status s = ArchivalError("cannot write a fragment file");
+      ::unlink(path.c_str());
+      return s;
+    }
+    return Status::Ok();
+  }
+  return WriteNewFile(path, bytes, sync);
+}
+
+bool FragmentArchive::Recycle(const fs::path& file, uint64_t size) {
+  fs::path free;
+  {
+    MutexLock lock(free_mu_);
+    if (free_files_.size() < kMaxFreeFiles && free_bytes_ + size <= kMaxFreeBytes) {
+      free = root_ / kFree / std::to_string(free_sequence_++);
+      free_bytes_ += size;  // held for it while it moves
+    }
+  }
+  if (!free.empty()) {
+    const bool moved = std::rename(file.c_str(), free.c_str()) == 0;
+    MutexLock lock(free_mu_);
+    if (moved) {
+      free_files_.push_back({std::move(free), size});
+      return true;
+    }
+    free_bytes_ -= size;
+  }
+  std::error_code ec;
+  return fs::remove(file, ec);
 }
 
 void FragmentArchive::SyncEachFile(std::vector<std::unique_ptr<Job>>& round) {
@@ -639,6 +716,7 @@ Result<std::unique_ptr<FragmentArchive>> FragmentArchive::Open(fs::path root,
   std::error_code ec;
   fs::create_directories(root / ".tmp", ec);
   if (!ec) fs::create_directories(root / kTrash, ec);
+  if (!ec) fs::create_directories(root / kFree, ec);
   if (ec) return Status(Code::kUnavailable, "cannot create " + root.string() + ": " + ec.message());
   return std::unique_ptr<FragmentArchive>(new FragmentArchive(std::move(root), options));
 }
@@ -718,6 +796,15 @@ RecoveryReport FragmentArchive::Recover() {
     fs::remove(it->path(), ec);
     ++report.discarded;
   }
+  // Recycled files of an earlier run: removed (those of this run are not, to be written over).
+  {
+    MutexLock lock(free_mu_);
+    std::set<fs::path> ours;
+    for (const FreeFile& f : free_files_) ours.insert(f.path);
+    ec.clear();
+    for (fs::directory_iterator it(root_ / kFree, ec), end; !ec && it != end; it.increment(ec))
+      if (!ours.count(it->path())) fs::remove(it->path(), ec);
+  }
   // Folders of streams forgotten before a crash or stop removed them.
   {
     MutexLock trim(trim_mu_);
@@ -727,7 +814,7 @@ RecoveryReport FragmentArchive::Recover() {
   ec.clear();
   for (fs::directory_iterator dir(root_, ec), end; !ec && dir != end; dir.increment(ec)) {
     if (!dir->is_directory() || dir->path().filename() == ".tmp" ||
-        dir->path().filename() == kTrash)
+        dir->path().filename() == kTrash || dir->path().filename() == kFree)
       continue;
     std::string name;
     std::ifstream(dir->path() / "name") >> std::noskipws >> name;
@@ -768,7 +855,7 @@ size_t FragmentArchive::Trim(int64_t now_ms, int64_t default_retention_ms,
   uint64_t kept_bytes = 0;
   for (fs::directory_iterator dir(root_, ec), end; !ec && dir != end; dir.increment(ec)) {
     if (!dir->is_directory() || dir->path().filename() == ".tmp" ||
-        dir->path().filename() == kTrash)
+        dir->path().filename() == kTrash || dir->path().filename() == kFree)
       continue;
     const int64_t cutoff_ms = now_ms - ReadRetention(dir->path()).value_or(default_retention_ms);
     // Oldest first: by arrival, then number.
@@ -789,7 +876,7 @@ size_t FragmentArchive::Trim(int64_t now_ms, int64_t default_retention_ms,
         kept_bytes += size;
         continue;
       }
-      if (fs::remove(path, ec)) ++deleted;
+      if (Recycle(path, size)) ++deleted;
       total -= size;
     }
   }
@@ -797,7 +884,7 @@ size_t FragmentArchive::Trim(int64_t now_ms, int64_t default_retention_ms,
   std::sort(kept.begin(), kept.end());
   for (const auto& [server_ms, number, size, path] : kept) {
     if (kept_bytes <= max_total_bytes) break;
-    if (fs::remove(path, ec)) ++deleted;
+    if (Recycle(path, size)) ++deleted;
     kept_bytes -= size;
   }
   return deleted;

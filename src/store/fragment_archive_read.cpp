@@ -2,6 +2,8 @@
 // store keeps only the newest in memory; clips, lists and Kinesis Video reads
 // of older ones come here).
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <filesystem>
 #include <system_error>
@@ -21,12 +23,17 @@ Result<FragmentView> FragmentArchive::Read(const std::string& stream,
                         "' is no longer on disk",
                     Reason::kFragmentNotFound);
   };
-  // An open file stays readable if it is trimmed meanwhile: only a failed
-  // open can be a file gone, told apart from a file that does not read back.
+  // Trimmed files are recycled (written over by later fragments), and leave their name
+  // first: if the name still holds the file read, from before the read to after it, nothing
+  // wrote over it meanwhile. Else the fragment is gone, as if asked for a moment later.
+  struct stat before {};
+  if (::stat(path.c_str(), &before) != 0) return not_there();
   auto read = fragment_file::ReadFragment(path, name);
+  struct stat after {};
+  if (::stat(path.c_str(), &after) != 0 || after.st_ino != before.st_ino ||
+      after.st_dev != before.st_dev)
+    return not_there();
   if (read.ok()) return read;
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return not_there();
   return Status(Code::kMediaError, "fragment " + std::to_string(index.number) + " of stream '" +
                                        stream + "' does not read back: " + read.status().message());
 }

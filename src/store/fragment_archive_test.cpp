@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -487,6 +488,77 @@ constexpr const char* kRounds = "lastframe_archive_commit_fragments_count";
 constexpr const char* kRoundFragments = "lastframe_archive_commit_fragments_sum";
 constexpr const char* kPersisted = "lastframe_archive_fragments_persisted_total";
 constexpr const char* kQueueBytes = "lastframe_archive_queue_bytes";
+
+// Files retention lets go are written over by later fragments (no inode or blocks to find
+// and free): a later fragment lands in a trimmed file, cut to its own length, reads back
+// frame for frame, and a trimmed fragment reads as gone. A restart clears what was left.
+TEST(FragmentArchive, TrimmedFilesAreWrittenOverByLaterFragments) {
+  TempDir dir;
+  StreamStore source(SystemClock::Get(), {.retention_ms = 3'600'000});
+  auto fragments = FragmentsOf(dir, source);
+  ASSERT_EQ(fragments.size(), 3u);
+  auto inodes_of = [](const fs::path& folder) {
+    std::map<std::string, std::pair<ino_t, uintmax_t>> out;  // name: inode, size
+    for (const auto& e : fs::directory_iterator(folder)) {
+      if (e.path().extension() != ".mkv") continue;
+      struct stat st {};
+      EXPECT_EQ(::stat(e.path().c_str(), &st), 0);
+      out[e.path().filename().string()] = {st.st_ino, e.file_size()};
+    }
+    return out;
+  };
+  // The same fragments in an archive that never recycled: each file's own length.
+  auto fresh = FragmentArchive::Open(dir.path() / "fresh");
+  ASSERT_TRUE(fresh.ok());
+  for (const auto& f : fragments) ASSERT_TRUE((*fresh)->Persist("new", f).ok());
+  const auto fresh_files = inodes_of(dir.path() / "fresh/new");
+
+  const fs::path root = dir.path() / "archive";
+  auto opened = FragmentArchive::Open(root);
+  ASSERT_TRUE(opened.ok());
+  FragmentArchive& archive = **opened;
+  // Trimmed oldest first and taken back last first: each new file is written over another
+  // fragment's, longer or shorter (the sizes are compared with the fresh archive's).
+  for (const auto& f : fragments) ASSERT_TRUE(archive.Persist("old", f).ok());
+  std::set<ino_t> old_inodes;
+  for (const auto& [name, file] : inodes_of(root / "old")) old_inodes.insert(file.first);
+  ASSERT_EQ(old_inodes.size(), 3u);
+  EXPECT_EQ(archive.Trim(fragments[2].server_ts_ms + 1, 0, UINT64_MAX), 3u);
+  EXPECT_EQ(Listing(root / ".free").size(), 3u);
+  for (const auto& f : fragments) {
+    auto read = archive.Read("old", f);
+    ASSERT_FALSE(read.ok());
+    EXPECT_EQ(read.status().reason(), Reason::kFragmentNotFound);
+  }
+
+  for (const auto& f : fragments) ASSERT_TRUE(archive.Persist("new", f).ok());
+  EXPECT_TRUE(Listing(root / ".free").empty());
+  const auto new_files = inodes_of(root / "new");
+  ASSERT_EQ(new_files.size(), 3u);
+  for (const auto& [name, file] : new_files) {
+    EXPECT_TRUE(old_inodes.count(file.first)) << name << " is a new file, not a trimmed one";
+    ASSERT_TRUE(fresh_files.count(name)) << name;
+    EXPECT_EQ(file.second, fresh_files.at(name).second) << name << ": not cut to its length";
+  }
+  std::vector<FragmentView> back;
+  for (const auto& f : fragments) {
+    auto read = archive.Read("new", f);
+    ASSERT_TRUE(read.ok()) << read.status().ToString();
+    back.push_back(std::move(*read));
+  }
+  ExpectSameFragments(fragments, back);
+
+  // Trimmed again, then a restart (a new archive on the same root): what waited in .free goes.
+  EXPECT_EQ(archive.Trim(fragments[2].server_ts_ms + 1, 0, UINT64_MAX), 3u);
+  EXPECT_EQ(Listing(root / ".free").size(), 3u);
+  opened->reset();
+  auto reopened = FragmentArchive::Open(root);
+  ASSERT_TRUE(reopened.ok());
+  RecoveryReport report = (*reopened)->Recover();
+  EXPECT_EQ(report.fragments, 0u);
+  EXPECT_EQ(report.discarded, 0u);
+  EXPECT_TRUE(Listing(root / ".free").empty());
+}
 
 // Fragments of many streams queued at once are made durable together: one
 // round, two syncs (the files, then the renames) instead of two per fragment,
