@@ -101,10 +101,9 @@ int TimedSync(Call call) {
   return rc;
 }
 
-// Writes |bytes| to a new file |path|, fsync'd if |sync|; on failure nothing is left.
-Status WriteNewFile(const fs::path& path, const std::string& bytes, bool sync) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return ArchivalError("cannot create a fragment file");
+// Writes |bytes| from the start of |fd| (open on |path|), cut to their length, fsync'd if
+// |sync|, and closes it; on failure |path| is removed.
+Status WriteFileAndClose(int fd, const fs::path& path, const std::string& bytes, bool sync) {
   auto fail = [&](const char* what) {
     Status s = ArchivalError(what);
     ::close(fd);
@@ -113,7 +112,7 @@ Status WriteNewFile(const fs::path& path, const std::string& bytes, bool sync) {
   };
   size_t off = 0;
   while (off < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    ssize_t n = ::pwrite(fd, bytes.data() + off, bytes.size() - off, static_cast<off_t>(off));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       if (n == 0) errno = EIO;
@@ -121,6 +120,9 @@ Status WriteNewFile(const fs::path& path, const std::string& bytes, bool sync) {
     }
     off += static_cast<size_t>(n);
   }
+  // A file written over loses what it had past the new bytes' end.
+  if (::ftruncate(fd, static_cast<off_t>(bytes.size())) != 0)
+    return fail("cannot write a fragment file");
   if (sync && TimedSync([fd] { return ::fsync(fd); }) != 0)
     return fail("cannot sync a fragment file");
   if (::close(fd) != 0) {
@@ -129,6 +131,13 @@ Status WriteNewFile(const fs::path& path, const std::string& bytes, bool sync) {
     return s;
   }
   return Status::Ok();
+}
+
+// Writes |bytes| to a new file |path|, fsync'd if |sync|; on failure nothing is left.
+Status WriteNewFile(const fs::path& path, const std::string& bytes, bool sync) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return ArchivalError("cannot create a fragment file");
+  return WriteFileAndClose(fd, path, bytes, sync);
 }
 
 // fsync(2) of the file or folder at |path|; false (errno set) if it fails.
@@ -552,33 +561,7 @@ Status FragmentArchive::WriteOverFreeFile(const fs::path& path, const std::strin
       ::unlink(path.c_str());
       continue;
     }
-    auto fail = [&](const char* what) {
-      Status s = ArchivalError(what);
-      ::close(fd);
-      ::unlink(path.c_str());
-      return s;
-    };
-    size_t off = 0;
-    while (off < bytes.size()) {
-      ssize_t n = ::pwrite(fd, bytes.data() + off, bytes.size() - off, static_cast<off_t>(off));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        if (n == 0) errno = EIO;
-        return fail("cannot write a fragment file");
-      }
-      off += static_cast<size_t>(n);
-    }
-    // What the old file had past the new one's end goes.
-    if (::ftruncate(fd, static_cast<off_t>(bytes.size())) != 0)
-      return fail("cannot write a fragment file");
-    if (sync && TimedSync([fd] { return ::fsync(fd); }) != 0)
-      return fail("cannot sync a fragment file");
-    if (::close(fd) != 0) {
-      Status s = ArchivalError("cannot write a fragment file");
-      ::unlink(path.c_str());
-      return s;
-    }
-    return Status::Ok();
+    return WriteFileAndClose(fd, path, bytes, sync);
   }
   return WriteNewFile(path, bytes, sync);
 }
