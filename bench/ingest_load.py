@@ -432,8 +432,8 @@ SECTION = """
 
 `bench/ingest_load.py` (`build/bench/ingest_load` and `build/bench/epoll_sink`, built with the
 benchmarks) measures ingest alone, against the real server binary over loopback sockets. It is
-run on its own (minutes at full size; `bench/run.py --quick` runs its smoke test), each row below
-from one command:
+run on its own (minutes at full size; `bench/run.py --quick` runs its smoke test), and each
+row below comes from one command:
 
 ```sh
 bench/ingest_load.py --producers 100 --seconds 40 --ffmpeg-ref 100 --sink-ref 100
