@@ -120,6 +120,8 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
 
   bool Feed(const uint8_t* data, size_t size) {
     if (metrics_) metrics_->bytes.Add(size);
+    // A callback run here may destroy the handle, and with it the last other reference.
+    const auto self = options_.parse_on_caller ? shared_from_this() : nullptr;
     bool run_here = false;
     {
       MutexLock lock(mu_);
@@ -154,6 +156,7 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
   }
 
   void Abort(bool stalled) {
+    const auto self = options_.parse_on_caller ? shared_from_this() : nullptr;  // as in Feed
     {
       MutexLock lock(mu_);
       if (ended_ || aborted_) return;
@@ -224,7 +227,11 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
     return aborted_ || finished_ || !queue_.empty();
   }
 
-  void RunTask() {
+  // |acks_only|: the first turn only sends PERSISTED acks (and on_done): the thread is the
+  // archive's writer, which must not parse a producer's bytes while other streams' rounds
+  // wait for it. Bytes queued meanwhile (a Feed that found the strand held) are parsed by the
+  // turn after it, here, as nobody else would.
+  void RunTask(bool acks_only = false) {
     // Keeps |this| (and the callbacks' targets) alive when a turn on the caller's thread ends
     // the session and the handle lets go of it.
     auto self = shared_from_this();
@@ -237,7 +244,13 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
         running_ = true;
         runner_ = std::this_thread::get_id();
       }
-      RunSlice();
+      if (acks_only) {
+        SendPersistedAcks();
+        MaybeDone();
+        acks_only = false;
+      } else {
+        RunSlice();
+      }
       MutexLock lock(mu_);
       running_ = false;
       runner_ = std::thread::id();
@@ -459,7 +472,7 @@ class PushSession::Core : public std::enable_shared_from_this<PushSession::Core>
     persisted_.push_back(std::move(p));
     if (!Schedule()) return;
     lock.Unlock();
-    RunTask();
+    RunTask(/*acks_only=*/true);
   }
 
   void SendPersistedAcks() {

@@ -566,6 +566,32 @@ TEST_F(PushSessionCallerTest, FeedParsesOnTheCallingThreadBeforeItReturns) {
   EXPECT_EQ(store_.Find("here")->Fragments().size(), 2u);
 }
 
+// A callback that destroys the handle runs inside Feed, on the caller's thread: Feed returns
+// safely (the sanitizer builds would see a use after free), no ack follows, the stream is free.
+TEST_F(PushSessionCallerTest, DestroyingASessionFromItsOwnCallbackInFeedIsSafe) {
+  std::string clip =
+      MakeClip(dir_.file("self.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
+                                       "3", "-c:v", "libx264", "-g", "10", "-bf", "0"});
+  const std::string bytes = ReadFile(clip);
+  std::unique_ptr<PushSession> session;
+  int acks = 0;
+  auto started = PushSession::Start(store_, {.stream = "self", .parse_on_caller = true},
+                                    {.on_ack =
+                                         [&](std::string) {
+                                           if (++acks > 1) return;
+                                           session.reset();  // from within Feed
+                                         },
+                                     .on_done = [&](Status) { ADD_FAILURE() << "on_done"; }});
+  ASSERT_TRUE(started.ok());
+  session = std::move(*started);
+  session->Feed(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  EXPECT_FALSE(session);
+  EXPECT_EQ(acks, 1);  // none after the destructor began
+  auto next = PushSession::Start(store_, {.stream = "self"}, {});
+  EXPECT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(store_.Find("self")->Fragments().size(), 3u);  // what arrived whole is kept
+}
+
 TEST_F(PushSessionPoolTest, FeedPausesPastTheHighWaterMarkAndOnSpaceResumesIt) {
   std::string clip =
       MakeClip(dir_.file("bp.mkv"), {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-t",

@@ -469,7 +469,8 @@ void FragmentArchive::WriterLoop() {
     // Group commit that groups: a round begins once the oldest queued write has waited
     // commit_delay (a full round, a pause or the end cuts it short), then takes all.
     auto cut_short = [&]() LF_REQUIRES(queue_mu_) {
-      return writers_stopping_ || paused_ || queue_.empty() || queue_.size() >= max_round;
+      return writers_stopping_ || paused_ || queue_.empty() || queue_.size() >= max_round ||
+             queued_bytes_ >= options_.max_queued_bytes / 2;  // nor near refusing writes
     };
     while (options_.commit_delay.count() > 0 && !cut_short()) {
       const auto due = queue_.front()->queued_at + options_.commit_delay;
@@ -555,7 +556,10 @@ Status FragmentArchive::WriteOverFreeFile(const fs::path& path, const std::strin
       free_files_.pop_back();
     }
     // Gone (a Recover cleared .free): the next, else a new file.
-    if (std::rename(free.c_str(), path.c_str()) != 0) continue;
+    if (std::rename(free.c_str(), path.c_str()) != 0) {
+      ::unlink(free.c_str());
+      continue;
+    }
     int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) {
       ::unlink(path.c_str());
@@ -566,26 +570,54 @@ Status FragmentArchive::WriteOverFreeFile(const fs::path& path, const std::strin
   return WriteNewFile(path, bytes, sync);
 }
 
-bool FragmentArchive::Recycle(const fs::path& file, uint64_t size) {
+bool FragmentArchive::Recycle(const fs::path& file, uint64_t size, uint64_t max_free_bytes,
+                              std::vector<Recycled>& recycled) {
   fs::path free;
   {
     MutexLock lock(free_mu_);
-    if (free_files_.size() < kMaxFreeFiles && free_bytes_ + size <= kMaxFreeBytes) {
+    if (free_files_.size() + recycled.size() < kMaxFreeFiles &&
+        free_bytes_ + size <= max_free_bytes) {
       free = root_ / kFree / std::to_string(free_sequence_++);
-      free_bytes_ += size;  // held for it while it moves
+      free_bytes_ += size;  // held for it from now on
     }
   }
   if (!free.empty()) {
-    const bool moved = std::rename(file.c_str(), free.c_str()) == 0;
-    MutexLock lock(free_mu_);
-    if (moved) {
-      free_files_.push_back({std::move(free), size});
+    if (std::rename(file.c_str(), free.c_str()) == 0) {
+      recycled.push_back({std::move(free), file.parent_path(), size});
       return true;
     }
+    MutexLock lock(free_mu_);
     free_bytes_ -= size;
   }
   std::error_code ec;
   return fs::remove(file, ec);
+}
+
+void FragmentArchive::GiveToWriters(std::vector<Recycled> recycled) {
+  if (recycled.empty()) return;
+  bool durable = false;
+  if (use_syncfs_) {
+    const int fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      durable = TimedSync([fd] { return ::syncfs(fd); }) == 0;
+      ::close(fd);
+    }
+  }
+  if (!durable) {  // each folder they left, and .free
+    std::set<fs::path> folders{root_ / kFree};
+    for (const Recycled& r : recycled) folders.insert(r.from);
+    durable = true;
+    for (const fs::path& folder : folders) durable &= SyncPath(folder);
+  }
+  MutexLock lock(free_mu_);
+  for (Recycled& r : recycled) {
+    if (durable) {
+      free_files_.push_back({std::move(r.free), r.size});
+    } else {
+      ::unlink(r.free.c_str());
+      free_bytes_ -= r.size;
+    }
+  }
 }
 
 void FragmentArchive::SyncEachFile(std::vector<std::unique_ptr<Job>>& round) {
@@ -834,6 +866,9 @@ size_t FragmentArchive::Trim(int64_t now_ms, int64_t default_retention_ms,
   MutexLock lock(trim_mu_);
   size_t deleted = 0;
   std::error_code ec;
+  // Files kept to be written over hold at most an eighth of the archive's budget.
+  const uint64_t max_free_bytes = std::min(kMaxFreeBytes, max_total_bytes / 8);
+  std::vector<Recycled> recycled;
   std::vector<std::tuple<int64_t, uint64_t, uint64_t, fs::path>> kept;  // of all streams
   uint64_t kept_bytes = 0;
   for (fs::directory_iterator dir(root_, ec), end; !ec && dir != end; dir.increment(ec)) {
@@ -859,7 +894,7 @@ size_t FragmentArchive::Trim(int64_t now_ms, int64_t default_retention_ms,
         kept_bytes += size;
         continue;
       }
-      if (Recycle(path, size)) ++deleted;
+      if (Recycle(path, size, max_free_bytes, recycled)) ++deleted;
       total -= size;
     }
   }
@@ -867,9 +902,10 @@ size_t FragmentArchive::Trim(int64_t now_ms, int64_t default_retention_ms,
   std::sort(kept.begin(), kept.end());
   for (const auto& [server_ms, number, size, path] : kept) {
     if (kept_bytes <= max_total_bytes) break;
-    if (Recycle(path, size)) ++deleted;
+    if (Recycle(path, size, max_free_bytes, recycled)) ++deleted;
     kept_bytes -= size;
   }
+  GiveToWriters(std::move(recycled));
   return deleted;
 }
 

@@ -168,9 +168,20 @@ class FragmentArchive {
   // Removes |path| (a folder) and all in it; false if anything is left.
   bool RemoveFolder(const std::filesystem::path& path) const;
   void DeleteLoop();
-  // A fragment file retention lets go: moved to ROOT/.free to be written over by a later
-  // fragment, or removed when enough wait there. False if it could do neither.
-  bool Recycle(const std::filesystem::path& file, uint64_t size);
+  // A fragment file Trim lets go, moved to ROOT/.free but not yet given to the writers.
+  struct Recycled {
+    std::filesystem::path free;  // its name in .free
+    std::filesystem::path from;  // the folder it left
+    uint64_t size;
+  };
+  // Moves |file| (|size| bytes) to ROOT/.free into |recycled|, or removes it when enough
+  // wait there (at most |max_free_bytes| in all). False if it could do neither.
+  bool Recycle(const std::filesystem::path& file, uint64_t size, uint64_t max_free_bytes,
+               std::vector<Recycled>& recycled);
+  // Makes the moves of |recycled| durable (the folders they left no longer name them), then
+  // gives the files to the writers: a file may be written over only once no crash can bring
+  // back its old name on its new bytes. If that sync fails they are removed instead.
+  void GiveToWriters(std::vector<Recycled> recycled);
   // Writes |bytes| to |path| (a name in .tmp) over a recycled file, or to a new one.
   Status WriteOverFreeFile(const std::filesystem::path& path, const std::string& bytes,
                            bool sync);
