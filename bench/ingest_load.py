@@ -526,6 +526,19 @@ one each, so ±5%):
 | a round waits 20 ms for more writes (400 -> 80 syncs a second), no CRC-32 elements in fragment files, muxing without regrowing its buffer | 54% |
 | trimmed fragment files written over instead of removed and created (5-minute run, where retention runs) | 46% |
 
+**Pulled cameras** cost a thread each (libavformat blocks), so they are counted apart and capped
+by `--max-pulls` (256); each thread has a 1 MiB stack. `bench/pull_cost.py --pulls 100 --seconds
+30` starts the server with no source and then with 100 pulled `file://` sources of the same clip
+(a pull loops a file at its frame rate: the same demux, fragmenting and durable fragments as a
+camera, without a network) and samples each once every source is live (2026-12-01, commit
+358c6a6, one run, during a build on the other core):
+
+| server | CPU (% of one core) | threads | RSS max / end (MiB) | live pulls |
+|---|---|---|---|---|
+| 0 pulls | 0.1% | 10 | 38 / 38 | 0 |
+| 100 pulls | 6.9% | 110 | 276 / 274 | 100 |
+| one pull | 0.07% | 1.00 | 2.36 (end) | - |
+
 **`--warm-all`, removed.** It decoded every stream as frames arrived so that first looks would
 need no GOP decode. Measured with this harness at 100 producers for 40 s (the server of commit
 c2f63ea, the new ingest, default flags, this 2-core machine, one run each, 2026-12-01):
