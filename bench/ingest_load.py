@@ -173,14 +173,22 @@ class Server:
         r = conn.getresponse()
         return r.status, r.read()
 
-    def syncs(self):
-        """lastframe_archive_syncs_total, or None where the server has no such counter."""
+    def fetch(self, path):
+        """(status, body) of one GET on a connection of its own, or None if it fails."""
         try:
             c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            status, body = self.get(c, "/metrics")
+            answer = self.get(c, path)
             c.close()
+            return answer
         except OSError:
             return None
+
+    def syncs(self):
+        """lastframe_archive_syncs_total, or None where the server has no such counter."""
+        answer = self.fetch("/metrics")
+        if answer is None:
+            return None
+        status, body = answer
         m = re.search(r"^lastframe_archive_syncs_total(?:\{[^}]*\})? ([\d.e+]+)$",
                       body.decode(errors="replace"), re.M)
         return float(m.group(1)) if status == 200 and m else None

@@ -11,7 +11,6 @@ divided by K: the threads, MiB and CPU of one pull.
   bench/pull_cost.py --pulls 50 --seconds 30
 """
 import argparse
-import http.client
 import json
 import os
 import shutil
@@ -25,15 +24,10 @@ from ingest_load import ROOT, Sampler, Server, make_clip  # noqa: E402
 
 def live_sources(server):
     """How many pulled sources are live, from GET /v1/streams (None if it does not answer)."""
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        status, body = server.get(c, "/v1/streams")
-        c.close()
-    except OSError:
+    answer = server.fetch("/v1/streams")
+    if answer is None or answer[0] != 200:
         return None
-    if status != 200:
-        return None
-    streams = json.loads(body)["streams"]
+    streams = json.loads(answer[1])["streams"]
     return sum(1 for s in streams if (s.get("source") or {}).get("state") == "live")
 
 
@@ -76,6 +70,8 @@ def main():
     args = ap.parse_args()
     if args.pulls < 1:
         raise SystemExit("--pulls must be at least 1")
+    if args.seconds < 3:
+        raise SystemExit("--seconds must be at least 3 (samples are a second apart)")
     work = tempfile.mkdtemp(prefix="lf-pull-cost-")
     try:
         clip = os.path.join(work, "clip.mkv")
