@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "http/api.h"
+#include "http/running_server_for_test.h"
 #include "http/server.h"
 #include "support/http_client.h"
 
@@ -158,26 +159,10 @@ class PeerApp final : public Application {
   std::vector<std::map<std::string, std::string>> requests_;
 };
 
-// A Server on a loopback port, running on its own thread.
-class RunningServer {
- public:
-  RunningServer(Application& app, std::string node = "")
-      : server_(ServerOptions{.host = "127.0.0.1", .port = 0, .io_threads = 1, .node = node}, app) {
-    Status listening = server_.Listen();
-    EXPECT_TRUE(listening.ok()) << listening.ToString();
-    thread_ = std::thread([this] { server_.Run(); });
-  }
-  ~RunningServer() {
-    server_.Stop();
-    thread_.join();
-  }
-  uint16_t port() const { return server_.port(); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
-
- private:
-  Server server_;
-  std::thread thread_;
-};
+// A node on a loopback port, named |node| in its answers.
+ServerOptions Node(std::string node = "") {
+  return ServerOptions{.host = "127.0.0.1", .port = 0, .io_threads = 1, .node = std::move(node)};
+}
 
 // An io_context run by a thread of its own, as the server's I/O threads run theirs.
 class IoThread {
@@ -226,7 +211,7 @@ uint16_t ClosedPort() {
 TEST(Cluster, AsksEveryPeerAtOnceWithTheCallersKeyAndNamesThoseThatFail) {
   PeerApp b_app("b", json::array({Stream("cam-b", "live", "2025-01-01T00:00:01.000Z")}));
   PeerApp c_app("c", json::array());
-  RunningServer b(b_app), c(c_app);
+  RunningServer b(Node(), b_app), c(Node(), c_app);
   testing::SilentListener hangs;
   const std::string silent = "http://127.0.0.1:" + std::to_string(hangs.port());
   const std::string closed = "http://127.0.0.1:" + std::to_string(ClosedPort());
@@ -271,7 +256,7 @@ TEST(Cluster, AsksEveryPeerAtOnceWithTheCallersKeyAndNamesThoseThatFail) {
 
 TEST(Cluster, APeerThatFailsIsNamedByTheIdItLastAnsweredWith) {
   PeerApp b_app("b", json::array());
-  auto b = std::make_unique<RunningServer>(b_app);
+  auto b = std::make_unique<RunningServer>(Node(), b_app);
   const std::string url = b->url();
   IoThread io;
   Cluster cluster({.node = "a", .peers = {*ParsePeer(url)}, .timeout = milliseconds(1000)},
@@ -289,7 +274,7 @@ TEST(Cluster, APeerThatFailsIsNamedByTheIdItLastAnsweredWith) {
 
 TEST(Cluster, APeersRefusalIsNamedWithItsStatusAndMessage) {
   PeerApp refusing("b", json::array(), 401);
-  RunningServer b(refusing, "b");
+  RunningServer b(Node("b"), refusing);
   IoThread io;
   Cluster cluster({.node = "a", .peers = {*ParsePeer(b.url())}, .timeout = milliseconds(2000)},
                   io.ioc());
@@ -306,7 +291,7 @@ TEST(Cluster, APeersRefusalIsNamedWithItsStatusAndMessage) {
 TEST(Cluster, ThisNodeIsNeverAskedNorListedAsItsOwnPeer) {
   PeerApp self_app("a", json::array());  // a node whose id is ours: this node
   PeerApp b_app("b", json::array());
-  RunningServer self(self_app), b(b_app);
+  RunningServer self(Node(), self_app), b(Node(), b_app);
   IoThread io;
   Cluster cluster(
       {.node = "a",
@@ -330,7 +315,7 @@ TEST(Cluster, ThisNodeIsNeverAskedNorListedAsItsOwnPeer) {
 
 TEST(Cluster, ADnsNameIsAPeerAtEachOfItsAddresses) {
   PeerApp b_app("b", json::array({Stream("cam-b", "live", "2025-01-01T00:00:01.000Z")}));
-  RunningServer b(b_app);
+  RunningServer b(Node(), b_app);
   IoThread io;
   const std::string name = "dns://localhost:" + std::to_string(b.port());
   Cluster cluster({.node = "a", .peers = {*ParsePeer(name)}, .timeout = milliseconds(2000)},
@@ -372,7 +357,7 @@ TEST(Cluster, ADnsNameIsAPeerAtEachOfItsAddresses) {
 // An answer of every kind the server sends carries the node's id.
 TEST(NodeHeader, EveryAnswerOfTheServerNamesTheNode) {
   PeerApp app("n1", json::array());
-  RunningServer server(app, "n1");
+  RunningServer server(Node("n1"), app);
   EXPECT_EQ(testing::HttpGet(server.port(), "/v1/streams").header("x-lastframe-node"), "n1");
   EXPECT_EQ(testing::HttpGet(server.port(), "/nowhere").header("x-lastframe-node"), "n1");
   // An upload refused, and a request the server itself refuses (a bad target).

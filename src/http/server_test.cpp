@@ -11,6 +11,7 @@
 #include "core/metrics.h"
 #include "core/test_metrics.h"
 #include "http/api.h"
+#include "http/running_server_for_test.h"
 #include "support/http_client.h"
 
 namespace lastframe::http {
@@ -125,24 +126,6 @@ class CapturedLog {
       std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
 };
 
-// A Server on a loopback port, running on its own thread.
-class RunningServer {
- public:
-  RunningServer(ServerOptions options, Application& app) : server_(std::move(options), app) {
-    Status listening = server_.Listen();
-    EXPECT_TRUE(listening.ok()) << listening.ToString();
-    thread_ = std::thread([this] { server_.Run(); });
-  }
-  ~RunningServer() {
-    server_.Stop();
-    thread_.join();
-  }
-  uint16_t port() const { return server_.port(); }
-
- private:
-  Server server_;
-  std::thread thread_;
-};
 
 TEST(ServerOptions, RequestsAreLoggedAtDebugByDefault) {
   EXPECT_EQ(ServerOptions{}.request_log_level, spdlog::level::debug);
