@@ -9,6 +9,7 @@
 #   deploy/local-cluster.sh kill N      SIGKILL node N (node2 or 2: as in X-Lastframe-Node)
 #   deploy/local-cluster.sh start N     start node N again (after kill), as it was
 #   deploy/local-cluster.sh down        stop everything (idempotent); the state stays
+#   deploy/local-cluster.sh config N PORT   print the HAProxy configuration up would write
 #
 # Environment:
 #   LASTFRAME_BIN          the lastframe binary (default: build/src/app/lastframe of this
@@ -31,6 +32,7 @@
 #   keys.json              the shared API keys file (--keys-file of every node)
 #   initial-keys.txt       the admin and viewer tokens made at the first up (0600)
 #   haproxy.cfg            deploy/haproxy.cfg's routing with this cluster's bind and servers
+#   haproxy.sock           HAProxy's admin socket (`echo 'show stat' | socat - UNIX:...`)
 #   NAME/                  each process's --data-dir (store, node1, node2, ...)
 #   NAME.sh NAME.pid NAME.log   how NAME is started, its pid, its output (haproxy too)
 # `down` keeps it all (a later `up` reuses keys, credentials and data); remove the
@@ -52,7 +54,7 @@ die() {
 say() { echo "local-cluster: $*" >&2; }
 
 usage() {
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -63,9 +65,17 @@ alive_pid() {
   [ -f "$f" ] || return 1
   pid="$(cat "$f" 2>/dev/null)" || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
+  running "$pid" || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -e lastframe -e haproxy || return 1
   echo "$pid"
+}
+
+# Whether PID runs (a zombie, killed and not yet reaped by init, does not).
+running() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state="$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [ "$state" != Z ]
 }
 
 # Every process name of the state directory: store, node1.., haproxy.
@@ -253,25 +263,9 @@ cmd_up() {
       --s3-addressing path --s3-region us-east-1 --unsigned-putmedia "${auth_flags[@]}"
   done
 
-  # HAProxy: deploy/haproxy.cfg below its global section, with this cluster's
-  # bind address and servers, logging to its output.
-  local servers=""
-  for ((k = 1; k <= n; k++)); do
-    servers+="    server node$k 127.0.0.1:${ports[$k]} id $k"$'\n'
-  done
-  {
-    echo "# written by deploy/local-cluster.sh up $n $port from deploy/haproxy.cfg"
-    echo "global"
-    echo "    log stdout format raw local0"
-    echo "    maxconn 4096"
-    echo
-    awk -v bind="    bind 127.0.0.1:$port" -v servers="$servers" '
-      /^# ---- local-cluster.sh uses everything below this line ----/ { on = 1; next }
-      !on { next }
-      /^ *# bind$/ { print; getline; print bind; next }
-      /^ *server / { if (!done) printf "%s", servers; done = 1; next }
-      { print }' "$here/haproxy.cfg"
-  } >"$dir/haproxy.cfg"
+  local node_ports=()
+  for ((k = 1; k <= n; k++)); do node_ports+=("${ports[$k]}"); done
+  haproxy_config "$port" "${node_ports[@]}" >"$dir/haproxy.cfg"
   grep -q "bind 127.0.0.1:$port" "$dir/haproxy.cfg" || die "deploy/haproxy.cfg has no '# bind' line"
   "$haproxy" -c -q -f "$dir/haproxy.cfg" || die "$dir/haproxy.cfg does not check (haproxy -c)"
   write_launcher haproxy "$haproxy" -db -f "$dir/haproxy.cfg"
@@ -300,6 +294,40 @@ cmd_up() {
   echo "LASTFRAME_TOKEN=$token"
 }
 
+# HAProxy's configuration for nodes on 127.0.0.1:PORT1.. behind 127.0.0.1:PORT:
+# deploy/haproxy.cfg below its global section, with this cluster's bind address
+# and servers, logging to its output.
+haproxy_config() {
+  local port="$1" servers="" k=0 p
+  shift
+  for p in "$@"; do
+    k=$((k + 1))
+    servers+="    server node$k 127.0.0.1:$p id $k"$'\n'
+  done
+  echo "# written by deploy/local-cluster.sh from deploy/haproxy.cfg"
+  echo "global"
+  echo "    log stdout format raw local0"
+  echo "    stats socket $dir/haproxy.sock mode 600 level admin"
+  echo "    maxconn 4096"
+  echo
+  awk -v bind="    bind 127.0.0.1:$port" -v servers="$servers" '
+    /^# ---- local-cluster.sh uses everything below this line ----/ { on = 1; next }
+    !on { next }
+    /^ *# bind$/ { print; getline; print bind; next }
+    /^ *server / { if (!done) printf "%s", servers; done = 1; next }
+    { print }' "$here/haproxy.cfg"
+}
+
+# `config N PORT`: the HAProxy configuration `up N PORT` would write (with
+# stand-in node ports PORT+1..PORT+N), for scripts/check-deploy.sh.
+cmd_config() {
+  [ $# -eq 2 ] || usage
+  local n="$1" port="$2" k ports=()
+  dir="$(realpath -m "$dir")"
+  for ((k = 1; k <= n; k++)); do ports+=($((port + k))); done
+  haproxy_config "$port" "${ports[@]}"
+}
+
 all_in_rotation() {
   local port="$1" n="$2" i seen=" " node
   healthy "$port" || return 1
@@ -321,12 +349,12 @@ stop() {
   }
   kill -TERM "$pid" 2>/dev/null || true
   local end=$((SECONDS + 10))
-  while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
+  while running "$pid" && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
+  if running "$pid"; then
     say "$name (pid $pid) did not stop within 10 s: SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
     end=$((SECONDS + 5))
-    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
+    while running "$pid" && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
   fi
   rm -f "$dir/$name.pid"
   echo "stopped $name (pid $pid)"
@@ -354,7 +382,7 @@ cmd_kill() {
   pid="$(alive_pid "$name")" || die "$name is not running"
   kill -KILL "$pid"
   local end=$((SECONDS + 5))
-  while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
+  while running "$pid" && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
   rm -f "$dir/$name.pid"
   echo "killed $name (pid $pid, SIGKILL)"
 }
@@ -394,5 +422,6 @@ case "$command" in
   kill) cmd_kill "$@" ;;
   start) cmd_start "$@" ;;
   status) cmd_status "$@" ;;
+  config) cmd_config "$@" ;;
   *) usage ;;
 esac

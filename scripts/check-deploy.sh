@@ -5,9 +5,24 @@
 # data source and queries on every panel, every query valid PromQL). Every
 # metric a query or rule names must be one lastframe exports, listed below: a
 # renamed or removed metric fails here until deploy/ follows it.
-# Needs promtool (Debian's prometheus package, from scripts/install-deps.sh).
+# Also the HAProxy configuration (deploy/haproxy.cfg) and the one
+# deploy/local-cluster.sh makes from it, with `haproxy -c`.
+# Needs promtool (Debian's prometheus package) and haproxy, from scripts/install-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# HAProxy 2.6 (Debian 12's) must accept the configuration as shipped, and as
+# local-cluster.sh rewrites it (its own global section, bind and servers).
+# -c reads the file only: no port is bound, no node need run.
+haproxy -c -q -f deploy/haproxy.cfg
+bash -n deploy/local-cluster.sh
+cluster_cfg="$(mktemp)"
+deploy/local-cluster.sh config 3 18080 >"$cluster_cfg"
+grep -q '^    server node3 127.0.0.1:18083 id 3$' "$cluster_cfg"
+grep -q '^    bind 127.0.0.1:18080$' "$cluster_cfg"
+haproxy -c -q -f "$cluster_cfg"
+rm -f "$cluster_cfg"
+echo "check-deploy: deploy/haproxy.cfg and local-cluster.sh's configuration pass haproxy -c"
 
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml

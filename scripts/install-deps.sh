@@ -31,6 +31,9 @@ packages=(
   wrk
   # promtool: checks /metrics output and deploy/prometheus rules
   prometheus
+  # HAProxy in front of several nodes: deploy/haproxy.cfg (checked by
+  # scripts/check-deploy.sh) and deploy/local-cluster.sh
+  haproxy
   # the Debian package (make deb, tests/package): dpkg-shlibdeps computes its
   # Depends for CPack; systemd-analyze verifies its unit
   dpkg-dev systemd
