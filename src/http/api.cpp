@@ -39,6 +39,16 @@ bool Publishes(const std::string& path) {
          (path.starts_with(std::string(kStreamsPath) + "/") && path.ends_with("/snapshot"));
 }
 
+// NAME when |path| is /v1/streams/NAME/node with a valid NAME, else empty.
+std::string NodeRouteStream(const std::string& path) {
+  constexpr std::string_view kSuffix = "/node";
+  const std::string prefix = std::string(kStreamsPath) + "/";
+  if (!path.starts_with(prefix) || !path.ends_with(kSuffix)) return "";
+  if (path.size() <= prefix.size() + kSuffix.size()) return "";
+  std::string name = path.substr(prefix.size(), path.size() - prefix.size() - kSuffix.size());
+  return ValidateStreamName(name).ok() ? name : "";
+}
+
 Response MethodNotAllowed(const std::string& allow) {
   Response res = JsonError(405, "MethodNotAllowed", "allowed methods: " + allow);
   res.set(bhttp::field::allow, allow);
@@ -383,6 +393,13 @@ void Api::Handle(Request req, Respond respond) {
   if (path == kHealthzPath) {  // open to all: load balancers and probes
     if (!IsGet(req)) return respond(MethodNotAllowed("GET, HEAD"));
     return respond(JsonResponse(200, json{{"status", "ok"}, {"node", options_.node}}.dump()));
+  }
+  // Which node a stream's requests reach (pull routing's probe, through the
+  // router): open to all, as /healthz is. It names only this node, as every
+  // answer's X-Lastframe-Node does, and not whether the stream exists.
+  if (std::string node_of = NodeRouteStream(path); !node_of.empty()) {
+    if (!IsGet(req)) return respond(MethodNotAllowed("GET, HEAD"));
+    return respond(JsonResponse(200, json{{"stream", node_of}, {"node", options_.node}}.dump()));
   }
   if (path == kMetricsPath && options_.public_metrics) {
     if (!IsGet(req)) return respond(MethodNotAllowed("GET"));

@@ -132,6 +132,15 @@ TEST_F(AccessTest, CallersWithoutAValidKeyGet401AndChangeNothing) {
   EXPECT_EQ(Call("GET", "/v1/streams/cam2", Bearer(admin_)).status, 404);
   // Open to all: health, and signed image URLs (they carry their own signature).
   EXPECT_EQ(Call("GET", "/healthz", {}).status, 200);
+  // And which node a stream routes to (pull routing's probe): the node's id, as
+  // every answer's header says, and nothing of the stream (no stream "nosuch").
+  for (const std::string stream : {"cam1", "nosuch"}) {
+    HttpResult node = Call("GET", "/v1/streams/" + stream + "/node", {});
+    EXPECT_EQ(node.status, 200) << node.body;
+    EXPECT_EQ(JsonOf(node), json({{"stream", stream}, {"node", node.header("x-lastframe-node")}}));
+  }
+  EXPECT_EQ(Call("POST", "/v1/streams/cam1/node", {}).status, 405);
+  EXPECT_EQ(Call("GET", "/v1/streams/a%2Fb/node", {}).status, 401);  // no valid name: a key first
   json snap = JsonOf(Call("GET", "/v1/streams/cam1/snapshot", Bearer(viewer_)));
   uint16_t p = 0;
   std::string target;
