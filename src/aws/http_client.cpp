@@ -131,6 +131,7 @@ Result<HttpResponse> HttpClient::Attempt(const HttpRequest& request,
   CanonicalRequest req;
   req.method = request.method;
   req.path = request.path;
+  req.query = request.query;
   req.payload_hash = payload_hash;
   req.headers = request.signed_headers;
   req.headers.emplace_back("host", request.host);
@@ -160,7 +161,9 @@ Result<HttpResponse> HttpClient::Attempt(const HttpRequest& request,
              .on_data = on_data,
              .stop = stop};
   char error[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
+  const std::string url =
+      request.query.empty() ? request.url : request.url + "?" + CanonicalQueryString(request.query);
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -35,6 +35,9 @@ struct HttpRequest {
   std::string url;             // scheme://host[:port]/path, the path encoded as sent
   std::string host;            // the Host header libcurl sends for |url|: signed
   std::string path;            // decoded, as signed
+  // Query parameters, decoded: signed, and sent after |url| (which then has no
+  // query of its own) as SigV4's canonical query string.
+  QueryParams query;
   // Signed and sent (lower-case names), beyond host, x-amz-date and the
   // credentials' session token, which every request signs.
   HeaderList signed_headers;

@@ -588,6 +588,24 @@ Status LocalStore::RemoveObject(const std::string& key) {
   return Status::Ok();
 }
 
+Result<std::string> LocalStore::Get(const std::string& key) {
+  auto got = GetObject(key);
+  if (!got.ok()) return got.status();
+  return std::move(got->bytes);
+}
+
+Result<ObjectPage> LocalStore::ListPage(const std::string& prefix, const std::string& start_after,
+                                        const std::string& from, size_t max_keys) {
+  auto listed = List({.prefix = prefix,
+                      .start_after = std::max(start_after, from),
+                      .max_keys = std::clamp<size_t>(max_keys, 1, 1000)});
+  if (!listed.ok()) return listed.status();
+  ObjectPage page;
+  for (ObjectInfo& o : listed->objects) page.objects.push_back({std::move(o.key), o.size});
+  if (listed->truncated) page.next = listed->last;
+  return page;
+}
+
 Result<ListResult> LocalStore::List(const ListRequest& request) const {
   Result<ListResult> listed = ListKeys(request);
   EmbeddedStoreMetrics().Count(StoreOp::kList, listed.status());

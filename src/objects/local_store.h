@@ -160,6 +160,10 @@ class LocalStore final : public ObjectStore {
     return aws::PresignedUrlExpiresAtMs(signed_at_ms, expires_s);
   }
   bool Holds(const std::string& key) const override;
+  // GetObject's bytes, and List by pages (|from| is a key: the page starts after it).
+  Result<std::string> Get(const std::string& key) override;
+  Result<ObjectPage> ListPage(const std::string& prefix, const std::string& start_after,
+                              const std::string& from, size_t max_keys) override;
 
   // Checks how an S3 request on |path| (decoded, "/bucket/key") was signed:
   // presigned (X-Amz-* query parameters) or in its Authorization header.

@@ -5,10 +5,23 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 
 namespace lastframe::objects {
+
+// One object of a listing: its key (as Put named it) and size.
+struct ListedObject {
+  std::string key;
+  uint64_t size = 0;
+};
+
+// One page of a listing, in key order (bytewise, as S3 lists).
+struct ObjectPage {
+  std::vector<ListedObject> objects;
+  std::string next;  // where the next page starts (ListPage's |from|); "" after the last
+};
 
 // Where snapshot images are kept and how viewers get them: the embedded
 // LocalStore, or any S3-compatible store. Implementations are thread-safe.
@@ -30,6 +43,20 @@ class ObjectStore {
   virtual bool Holds(const std::string& key) const {
     (void)key;
     return true;
+  }
+  // The bytes stored under |key|: NotFound ("NoSuchKey") when there is none;
+  // Internal from a store that cannot read back. Blocks on a remote store.
+  virtual Result<std::string> Get(const std::string& key) {
+    return Status(Code::kInternal, "this object store cannot read back " + key);
+  }
+  // Up to |max_keys| (1..1000) objects whose keys begin with |prefix| and come
+  // after |start_after| (keys <= it are skipped), continuing a listing from
+  // |from| (an earlier page's |next|; "" for the first page). Blocks on a
+  // remote store.
+  virtual Result<ObjectPage> ListPage(const std::string& prefix, const std::string& start_after,
+                                      const std::string& from, size_t max_keys) {
+    (void)prefix, (void)start_after, (void)from, (void)max_keys;
+    return Status(Code::kInternal, "this object store cannot list");
   }
   // Finishes the uploads queued by PutAsync (their callbacks run) and takes no
   // more; call before the callbacks' owners go away.

@@ -2,7 +2,9 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <pugixml.hpp>
 
 #include "core/encoding.h"
 #include "objects/local_store.h"
@@ -132,14 +134,33 @@ S3Store::Target S3Store::TargetOf(const std::string& key) const {
   return t;
 }
 
+S3Store::Target S3Store::BucketTarget() const {
+  Target t;
+  if (options_.addressing == S3Addressing::kVirtual) {
+    t.host = options_.bucket + "." + endpoint_host_;
+    t.path = "/";
+  } else {
+    t.host = endpoint_host_;
+    t.path = "/" + options_.bucket;  // as AWS's SDKs send it
+  }
+  t.url = scheme_ + "://" + t.host + UriEncode(t.path, false);
+  return t;
+}
+
 Result<aws::HttpResponse> S3Store::Call(const std::string& method, const std::string& key,
                                         std::string_view body, const std::string& content_type) {
   LF_RETURN_IF_ERROR(ValidateObjectKey(key));
-  Target target = TargetOf(key);
+  return Send(method, TargetOf(key), {}, body, content_type, key);
+}
+
+Result<aws::HttpResponse> S3Store::Send(const std::string& method, const Target& target,
+                                        const QueryParams& query, std::string_view body,
+                                        const std::string& content_type, const std::string& what) {
   aws::HttpRequest request{.method = method,
                            .url = target.url,
                            .host = target.host,
                            .path = target.path,
+                           .query = query,
                            .body = body,
                            .send_payload_hash = true};
   if (method == "PUT") {
@@ -147,7 +168,7 @@ Result<aws::HttpResponse> S3Store::Call(const std::string& method, const std::st
     if (!options_.cache_control.empty())
       request.headers.emplace_back("Cache-Control", options_.cache_control);
   }
-  request.retries = S3StoreMetrics().retries(OpOf(method));
+  request.retries = S3StoreMetrics().retries(query.empty() ? OpOf(method) : StoreOp::kList);
   Result<aws::HttpResponse> last = client_.Send(request);
   auto fail = [&](Status s) -> Result<aws::HttpResponse> {
     MutexLock lock(mu_);
@@ -163,9 +184,9 @@ Result<aws::HttpResponse> S3Store::Call(const std::string& method, const std::st
   }
   long status = last->status;
   if (status >= 200 && status < 300) return last;
-  if (status == 404 && method != "PUT")
-    return fail(NotFound("no object " + key, Reason::kNoSuchKey));
   std::string code = XmlField(last->body, "Code");
+  if (status == 404 && method != "PUT" && code != "NoSuchBucket")
+    return fail(NotFound("no object " + what, Reason::kNoSuchKey));
   std::string message = XmlField(last->body, "Message");
   return fail(
       Status(Code::kUpstreamFailed,
@@ -234,6 +255,45 @@ Result<std::string> S3Store::Get(const std::string& key) {
   S3StoreMetrics().Count(StoreOp::kGet, r.status());
   if (!r.ok()) return r.status();
   return std::move(r->body);
+}
+
+Result<ObjectPage> S3Store::ListPage(const std::string& prefix, const std::string& start_after,
+                                     const std::string& from, size_t max_keys) {
+  QueryParams query = {{"list-type", "2"},
+                       {"prefix", options_.prefix + prefix},
+                       {"max-keys", std::to_string(std::clamp<size_t>(max_keys, 1, 1000))}};
+  if (!start_after.empty()) query.emplace_back("start-after", options_.prefix + start_after);
+  if (!from.empty()) query.emplace_back("continuation-token", from);
+  auto r = Send("GET", BucketTarget(), query, "", "", "listing " + options_.prefix + prefix);
+  auto done = [](Result<ObjectPage> page) {
+    S3StoreMetrics().Count(StoreOp::kList, page.status());
+    return page;
+  };
+  if (!r.ok()) return done(r.status());
+  pugi::xml_document doc;
+  if (!doc.load_buffer(r->body.data(), r->body.size()))
+    return done(Status(Code::kUpstreamFailed, "object store answered a listing that is not XML",
+                       Reason::kObjectStoreError));
+  pugi::xml_node result = doc.child("ListBucketResult");
+  if (!result)
+    return done(Status(Code::kUpstreamFailed, "object store answered no ListBucketResult",
+                       Reason::kObjectStoreError));
+  ObjectPage page;
+  for (pugi::xml_node c = result.child("Contents"); c; c = c.next_sibling("Contents")) {
+    std::string key = c.child_value("Key");
+    // Keys are ours below the prefix; one outside it (a broken answer) is left out.
+    if (key.compare(0, options_.prefix.size(), options_.prefix) != 0) continue;
+    page.objects.push_back(
+        {key.substr(options_.prefix.size()), std::strtoull(c.child_value("Size"), nullptr, 10)});
+  }
+  if (std::string_view(result.child_value("IsTruncated")) == "true") {
+    page.next = result.child_value("NextContinuationToken");
+    if (page.next.empty())
+      return done(Status(Code::kUpstreamFailed,
+                         "object store answered a truncated listing without a continuation token",
+                         Reason::kObjectStoreError));
+  }
+  return done(std::move(page));
 }
 
 Status S3Store::Delete(const std::string& key) {

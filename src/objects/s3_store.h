@@ -73,7 +73,10 @@ class S3Store final : public ObjectStore {
   void Shutdown() override { uploads_.Shutdown(); }
 
   Result<S3ObjectHead> Head(const std::string& key);
-  Result<std::string> Get(const std::string& key);
+  Result<std::string> Get(const std::string& key) override;
+  // ListObjectsV2: one page, its continuation token as |next| (opaque, S3's).
+  Result<ObjectPage> ListPage(const std::string& prefix, const std::string& start_after,
+                              const std::string& from, size_t max_keys) override;
   Status Delete(const std::string& key);
 
   // "http://127.0.0.1:9000/bucket/prefix/" or "https://bucket.s3.../prefix/": for the log.
@@ -89,11 +92,17 @@ class S3Store final : public ObjectStore {
 
   S3Store(S3StoreOptions options, const Clock& clock, std::string scheme, std::string host);
   Target TargetOf(const std::string& key) const;
+  // The bucket itself (ListObjectsV2's target).
+  Target BucketTarget() const;
   // Put's upload and its ETag check; Put counts it.
   Status Upload(const std::string& key, std::string_view bytes, const std::string& content_type);
   // One call: signs and sends, retrying as the class comment says.
   Result<aws::HttpResponse> Call(const std::string& method, const std::string& key,
                                  std::string_view body, const std::string& content_type);
+  // Call's sending and its errors, to |target| with |query|; |what| names it in messages.
+  Result<aws::HttpResponse> Send(const std::string& method, const Target& target,
+                                 const QueryParams& query, std::string_view body,
+                                 const std::string& content_type, const std::string& what);
 
   const S3StoreOptions options_;
   const std::string scheme_;         // "http" or "https"

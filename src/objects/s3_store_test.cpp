@@ -7,6 +7,9 @@
 
 #include "core/metrics.h"
 #include "core/test_metrics.h"
+#include "objects/local_store.h"
+#include "support/s3rver.h"
+#include "support/temp_dir.h"
 
 namespace lastframe::objects {
 namespace {
@@ -124,6 +127,88 @@ TEST(S3Store, ParsesS3Uris) {
   EXPECT_FALSE(ParseS3Uri("cams").ok());
   EXPECT_FALSE(ParseS3Uri("s3://UPPER").ok());
   EXPECT_FALSE(ParseS3Uri("s3://cams/../x").ok());
+}
+
+// Every page of a listing of |prefix| after |start_after|, |max_keys| at a time.
+std::vector<ListedObject> ListAll(ObjectStore& store, const std::string& prefix,
+                                  const std::string& start_after, size_t max_keys, int* pages) {
+  std::vector<ListedObject> all;
+  std::string from;
+  *pages = 0;
+  do {
+    auto page = store.ListPage(prefix, start_after, from, max_keys);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    if (!page.ok()) break;
+    ++*pages;
+    EXPECT_LE(page->objects.size(), max_keys);
+    all.insert(all.end(), page->objects.begin(), page->objects.end());
+    from = page->next;
+  } while (!from.empty() && *pages < 100);
+  return all;
+}
+
+// Get and ListPage (ListObjectsV2 and its continuation tokens) against an S3
+// server we did not write, and the embedded store answering the same calls alike.
+TEST(S3StoreAgainstS3rver, GetsAndListsByPages) {
+  testing::TempDir dir;
+  testing::S3rver s3(dir);
+  S3StoreOptions o{.bucket = "snaps", .prefix = "video", .endpoint = s3.endpoint()};
+  o.credentials = {testing::kS3rverKey, Secret(testing::kS3rverSecret), ""};
+  auto opened = S3Store::Open(o, SystemClock::Get());
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  S3Store& store = **opened;
+  auto local = LocalStore::Open({.root = dir.path() / "local",
+                                 .bucket = "video",
+                                 .public_url = "http://127.0.0.1:8080",
+                                 .credentials = {"LFKEY", Secret("s3cr3t"), ""}},
+                                SystemClock::Get());
+  ASSERT_TRUE(local.ok()) << local.status().ToString();
+  const std::vector<std::string> keys = {"cam/001-a.mkv", "cam/002 b+c~.mkv", "cam/003-é.mkv",
+                                         "cam/004.mkv",   "cam/005.mkv",      "camera/1.mkv",
+                                         "other/1.mkv"};
+  for (const std::string& key : keys) {
+    ASSERT_TRUE(store.Put(key, "bytes of " + key, "video/x-matroska").ok()) << key;
+    ASSERT_TRUE((*local)->Put(key, "bytes of " + key, "video/x-matroska").ok()) << key;
+  }
+  // Outside the store's prefix: never listed.
+  S3StoreOptions bare = o;
+  bare.prefix = "";
+  auto outside = S3Store::Open(bare, SystemClock::Get());
+  ASSERT_TRUE((*outside)->Put("cam/000.mkv", "x", "video/x-matroska").ok());
+
+  for (ObjectStore* s : std::vector<ObjectStore*>{&store, local->get()}) {
+    int pages = 0;
+    std::vector<ListedObject> listed = ListAll(*s, "cam/", "", 2, &pages);
+    ASSERT_EQ(listed.size(), 5u);
+    EXPECT_EQ(pages, 3);
+    for (size_t i = 0; i < 5; ++i) {
+      EXPECT_EQ(listed[i].key, keys[i]);
+      EXPECT_EQ(listed[i].size, ("bytes of " + keys[i]).size());
+    }
+    // start_after skips keys up to it, whatever the page size.
+    listed = ListAll(*s, "cam/", "cam/003-é.mkv", 1000, &pages);
+    ASSERT_EQ(listed.size(), 2u);
+    EXPECT_EQ(listed[0].key, "cam/004.mkv");
+    EXPECT_EQ(pages, 1);
+    EXPECT_TRUE(ListAll(*s, "nothing/", "", 10, &pages).empty());
+    auto got = s->Get("cam/002 b+c~.mkv");
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(*got, "bytes of cam/002 b+c~.mkv");
+    EXPECT_EQ(s->Get("cam/missing.mkv").status().reason(), Reason::kNoSuchKey);
+  }
+
+  // Refused: the store's error, never an empty listing.
+  S3StoreOptions wrong = o;
+  wrong.credentials = {testing::kS3rverKey, Secret("not-the-secret"), ""};
+  auto refused = S3Store::Open(wrong, SystemClock::Get());
+  auto page = (*refused)->ListPage("cam/", "", "", 10);
+  EXPECT_EQ(page.status().reason(), Reason::kObjectStoreError) << page.status().ToString();
+  EXPECT_EQ((*refused)->Get("cam/004.mkv").status().reason(), Reason::kObjectStoreError);
+  // A bucket that is not there is the store's error too, not a missing key.
+  S3StoreOptions missing = o;
+  missing.bucket = "no-such-bucket";
+  auto nowhere = S3Store::Open(missing, SystemClock::Get());
+  EXPECT_EQ((*nowhere)->ListPage("cam/", "", "", 10).status().reason(), Reason::kObjectStoreError);
 }
 
 }  // namespace

@@ -89,7 +89,8 @@ const StoreMetrics& EmbeddedStoreMetrics() {
 
 const StoreMetrics& S3StoreMetrics() {
   static const StoreMetrics m(
-      "s3", {StoreOp::kPut, StoreOp::kGet, StoreOp::kDelete, StoreOp::kHead}, /*retries=*/true);
+      "s3", {StoreOp::kPut, StoreOp::kGet, StoreOp::kDelete, StoreOp::kList, StoreOp::kHead},
+      /*retries=*/true);
   return m;
 }
 
