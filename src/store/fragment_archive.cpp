@@ -197,12 +197,86 @@ struct FormatCloser {
   void operator()(AVFormatContext* c) const { avformat_close_input(&c); }
 };
 
+// Bytes in memory as libavformat's input: read and seek over them.
+struct MemoryInput {
+  std::string_view bytes;
+  size_t at = 0;
+  static int Read(void* opaque, uint8_t* buf, int size) {
+    auto* in = static_cast<MemoryInput*>(opaque);
+    const size_t n = std::min(static_cast<size_t>(size), in->bytes.size() - in->at);
+    if (n == 0) return AVERROR_EOF;
+    std::memcpy(buf, in->bytes.data() + in->at, n);
+    in->at += n;
+    return static_cast<int>(n);
+  }
+  static int64_t Seek(void* opaque, int64_t offset, int whence) {
+    auto* in = static_cast<MemoryInput*>(opaque);
+    const int64_t size = static_cast<int64_t>(in->bytes.size());
+    int64_t to = 0;
+    switch (whence & ~AVSEEK_FORCE) {
+      case AVSEEK_SIZE:
+        return size;
+      case SEEK_SET:
+        to = offset;
+        break;
+      case SEEK_CUR:
+        to = static_cast<int64_t>(in->at) + offset;
+        break;
+      case SEEK_END:
+        to = size + offset;
+        break;
+      default:
+        return AVERROR(EINVAL);
+    }
+    if (to < 0 || to > size) return AVERROR(EINVAL);
+    in->at = static_cast<size_t>(to);
+    return to;
+  }
+};
+
+struct IoCloser {
+  void operator()(AVIOContext* io) const {
+    if (io) av_freep(&io->buffer);
+    avio_context_free(&io);
+  }
+};
+
+Result<FragmentView> ReadOpened(std::unique_ptr<AVFormatContext, FormatCloser> ctx,
+                                const FileName& name);
+
 // Reads one fragment file back: its frames on the fragment's own timeline.
 Result<FragmentView> ReadFragment(const fs::path& path, const FileName& name) {
   AVFormatContext* raw = nullptr;
   if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0)
     return Status(Code::kMediaError, "unreadable");
-  std::unique_ptr<AVFormatContext, FormatCloser> ctx(raw);
+  return ReadOpened(std::unique_ptr<AVFormatContext, FormatCloser>(raw), name);
+}
+
+Result<FragmentView> ReadFragmentBytes(std::string_view bytes, const FileName& name) {
+  constexpr int kBufferBytes = 64 * 1024;
+  MemoryInput input{bytes};
+  auto* buffer = static_cast<unsigned char*>(av_malloc(kBufferBytes));
+  if (buffer == nullptr) return Internal("out of memory");
+  std::unique_ptr<AVIOContext, IoCloser> io(avio_alloc_context(
+      buffer, kBufferBytes, 0, &input, &MemoryInput::Read, nullptr, &MemoryInput::Seek));
+  if (!io) {
+    av_free(buffer);
+    return Internal("out of memory");
+  }
+  AVFormatContext* raw = avformat_alloc_context();
+  if (raw == nullptr) return Internal("out of memory");
+  raw->pb = io.get();
+  raw->flags |= AVFMT_FLAG_CUSTOM_IO;
+  // Freed by avformat_open_input on failure; the AVIO stays ours.
+  if (avformat_open_input(&raw, nullptr, av_find_input_format("matroska"), nullptr) < 0)
+    return Status(Code::kMediaError, "unreadable");
+  // The format context goes before the AVIO it reads from.
+  Result<FragmentView> read = ReadOpened(std::unique_ptr<AVFormatContext, FormatCloser>(raw), name);
+  return read;
+}
+
+Result<FragmentView> ReadOpened(std::unique_ptr<AVFormatContext, FormatCloser> ctx,
+                                const FileName& name) {
   if (ctx->nb_streams < 1 || ctx->streams[0]->codecpar->codec_type != AVMEDIA_TYPE_VIDEO)
     return Status(Code::kMediaError, "no video track");
   FragmentView f;
@@ -310,13 +384,16 @@ bool FragmentArchive::Dropped(const Write& write) const {
 // One write in the writers' queue, and what its round made of it.
 struct FragmentArchive::Job {
   std::string stream;
-  std::optional<FragmentView> fragment;  // muxed by its writer, or else:
-  std::string file;                      // the file's name in the stream's folder
-  std::string bytes;                     // and its bytes (a small file)
-  uint64_t queued_bytes = 0;             // what it counts against the queue's bound
+  std::optional<FragmentView> fragment;             // muxed by its writer, or else:
+  std::string file;                                 // the file's name in the stream's folder
+  std::string bytes;                                // and its bytes (a small file)
+  uint64_t queued_bytes = 0;                        // what it counts against the queue's bound
   std::chrono::steady_clock::time_point queued_at;  // when it joined the queue
-  std::unique_ptr<Write> write;          // from the call on: a Forget drops it
+  std::unique_ptr<Write> write;                     // from the call on: a Forget drops it
   std::function<void(Status)> done;
+  // Instead of |done|: told the file's bytes too (PersistAsyncKeepingBytes).
+  BytesCallback done_with_bytes;
+  std::shared_ptr<const std::string> kept;  // the bytes written, for done_with_bytes
   Status status;  // not Ok once refused, dropped or failed: then left alone
   // Set as its round goes:
   std::filesystem::path folder;
@@ -384,6 +461,18 @@ void FragmentArchive::PersistAsync(const std::string& stream, FragmentView fragm
   Enqueue(std::move(job), /*wait_for_room=*/false);
 }
 
+void FragmentArchive::PersistAsyncKeepingBytes(const std::string& stream, FragmentView fragment,
+                                               BytesCallback done) {
+  auto job = std::make_unique<Job>();
+  job->stream = stream;
+  job->queued_bytes = fragment.bytes;
+  job->fragment = std::move(fragment);
+  job->done_with_bytes = std::move(done);
+  job->write = std::make_unique<Write>(*this, stream);
+  if (write_started_hook_) write_started_hook_(stream);
+  Enqueue(std::move(job), /*wait_for_room=*/false);
+}
+
 Status FragmentArchive::Persist(const std::string& stream, const FragmentView& fragment) {
   auto job = std::make_unique<Job>();
   job->stream = stream;
@@ -439,9 +528,11 @@ void FragmentArchive::Enqueue(std::unique_ptr<Job> job, bool wait_for_room) {
     // to run before this one.
     lock.Unlock();
     std::function<void(Status)> done = std::move(job->done);
+    BytesCallback done_with_bytes = std::move(job->done_with_bytes);
     Status status = job->status;
     job.reset();
     if (done) done(std::move(status));
+    if (done_with_bytes) done_with_bytes(std::move(status), nullptr);
     return;
   }
   // Refused writes are queued all the same (costing no bytes): their |done|s
@@ -519,8 +610,13 @@ void FragmentArchive::WriteAside(Job& job) {
       job.status = m.status();
       return;
     }
-    muxed = std::move(*m);
-    bytes = &muxed;
+    if (job.done_with_bytes) {
+      job.kept = std::make_shared<const std::string>(std::move(*m));
+      bytes = job.kept.get();
+    } else {
+      muxed = std::move(*m);
+      bytes = &muxed;
+    }
   }
   static std::atomic<uint64_t> counter{0};
   const std::string id = std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
@@ -718,6 +814,8 @@ void FragmentArchive::CommitRound(std::vector<std::unique_ptr<Job>>& round, uint
   for (auto& job : round) {
     job->write.reset();
     if (job->done) job->done(job->status);
+    if (job->done_with_bytes)
+      job->done_with_bytes(job->status, job->status.ok() ? std::move(job->kept) : nullptr);
   }
   {
     MutexLock lock(queue_mu_);

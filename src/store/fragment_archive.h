@@ -1,7 +1,7 @@
 #pragma once
 
-#include <condition_variable>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -90,6 +90,12 @@ class FragmentArchive {
   // archive (Persist, SetRetention), whose writers wait for it.
   void PersistAsync(const std::string& stream, FragmentView fragment,
                     std::function<void(Status)> done);
+  // PersistAsync, |done| handed the fragment file's bytes too (one Matroska
+  // document, as written; null unless Ok), so that a copy elsewhere (the
+  // shared archive) needs no second mux.
+  using BytesCallback = std::function<void(Status, std::shared_ptr<const std::string>)>;
+  void PersistAsyncKeepingBytes(const std::string& stream, FragmentView fragment,
+                                BytesCallback done);
   // PersistAsync, waiting for room in the queue and then for its outcome.
   Status Persist(const std::string& stream, const FragmentView& fragment);
   // Every fragment on disk, by stream; temp files of interrupted writes,
@@ -183,8 +189,7 @@ class FragmentArchive {
   // back its old name on its new bytes. If that sync fails they are removed instead.
   void GiveToWriters(std::vector<Recycled> recycled);
   // Writes |bytes| to |path| (a name in .tmp) over a recycled file, or to a new one.
-  Status WriteOverFreeFile(const std::filesystem::path& path, const std::string& bytes,
-                           bool sync);
+  Status WriteOverFreeFile(const std::filesystem::path& path, const std::string& bytes, bool sync);
 
   const std::filesystem::path root_;
   const ArchiveOptions options_;

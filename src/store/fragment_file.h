@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 #include "store/fragment.h"
@@ -32,5 +33,8 @@ std::optional<FileName> Parse(const std::string& name);
 // open, has no video, is not led by a keyframe or holds fewer frames than its
 // name says (torn).
 Result<FragmentView> ReadFragment(const std::filesystem::path& path, const FileName& name);
+// The same from a fragment file's bytes in memory (an object of the shared
+// archive), checked alike.
+Result<FragmentView> ReadFragmentBytes(std::string_view bytes, const FileName& name);
 
 }  // namespace lastframe::store::fragment_file

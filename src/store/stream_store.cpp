@@ -8,6 +8,7 @@ extern "C" {
 #include <limits>
 
 #include "core/metrics.h"
+#include "store/clip.h"
 
 namespace lastframe::store {
 namespace {
@@ -532,9 +533,12 @@ Status StreamStore::Persist(const std::string& stream, const FragmentView& fragm
   std::weak_ptr<Stream> target = Find(stream);
   // Waits for room in the archive's queue, where PersistAsync is refused.
   Status status = archive_->Persist(stream, fragment);
-  if (status.ok())
-    if (auto s = target.lock()) s->MarkPersisted(fragment.number);
-  return status;
+  if (!status.ok()) return status;
+  if (auto s = target.lock()) s->MarkPersisted(fragment.number);
+  if (shared_ == nullptr) return status;
+  auto bytes = MuxClip({fragment}, ClipFormat::kMatroska, SIZE_MAX);
+  if (!bytes.ok()) return bytes.status();
+  return shared_->Upload(stream, fragment, *bytes);
 }
 
 void StreamStore::PersistAsync(const std::string& stream, FragmentView fragment,
@@ -546,6 +550,26 @@ void StreamStore::PersistAsync(const std::string& stream, FragmentView fragment,
   // The stream the call was about: a deleted one's writes are dropped anyway.
   std::weak_ptr<Stream> target = Find(stream);
   const uint64_t number = fragment.number;
+  if (shared_ != nullptr) {
+    // Once the file is durable, its very bytes go to the shared archive: one
+    // mux for both. Only then is the fragment PERSISTED.
+    FragmentView index = fragment;
+    index.frame_count = fragment.frames.size();
+    index.frames.clear();
+    index.codec.reset();
+    archive_->PersistAsyncKeepingBytes(
+        stream, std::move(fragment),
+        [this, target, number, stream, index = std::move(index), done = std::move(done)](
+            Status status, std::shared_ptr<const std::string> bytes) mutable {
+          if (!status.ok()) {  // told in its turn after the uploads before it
+            shared_->PassAsync(stream, std::move(status), std::move(done));
+            return;
+          }
+          if (auto s = target.lock()) s->MarkPersisted(number);
+          shared_->UploadAsync(stream, index, std::move(bytes), std::move(done));
+        });
+    return;
+  }
   archive_->PersistAsync(stream, std::move(fragment),
                          [target, number, done = std::move(done)](Status status) {
                            if (status.ok())

@@ -17,6 +17,7 @@
 #include "core/status.h"
 #include "store/fragment.h"
 #include "store/fragment_archive.h"
+#include "store/shared_archive.h"
 #include "store/stream_source.h"
 
 namespace lastframe::store {
@@ -226,13 +227,22 @@ class StreamStore final : public StreamSource {
   void SetArchive(FragmentArchive* archive);
   // Where fragments whose frames left memory are read back from (null: none).
   const FragmentArchive* archive() const { return archive_; }
-  // Makes |fragment| of |stream| durable (a no-op without an archive).
+  // Where completed fragments go too once durable in the archive (--archive),
+  // for every node to read; null: nowhere. Set once, after SetArchive (it
+  // needs one: the local file's bytes are what it stores), before producers start.
+  void SetSharedArchive(SharedArchive* shared) { shared_ = shared; }
+  // Makes |fragment| of |stream| durable (a no-op without an archive), and
+  // with a shared archive stores it there too (muxed once more: PersistAsync
+  // is the path that reuses the file's bytes).
   Status Persist(const std::string& stream, const FragmentView& fragment);
   // The same without blocking its caller: |done| runs once the fragment is
   // durable (or refused), on a thread of the archive's (at once, on the
-  // caller's thread, without an archive). For one stream, |done|s run in the
-  // order the calls were made. On success the stream is told first
-  // (Stream::MarkPersisted), so it may let the fragment's frames go from memory.
+  // caller's thread, without an archive); with a shared archive, once it is
+  // stored there too, on a thread of its object store's (refused:
+  // Unavailable "ArchivalError", the local file kept). For one stream,
+  // |done|s run in the order the calls were made. Once the local file is
+  // durable the stream is told (Stream::MarkPersisted), so it may let the
+  // fragment's frames go from memory.
   void PersistAsync(const std::string& stream, FragmentView fragment,
                     std::function<void(Status)> done);
   // Rebuilds the streams the archive holds; call before any producer starts.
@@ -271,6 +281,7 @@ class StreamStore final : public StreamSource {
   std::map<std::string, std::shared_ptr<Stream>, std::less<>> streams_ LF_GUARDED_BY(mu_);
   std::function<void(const std::string&)> observer_;
   FragmentArchive* archive_ = nullptr;
+  SharedArchive* shared_ = nullptr;
   // Adds a stream (taking a place under the limit unless |bounded| is false).
   Result<std::shared_ptr<Stream>> AddLocked(const std::string& name, bool bounded) LF_REQUIRES(mu_);
   Mutex number_mu_;
