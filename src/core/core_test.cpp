@@ -94,6 +94,19 @@ TEST(StreamName, RejectsEverythingElse) {
   EXPECT_FALSE(ValidateStreamName(std::string(257, 'a')).ok());
 }
 
+TEST(StreamName, OfAKinesisVideoArn) {
+  auto name =
+      StreamNameOfArn("arn:aws:kinesisvideo:us-east-1:000000000000:stream/cam-1/1700000000000");
+  ASSERT_TRUE(name.ok()) << name.status().ToString();
+  EXPECT_EQ(*name, "cam-1");
+  for (std::string bad : {"", "cam-1", "arn:aws:kinesisvideo:us-east-1:0:stream/cam-1",
+                          "arn:aws:kinesisvideo:us-east-1:0:stream//1", "arn:aws:s3:::bucket/x/1",
+                          "arn:aws:kinesisvideo:us-east-1:0:stream/a/b/1",
+                          "arn:aws:kinesisvideo:us-east-1:0:channel/cam/1",
+                          "urn:aws:kinesisvideo:us-east-1:0:stream/cam/1"})
+    EXPECT_FALSE(StreamNameOfArn(bad).ok()) << bad;
+}
+
 TEST(Status, ResultCarriesValueOrError) {
   Result<int> good = 7;
   ASSERT_TRUE(good.ok());

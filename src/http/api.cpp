@@ -49,6 +49,24 @@ std::string NodeRouteStream(const std::string& path) {
   return ValidateStreamName(name).ok() ? name : "";
 }
 
+// The stream a PutMedia names: header x-amzn-stream-name, else the NAME of
+// x-amzn-stream-arn (Kinesis Video takes either). The ARN's NAME alone counts:
+// after a failover the node a router moves the stream to never made its ARN.
+Result<std::string> PutMediaStream(const Request& req) {
+  auto field = [&](const char* name) -> std::optional<std::string> {
+    auto it = req.header.find(name);
+    if (it == req.header.end()) return std::nullopt;
+    return std::string(it->value());
+  };
+  if (auto name = field("x-amzn-stream-name")) {
+    if (Status s = ValidateStreamName(*name); !s.ok()) return s;
+    return *name;
+  }
+  if (auto arn = field("x-amzn-stream-arn")) return StreamNameOfArn(*arn);
+  return InvalidArgument("header x-amzn-stream-name (or x-amzn-stream-arn) is required",
+                         Reason::kMissingParameter);
+}
+
 Response MethodNotAllowed(const std::string& allow) {
   Response res = JsonError(405, "MethodNotAllowed", "allowed methods: " + allow);
   res.set(bhttp::field::allow, allow);
@@ -307,11 +325,8 @@ RouteInfo ApiRouteOf(const Request& r) {
   if (path == kHealthzPath) return {RouteGroup::kHealthz};
   if (path == kMetricsPath) return {RouteGroup::kMetrics};
   if (path == kPutMediaPath) {
-    auto name = r.header.find("x-amzn-stream-name");
-    return {RouteGroup::kPutMedia,
-            name == r.header.end()
-                ? ""
-                : named(std::string_view(name->value().data(), name->value().size()))};
+    auto name = PutMediaStream(r);
+    return {RouteGroup::kPutMedia, name.ok() ? *name : ""};
   }
   if (path == kSnapshotPath) {
     auto params = Params::Parse(r.raw_query);
@@ -774,12 +789,9 @@ std::variant<std::unique_ptr<UploadSink>, Response> Api::StartUpload(const Reque
   } else if (kvs_) {
     if (auto refused = kvs_->AuthorizePutMedia(req)) return std::move(*refused);
   }
-  auto name_field = req.header.find("x-amzn-stream-name");
-  if (name_field == req.header.end())
-    return JsonError(
-        InvalidArgument("header x-amzn-stream-name is required", Reason::kMissingParameter));
-  std::string name(name_field->value());
-  if (Status s = ValidateStreamName(name); !s.ok()) return JsonError(s);
+  auto named = PutMediaStream(req);
+  if (!named.ok()) return JsonError(named.status());
+  const std::string name = std::move(*named);
   if (bearer && !bearer->MayPush(name))
     return JsonError(Forbidden(*bearer, "push to stream '" + name + "'"));
   // A pulled stream has its source: a push would mix two cameras in one stream.

@@ -113,6 +113,18 @@ TEST_F(BadInputTest, PutMediaHeadersAndBodyAreValidated) {
                   {{"x-amzn-stream-name", "t"}, {"x-amzn-producer-start-timestamp", "soon"}}),
       400, "InvalidArgument");
   ExpectError(HttpGet(port(), "/putMedia"), 405, "MethodNotAllowed");
+  // The stream by ARN (Kinesis Video takes either header): its NAME, checked as a name.
+  ExpectError(HttpRequest(port(), "POST", "/putMedia", clip,
+                          {{"x-amzn-stream-arn", "arn:aws:s3:::bucket/key"}}),
+              400, "InvalidArgument");
+  ExpectError(HttpRequest(port(), "POST", "/putMedia", clip,
+                          {{"x-amzn-stream-arn", "arn:aws:kinesisvideo:us-east-1:0:stream/a b/1"}}),
+              400, "InvalidStreamName");
+  HttpResult by_arn = HttpRequest(
+      port(), "POST", "/putMedia", clip,
+      {{"x-amzn-stream-arn", "arn:aws:kinesisvideo:us-east-1:000000000000:stream/by-arn/1"}});
+  EXPECT_EQ(by_arn.status, 200) << by_arn.body;
+  EXPECT_EQ(JsonOf(HttpGet(port(), "/v1/streams/by-arn"))["name"], "by-arn");
 }
 
 // Times a caller gives are finite and from 1970 to 9999: "nan" once became
