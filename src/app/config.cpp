@@ -117,6 +117,10 @@ void AddListenAndStoreFlags(Flags c, ServeConfig& f) {
       ->check(CLI::Range(int64_t{60}, int64_t{30} * 86400));
   Flag(c, "store", f.store,
        "where snapshots go: 'local' (the embedded store) or s3://BUCKET[/PREFIX]", kShowDefault);
+  Flag(c, "archive", f.archive,
+       "a shared S3 store for the retained video, s3://BUCKET[/PREFIX], reached with the --s3-* "
+       "flags: each fragment is stored there too before it is PERSISTED, and any node reads "
+       "streams of a node that died from it");
 }
 
 void AddS3Flags(Flags c, ServeConfig& f) {
@@ -512,6 +516,22 @@ Result<ServeSettings> ValidateServeConfig(const ServeConfig& config) {
                              target.status().message());
     s.s3_bucket = target->first;
     s.s3_prefix = target->second;
+  }
+  if (!config.archive.empty()) {
+    auto target = objects::ParseS3Uri(config.archive);
+    if (!target.ok())
+      return InvalidArgument("--archive must be s3://BUCKET[/PREFIX]: " +
+                             target.status().message());
+    if (config.no_persist)
+      return InvalidArgument(
+          "--archive cannot go with --no-persist: fragments reach the shared archive from the "
+          "local fragment files");
+    if (config.source == "kvs")
+      return InvalidArgument(
+          "--archive cannot go with --source kvs: the archive holds this cluster's own video, "
+          "--source kvs reads another endpoint's");
+    s.archive_bucket = target->first;
+    s.archive_prefix = target->second;
   }
   s.s3_addressing = config.s3_addressing == "path"      ? objects::S3Addressing::kPath
                     : config.s3_addressing == "virtual" ? objects::S3Addressing::kVirtual

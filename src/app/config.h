@@ -43,6 +43,7 @@ struct ServeConfig {
   uint64_t max_object_bytes = 64ull << 20;
   int64_t multipart_expiry_s = 24 * 3600;
   std::string store = "local";
+  std::string archive;  // "": no shared archive
   std::string s3_endpoint;
   std::string s3_region;
   std::string s3_addressing = "auto";
@@ -150,6 +151,10 @@ struct ServeSettings {
   std::string s3_prefix;
   objects::S3Addressing s3_addressing = objects::S3Addressing::kAuto;
   std::chrono::milliseconds s3_timeout{0};
+  // --archive s3://BUCKET[/PREFIX]: the shared archive, reached with the
+  // --s3-* flags as --store s3:// is; empty bucket: none.
+  std::string archive_bucket;
+  std::string archive_prefix;
   bool kvs_source = false;  // --source kvs
   std::chrono::milliseconds kvs_timeout{0};
   bool auth = true;  // --auth on
@@ -169,7 +174,8 @@ struct ServeSettings {
 // naming the flag ("--listen must be HOST:PORT, got 'x'"), when one cannot be
 // served: a malformed --listen, --max-render-pixels or --store, a retention
 // under a second, --access-key without --secret-key (or the reverse), an
-// embedded-store bucket that would hide one of the API's routes, a bad CIDR,
+// embedded-store bucket that would hide one of the API's routes, a malformed
+// --archive or one with --no-persist or --source kvs, a bad CIDR,
 // a --node-id that is no short token, a --peers entry that is neither a
 // node's http(s) URL nor dns://HOST:PORT.
 Result<ServeSettings> ValidateServeConfig(const ServeConfig& config);

@@ -183,6 +183,27 @@ TEST(ValidateServeConfig, StoreIsLocalOrAnS3Uri) {
   EXPECT_EQ(s->s3_prefix, "cams/gate/");  // keys go under it
 }
 
+TEST(ValidateServeConfig, ArchiveIsAnS3UriBesideTheFragmentFiles) {
+  ServeConfig c;
+  c.archive = "s3://video/site-a/";
+  auto s = ValidateServeConfig(c);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->archive_bucket, "video");
+  EXPECT_EQ(s->archive_prefix, "site-a/");
+  EXPECT_TRUE(s->local_store);  // images may go elsewhere
+  EXPECT_EQ(ValidateServeConfig(ServeConfig{})->archive_bucket, "");
+  for (const char* bad : {"video", "s3://Bad_Bucket", "s3://video/../x", "gcs://video"}) {
+    c.archive = bad;
+    EXPECT_EQ(Refusal(c).rfind("--archive must be s3://BUCKET[/PREFIX]: ", 0), 0u) << Refusal(c);
+  }
+  c.archive = "s3://video";
+  c.no_persist = true;
+  EXPECT_EQ(Refusal(c).rfind("--archive cannot go with --no-persist", 0), 0u) << Refusal(c);
+  c.no_persist = false;
+  c.source = "kvs";
+  EXPECT_EQ(Refusal(c).rfind("--archive cannot go with --source kvs", 0), 0u) << Refusal(c);
+}
+
 TEST(ValidateServeConfig, PullPolicyRangesAreCidrs) {
   ServeConfig c;
   c.pull_allow = {"127.0.0.0/8"};
@@ -207,7 +228,7 @@ TEST(ServeFlags, EachFlagHasItsEnvironmentName) {
     EXPECT_EQ(o->get_envname(), env) << o->get_name();
     ++flags;
   }
-  EXPECT_EQ(flags, 58u);  // every flag of `lastframe serve`
+  EXPECT_EQ(flags, 59u);  // every flag of `lastframe serve`
 }
 
 TEST(ServeFlags, ParseIntoTheConfigFromArgumentsAndEnvironment) {
@@ -276,6 +297,7 @@ const std::map<std::string, std::pair<std::string, std::string>>& FlagExamples()
       {"max-object-size", {"max-object-size = 1048576", "--max-object-size 1MiB"}},
       {"multipart-expiry", {"multipart-expiry = 600", "--multipart-expiry 600"}},
       {"store", {"store = \"s3://snaps/cams\"", "--store s3://snaps/cams"}},
+      {"archive", {"archive = \"s3://video/site-a\"", "--archive s3://video/site-a"}},
       {"s3-endpoint",
        {"s3-endpoint = \"http://127.0.0.1:9000\"", "--s3-endpoint http://127.0.0.1:9000"}},
       {"s3-region", {"s3-region = \"eu-west-1\"", "--s3-region eu-west-1"}},
@@ -358,14 +380,16 @@ TEST(ConfigFile, EveryFlagCanComeFromTheFile) {
     EXPECT_FALSE(from_flags.config == ServeConfig{}) << name << ": the example is the default";
     ++checked;
   }
-  EXPECT_EQ(checked, 57u);  // every flag of `lastframe serve` but --config (and --help)
+  EXPECT_EQ(checked, 58u);  // every flag of `lastframe serve` but --config (and --help)
   EXPECT_EQ(ConfigFileKeys().size(), checked);
   EXPECT_FALSE(ConfigFileKeys().contains("config"));
 
   // All of them in one file, as a packaged file would hold many.
   std::string all_lines, all_args;
   for (const auto& [name, example] : FlagExamples())
-    if (name != "secret-key") {  // access-key's example holds it
+    // access-key's example holds secret-key; archive goes with neither
+    // no-persist nor source = "kvs", which the file holds too.
+    if (name != "secret-key" && name != "archive") {
       all_lines += example.first + "\n";
       all_args += " " + example.second;
     }

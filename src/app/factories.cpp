@@ -123,25 +123,37 @@ Result<ObjectStores> OpenLocalStore(const ServeSettings& s, const fs::path& data
   return stores;
 }
 
-Result<ObjectStores> OpenS3Store(const ServeSettings& s, const Clock& clock) {
+// An S3Store of |bucket| and |prefix| reached with the --s3-* flags; |source|
+// says where its credentials came from.
+Result<std::unique_ptr<objects::S3Store>> OpenS3(const ServeSettings& s, const std::string& bucket,
+                                                 const std::string& prefix, const Clock& clock,
+                                                 std::string* source,
+                                                 objects::S3StoreOptions o = {}) {
   auto aws = aws::ResolveAwsSettings({.access_key_id = s.flags.s3_access_key,
                                       .secret_access_key = s.flags.s3_secret_key,
                                       .session_token = s.flags.s3_session_token,
                                       .region = s.flags.s3_region,
                                       .profile = s.flags.aws_profile});
   if (!aws.ok()) return aws.status();
-  objects::S3StoreOptions o;
-  o.bucket = s.s3_bucket;
-  o.prefix = s.s3_prefix;
+  o.bucket = bucket;
+  o.prefix = prefix;
   o.endpoint = s.flags.s3_endpoint;
   o.region = aws->region;
   o.addressing = s.s3_addressing;
   o.credentials = aws->credentials;
   o.budget.LimitTo(s.s3_timeout);
+  *source = aws->source;
   auto opened = objects::S3Store::Open(std::move(o), clock);
   if (!opened.ok()) return opened.status();
+  return std::move(*opened);
+}
+
+Result<ObjectStores> OpenS3Store(const ServeSettings& s, const Clock& clock) {
+  std::string source;
+  auto opened = OpenS3(s, s.s3_bucket, s.s3_prefix, clock, &source);
+  if (!opened.ok()) return opened.status();
   ObjectStores stores{.remote = std::move(*opened)};
-  stores.description = stores.remote->Describe() + ", credentials from " + aws->source;
+  stores.description = stores.remote->Describe() + ", credentials from " + source;
   return stores;
 }
 
@@ -152,6 +164,25 @@ Result<ObjectStores> OpenObjectStores(const ServeSettings& s, const fs::path& da
                                       const aws::Credentials& credentials, const Clock& clock) {
   return s.local_store ? OpenLocalStore(s, data_dir, public_url, credentials, clock)
                        : OpenS3Store(s, clock);
+}
+
+Result<SharedArchiveParts> OpenSharedArchive(const ServeSettings& s, const Clock& clock) {
+  SharedArchiveParts parts;
+  if (s.archive_bucket.empty()) return parts;
+  // Every producer's fragments go through these threads: more than a
+  // snapshot store's, and a deeper queue (past it a fragment is refused, not
+  // PERSISTED). No Cache-Control: the objects are not handed out.
+  objects::S3StoreOptions o;
+  o.upload_threads = 16;
+  o.max_queued_uploads = 4096;
+  o.cache_control = "";
+  std::string source;
+  auto opened = OpenS3(s, s.archive_bucket, s.archive_prefix, clock, &source, std::move(o));
+  if (!opened.ok()) return Explained("--archive: ", opened.status());
+  parts.objects = std::move(*opened);
+  parts.archive = std::make_unique<store::SharedArchive>(*parts.objects);
+  parts.description = parts.objects->Describe() + ", credentials from " + source;
+  return parts;
 }
 
 Result<std::unique_ptr<kvs::KvsSource>> OpenKvsSource(const ServeSettings& s, const Clock& clock) {

@@ -27,7 +27,9 @@
 #include "kvs/stream_registry.h"
 #include "objects/local_store.h"
 #include "objects/s3_store.h"
+#include "store/archived_source.h"
 #include "store/fragment_archive.h"
+#include "store/shared_archive.h"
 #include "store/stream_store.h"
 
 namespace lastframe::app {
@@ -142,6 +144,15 @@ Result<std::unique_ptr<store::FragmentArchive>> OpenArchive(const ServeSettings&
                                                             const fs::path& data_dir,
                                                             store::StreamStore& streams,
                                                             const Clock& clock);
+
+// The shared archive (--archive s3://...): its bucket, reached with the --s3-*
+// flags, and the archive over it; both null without --archive.
+struct SharedArchiveParts {
+  std::unique_ptr<objects::S3Store> objects;
+  std::unique_ptr<store::SharedArchive> archive;
+  std::string description;  // for the log
+};
+Result<SharedArchiveParts> OpenSharedArchive(const ServeSettings& s, const Clock& clock);
 
 // Kinesis Video's view of the streams (ARNs, versions, image generation), and
 // in |streams| every stream it names, with the retention it asked for.

@@ -36,10 +36,14 @@ struct Service::Parts {
   std::unique_ptr<http::Server> server;
   std::string listen_url;
   std::unique_ptr<store::StreamStore> streams;
+  // --archive: before the fragment files, so that it outlives their writers,
+  // whose last fragments it uploads as they go.
+  SharedArchiveParts shared_archive;
   std::unique_ptr<store::FragmentArchive> archive;
   std::unique_ptr<kvs::StreamRegistry> registry;
   ObjectStores objects;
   std::unique_ptr<kvs::KvsSource> kvs_source;
+  std::unique_ptr<store::ArchivedSource> archived_source;  // with --archive
   std::unique_ptr<WorkerPool> workers;
   std::unique_ptr<WorkerPool> heavy_workers;
   std::unique_ptr<snapshot::SnapshotService> snapshots;
@@ -112,9 +116,13 @@ Result<std::unique_ptr<Service>> Service::Create(const ServeConfig& config, int*
                     .live_window_ms = s.flags.live_window_s * 1000,
                     .memory_retention_ms = s.memory_retention_ms,
                     .stream_limit = &p->limits.Add("streams", "streams", s.flags.max_streams)});
+  auto shared_archive = OpenSharedArchive(s, p->clock);
+  if (!shared_archive.ok()) return shared_archive.status();
+  p->shared_archive = std::move(*shared_archive);
   auto archive = OpenArchive(s, p->data_dir, *p->streams, p->clock);
   if (!archive.ok()) return archive.status();
   p->archive = std::move(*archive);
+  if (p->shared_archive.archive) p->streams->SetSharedArchive(p->shared_archive.archive.get());
   auto registry = OpenRegistry(s, p->data_dir, *p->streams);
   if (!registry.ok()) return registry.status();
   p->registry = std::move(*registry);
@@ -126,8 +134,14 @@ Result<std::unique_ptr<Service>> Service::Create(const ServeConfig& config, int*
   auto kvs_source = OpenKvsSource(s, p->clock);
   if (!kvs_source.ok()) return kvs_source.status();
   p->kvs_source = std::move(*kvs_source);
+  if (p->shared_archive.archive)
+    p->archived_source = std::make_unique<store::ArchivedSource>(
+        *p->streams, *p->shared_archive.archive, p->clock,
+        store::ArchivedSourceOptions{.retention_ms = s.retention_ms});
   const store::StreamSource& snapshot_source =
-      p->kvs_source ? static_cast<const store::StreamSource&>(*p->kvs_source) : *p->streams;
+      p->kvs_source        ? static_cast<const store::StreamSource&>(*p->kvs_source)
+      : p->archived_source ? static_cast<const store::StreamSource&>(*p->archived_source)
+                           : *p->streams;
 
   p->workers = std::make_unique<WorkerPool>(s.workers, s.max_queued);
   // Large renders (up to --max-render-pixels) have threads of their own, at a
@@ -208,6 +222,9 @@ Status Service::Start() {
   spdlog::info("lastframe {} listening on {} (data {}, {} I/O threads, {} workers)", kVersion, url,
                p.data_dir.string(), p.settings.io_threads, p.settings.workers);
   spdlog::info("images go to {}", p.objects.description);
+  if (p.shared_archive.archive)
+    spdlog::info("fragments are archived to {}: PERSISTED once stored there",
+                 p.shared_archive.description);
   if (p.cluster)
     spdlog::info("node {}: GET /v1/streams lists the cluster ({} peer entries, {} ms timeout)",
                  p.settings.node_id, p.settings.peers.size(), p.settings.peer_timeout.count());
@@ -269,6 +286,10 @@ void Service::Shutdown() {
   // snapshot service is there.
   step("the Kinesis Video source");
   if (p.kvs_source) p.kvs_source->Stop();
+  // --archive: reads of the shared archive answer into the snapshot service
+  // and the API, as the Kinesis Video source's do.
+  step("shared archive reads");
+  if (p.archived_source) p.archived_source->Stop();
   // Producers inside the process: their fragments reach the store, whose
   // frame observer posts work to the workers; they stop before the workers.
   step("the demo producer");

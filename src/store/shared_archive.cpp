@@ -65,7 +65,7 @@ SharedArchive::SharedArchive(objects::ObjectStore& objects, SharedArchiveOptions
   Metrics();  // every series shows in /metrics from the start
 }
 
-SharedArchive::~SharedArchive() = default;
+SharedArchive::~SharedArchive() { objects_.Shutdown(); }
 
 std::string SharedArchive::FolderOf(std::string_view stream) {
   std::string folder = !stream.empty() && stream.front() == '.' ? "~" : "";

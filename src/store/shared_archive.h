@@ -46,7 +46,9 @@ struct SharedArchiveOptions {
 // block on the network and are for threads that may wait (ArchivedSource's).
 class SharedArchive {
  public:
+  // |objects| (the archive's bucket and prefix) must outlive it.
   SharedArchive(objects::ObjectStore& objects, SharedArchiveOptions options = {});
+  // Finishes the uploads under way (objects.Shutdown(): their dones run).
   ~SharedArchive();
   SharedArchive(const SharedArchive&) = delete;
   SharedArchive& operator=(const SharedArchive&) = delete;

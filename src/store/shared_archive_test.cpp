@@ -155,16 +155,16 @@ std::unique_ptr<FragmentArchive> OpenArchive(const fs::path& root) {
 struct Node {
   Node(const TempDir& dir, const std::string& name, MemoryObjects& bucket)
       : store(SystemClock::Get(), {.retention_ms = 3'600'000}),
-        archive(OpenArchive(dir.path() / name)),
         shared(bucket),
+        archive(OpenArchive(dir.path() / name)),
         source(store, shared, SystemClock::Get(), {.retention_ms = 3'600'000}) {
     store.SetArchive(archive.get());
     store.SetSharedArchive(&shared);
   }
   ~Node() { source.Stop(); }
   StreamStore store;
+  SharedArchive shared;  // outlives the archive, whose last writes it uploads
   std::unique_ptr<FragmentArchive> archive;
-  SharedArchive shared;
   ArchivedSource source;
 };
 
