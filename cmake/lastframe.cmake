@@ -15,11 +15,14 @@ function(lastframe_module name)
   endif()
 endfunction()
 
-# lastframe_test(TARGET SOURCES ... DEPS ... [LABELS ...]): a GoogleTest binary
-# registered with CTest. The label "heavy" marks suites that run once, in the
+# lastframe_test(TARGET SOURCES ... DEPS ... [LABELS ...] [TIMEOUT S]): a GoogleTest binary
+# registered with CTest, each case given TIMEOUT seconds (default 120). The label "heavy" marks suites that run once, in the
 # normal build (scripts/test.sh leaves them out of the sanitizer builds).
 function(lastframe_test target)
-  cmake_parse_arguments(T "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 120)
+  endif()
   add_executable(${target} ${T_SOURCES})
   target_link_libraries(${target} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
   # Tests that run scripts of the source tree (tests/s3rver, tests/e2e/s3_clients) find them here.
@@ -27,6 +30,6 @@ function(lastframe_test target)
   gtest_discover_tests(${target}
     DISCOVERY_MODE PRE_TEST
     PROPERTIES ENVIRONMENT "LASTFRAME_BINARY=$<TARGET_FILE:lastframe>"
-               TIMEOUT 120
+               TIMEOUT ${T_TIMEOUT}
                LABELS "${T_LABELS}")
 endfunction()

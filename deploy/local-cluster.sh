@@ -17,6 +17,9 @@
 #   LASTFRAME_CLUSTER_DIR  the state directory (default: ./lastframe-cluster)
 #   LASTFRAME_AUTH=off     run the nodes open (no keys; LASTFRAME_TOKEN= is then empty)
 #   HAPROXY                the haproxy binary (default: haproxy, from scripts/install-deps.sh)
+#   LASTFRAME_CLUSTER_CONFIG  a TOML file every node reads (--config): its [[streams]] are
+#                          the cluster's pulled cameras, each pulled by the node HAProxy
+#                          routes it to (--pull-route, README "More than one machine")
 #   Other LASTFRAME_* variables (LASTFRAME_RETENTION, ...) reach every node as usual.
 #
 # The shared store is one more lastframe process, used only for its embedded S3
@@ -247,6 +250,17 @@ cmd_up() {
     "${auth_flags[@]}"
   launch store
 
+  # Pulled cameras: one list for every node; each node asks HAProxy which are its own.
+  local config_flags=()
+  if [ -n "${LASTFRAME_CLUSTER_CONFIG:-}" ]; then
+    [ -r "$LASTFRAME_CLUSTER_CONFIG" ] || die "LASTFRAME_CLUSTER_CONFIG: cannot read $LASTFRAME_CLUSTER_CONFIG"
+    config_flags=(--config "$(realpath "$LASTFRAME_CLUSTER_CONFIG")")
+  fi
+  local route_flags=()
+  if "$bin" serve --help 2>/dev/null | grep -q -- '--pull-route'; then
+    route_flags=(--pull-route "http://127.0.0.1:$port")
+  fi
+
   local store_url="http://127.0.0.1:$store_port"
   local public="http://127.0.0.1:$port"
   local k j peers
@@ -260,7 +274,8 @@ cmd_up() {
     write_launcher "node$k" "$bin" serve --listen "127.0.0.1:${ports[$k]}" \
       --data-dir "$dir/node$k" --node-id "node$k" --public-url "$public" "${peer_flags[@]}" \
       --store s3://lastframe "${archive_flags[@]}" --s3-endpoint "$store_url" \
-      --s3-addressing path --s3-region us-east-1 --unsigned-putmedia "${auth_flags[@]}"
+      --s3-addressing path --s3-region us-east-1 --unsigned-putmedia "${auth_flags[@]}" \
+      "${route_flags[@]}" "${config_flags[@]}"
   done
 
   local node_ports=()

@@ -246,6 +246,10 @@ void AddAccessAndLimitFlags(Flags c, ServeConfig& f) {
        "seconds a cluster listing waits for its peers; one slower is named in it as timed out",
        kShowDefault)
       ->check(CLI::Range(0.05, 60.0));
+  Flag(c, "pull-route", f.pull_route,
+       "the router in front of the nodes (HAProxy), http(s)://HOST:PORT: of the cameras of "
+       "--config's [[streams]], pull only those it routes to this node, asked every 2 s "
+       "(GET /v1/streams/NAME/node); default: pull them all");
   Flag(c, "log-level", f.log_level, "trace, debug, info, warn, error", kShowDefault)
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   Flag(c, "log-format", f.log_format,
@@ -563,6 +567,13 @@ Result<ServeSettings> ValidateServeConfig(const ServeConfig& config) {
   if (!std::isfinite(config.peer_timeout_s))
     return InvalidArgument("--peer-timeout must be a number of seconds");
   s.peer_timeout = Seconds(config.peer_timeout_s);
+  if (!config.pull_route.empty()) {
+    auto route = http::ParsePeer(config.pull_route);
+    if (!route.ok() || !route->dns_host.empty())
+      return InvalidArgument("--pull-route: '" + config.pull_route +
+                             "' is not an http(s)://HOST[:PORT] URL of the router");
+    s.pull_route = route->url;
+  }
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
   s.io_threads = config.io_threads ? config.io_threads : std::min<size_t>(cores, 4);
   s.workers = config.workers ? config.workers : cores;

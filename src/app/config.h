@@ -88,6 +88,7 @@ struct ServeConfig {
   std::string node_id;  // "": the host name
   std::vector<std::string> peers;
   double peer_timeout_s = 1.5;
+  std::string pull_route;  // "": every configured camera pulled here
 
   bool operator==(const ServeConfig&) const = default;
 };
@@ -163,6 +164,9 @@ struct ServeSettings {
   std::string node_id;                // --node-id, or the host name (http::DefaultNodeId)
   std::vector<http::PeerSpec> peers;  // --peers, empty entries left out
   std::chrono::milliseconds peer_timeout{0};
+  // --pull-route: the router (HAProxy) whose choice of node decides which
+  // configured cameras this node pulls; "" pulls them all.
+  std::string pull_route;
   // 0 in the flags means "from the machine": resolved here.
   size_t io_threads = 0;
   size_t workers = 0;

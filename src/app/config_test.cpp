@@ -77,6 +77,22 @@ TEST(ValidateServeConfig, PeersAreNodeUrlsOrADnsName) {
   }
 }
 
+TEST(ValidateServeConfig, PullRouteIsTheRoutersUrl) {
+  ServeConfig c;
+  auto none = ValidateServeConfig(c);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->pull_route, "");
+  c.pull_route = "HTTP://HAProxy.internal:8080/";
+  auto s = ValidateServeConfig(c);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->pull_route, "http://haproxy.internal:8080");
+  for (const char* bad :
+       {"haproxy:8080", "dns://haproxy.internal:8080", "ftp://h", "http://a?b=1"}) {
+    c.pull_route = bad;
+    EXPECT_EQ(Refusal(c).rfind(std::string("--pull-route: '") + bad + "'", 0), 0u) << Refusal(c);
+  }
+}
+
 TEST(ServeFlags, PeersAreACommaListOrRepeatedAndComeFromTheEnvironmentToo) {
   {
     CLI::App cli;
@@ -228,7 +244,7 @@ TEST(ServeFlags, EachFlagHasItsEnvironmentName) {
     EXPECT_EQ(o->get_envname(), env) << o->get_name();
     ++flags;
   }
-  EXPECT_EQ(flags, 59u);  // every flag of `lastframe serve`
+  EXPECT_EQ(flags, 60u);  // every flag of `lastframe serve`
 }
 
 TEST(ServeFlags, ParseIntoTheConfigFromArgumentsAndEnvironment) {
@@ -348,6 +364,9 @@ const std::map<std::string, std::pair<std::string, std::string>>& FlagExamples()
        {"peers = [\"http://10.0.0.5:8080\", \"dns://lastframe.internal:8080\"]",
         "--peers http://10.0.0.5:8080,dns://lastframe.internal:8080"}},
       {"peer-timeout", {"peer-timeout = 0.5", "--peer-timeout 0.5"}},
+      {"pull-route",
+       {"pull-route = \"http://haproxy.internal:8080\"",
+        "--pull-route http://haproxy.internal:8080"}},
   };
   return examples;
 }
@@ -380,7 +399,7 @@ TEST(ConfigFile, EveryFlagCanComeFromTheFile) {
     EXPECT_FALSE(from_flags.config == ServeConfig{}) << name << ": the example is the default";
     ++checked;
   }
-  EXPECT_EQ(checked, 58u);  // every flag of `lastframe serve` but --config (and --help)
+  EXPECT_EQ(checked, 59u);  // every flag of `lastframe serve` but --config (and --help)
   EXPECT_EQ(ConfigFileKeys().size(), checked);
   EXPECT_FALSE(ConfigFileKeys().contains("config"));
 

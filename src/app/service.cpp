@@ -3,11 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <utility>
 
 #include "app/factories.h"
 #include "core/process_metrics.h"
 #include "core/worker_pool.h"
 #include "http/kvs_api.h"
+#include "http/pull_routing.h"
 #include "ingest/demo_producer.h"
 #include "kvs/kvs_service.h"
 #include "snapshot/scheduled_images.h"
@@ -49,6 +51,8 @@ struct Service::Parts {
   std::unique_ptr<snapshot::SnapshotService> snapshots;
   std::unique_ptr<snapshot::ScheduledImages> images;
   std::unique_ptr<ingest::PullSources> sources;
+  // --pull-route: which configured cameras are this node's, asked of the router.
+  std::unique_ptr<http::PullRouting> pull_routing;
   std::unique_ptr<kvs::KvsService> kvs_service;
   std::unique_ptr<http::KvsApi> kvs_api;
   Keys keys;
@@ -159,9 +163,17 @@ Result<std::unique_ptr<Service>> Service::Create(const ServeConfig& config, int*
                                                           *p->workers, p->clock);
   p->streams->SetFrameObserver(
       [parts = p.get()](const std::string& stream) { parts->images->OnFrame(stream); });
+  // With a router, each configured camera is pulled by the node the router sends it to:
+  // none is started here; PullRouting starts and stops them (Start).
+  std::vector<ingest::PullOptions> routed;
+  if (!s.pull_route.empty()) routed = std::exchange(*configured, {});
   auto sources = MakePulls(s, *p->streams, p->limits, std::move(*configured));
   if (!sources.ok()) return sources.status();
   p->sources = std::move(*sources);
+  if (!routed.empty())
+    p->pull_routing = std::make_unique<http::PullRouting>(
+        http::PullRoutingOptions{.route_url = s.pull_route, .node = s.node_id}, std::move(routed),
+        *p->sources);
 
   p->kvs_service = std::make_unique<kvs::KvsService>(
       *p->streams, snapshot_source, *p->registry, p->snapshots.get(), p->images.get(), *p->workers,
@@ -225,6 +237,11 @@ Status Service::Start() {
   if (p.shared_archive.archive)
     spdlog::info("fragments are archived to {}: PERSISTED once stored there",
                  p.shared_archive.description);
+  if (p.pull_routing) {
+    spdlog::info("node {}: pulls the configured cameras that {} routes to it", p.settings.node_id,
+                 p.settings.pull_route);
+    p.pull_routing->Start();  // its first round now, off this thread
+  }
   if (p.cluster)
     spdlog::info("node {}: GET /v1/streams lists the cluster ({} peer entries, {} ms timeout)",
                  p.settings.node_id, p.settings.peers.size(), p.settings.peer_timeout.count());
@@ -295,6 +312,8 @@ void Service::Shutdown() {
   step("the demo producer");
   if (p.demo) p.demo->Stop();
   step("pulled sources");
+  // Pull routing first: it would start the sources StopAll ends.
+  if (p.pull_routing) p.pull_routing->Stop();
   p.sources->StopAll();
   // The workers finish what is queued (renders, sweeps, keys saved) while
   // everything those tasks touch is still there, and take no more.
