@@ -224,12 +224,8 @@ cmd_up() {
     auth_flags=(--auth on --keys-file "$dir/keys.json")
   fi
 
-  local archive_flags=()
-  if "$bin" serve --help 2>/dev/null | grep -q -- '--archive'; then
-    archive_flags=(--archive s3://lastframe/archive)
-  else
-    say "this lastframe has no --archive: completed fragments stay on their node only"
-  fi
+  # Completed fragments also go to the shared store: PERSISTED means there.
+  local archive_flags=(--archive s3://lastframe/archive)
 
   # shellcheck disable=SC2207 # the ports are numbers
   local ports=($(free_ports $((n + 1))))
@@ -256,10 +252,7 @@ cmd_up() {
     [ -r "$LASTFRAME_CLUSTER_CONFIG" ] || die "LASTFRAME_CLUSTER_CONFIG: cannot read $LASTFRAME_CLUSTER_CONFIG"
     config_flags=(--config "$(realpath "$LASTFRAME_CLUSTER_CONFIG")")
   fi
-  local route_flags=()
-  if "$bin" serve --help 2>/dev/null | grep -q -- '--pull-route'; then
-    route_flags=(--pull-route "http://127.0.0.1:$port")
-  fi
+  local route_flags=(--pull-route "http://127.0.0.1:$port")
 
   local store_url="http://127.0.0.1:$store_port"
   local public="http://127.0.0.1:$port"
