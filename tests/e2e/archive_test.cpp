@@ -212,11 +212,11 @@ TEST(SharedArchive, AMalformedArchiveIsRefusedAtStart) {
                                              {"--archive", "s3://video/../x"},
                                              {"--archive", "s3://video", "--no-persist"},
                                              {"--archive", "s3://video", "--source", "kvs"}}) {
-    std::vector<std::string> argv = {"serve", "--listen", "127.0.0.1:0", "--data-dir",
-                                     dir.file("data")};
-    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string> serve = {"serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                      dir.file("data")};
+    serve.insert(serve.end(), args.begin(), args.end());
     std::string out;
-    EXPECT_EQ(RunLastframe(argv, &out), 2) << out;
+    EXPECT_EQ(RunLastframe(serve, &out), 2) << out;
     EXPECT_NE(out.find("--archive"), std::string::npos) << out;
   }
 }
