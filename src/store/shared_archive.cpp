@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "core/metrics.h"
+#include "core/stream_name.h"
 #include "store/fragment_file.h"
 
 namespace lastframe::store {
@@ -175,6 +176,8 @@ void SharedArchive::Finish(const std::string& stream, uint64_t seq, Status statu
 
 Result<std::vector<FragmentView>> SharedArchive::List(std::string_view stream,
                                                       int64_t since_ms) const {
+  // Only a stream's name makes a folder: no other text reaches the bucket's keys.
+  if (!ValidateStreamName(stream).ok()) return std::vector<FragmentView>();
   SharedArchiveMetrics& m = Metrics();
   const std::string folder = FolderOf(stream);
   // Keys begin with the arrival, 15 digits: those before |since_ms| sort before this.
@@ -213,6 +216,7 @@ Result<std::vector<FragmentView>> SharedArchive::List(std::string_view stream,
 }
 
 Result<FragmentView> SharedArchive::Read(std::string_view stream, const FragmentView& index) const {
+  if (Status valid = ValidateStreamName(stream); !valid.ok()) return valid;
   SharedArchiveMetrics& m = Metrics();
   const std::string key = KeyOf(stream, index);
   auto bytes = objects_.Get(key);

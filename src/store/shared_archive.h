@@ -78,7 +78,8 @@ class SharedArchive {
 
   // |stream|'s fragments that arrived at |since_ms| or later, oldest first
   // (by arrival, then number), without frames (codec null). Objects whose
-  // names do not parse are left out. Errors: the object store's.
+  // names do not parse are left out; none for a name no stream may have.
+  // Errors: the object store's.
   Result<std::vector<FragmentView>> List(std::string_view stream, int64_t since_ms) const;
   // Fragment |index| of |stream| (as List gave it) with its frames, read back
   // as the local files are (fragment_file::ReadFragmentBytes). NotFound

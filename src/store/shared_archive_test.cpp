@@ -360,6 +360,11 @@ TEST(ArchivedSource, AnotherNodeReadsTheArchiveAndMergesItsOwnFragments) {
   EXPECT_EQ(latest->frames.size(), 10u);
   EXPECT_EQ(b.source.Fragments("nobody", list).status().reason(), Reason::kStreamNotFound);
   EXPECT_EQ(b.source.LatestFragment("nobody").status().reason(), Reason::kStreamNotFound);
+  // A name no stream may have never reaches the bucket's keys.
+  const int lists_before = bucket.lists();
+  EXPECT_EQ(b.source.Fragments("../cam", list).status().reason(), Reason::kStreamNotFound);
+  EXPECT_EQ(b.source.Fragments("cam/x", list).status().reason(), Reason::kStreamNotFound);
+  EXPECT_EQ(bucket.lists(), lists_before);
 
   // The producer continues on B: B's fragments and A's, one list.
   std::vector<uint64_t> more = PushPersisted(b.store, "cam", clip);
