@@ -48,9 +48,6 @@ int64_t MsSince(Steady::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - start).count();
 }
 
-// A signer HttpClient wants; peers' requests are sent unsigned.
-aws::SigV4 NoSigner() { return aws::SigV4(aws::Credentials{}, "none", "none", SystemClock::Get()); }
-
 // What a peer's error answer says, briefly: its JSON "message", or the start of its body.
 std::string ErrorText(const aws::HttpResponse& r) {
   std::string what;
@@ -304,16 +301,23 @@ struct Cluster::KnownNodes {
   std::map<std::string, std::string> by_url LF_GUARDED_BY(mu);
 };
 
+std::unique_ptr<aws::HttpClient> UnsignedHttpClient(std::chrono::milliseconds timeout,
+                                                    size_t max_body_bytes) {
+  // HttpClient wants a signer; with HttpRequest::sign false it never signs.
+  aws::SigV4 no_signer(aws::Credentials{}, "none", "none", SystemClock::Get());
+  return std::make_unique<aws::HttpClient>(
+      aws::HttpClientOptions{.budget = {.connect_timeout = timeout,
+                                        .attempt_timeout = timeout,
+                                        .deadline = timeout,
+                                        .max_attempts = 1},
+                             .max_body_bytes = max_body_bytes},
+      std::move(no_signer), SystemClock::Get());
+}
+
 Cluster::Cluster(ClusterOptions options, asio::io_context& ioc)
     : options_(std::move(options)),
       ioc_(ioc),
-      client_(std::make_unique<aws::HttpClient>(
-          aws::HttpClientOptions{.budget = {.connect_timeout = options_.timeout,
-                                            .attempt_timeout = options_.timeout,
-                                            .deadline = options_.timeout,
-                                            .max_attempts = 1},
-                                 .max_body_bytes = 64u << 20},
-          NoSigner(), SystemClock::Get())),
+      client_(UnsignedHttpClient(options_.timeout, 64u << 20)),
       known_(std::make_shared<KnownNodes>()),
       pool_(std::max<size_t>(1, options_.threads), options_.max_queued) {}
 

@@ -62,6 +62,11 @@ Result<PeerSpec> ParsePeer(std::string_view text);
 // |url| as peers are compared: scheme and host in lower case, no trailing '/'.
 std::string NormalizedPeerUrl(std::string_view url);
 
+// A client for other nodes (and the router in front of them): requests sent
+// unsigned, one try each, the whole of it within |timeout|, bodies up to |max_body_bytes|.
+std::unique_ptr<aws::HttpClient> UnsignedHttpClient(std::chrono::milliseconds timeout,
+                                                    size_t max_body_bytes);
+
 // What one peer answered to its fanned-out listing.
 struct PeerAnswer {
   std::string url;   // the peer asked (for dns:// entries, the address's URL)

@@ -5,30 +5,16 @@
 #include <utility>
 
 #include "aws/http_client.h"
-#include "core/clock.h"
 #include "http/cluster.h"
 
 namespace lastframe::http {
-
-namespace {
-
-// Probes are plain GETs to a router: nothing is signed.
-aws::SigV4 NoSigner() { return aws::SigV4(aws::Credentials{}, "none", "none", SystemClock::Get()); }
-
-}  // namespace
 
 PullRouting::PullRouting(PullRoutingOptions options, std::vector<ingest::PullOptions> cameras,
                          ingest::PullSources& sources)
     : options_(std::move(options)),
       cameras_(std::move(cameras)),
       sources_(sources),
-      client_(std::make_unique<aws::HttpClient>(
-          aws::HttpClientOptions{.budget = {.connect_timeout = options_.timeout,
-                                            .attempt_timeout = options_.timeout,
-                                            .deadline = options_.timeout,
-                                            .max_attempts = 1},
-                                 .max_body_bytes = 64u << 10},
-          NoSigner(), SystemClock::Get())) {}
+      client_(UnsignedHttpClient(options_.timeout, 64u << 10)) {}
 
 PullRouting::~PullRouting() { Stop(); }
 

@@ -35,10 +35,7 @@ std::vector<std::string> ArchiveArgs(const S3rver& s3, const std::string& secret
 }
 
 std::vector<std::string> PersistedNumbers(const HttpResult& push) {
-  std::vector<std::string> out;
-  for (const json& ack : Acks(push.body))
-    if (ack["EventType"] == "PERSISTED") out.push_back(ack["FragmentNumber"].get<std::string>());
-  return out;
+  return PersistedFragments(push.body);
 }
 
 std::vector<std::string> ListedNumbers(uint16_t port, const std::string& stream) {
@@ -84,21 +81,8 @@ int FramesIn(const std::string& path) {
   return std::atoi(out.substr(out.rfind('\n') + 1).c_str());
 }
 
-// A Kinesis Video call, signed as the SDKs sign it (kvs_test.cpp has the same).
 HttpResult KvsCall(uint16_t port, const std::string& op, const std::string& body) {
-  const SystemClock& clock = SystemClock::Get();
-  int64_t now = clock.NowMs();
-  aws::SigV4 signer({kAccessKey, Secret(kSecretKey), ""}, "us-east-1", "kinesisvideo", clock);
-  aws::CanonicalRequest req;
-  req.method = "POST";
-  req.path = "/" + op;
-  req.payload_hash = aws::Sha256Hex(body);
-  std::map<std::string, std::string> headers = {{"x-amz-date", FormatAmzDate(now)},
-                                                {"content-type", "application/json"}};
-  req.headers = {{"host", "127.0.0.1:" + std::to_string(port)}};
-  for (const auto& [k, v] : headers) req.headers.emplace_back(k, v);
-  headers["Authorization"] = signer.Authorization(req, now);
-  return HttpRequest(port, "POST", "/" + op, body, headers);
+  return SignedKvsCall(port, op, body, kAccessKey, kSecretKey);
 }
 
 TEST(SharedArchive, PersistedFragmentsOutliveTheirNodeOnAnother) {

@@ -14,10 +14,8 @@ namespace {
 using nlohmann::json;
 
 std::set<std::string> PersistedNumbers(const HttpResult& push) {
-  std::set<std::string> out;
-  for (const json& ack : Acks(push.body))
-    if (ack["EventType"] == "PERSISTED") out.insert(ack["FragmentNumber"].get<std::string>());
-  return out;
+  std::vector<std::string> persisted = PersistedFragments(push.body);
+  return {persisted.begin(), persisted.end()};
 }
 
 std::set<std::string> ListedNumbers(uint16_t port, const std::string& stream) {

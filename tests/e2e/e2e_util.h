@@ -6,10 +6,16 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "aws/sigv4.h"
+#include "core/clock.h"
+#include "core/secret.h"
+#include "core/time_format.h"
 #include "support/http_client.h"
 #include "support/media_check.h"
 #include "support/process.h"
@@ -123,6 +129,14 @@ inline std::vector<nlohmann::json> Acks(const std::string& body) {
   return out;
 }
 
+// The fragment numbers PERSISTED in a PutMedia answer's acks, in order.
+inline std::vector<std::string> PersistedFragments(const std::string& body) {
+  std::vector<std::string> out;
+  for (const nlohmann::json& ack : Acks(body))
+    if (ack.value("EventType", "") == "PERSISTED") out.push_back(ack["FragmentNumber"]);
+  return out;
+}
+
 // A clip made by ffmpeg: testsrc2 |seconds| long, H.264 GOP |gop|, no B-frames.
 inline std::string TestClip(const TempDir& dir, const std::string& name, int w, int h, int fps,
                             double seconds, int gop) {
@@ -132,6 +146,26 @@ inline std::string TestClip(const TempDir& dir, const std::string& name, int w, 
                        ":rate=" + std::to_string(fps),
                    "-t", std::to_string(seconds), "-c:v", "libx264", "-g", std::to_string(gop),
                    "-bf", "0", "-sc_threshold", "0", "-pix_fmt", "yuv420p"});
+}
+
+// A Kinesis Video call, POST /<operation> with a JSON body to 127.0.0.1:|port|,
+// signed with |access_key|/|secret| in its Authorization header as the SDKs
+// sign it (the body's hash signed, not sent).
+inline HttpResult SignedKvsCall(uint16_t port, const std::string& op, const std::string& body,
+                                const std::string& access_key, const std::string& secret) {
+  const SystemClock& clock = SystemClock::Get();
+  int64_t now = clock.NowMs();
+  aws::SigV4 signer({access_key, Secret(secret), ""}, "us-east-1", "kinesisvideo", clock);
+  aws::CanonicalRequest req;
+  req.method = "POST";
+  req.path = "/" + op;
+  req.payload_hash = aws::Sha256Hex(body);
+  std::map<std::string, std::string> headers = {{"x-amz-date", FormatAmzDate(now)},
+                                                {"content-type", "application/json"}};
+  req.headers = {{"host", "127.0.0.1:" + std::to_string(port)}};
+  for (const auto& [k, v] : headers) req.headers.emplace_back(k, v);
+  headers["Authorization"] = signer.Authorization(req, now);
+  return HttpRequest(port, "POST", "/" + op, body, headers);
 }
 
 // Pushes a file in one plain POST (Content-Length), as a batch uploader would.

@@ -135,20 +135,7 @@ class HaproxyClusterTest : public ::testing::Test {
   }
   // A Kinesis Video call through HAProxy, signed with the cluster's key pair.
   HttpResult Kvs(const std::string& op, const json& body) {
-    const SystemClock& clock = SystemClock::Get();
-    const int64_t now = clock.NowMs();
-    const std::string text = body.dump();
-    aws::SigV4 signer({access_key_, Secret(secret_key_), ""}, "us-east-1", "kinesisvideo", clock);
-    aws::CanonicalRequest req;
-    req.method = "POST";
-    req.path = "/" + op;
-    req.payload_hash = aws::Sha256Hex(text);
-    std::map<std::string, std::string> headers = {{"x-amz-date", FormatAmzDate(now)},
-                                                  {"content-type", "application/json"}};
-    req.headers = {{"host", "127.0.0.1:" + std::to_string(port_)}};
-    for (const auto& [h, v] : headers) req.headers.emplace_back(h, v);
-    headers["Authorization"] = signer.Authorization(req, now);
-    return HttpRequest(port_, "POST", "/" + op, text, headers);
+    return SignedKvsCall(port_, op, body.dump(), access_key_, secret_key_);
   }
   // The stream's snapshot through HAProxy, its image fetched from the shared
   // store's signed URL; the node that answered in |node|.
@@ -183,14 +170,6 @@ class HaproxyClusterTest : public ::testing::Test {
   uint16_t port_ = 0;
   bool up_ = false;
 };
-
-// PERSISTED fragment numbers in a PutMedia answer's acks.
-std::set<std::string> PersistedIn(const std::string& body) {
-  std::set<std::string> out;
-  for (const json& ack : Acks(body))
-    if (ack["EventType"] == "PERSISTED") out.insert(ack["FragmentNumber"].get<std::string>());
-  return out;
-}
 
 // A camera's producer restarted in a loop, as the README shows: ffmpeg
 // pushing live through HAProxy; when its connection ends it starts again
@@ -258,7 +237,8 @@ TEST_F(HaproxyClusterTest, RoutesByStreamServesTrueFramesAndSurvivesANodeKilled)
     ASSERT_EQ(r.status, 200) << name << ": " << r.body;
     Pushed& p = pushed[name];
     p.node = r.header("x-lastframe-node");
-    p.persisted = PersistedIn(r.body);
+    const std::vector<std::string> persisted = PersistedFragments(r.body);
+    p.persisted = {persisted.begin(), persisted.end()};
     // (10 + i) frames, a keyframe every 5: every fragment PERSISTED, in the shared store.
     EXPECT_EQ(p.persisted.size(), static_cast<size_t>((10 + i + kGop - 1) / kGop)) << r.body;
     p.frames = DecodeAllFramesWithFfmpeg(clip, kWidth, kHeight);
@@ -346,8 +326,9 @@ TEST_F(HaproxyClusterTest, RoutesByStreamServesTrueFramesAndSurvivesANodeKilled)
   std::atomic<int> checked{0};
   std::mutex failures_mu;
   std::vector<std::string> failures;
-  std::thread checker([&] {
-    for (size_t i = 0; checking; ++i) {
+  // A jthread: an ASSERT that returns early stops and joins it.
+  std::jthread checker([&](std::stop_token stop) {
+    for (size_t i = 0; checking && !stop.stop_requested(); ++i) {
       const std::string& name = others[i % others.size()];
       HttpResult r = HttpGet(port_, "/v1/streams/" + name + "/snapshot");
       ++checked;
@@ -366,18 +347,22 @@ TEST_F(HaproxyClusterTest, RoutesByStreamServesTrueFramesAndSurvivesANodeKilled)
   // reconnection (whose first frame is a keyframe).
   for (size_t i = 0; i < moved.size(); ++i) {
     const std::string& name = moved[i];
-    std::string node;
-    ASSERT_TRUE(Eventually(
+    std::string node, last;
+    const bool live = Eventually(
         [&] {
           HttpResult info = HttpGet(port_, "/v1/streams/" + name);
+          last = std::to_string(info.status) + " " + info.body;
           if (info.status != 200) return false;
           json j = JsonOf(info);
           node = j["node"];
-          return node != victim && j["producer_connected"] == true && j["state"] == "live" &&
-                 Snapshot(name).status == 200;
+          if (node == victim || j["producer_connected"] != true || j["state"] != "live")
+            return false;
+          HttpResult snap = Snapshot(name);
+          last += "; snapshot " + std::to_string(snap.status) + " " + snap.body;
+          return snap.status == 200;
         },
-        seconds(20)))
-        << name;
+        seconds(20));
+    ASSERT_TRUE(live) << name << ": " << last << " (" << producers[i]->starts() << " starts)";
     const double since_reconnect = MsSince(producers[i]->last_start());
     const double since_kill = MsSince(killed_at);
     std::cerr << name << ": live on " << node << " " << since_kill << " ms after the kill, "

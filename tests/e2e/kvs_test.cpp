@@ -33,24 +33,10 @@ constexpr int kFrames = kFps * kSeconds, kFragments = kSeconds * kFps / kGop;
 // send timestamps as whole epoch seconds, so ranges line up with fragments.
 int64_t ClipStartSeconds() { return SystemClock::Get().NowMs() / 1000 - 60; }
 
-// A Kinesis Video call, POST /<operation> with a JSON body, signed by our
-// signer (with |secret|) in its Authorization header as the SDKs sign it (the
-// body's hash signed, not sent).
+// A Kinesis Video call signed by our signer with the test key pair (|secret| may differ).
 HttpResult KvsCall(uint16_t port, const std::string& op, const std::string& body,
                    const std::string& secret = kSecretKey) {
-  const SystemClock& clock = SystemClock::Get();
-  int64_t now = clock.NowMs();
-  aws::SigV4 signer({kAccessKey, Secret(secret), ""}, "us-east-1", "kinesisvideo", clock);
-  aws::CanonicalRequest req;
-  req.method = "POST";
-  req.path = "/" + op;
-  req.payload_hash = aws::Sha256Hex(body);
-  std::map<std::string, std::string> headers = {{"x-amz-date", FormatAmzDate(now)},
-                                                {"content-type", "application/json"}};
-  req.headers = {{"host", "127.0.0.1:" + std::to_string(port)}};
-  for (const auto& [k, v] : headers) req.headers.emplace_back(k, v);
-  headers["Authorization"] = signer.Authorization(req, now);
-  return HttpRequest(port, "POST", "/" + op, body, headers);
+  return SignedKvsCall(port, op, body, kAccessKey, secret);
 }
 
 // Kinesis Video's error shape: the status, x-amzn-ErrorType, {"message": ...}.
@@ -91,13 +77,7 @@ HttpResult PutMedia(uint16_t port, const std::string& stream, const std::string&
   return HttpRequest(port, "POST", "/putMedia", bytes, headers);
 }
 
-// The fragment numbers PERSISTED in a PutMedia answer, in order.
-std::vector<std::string> Persisted(const HttpResult& r) {
-  std::vector<std::string> out;
-  for (const json& ack : Acks(r.body))
-    if (ack.value("EventType", "") == "PERSISTED") out.push_back(ack["FragmentNumber"]);
-  return out;
-}
+std::vector<std::string> Persisted(const HttpResult& r) { return PersistedFragments(r.body); }
 
 struct Probe {
   std::string codec;

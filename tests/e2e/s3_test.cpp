@@ -24,14 +24,15 @@
 #include "objects/local_store.h"
 #include "objects/s3_store.h"
 #include "support/aws_chunked_encoder.h"
+#include "support/s3rver.h"
 
 namespace lastframe::testing {
 namespace {
 
 using nlohmann::json;
 
-const char* kS3Key = "S3RVERTESTKEY";
-const char* kS3Secret = "s3rver-test-secret";
+const char* kS3Key = kS3rverKey;  // support/s3rver.h's S3rver takes this pair only
+const char* kS3Secret = kS3rverSecret;
 
 std::string SourceDir() { return LASTFRAME_SOURCE_DIR; }
 
@@ -58,40 +59,6 @@ std::vector<std::string> SortedParams(const std::string& url) {
   std::sort(out.begin(), out.end());
   return out;
 }
-
-// @20minutes/s3rver behind tests/s3rver/server.js, on a free loopback port.
-class S3rver {
- public:
-  S3rver(const TempDir& dir, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {"node",         SourceDir() + "/tests/s3rver/server.js",
-                                     "--port",       "0",
-                                     "--dir",        dir.file("s3rver"),
-                                     "--bucket",     "snaps",
-                                     "--access-key", kS3Key,
-                                     "--secret-key", kS3Secret};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process_ = std::make_unique<Process>(argv);
-    const std::string ready = "s3rver listening on http://127.0.0.1:";
-    std::string line = process_->WaitForLine(ready, std::chrono::seconds(60));
-    EXPECT_FALSE(line.empty()) << process_->Output();
-    if (!line.empty())
-      port_ = static_cast<uint16_t>(std::stoi(line.substr(line.find(ready) + ready.size())));
-  }
-  ~S3rver() { Stop(); }
-  void Stop() {
-    if (process_->running()) {
-      process_->Signal(SIGTERM);
-      process_->Wait();
-    }
-  }
-  uint16_t port() const { return port_; }
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string Output() { return process_->Output(); }
-
- private:
-  std::unique_ptr<Process> process_;
-  uint16_t port_ = 0;
-};
 
 objects::S3StoreOptions StoreOptions(const std::string& endpoint, const std::string& bucket,
                                      const std::string& key, const std::string& secret) {
