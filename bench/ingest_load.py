@@ -204,6 +204,53 @@ class Server:
         self.log.close()
 
 
+class ArchiveStore:
+    """--archive-store: a second lastframe used only for its embedded S3 store, the shared store
+    of deploy/local-cluster.sh; the measured node archives every fragment to it."""
+
+    def __init__(self, binary, data_dir):
+        os.makedirs(data_dir)
+        self.port = free_ports(1)[0]
+        self.access_key, self.secret_key = "LFBENCHARCHIVE0000", "bench-archive-secret-key"
+        env = dict(os.environ, LASTFRAME_ACCESS_KEY=self.access_key,
+                   LASTFRAME_SECRET_KEY=self.secret_key)
+        self.log = open(os.path.join(data_dir, "store.log"), "w")
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", data_dir,
+             "--node-id", "store", "--bucket", "lastframe", "--auth", "off"],
+            env=env, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while True:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                c.request("GET", "/healthz")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline or self.proc.poll() is not None:
+                self.kill()
+                raise SystemExit(f"the archive store did not start: see {self.log.name}")
+            time.sleep(0.05)
+        self.cpu_start = proc_sample(self.proc.pid)[0]
+
+    def server_args(self):
+        return ["--archive", "s3://lastframe/archive", "--s3-endpoint",
+                f"http://127.0.0.1:{self.port}", "--s3-addressing", "path", "--s3-region",
+                "us-east-1", "--s3-access-key", self.access_key, "--s3-secret-key",
+                self.secret_key]
+
+    def cpu_s(self):
+        sample = proc_sample(self.proc.pid)
+        return None if sample is None else round(sample[0] - self.cpu_start, 1)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+        self.log.close()
+
+
 def looks(server, streams, start, end, repeats=3):
     """First looks at |streams| (never looked at before), spread over [start, end] (monotonic),
     each followed by |repeats| repeat looks of the same stream, on one kept-alive connection."""
@@ -254,7 +301,14 @@ def generate(args, clip, seconds, producers, target, out_json, stagger):
 
 
 def run_lastframe(args, work, clip):
-    server = Server(args.bin, os.path.join(work, "data"), args.server_arg)
+    store = ArchiveStore(args.bin, os.path.join(work, "store")) if args.archive_store else None
+    server_args = args.server_arg + (store.server_args() if store else [])
+    try:
+        server = Server(args.bin, os.path.join(work, "data"), server_args)
+    except BaseException:
+        if store:
+            store.kill()
+        raise
     try:
         sampler = Sampler(lambda: [server.proc.pid], server.syncs)
         sampler.start()
@@ -281,10 +335,14 @@ def run_lastframe(args, work, clip):
         s = sampler.summary(t0 + steady_start(args.stagger, args.seconds), t_end)
         fragments = sum(f.endswith(".mkv") for _, _, fs in
                         os.walk(os.path.join(work, "data", "fragments")) for f in fs)
+        store_cpu_s = store.cpu_s() if store else None
     finally:
         server.kill()
+        if store:
+            store.kill()
     return {
         "binary": args.bin, "server_args": args.server_arg, "server_alive_at_end": alive,
+        "archive_store": bool(store), "archive_store_cpu_s": store_cpu_s,
         "producers": args.producers, "seconds": args.seconds, "stagger_s": args.stagger,
         "server": s, "generator": g, "fragment_files_at_end": fragments,
         "looks": {"first_p50_ms": pct(seen["first_ms"], 0.5),
@@ -450,6 +508,7 @@ bench/ingest_load.py --producers 500 --seconds 300 --sink-ref 500   # issue 14's
 bench/ingest_load.py --producers 1000 --seconds 60
 bench/ingest_load.py --bin /path/to/lastframe-before/lastframe ...   # the same, before the change
 bench/ingest_load.py --producers 100 --seconds 40 --server-arg=--no-persist   # a flag's cost
+bench/ingest_load.py --producers 200 --seconds 60 --archive-store   # the shared archive (issue 15)
 ```
 
 What each run does and measures:
@@ -487,6 +546,10 @@ What each run does and measures:
   which counts shared libraries once); `--sink-ref K`, K streams into `bench/epoll_sink.c`, which
   only receives, appends each connection's bytes to a file and fsyncs every file every 2 s:
   the floor.
+- **`--archive-store`**: a second lastframe runs as the shared S3 store (its embedded store, as
+  `deploy/local-cluster.sh` runs it) and the server archives every fragment to it (`--archive`):
+  PERSISTED then waits for the upload. The store's CPU is reported apart (seconds over the run),
+  not in the table's row.
 - Results: a JSON file (`build/bench/ingest_load-N<N>.json`: every figure, per-second CPU and
   RSS timelines) and the table rows on standard output. `--quick` (5 producers for 6 s, tiny
   references) is run by `bench/run.py --quick` and fails unless every producer got RECEIVED and
@@ -503,6 +566,10 @@ a thread per producer and every retained fragment in memory; the commands are th
 | now | **500, 5 min** | **46%** | **12** | **302 / 301** | 80.7 | 201 / 208 | 220 / 253 | **27.6 / 45.0** | **0.67** | 0 | 0 of 74600 | 0 |
 | now | 1000, 60 s | 97% | 12 | 522 / 498 | 85.8 | 201 / 211 | 232 / 359 | 44.7 / 105.7 | 0.84 | 0 | 0 of 29200 | 0 |
 | now, `--no-persist` | 500, 60 s | 27% | 9 | 868 / 866 | - | 201 / 204 | 201 / 205 | 22.0 / 34.1 | 0.52 | 0 | 0 of 14600 | 0 |
+| now, `--archive-store` | 200, 60 s | 42% | 32 | 190 / 187 | 78.6 | 202 / 254 | 233 / 397 | 30.6 / 61.0 | 0.71 | 0 | 0 of 5840 | 0 |
+| now, the same run without it | 200, 60 s | 28% | 12 | 184 / 182 | 79.8 | 201 / 206 | 227 / 239 | 28.1 / 51.1 | 0.55 | 0 | 0 of 5840 | 0 |
+| now, `--archive-store` | 350, 60 s | 66% | 32 | 260 / 254 | 66.9 | 202 / 225 | 238 / 554 | 38.4 / 69.6 | 0.85 | 0 | 0 of 10220 | 0 |
+| now, `--archive-store` | 500, 60 s | 99% | 32 | 1030 / 875 | 9.7 | 204 / 582 | 2749 / 8118 | 121.5 / 240.8 | 5.15 | 580 | 580 of 14600 | 0 |
 | before | 100, 40 s | 73% | 108 | 554 / 550 | n/a | 216 / 231 | 219 / 236 | 25.8 / 54.6 | 0.63 | 0 | 0 of 1920 | 0 |
 | before | 200, 40 s | 126% | 208 | 1004 / 994 | n/a | 215 / 326 | 219 / 338 | 42.8 / 75.0 | 1.71 | 0 | 0 of 3840 | 0 |
 | before | 500, 60 s | 169% | 508 | 1695 / 1491 | n/a | 22447 / 44612 | 22453 / 44617 | 114.2 / 176.8 | 49.39 | 0 | 5225 of 11958 | 368 |
@@ -521,6 +588,17 @@ it, p50); PERSISTED ~20 ms later (the group commit's wait). `--no-persist` keeps
 (`--memory-retention`) of every stream in memory: 500 streams x 10 s x ~110 KB/s is ~550 MB of
 frames, flat from the 20th second on. The "before" server at 500 fell 22 s behind, dropped 368
 producers and left 5,225 fragments without PERSISTED.
+
+**The shared archive** (`--archive`, issue 15; 2026-12-01, commit 2bd68ff with
+`--archive-store`, one run each, the store on this same 2-core machine): each fragment is also
+uploaded (16 upload threads, one PUT of ~55 KB each) before its PERSISTED. At 200 producers
+that costs the node 14 points of a core (42% against 28% in the same run without it; 20 more
+threads) and the store ~23% of a core (14.9 s of CPU), and PERSISTED p99 grows from 239 to 397
+ms. At 350 the node takes 66% and the store ~35% (22.4 s): one of the two cores, every fragment
+PERSISTED, p99 554 ms. At 500 the machine, running node, store and producers, is saturated:
+uploads fall behind, the disk queue fills (128 MiB) and 580 fragments (4%) get `ARCHIVAL_ERROR`
+instead of PERSISTED. So a 2-core node archiving to a store on another machine takes ~350
+cameras; without the archive it takes 500 (above).
 
 What took 500 producers from 171% of a core (the event-driven ingest and writer pool of the
 previous stop, 60 s runs) to 46%, each step measured with `perf` and this harness (35-60 s runs,
@@ -579,6 +657,9 @@ def main():
                     help="length of each reference run (default --seconds)")
     ap.add_argument("--server-arg", action="append", default=[],
                     help="an extra server flag, e.g. --server-arg=--no-persist (repeatable)")
+    ap.add_argument("--archive-store", action="store_true",
+                    help="archive every fragment (--archive) to a second lastframe's embedded "
+                         "S3 store, as deploy/local-cluster.sh does; PERSISTED then waits for it")
     ap.add_argument("--json", help="where to write the results (default "
                                    "build/bench/ingest_load-N<producers>.json)")
     ap.add_argument("--quick", action="store_true",
@@ -638,6 +719,9 @@ def main():
           f"producer; generator CPU {g['generator_cpu_s']:.1f} s; "
           f"{result['lastframe']['fragment_files_at_end']} fragment files at the end; "
           f"{result['wall_s']} s in all; results in {out}")
+    if result["lastframe"]["archive_store"]:
+        print(f"archive store (a process of its own, not in the table): "
+              f"{result['lastframe']['archive_store_cpu_s']} s of CPU")
     for p in result["problems"]:
         print(f"ingest_load.py: problem: {p}", file=sys.stderr)
     if args.quick and result["problems"]:
